@@ -1,0 +1,110 @@
+// Passdb and Userdb interfaces, and the driver registry. A backend answers
+// with a value, never an exception: the outcome enum says what happened, and
+// only the backend decides what is a temporary failure.
+//
+// Threading: every call runs on the event loop; a backend must not block it
+// (costly work goes through Services::pool, I/O through asynchronous APIs).
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/request_info.hpp"
+#include "config/section.hpp"
+#include "protocol/auth_client.hpp"
+#include "util/blocking_pool.hpp"
+#include "util/result.hpp"
+#include "util/secret.hpp"
+
+namespace postern::backend {
+
+using Fields = protocol::Fields;
+
+enum class PassStatus {
+    Ok,
+    Mismatch,           // wrong password
+    UnknownUser,
+    Disabled,           // account exists but may not log in
+    Expired,
+    SchemeUnavailable,  // cannot supply credentials in the requested form
+    TempFail,           // backend unavailable or broken; never reported as a wrong password
+};
+std::string_view to_string(PassStatus s);
+
+struct PassResult {
+    PassStatus status = PassStatus::TempFail;
+    std::string user;    // canonical user name when known
+    Fields extra;        // passdb extra fields (non-internal ones go to the client)
+    Fields userdb;       // prefetched userdb fields (userdb_* with the prefix removed)
+    std::string detail;  // operator log text (no secrets)
+};
+
+struct CredResult {
+    PassStatus status = PassStatus::TempFail;
+    std::string user;
+    Secret credentials;  // raw, in the requested scheme
+    Fields extra;
+    Fields userdb;
+    std::string detail;
+};
+
+enum class UserStatus { Found, NotFound, TempFail };
+
+struct UserResult {
+    UserStatus status = UserStatus::TempFail;
+    std::string user;
+    Fields fields;
+    std::string detail;
+};
+
+class Passdb {
+public:
+    virtual ~Passdb() = default;
+    virtual std::string_view driver() const = 0;
+    virtual asio::awaitable<PassResult> verify_plain(auth::RequestPtr request, Secret password) = 0;
+    virtual asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr request, std::string scheme);
+    virtual bool can_lookup_credentials() const { return false; }
+    // Forget cached data (SIGHUP).
+    virtual void invalidate() {}
+};
+
+class Userdb {
+public:
+    virtual ~Userdb() = default;
+    virtual std::string_view driver() const = 0;
+    virtual asio::awaitable<UserResult> lookup_user(auth::RequestPtr request) = 0;
+    virtual void invalidate() {}
+};
+
+// What factories get from the daemon.
+struct Services {
+    asio::any_io_executor executor;
+    BlockingPool* pool = nullptr;
+};
+
+// Factories read their settings from the section (throwing config::ConfigError
+// for bad settings) and must not connect or open files eagerly in a way that
+// fails the start-up when a backend is merely unavailable.
+using PassdbFactory = std::function<std::unique_ptr<Passdb>(const config::Section&, Services&)>;
+using UserdbFactory = std::function<std::unique_ptr<Userdb>(const config::Section&, Services&)>;
+
+struct DriverInfo {
+    std::string_view name;
+    PassdbFactory passdb;  // empty: cannot be a passdb
+    UserdbFactory userdb;  // empty: cannot be a userdb
+};
+
+const std::vector<DriverInfo>& drivers();
+const DriverInfo* find_driver(std::string_view name);
+
+// Throws config::ConfigError for unknown drivers or bad settings.
+std::unique_ptr<Passdb> make_passdb(const std::string& driver, const config::Section& s, Services& services);
+std::unique_ptr<Userdb> make_userdb(const std::string& driver, const config::Section& s, Services& services);
+
+}  // namespace postern::backend

@@ -1,0 +1,327 @@
+// passwd-file backend.
+#include "backends/passwd_file/passwd_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include "auth/var_expand.hpp"
+#include "password/scheme.hpp"
+#include "util/log.hpp"
+
+namespace postern::backend {
+namespace passwd_file {
+
+// Re-check the file at most this often: a stat per lookup would be wasted
+// work under load, and admins expect a change to show within a second or so.
+constexpr auto kCheckInterval = std::chrono::seconds(1);
+// A passwd-file larger than this is refused (a mistake, not a user list).
+constexpr long long kMaxFileSize = 1LL << 30;
+
+File::LoadResult File::load(std::string path, Stamp known) {
+    LoadResult r;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        r.changed = true;
+        r.error = std::string("cannot stat: ") + std::strerror(errno);
+        return r;
+    }
+    r.stamp = Stamp{static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec,
+                    static_cast<long long>(st.st_size), static_cast<long long>(st.st_ino)};
+    if (r.stamp == known) return r;  // unchanged
+    r.changed = true;
+    if (st.st_size > kMaxFileSize) {
+        r.error = "file too large";
+        return r;
+    }
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        r.error = std::string("cannot open: ") + std::strerror(errno);
+        return r;
+    }
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            r.error = std::string("cannot read: ") + std::strerror(errno);
+            ::close(fd);
+            return r;
+        }
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    r.table = std::make_shared<const Table>(parse(text));
+    return r;
+}
+
+asio::awaitable<Snapshot> File::get() {
+    // Before the first table exists, wait for a load in progress instead of
+    // answering "unavailable" (the first requests after start-up).
+    for (int i = 0; i < 1000 && loading_ && !table_; ++i) {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!loading_ && now - last_check_ >= kCheckInterval) {
+        loading_ = true;
+        last_check_ = now;
+        // A named job, moved in: g++ 12 mishandles closure temporaries in co_await expressions.
+        auto job = [p = path_, s = stamp_] { return load(p, s); };
+        auto result = co_await run_blocking(*pool_, std::move(job));
+        loading_ = false;
+        if (result && result->changed) {
+            stamp_ = result->stamp;
+            if (result->table) {
+                const bool first = !table_;
+                table_ = result->table;
+                error_.clear();
+                for (const auto& w : table_->warnings)
+                    log::warning("passwd-file {}: line {}: {}", log::safe(path_), w.line, w.message);
+                log::info("passwd-file {}: {} {} users", log::safe(path_), first ? "loaded" : "reloaded",
+                          table_->users.size());
+            } else {
+                if (table_ || error_ != result->error)
+                    log::error("passwd-file {}: {}", log::safe(path_), result->error);
+                table_.reset();
+                error_ = result->error;
+            }
+        } else if (!result) {
+            last_check_ = {};  // pool full: try again on the next lookup
+        }
+    }
+    co_return Snapshot{table_, error_};
+}
+
+std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool) {
+    // Passdb and userdb on the same path share one loaded copy. Start-up only
+    // (called from factories on the loop thread).
+    static std::map<std::string, std::weak_ptr<File>> files;
+    if (auto f = files[path].lock()) return f;
+    auto f = std::make_shared<File>(path, pool);
+    files[path] = f;
+    return f;
+}
+
+}  // namespace passwd_file
+
+namespace {
+
+using passwd_file::Entry;
+
+struct Settings {
+    std::string path;
+    std::string default_scheme = "CRYPT";
+    std::string username_format = "%u";
+};
+
+Settings read_settings(const config::Section& s, bool passdb) {
+    if (passdb) s.reject_unknown({"driver", "path", "default_scheme", "username_format"});
+    else s.reject_unknown({"driver", "path", "username_format"});
+    Settings st;
+    st.path = s.required_string("path");
+    if (st.path.front() != '/') s.error("path", "must be an absolute path");
+    if (passdb) {
+        st.default_scheme = s.string("default_scheme", "CRYPT");
+        if (!password::canonical_name(st.default_scheme)) s.error("default_scheme", "unknown password scheme \"" + st.default_scheme + "\"");
+    }
+    st.username_format = s.string("username_format", "%u");
+    auto probe = auth::expand(st.username_format, [](std::string_view) { return std::optional<std::string>(""); });
+    if (!probe) s.error("username_format", probe.error().message);
+    return st;
+}
+
+std::optional<std::string> lookup_key(const Settings& st, const auth::RequestInfo& req) {
+    if (st.username_format == "%u") return req.user;
+    auto r = auth::expand(st.username_format, [&req](std::string_view n) { return req.var(n); });
+    if (!r) return std::nullopt;
+    return *r;
+}
+
+Fields expand_fields(const Fields& in, const auth::RequestInfo& req) {
+    Fields out;
+    for (const auto& [k, v] : in) {
+        if (v.find('%') == std::string::npos) {
+            out.emplace_back(k, v);
+            continue;
+        }
+        auto r = auth::expand(v, [&req](std::string_view n) { return req.var(n); });
+        out.emplace_back(k, r ? *r : v);
+    }
+    return out;
+}
+
+bool has_field(const Fields& f, std::string_view key) {
+    for (const auto& [k, v] : f)
+        if (k == key) return true;
+    return false;
+}
+
+class PasswdFilePassdb final : public Passdb {
+public:
+    PasswdFilePassdb(Settings st, Services& sv) : st_(std::move(st)), pool_(sv.pool), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
+    std::string_view driver() const override { return "passwd-file"; }
+    bool can_lookup_credentials() const override { return true; }
+    void invalidate() override { file_->invalidate(); }
+
+    asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
+        PassResult r;
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            r.status = PassStatus::TempFail;
+            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            co_return r;
+        }
+        auto key = lookup_key(st_, *req);
+        const Entry* e = nullptr;
+        if (key) {
+            auto it = snap.table->users.find(*key);
+            if (it != snap.table->users.end()) e = &it->second;
+        }
+        if (!e) {
+            r.status = PassStatus::UnknownUser;
+            co_return r;
+        }
+        r.user = req->user;
+        r.extra = expand_fields(e->extra, *req);
+        r.userdb = expand_fields(e->userdb, *req);
+        if (has_field(e->extra, "nopassword")) {
+            r.status = PassStatus::Ok;
+            co_return r;
+        }
+        if (!e->password || e->password->empty()) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "no password in passwd-file entry";
+            co_return r;
+        }
+        password::StoredContext ctx;
+        ctx.default_scheme = st_.default_scheme;
+        ctx.passwd_file_rules = true;
+        ctx.user = req->original_user.empty() ? req->user : req->original_user;
+        password::VerifyOutcome out;
+        if (password::is_costly(*e->password, ctx)) {
+            // The job owns copies of everything it reads.
+            auto job = [stored = *e->password, pw = std::move(password), ctx]() {
+                return password::verify(stored, pw.view(), ctx);
+            };
+            auto done = co_await run_blocking(*pool_, std::move(job));
+            if (!done) {
+                r.status = PassStatus::TempFail;
+                r.detail = "hashing queue is full";
+                co_return r;
+            }
+            out = std::move(*done);
+        } else {
+            out = password::verify(*e->password, password.view(), ctx);
+        }
+        switch (out.verdict) {
+            case password::Verdict::Match: r.status = PassStatus::Ok; break;
+            case password::Verdict::Mismatch: r.status = PassStatus::Mismatch; break;
+            case password::Verdict::Invalid:
+            case password::Verdict::UnknownScheme:
+                r.status = PassStatus::Mismatch;
+                r.detail = out.detail;
+                log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e->line, out.detail);
+                break;
+        }
+        co_return r;
+    }
+
+    asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
+        CredResult r;
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            r.status = PassStatus::TempFail;
+            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            co_return r;
+        }
+        auto key = lookup_key(st_, *req);
+        auto it = key ? snap.table->users.find(*key) : snap.table->users.end();
+        if (it == snap.table->users.end()) {
+            r.status = PassStatus::UnknownUser;
+            co_return r;
+        }
+        const Entry& e = it->second;
+        r.user = req->user;
+        r.extra = expand_fields(e.extra, *req);
+        r.userdb = expand_fields(e.userdb, *req);
+        if (!e.password) {
+            r.status = PassStatus::SchemeUnavailable;
+            co_return r;
+        }
+        password::StoredContext ctx;
+        ctx.default_scheme = st_.default_scheme;
+        ctx.passwd_file_rules = true;
+        ctx.user = req->original_user.empty() ? req->user : req->original_user;
+        auto cred = password::credentials(*e.password, scheme, ctx);
+        if (!cred) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = cred.error().message;
+            co_return r;
+        }
+        r.status = PassStatus::Ok;
+        r.credentials = Secret(std::move(*cred));
+        co_return r;
+    }
+
+private:
+    Settings st_;
+    BlockingPool* pool_;
+    std::shared_ptr<passwd_file::File> file_;
+};
+
+class PasswdFileUserdb final : public Userdb {
+public:
+    PasswdFileUserdb(Settings st, Services& sv) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
+    std::string_view driver() const override { return "passwd-file"; }
+    void invalidate() override { file_->invalidate(); }
+
+    asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
+        UserResult r;
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            r.status = UserStatus::TempFail;
+            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            co_return r;
+        }
+        auto key = lookup_key(st_, *req);
+        auto it = key ? snap.table->users.find(*key) : snap.table->users.end();
+        if (it == snap.table->users.end()) {
+            r.status = UserStatus::NotFound;
+            co_return r;
+        }
+        const Entry& e = it->second;
+        r.status = UserStatus::Found;
+        r.user = req->user;
+        if (!e.uid.empty()) r.fields.emplace_back("uid", e.uid);
+        if (!e.gid.empty()) r.fields.emplace_back("gid", e.gid);
+        if (!e.home.empty()) r.fields.emplace_back("home", e.home);
+        for (auto& f : expand_fields(e.userdb, *req)) r.fields.push_back(std::move(f));
+        co_return r;
+    }
+
+private:
+    Settings st_;
+    std::shared_ptr<passwd_file::File> file_;
+};
+
+}  // namespace
+
+std::unique_ptr<Passdb> make_passwd_file_passdb(const config::Section& s, Services& services) {
+    return std::make_unique<PasswdFilePassdb>(read_settings(s, true), services);
+}
+
+std::unique_ptr<Userdb> make_passwd_file_userdb(const config::Section& s, Services& services) {
+    return std::make_unique<PasswdFileUserdb>(read_settings(s, false), services);
+}
+
+}  // namespace postern::backend

@@ -1,0 +1,60 @@
+// passwd-file passdb and userdb: Dovecot's passwd-file, re-read when its
+// mtime, size or inode change (checked at most once per second, parsed on the
+// blocking pool, swapped in on the loop; lookups never wait for a re-read
+// once a table exists).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "backends/backend.hpp"
+#include "backends/passwd_file/parser.hpp"
+
+namespace postern::backend {
+
+std::unique_ptr<Passdb> make_passwd_file_passdb(const config::Section& s, Services& services);
+std::unique_ptr<Userdb> make_passwd_file_userdb(const config::Section& s, Services& services);
+
+namespace passwd_file {
+
+struct Snapshot {
+    std::shared_ptr<const Table> table;  // null: the file could not be read
+    std::string error;                   // why, when table is null
+};
+
+// One loaded file; shared by the passdb and userdb configured on the same path.
+class File {
+public:
+    File(std::string path, BlockingPool* pool) : path_(std::move(path)), pool_(pool) {}
+    // The current table, re-reading first if the file changed.
+    asio::awaitable<Snapshot> get();
+    const std::string& path() const { return path_; }
+    void invalidate() { last_check_ = {}; }
+
+private:
+    struct Stamp {
+        long long mtime_ns = -1, size = -1, ino = -1;
+        bool operator==(const Stamp&) const = default;
+    };
+    struct LoadResult {
+        bool changed = false;
+        Stamp stamp;
+        std::shared_ptr<const Table> table;
+        std::string error;
+    };
+    static LoadResult load(std::string path, Stamp known);
+
+    std::string path_;
+    BlockingPool* pool_;
+    std::shared_ptr<const Table> table_;
+    std::string error_ = "not loaded yet";
+    Stamp stamp_;
+    std::chrono::steady_clock::time_point last_check_{};
+    bool loading_ = false;
+};
+
+std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool);
+
+}  // namespace passwd_file
+}  // namespace postern::backend

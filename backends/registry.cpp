@@ -1,0 +1,54 @@
+// The driver registry: one row per backend driver.
+#include "backends/backend.hpp"
+#include "backends/passwd_file/passwd_file.hpp"
+
+namespace postern::backend {
+
+std::string_view to_string(PassStatus s) {
+    switch (s) {
+        case PassStatus::Ok: return "ok";
+        case PassStatus::Mismatch: return "password_mismatch";
+        case PassStatus::UnknownUser: return "unknown_user";
+        case PassStatus::Disabled: return "user_disabled";
+        case PassStatus::Expired: return "pass_expired";
+        case PassStatus::SchemeUnavailable: return "scheme_unavailable";
+        case PassStatus::TempFail: return "temp_fail";
+    }
+    return "?";
+}
+
+asio::awaitable<CredResult> Passdb::lookup_credentials(auth::RequestPtr, std::string) {
+    CredResult r;
+    r.status = PassStatus::SchemeUnavailable;
+    r.detail = "this passdb cannot look up credentials";
+    co_return r;
+}
+
+const std::vector<DriverInfo>& drivers() {
+    static const std::vector<DriverInfo> rows = {
+        {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb},
+    };
+    return rows;
+}
+
+const DriverInfo* find_driver(std::string_view name) {
+    for (const auto& d : drivers())
+        if (d.name == name) return &d;
+    return nullptr;
+}
+
+std::unique_ptr<Passdb> make_passdb(const std::string& driver, const config::Section& s, Services& services) {
+    const auto* d = find_driver(driver);
+    if (!d) s.error("driver", "unknown driver \"" + driver + "\"");
+    if (!d->passdb) s.error("driver", "driver \"" + driver + "\" cannot be a passdb");
+    return d->passdb(s, services);
+}
+
+std::unique_ptr<Userdb> make_userdb(const std::string& driver, const config::Section& s, Services& services) {
+    const auto* d = find_driver(driver);
+    if (!d) s.error("driver", "unknown driver \"" + driver + "\"");
+    if (!d->userdb) s.error("driver", "driver \"" + driver + "\" cannot be a userdb");
+    return d->userdb(s, services);
+}
+
+}  // namespace postern::backend

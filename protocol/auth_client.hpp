@@ -1,0 +1,86 @@
+// Auth-client protocol, server side (shared reference auth-protocol.md §3):
+// parsing of client lines (VERSION, CPID, AUTH, CONT, CANCEL) into commands,
+// and formatting of the handshake and replies. Sans-I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace postern::protocol {
+
+// Dovecot's client socket input limit; a longer line closes the connection.
+inline constexpr std::size_t kAuthClientMaxLine = 16384;
+// Replies are kept under what Exim (8192) and Dovecot's master client read.
+inline constexpr std::size_t kMaxReplyLine = 8000;
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// Request parameters that travel on AUTH (and on auth-master commands).
+// Unknown parameters are kept in `extra` and otherwise ignored.
+struct RequestParams {
+    std::string service;
+    std::string lip, rip, real_lip, real_rip;  // as sent; may be empty or not an IP
+    std::string lport, rport, real_lport, real_rport;
+    std::string local_name, session, client_id, cert_username;
+    bool secured = false;
+    std::string secured_value;  // "tls", "" ...
+    bool valid_client_cert = false;
+    bool no_penalty = false;
+    bool nologin = false;
+    bool debug = false;
+    bool final_resp_ok = false;
+    Fields extra;
+};
+
+struct VersionCmd {
+    unsigned long major = 0, minor = 0;
+};
+struct CpidCmd {
+    unsigned long pid = 0;
+};
+struct AuthCmd {
+    std::uint32_t id = 0;
+    std::string mechanism;
+    RequestParams params;
+    // The resp= value (base64 text) if present. Whether an empty one means
+    // "no initial response" depends on the client's minor version.
+    std::optional<std::string> resp;
+};
+struct ContCmd {
+    std::uint32_t id = 0;
+    std::string data;  // base64 text
+};
+struct CancelCmd {
+    std::uint32_t id = 0;
+};
+
+// A line the server must answer by closing the connection ("BUG: ..." in
+// Dovecot's words). `message` is for the operator log.
+struct ProtocolViolation {
+    std::string message;
+};
+
+using ClientCommand = std::variant<VersionCmd, CpidCmd, AuthCmd, ContCmd, CancelCmd, ProtocolViolation>;
+
+ClientCommand parse_client_line(std::string_view line);
+
+// Applies one key[=value] parameter to params (shared with auth-master).
+void apply_param(RequestParams& params, std::string_view key, std::string_view value, bool has_value);
+
+struct MechAdvert {
+    std::string name;
+    std::vector<std::string> flags;
+};
+
+std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long spid, unsigned long cuid,
+                             std::string_view cookie_hex);
+std::string format_cont(std::uint32_t id, std::string_view base64_data);
+std::string format_ok(std::uint32_t id, std::string_view user, const Fields& fields);
+std::string format_fail(std::uint32_t id, const Fields& fields);
+
+}  // namespace postern::protocol

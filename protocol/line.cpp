@@ -1,0 +1,96 @@
+// Line framing and TAB escaping for Dovecot's line protocols.
+#include "protocol/line.hpp"
+
+#include <charconv>
+
+namespace postern::protocol {
+
+std::string tab_escape(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        switch (c) {
+            case '\0': out += "\x01" "0"; break;
+            case '\x01': out += "\x01" "1"; break;
+            case '\t': out += "\x01" "t"; break;
+            case '\r': out += "\x01" "r"; break;
+            case '\n': out += "\x01" "n"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+std::string tab_unescape(std::string_view field) {
+    std::string out;
+    out.reserve(field.size());
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] != '\x01') {
+            out += field[i];
+            continue;
+        }
+        if (i + 1 == field.size()) break;  // a lone trailing 0x01 is dropped
+        const char e = field[++i];
+        switch (e) {
+            case '0': out += '\0'; break;
+            case '1': out += '\x01'; break;
+            case 't': out += '\t'; break;
+            case 'r': out += '\r'; break;
+            case 'n': out += '\n'; break;
+            default: out += e;
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> split_fields(std::string_view line) {
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t tab = line.find('\t', start);
+        if (tab == std::string_view::npos) {
+            fields.push_back(tab_unescape(line.substr(start)));
+            break;
+        }
+        fields.push_back(tab_unescape(line.substr(start, tab - start)));
+        start = tab + 1;
+    }
+    return fields;
+}
+
+std::optional<std::string> LineBuffer::next_line() {
+    const std::size_t lf = buf_.find('\n', pos_);
+    if (lf == std::string::npos) {
+        // Compact so the buffer does not grow with consumed lines.
+        if (pos_ > 0) {
+            buf_.erase(0, pos_);
+            pos_ = 0;
+        }
+        return std::nullopt;
+    }
+    std::size_t end = lf;
+    if (end > pos_ && buf_[end - 1] == '\r') --end;
+    std::string line = buf_.substr(pos_, end - pos_);
+    pos_ = lf + 1;
+    if (pos_ == buf_.size()) {
+        buf_.clear();
+        pos_ = 0;
+    }
+    return line;
+}
+
+bool LineBuffer::overflowed() const {
+    const std::size_t lf = buf_.find('\n', pos_);
+    const std::size_t len = (lf == std::string::npos ? buf_.size() : lf) - pos_;
+    return len > max_line_;
+}
+
+std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max) {
+    if (text.empty() || text.size() > 20) return std::nullopt;
+    unsigned long v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size() || v > max) return std::nullopt;
+    return v;
+}
+
+}  // namespace postern::protocol

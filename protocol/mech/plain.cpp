@@ -1,0 +1,50 @@
+// SASL PLAIN (RFC 4616): message = [authzid] NUL authcid NUL passwd.
+#include "protocol/mech/mechanism.hpp"
+
+namespace postern::mech {
+namespace {
+
+class Plain final : public Mechanism {
+public:
+    Step start(std::optional<std::string> initial) override {
+        if (!initial) {
+            awaiting_ = true;
+            return Step::challenge("");
+        }
+        return parse(std::move(*initial));
+    }
+
+    Step on_response(std::string data) override {
+        if (!awaiting_) return Step::fail(FailReason::OutOfOrder);
+        awaiting_ = false;
+        return parse(std::move(data));
+    }
+
+private:
+    static Step parse(std::string msg) {
+        Secret owned(std::move(msg));
+        const std::string_view m = owned.view();
+        const auto nul1 = m.find('\0');
+        if (nul1 == std::string_view::npos) return Step::fail(FailReason::Malformed);
+        const auto nul2 = m.find('\0', nul1 + 1);
+        if (nul2 == std::string_view::npos) return Step::fail(FailReason::Malformed);
+        if (m.find('\0', nul2 + 1) != std::string_view::npos) return Step::fail(FailReason::Malformed);
+        std::string authzid(m.substr(0, nul1));
+        std::string authcid(m.substr(nul1 + 1, nul2 - nul1 - 1));
+        Secret password(std::string(m.substr(nul2 + 1)));
+        if (authcid.empty()) return Step::fail(FailReason::Malformed);
+        // An authzid equal to the authcid is the same identity; anything else
+        // would be a master-user login, which needs a master passdb.
+        if (!authzid.empty() && authzid != authcid) return Step::fail(FailReason::Authzid);
+        if (password.empty()) return Step::fail(FailReason::EmptyPassword);
+        return Step::verify(std::move(authcid), std::string(), std::move(password));
+    }
+
+    bool awaiting_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Mechanism> make_plain() { return std::make_unique<Plain>(); }
+
+}  // namespace postern::mech

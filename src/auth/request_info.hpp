@@ -1,0 +1,29 @@
+// What a backend may know about the request it serves: the normalised user
+// name, the protocol parameters and the mechanism. Immutable once a backend
+// call starts; shared by pointer so coroutines never hold dangling references.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/auth_client.hpp"
+
+namespace postern::auth {
+
+struct RequestInfo {
+    std::string user;            // normalised login name (after username_format)
+    std::string original_user;   // as the client sent it
+    std::string mech;            // "PLAIN", "" for master lookups
+    unsigned long client_pid = 0;
+    protocol::RequestParams params;
+
+    // %-variable values by long name (see var_expand.hpp); the password is
+    // never available here.
+    std::optional<std::string> var(std::string_view name) const;
+};
+
+using RequestPtr = std::shared_ptr<const RequestInfo>;
+
+}  // namespace postern::auth

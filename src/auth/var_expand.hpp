@@ -1,0 +1,30 @@
+// Dovecot 2.3 %-variable expansion (shared reference backends.md §3.4):
+// %u %n %d %s %l %r %a %b %p %w %m %c, long forms %{user} %{domain_first}...,
+// modifiers L (lower), U (upper), R (reverse) and [offset.]width, %% literal.
+// Each expanded value goes through `escape` (SQL escaping, path filtering).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/result.hpp"
+
+namespace postern::auth {
+
+// Returns the value of a variable by its long name ("user", "service"...), or
+// nullopt if the variable is unknown.
+using VarLookup = std::function<std::optional<std::string>(std::string_view long_name)>;
+using VarEscape = std::function<std::string(std::string_view value)>;
+
+// Long name for a one-letter variable, or "" if there is none.
+std::string_view short_var_name(char c);
+
+Result<std::string> expand(std::string_view tmpl, const VarLookup& lookup, const VarEscape& escape = {});
+
+// Helpers to split a user name the way %n/%d do (at the first '@').
+std::string user_part(std::string_view user);
+std::string domain_part(std::string_view user);
+
+}  // namespace postern::auth

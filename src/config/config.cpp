@@ -1,0 +1,182 @@
+// TOML configuration loader and validator.
+#include "config/config.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "password/scheme.hpp"
+#include "protocol/mech/mechanism.hpp"
+
+namespace postern::config {
+
+std::string_view to_string(Role r) {
+    switch (r) {
+        case Role::Client: return "client";
+        case Role::Login: return "login";
+        case Role::Master: return "master";
+        case Role::Userdb: return "userdb";
+    }
+    return "?";
+}
+
+std::string Listener::describe() const {
+    if (type == Type::Unix) return "unix:" + path;
+    return "tcp:" + host + ":" + std::to_string(port);
+}
+
+namespace {
+
+Listener parse_listener(const Section& s) {
+    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "trusted", "max_connections"});
+    Listener l;
+    const std::string type = s.string("type", "unix");
+    if (type == "unix") l.type = Listener::Type::Unix;
+    else if (type == "tcp") l.type = Listener::Type::Tcp;
+    else s.error("type", "must be \"unix\" or \"tcp\"");
+    const std::string role = s.string("role", "client");
+    if (role == "client") l.role = Role::Client;
+    else if (role == "login") l.role = Role::Login;
+    else if (role == "master") l.role = Role::Master;
+    else if (role == "userdb") l.role = Role::Userdb;
+    else s.error("role", "must be one of client, login, master, userdb");
+    if (l.type == Listener::Type::Unix) {
+        l.path = s.required_string("path");
+        if (l.path.size() >= 108) s.error("path", "unix socket path is too long (max 107 bytes)");
+        l.mode = s.mode("mode");
+        l.user = s.string("user", "");
+        l.group = s.string("group", "");
+        if (s.has("address")) s.error("address", "only for type = \"tcp\"");
+    } else {
+        const std::string addr = s.required_string("address");
+        const auto colon = addr.rfind(':');
+        if (colon == std::string::npos || colon == 0) s.error("address", "expected HOST:PORT");
+        std::string host = addr.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        const std::string port = addr.substr(colon + 1);
+        unsigned long p = 0;
+        try {
+            std::size_t used = 0;
+            p = std::stoul(port, &used);
+            if (used != port.size()) p = 0;
+        } catch (const std::exception&) {
+            p = 0;
+        }
+        if (p == 0 || p > 65535) s.error("address", "invalid port in \"" + addr + "\"");
+        l.host = host;
+        l.port = static_cast<unsigned short>(p);
+        for (auto k : {"path", "mode", "user", "group"})
+            if (s.has(k)) s.error(k, "only for type = \"unix\"");
+    }
+    l.trusted = s.boolean("trusted", false);
+    l.max_connections = s.integer("max_connections", 0, 0, 1000000);
+    return l;
+}
+
+std::vector<Driver> parse_drivers(const Section& root, const toml::table& doc, std::string_view key,
+                                  const std::shared_ptr<const toml::table>& keep) {
+    std::vector<Driver> out;
+    const auto* n = doc.get(key);
+    if (!n) return out;
+    const auto* arr = n->as_array();
+    if (!arr) root.error(key, "expected [[" + std::string(key) + "]] tables");
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto* t = (*arr)[i].as_table();
+        if (!t) root.error(key, "expected [[" + std::string(key) + "]] tables");
+        Section s(keep, t, root.file(), std::string(key) + "[" + std::to_string(i) + "]");
+        out.push_back(Driver{s.required_string("driver"), s});
+    }
+    return out;
+}
+
+Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
+    Config c;
+    c.file = file;
+    Section root(doc, doc.get(), file, "");
+    root.reject_unknown({"daemon", "log", "auth", "listener", "passdb", "userdb"});
+
+    if (auto d = root.subtable("daemon")) {
+        d->reject_unknown({"user", "group", "hash_threads", "hash_queue_max"});
+        c.user = d->string("user", "");
+        c.group = d->string("group", "");
+        c.hash_threads = static_cast<unsigned>(d->integer("hash_threads", 0, 0, 256));
+        c.hash_queue_max = static_cast<std::size_t>(d->integer("hash_queue_max", 4096, 1, 1000000));
+    }
+    if (auto l = root.subtable("log")) {
+        l->reject_unknown({"level"});
+        const std::string level = l->string("level", "info");
+        if (!log::parse_level(level, c.log_level)) l->error("level", "must be debug, info, warning or error");
+    }
+    if (auto a = root.subtable("auth")) {
+        a->reject_unknown({"mechanisms", "failure_delay", "username_format", "max_username_length", "request_timeout"});
+        c.mechanisms = a->string_list("mechanisms", c.mechanisms);
+        if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
+        for (auto& m : c.mechanisms) {
+            const auto* info = mech::find(m);
+            if (!info) a->error("mechanisms", "unknown mechanism \"" + m + "\"");
+            m = std::string(info->name);
+        }
+        c.failure_delay = a->duration("failure_delay", 2.0, 60.0);
+        c.username_format = a->string("username_format", "%Lu");
+        c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
+        c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
+        if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");
+    }
+
+    if (const auto* n = doc->get("listener")) {
+        const auto* arr = n->as_array();
+        if (!arr) root.error("listener", "expected [[listener]] tables");
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto* t = (*arr)[i].as_table();
+            if (!t) root.error("listener", "expected [[listener]] tables");
+            c.listeners.push_back(parse_listener(Section(doc, t, file, "listener[" + std::to_string(i) + "]")));
+        }
+    }
+    if (c.listeners.empty()) throw ConfigError(file, 1, "listener", "no [[listener]] configured");
+    c.passdbs = parse_drivers(root, *doc, "passdb", doc);
+    c.userdbs = parse_drivers(root, *doc, "userdb", doc);
+    if (c.passdbs.empty()) throw ConfigError(file, 1, "passdb", "no [[passdb]] configured");
+    return c;
+}
+
+Config parse(const std::string& text, const std::string& name) {
+    try {
+        auto doc = std::make_shared<toml::table>(toml::parse(text, name));
+        return build(doc, name);
+    } catch (const toml::parse_error& e) {
+        const auto& src = e.source();
+        throw ConfigError(name, static_cast<long>(src.begin.line), "(syntax)", std::string(e.description()));
+    }
+}
+
+}  // namespace
+
+Config load_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path, 0, "(file)", "cannot open the configuration file");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str(), path);
+}
+
+Config load_string(const std::string& text, const std::string& name) { return parse(text, name); }
+
+std::string demo_config(const std::string& dir) {
+    return "# posternd --demo: built-in demonstration configuration\n"
+           "[log]\nlevel = \"info\"\n"
+           "[auth]\nmechanisms = [\"PLAIN\", \"LOGIN\"]\nfailure_delay = \"2s\"\n"
+           "[[listener]]\ntype = \"unix\"\npath = \"" + dir + "/auth\"\nmode = \"0666\"\nrole = \"client\"\n"
+           "[[passdb]]\ndriver = \"passwd-file\"\npath = \"" + dir + "/users\"\n"
+           "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + dir + "/users\"\n";
+}
+
+std::string demo_users() {
+    // bob's hash is made fresh so the demo shows a real SHA512-CRYPT entry.
+    auto bob = password::generate("SHA512-CRYPT", "builder");
+    return "# Demo users for posternd --demo (Dovecot passwd-file format).\n"
+           "# alice's password is \"wonderland\", bob's is \"builder\".\n"
+           "alice@example.com:{PLAIN}wonderland:5000:5000::/var/vmail/example.com/alice::\n"
+           "bob@example.com:" + (bob ? *bob : std::string("{PLAIN}builder")) +
+           ":5000:5000::/var/vmail/example.com/bob::\n";
+}
+
+}  // namespace postern::config

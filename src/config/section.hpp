@@ -1,0 +1,66 @@
+// Typed access to one TOML table of the configuration, with errors that name
+// the file, the line and the key. Getters throw ConfigError (a start-up
+// failure, caught before anything listens).
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postern::config {
+
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(const std::string& file, long line, const std::string& key, const std::string& message);
+    const std::string& file() const { return file_; }
+    long line() const { return line_; }
+    const std::string& key() const { return key_; }
+
+private:
+    std::string file_;
+    long line_;
+    std::string key_;
+};
+
+class Section {
+public:
+    // root keeps the parsed document alive; table points into it.
+    Section(std::shared_ptr<const toml::table> root, const toml::table* table, std::string file, std::string path);
+
+    const std::string& file() const { return file_; }
+    const std::string& path() const { return path_; }  // "passdb[0]" etc.
+    long line() const;
+    bool has(std::string_view key) const;
+
+    std::optional<std::string> opt_string(std::string_view key) const;
+    std::string string(std::string_view key, std::string_view fallback) const;
+    std::string required_string(std::string_view key) const;
+    long long integer(std::string_view key, long long fallback, long long min, long long max) const;
+    bool boolean(std::string_view key, bool fallback) const;
+    // Seconds; accepts a number (2, 0.5) or a string with unit ("2s", "500ms", "1m").
+    double duration(std::string_view key, double fallback, double max_seconds) const;
+    std::vector<std::string> string_list(std::string_view key, std::vector<std::string> fallback) const;
+    // File mode written as a string of octal digits ("0660").
+    std::optional<unsigned> mode(std::string_view key) const;
+    std::optional<Section> subtable(std::string_view key) const;
+
+    // Every key not in `known` is an error (catches typos).
+    void reject_unknown(std::initializer_list<std::string_view> known) const;
+
+    [[noreturn]] void error(std::string_view key, const std::string& message) const;
+
+private:
+    const toml::node* node(std::string_view key) const;
+    std::shared_ptr<const toml::table> root_;
+    const toml::table* table_;
+    std::string file_;
+    std::string path_;
+};
+
+}  // namespace postern::config

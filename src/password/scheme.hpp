@@ -1,0 +1,89 @@
+// Password scheme registry: Dovecot's {SCHEME[.ENC]}data stored passwords —
+// parse, verify, generate, and derive credentials for challenge-response
+// mechanisms. Facts: shared reference password-schemes.md.
+//
+// Thread safety: every function here is pure and may run on any thread (the
+// daemon runs costly verifications on its blocking pool). Nothing here logs;
+// operator-facing detail comes back in the result and never contains the
+// password or the stored hash.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.hpp"
+
+namespace postern::password {
+
+enum class Verdict {
+    Match,
+    Mismatch,
+    Invalid,        // stored data malformed for its scheme (operator error; client sees a mismatch)
+    UnknownScheme,  // {NOSUCH} or an unknown .suffix (operator error; client sees a mismatch)
+};
+
+struct VerifyOutcome {
+    Verdict verdict = Verdict::Mismatch;
+    std::string detail;  // for the operator log when Invalid/UnknownScheme; no secrets
+};
+
+// How a stored value is interpreted when it carries no {SCHEME} prefix.
+struct StoredContext {
+    std::string default_scheme = "CRYPT";
+    // passwd-file rules: a bare "$1$..." is MD5-CRYPT; libpam-pwdfile [13]/[34]/[56] suffixes.
+    bool passwd_file_rules = false;
+    // Login name, needed by DIGEST-MD5 (split at the last '@' into user and realm).
+    std::string user;
+};
+
+// Costs a caller may cap before running a verification (DoS guard against a
+// corrupt or hostile stored string). Zero means "no cap".
+struct CostLimits {
+    unsigned max_bcrypt_cost = 31;
+    unsigned long max_sha_crypt_rounds = 999999999;
+    unsigned long max_argon2_memory_kib = 4u * 1024 * 1024;
+    unsigned long max_pbkdf2_rounds = 10000000;
+};
+
+VerifyOutcome verify(std::string_view stored, std::string_view password, const StoredContext& ctx,
+                     const CostLimits& limits = {});
+
+// True when verifying this stored value costs real CPU (crypt family, bcrypt,
+// argon2, pbkdf2, scram); such work must run off the event loop.
+bool is_costly(std::string_view stored, const StoredContext& ctx);
+
+struct GenerateOptions {
+    std::optional<unsigned> rounds;  // scheme-specific cost (sha-crypt rounds, bcrypt cost, argon2 t, pbkdf2/scram iterations)
+    std::string user;                // DIGEST-MD5 needs it
+};
+
+// Returns "{SCHEME}data" with SCHEME upper-cased as given (suffix included).
+Result<std::string> generate(std::string_view scheme, std::string_view password, const GenerateOptions& opts = {});
+// Note: call it qualified (password::generate) when passing two std::string
+// arguments, or argument-dependent lookup picks std::generate (compile error).
+
+// The canonical upper-case name of a scheme (resolving aliases is NOT done:
+// "clear" -> "CLEAR"), or nullopt if unknown. Accepts .ENC suffixes.
+std::optional<std::string> canonical_name(std::string_view scheme);
+
+// Name of the scheme a stored value uses, after default/auto-detection rules
+// (upper-case table name without any .ENC suffix: "{sha256.b64}..." -> "SHA256").
+std::optional<std::string> stored_scheme(std::string_view stored, const StoredContext& ctx);
+
+// For challenge-response mechanisms: the credential in the wanted scheme
+// (e.g. "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-256", "PLAIN"), as raw decoded
+// bytes (the SCRAM form is the "iter,salt,stored,server" text). Possible when
+// the stored scheme is an alias of the wanted one or is plaintext; otherwise an
+// error that says "have X, need Y".
+Result<std::string> credentials(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
+
+struct SchemeListing {
+    std::string name;
+    bool weak;       // deprecated by Dovecot 2.4 (MD5, DES, ...)
+    bool costly;     // verification is CPU heavy
+};
+std::vector<SchemeListing> list_schemes();
+
+}  // namespace postern::password

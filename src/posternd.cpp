@@ -1,0 +1,145 @@
+// posternd: the authentication daemon. Loads the configuration, binds the
+// listeners (as root if needed), drops privileges, and runs the event loop.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "auth/engine.hpp"
+#include "config/config.hpp"
+#include "server/listener.hpp"
+#include "server/privileges.hpp"
+#include "util/blocking_pool.hpp"
+#include "util/log.hpp"
+
+using namespace postern;
+
+namespace {
+
+// sysexits.h codes, documented in posternd(8).
+constexpr int kExitUsage = 64;
+constexpr int kExitOsErr = 71;
+constexpr int kExitConfig = 78;
+
+void usage() {
+    std::fputs(
+        "usage: posternd [-c FILE] [--check]\n"
+        "       posternd --demo DIR\n"
+        "  -c, --config FILE  configuration file (default /etc/postern/postern.conf)\n"
+        "  --check            validate the configuration and exit\n"
+        "  --demo DIR         run the built-in demo: users file and socket in DIR\n"
+        "  -V, --version      print the version\n",
+        stderr);
+}
+
+void say(const std::string& line) {
+    const std::string l = "posternd: " + line + "\n";
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, l.data(), l.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path = "/etc/postern/postern.conf";
+    std::string demo_dir;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
+        else if (a == "--demo" && i + 1 < argc) demo_dir = argv[++i];
+        else if (a == "--check") check_only = true;
+        else if (a == "-V" || a == "--version") {
+            std::puts("posternd " POSTERN_VERSION);
+            return 0;
+        } else if (a == "-h" || a == "--help") {
+            usage();
+            return 0;
+        } else {
+            usage();
+            return kExitUsage;
+        }
+    }
+
+    config::Config cfg;
+    try {
+        if (!demo_dir.empty()) {
+            std::error_code ec;
+            std::filesystem::create_directories(demo_dir, ec);
+            demo_dir = std::filesystem::absolute(demo_dir).lexically_normal().string();
+            while (demo_dir.size() > 1 && demo_dir.back() == '/') demo_dir.pop_back();
+            const std::string users = demo_dir + "/users";
+            if (!std::filesystem::exists(users)) {
+                std::ofstream out(users);
+                out << config::demo_users();
+            }
+            cfg = config::load_string(config::demo_config(demo_dir), "(built-in demo configuration)");
+        } else {
+            cfg = config::load_file(config_path);
+        }
+    } catch (const config::ConfigError& e) {
+        say(e.what());
+        return kExitConfig;
+    }
+    log::set_level(cfg.log_level);
+
+    asio::io_context io(1);
+    // Declared after io: destroyed first, so finished jobs still have a loop to post to.
+    BlockingPool pool(cfg.hash_threads, cfg.hash_queue_max);
+    std::unique_ptr<auth::Engine> engine;
+    try {
+        engine = std::make_unique<auth::Engine>(cfg, io.get_executor(), pool);
+    } catch (const config::ConfigError& e) {
+        say(e.what());
+        return kExitConfig;
+    }
+    if (check_only) {
+        say("configuration " + cfg.file + " is valid");
+        return 0;
+    }
+
+    auto listeners = server::bind_all(io, cfg);
+    if (!listeners) {
+        say(listeners.error().message);
+        return kExitOsErr;
+    }
+    if (auto r = server::drop_privileges(cfg.user, cfg.group); !r) {
+        say(r.error().message);
+        return kExitOsErr;
+    }
+
+    asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+    stop_signals.async_wait([&](const asio::error_code& ec, int sig) {
+        if (ec) return;
+        log::info("signal {}: shutting down", sig);
+        for (auto& l : *listeners) l->stop();
+        io.stop();
+    });
+    asio::signal_set hup(io, SIGHUP);
+    std::function<void(const asio::error_code&, int)> on_hup = [&](const asio::error_code& ec, int) {
+        if (ec) return;
+        log::info("SIGHUP: re-reading backend data");
+        engine->invalidate_backends();
+        hup.async_wait(on_hup);
+    };
+    hup.async_wait(on_hup);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    for (auto& l : *listeners) {
+        l->start(*engine);
+        say("listening on " + l->config().describe() + " (" + std::string(config::to_string(l->config().role)) + ")");
+    }
+    if (!demo_dir.empty()) {
+        say("demo users (in " + demo_dir + "/users): alice@example.com / wonderland, bob@example.com / builder");
+        say("try: build/postern auth test " + demo_dir + "/auth alice@example.com");
+    }
+    say("ready");
+    io.run();
+    return 0;
+}

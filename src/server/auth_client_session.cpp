@@ -1,0 +1,395 @@
+// Auth-client session: handshake, AUTH/CONT/CANCEL, mechanism driving,
+// failure delay (a per-request timer) and replies.
+#include "server/auth_client_session.hpp"
+
+#include <unistd.h>
+
+#include <asio/detached.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <openssl/rand.h>
+
+#include "protocol/line.hpp"
+#include "server/spawn.hpp"
+#include "util/encoding.hpp"
+#include "util/log.hpp"
+
+namespace postern::server {
+
+namespace {
+
+// Passdb extra fields that steer the server and are never sent to clients.
+bool internal_field(std::string_view k) {
+    return k == "nopassword" || k == "nodelay" || k == "allow_nets" || k == "allow_real_nets" ||
+           k == "password" || k == "password_noscheme" || k == "user" || k == "noauthenticate" || k == "pass" ||
+           k == "skip";
+}
+
+bool has_field(const backend::Fields& f, std::string_view key) {
+    for (const auto& [k, v] : f)
+        if (k == key) return true;
+    return false;
+}
+
+std::string make_cookie() {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+    return hex_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+}
+
+}  // namespace
+
+AuthClientSession::AuthClientSession(Socket socket, auth::Engine& engine, const config::Listener& listener,
+                                     std::string peer, std::shared_ptr<const void> slot)
+    : socket_(std::move(socket)), engine_(engine), listener_(listener), peer_(std::move(peer)), slot_(std::move(slot)),
+      wake_(socket_.get_executor()) {
+    wake_.expires_at(std::chrono::steady_clock::time_point::max());
+    cuid_ = engine_.next_cuid();
+    cookie_ = make_cookie();
+}
+
+void AuthClientSession::start() {
+    // The whole handshake goes out at once, without waiting for the client:
+    // Exim waits for DONE before it says anything.
+    send(protocol::format_handshake(engine_.adverts(), static_cast<unsigned long>(::getpid()), cuid_, cookie_));
+    auto self = shared_from_this();
+    asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, LogExceptions{"auth-client writer"});
+    asio::co_spawn(socket_.get_executor(), [self] { return self->reader(); }, LogExceptions{"auth-client reader"});
+    asio::co_spawn(socket_.get_executor(), [self] { return self->sweeper(); }, LogExceptions{"auth-client sweeper"});
+}
+
+void AuthClientSession::close(std::string_view why) {
+    if (closed_) return;
+    closed_ = true;
+    if (!why.empty()) log::info("auth-client {}: closing connection: {}", peer_, why);
+    asio::error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_both, ec);
+    socket_.close(ec);
+    wake_.cancel();
+    requests_.clear();
+}
+
+void AuthClientSession::send(std::string line) {
+    if (closed_) return;
+    queued_bytes_ += line.size();
+    outq_.push_back(std::move(line));
+    if (queued_bytes_ > kMaxQueuedOutput) {
+        close("client does not read its replies");
+        return;
+    }
+    wake_.cancel_one();
+}
+
+asio::awaitable<void> AuthClientSession::writer() {
+    auto self = shared_from_this();
+    while (!closed_) {
+        if (outq_.empty()) {
+            asio::error_code ec;
+            co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        // Coalesce queued replies into one write.
+        std::string batch;
+        while (!outq_.empty() && batch.size() < 65536) {
+            batch += outq_.front();
+            queued_bytes_ -= outq_.front().size();
+            outq_.pop_front();
+        }
+        asio::error_code ec;
+        co_await asio::async_write(socket_, asio::buffer(batch), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            close("");
+            co_return;
+        }
+    }
+}
+
+asio::awaitable<void> AuthClientSession::sweeper() {
+    auto self = shared_from_this();
+    const auto started = std::chrono::steady_clock::now();
+    const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(engine_.config().request_timeout));
+    asio::steady_timer t(socket_.get_executor());
+    while (!closed_) {
+        t.expires_after(std::chrono::seconds(1));
+        asio::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (closed_) break;
+        const auto now = std::chrono::steady_clock::now();
+        if (!got_cpid_ && now - started > kHandshakeTimeout) {
+            close("handshake not completed in time");
+            break;
+        }
+        // Requests waiting for a client CONT longer than the request timeout
+        // are dropped; a later CONT gets "timed out".
+        for (auto it = requests_.begin(); it != requests_.end();) {
+            if (it->second->awaiting_cont && now - it->second->started > timeout) it = requests_.erase(it);
+            else ++it;
+        }
+    }
+}
+
+asio::awaitable<void> AuthClientSession::reader() {
+    auto self = shared_from_this();
+    protocol::LineBuffer lines(protocol::kAuthClientMaxLine);
+    char buf[16384];
+    while (!closed_) {
+        asio::error_code ec;
+        const std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            close("");
+            co_return;
+        }
+        lines.append(std::string_view(buf, n));
+        while (!closed_) {
+            auto line = lines.next_line();
+            if (!line) break;
+            if (line->size() > protocol::kAuthClientMaxLine) {
+                close("line too long");
+                co_return;
+            }
+            on_line(*line);
+        }
+        if (!closed_ && lines.overflowed()) {
+            log::warning("auth-client {}: sent more than {} bytes without a newline", peer_, protocol::kAuthClientMaxLine);
+            close("line too long");
+            co_return;
+        }
+    }
+}
+
+void AuthClientSession::on_line(const std::string& line) {
+    auto cmd = protocol::parse_client_line(line);
+    if (auto* v = std::get_if<protocol::ProtocolViolation>(&cmd)) {
+        close(v->message);
+        return;
+    }
+    if (auto* v = std::get_if<protocol::VersionCmd>(&cmd)) {
+        if (got_version_) return close("VERSION sent twice");
+        if (v->major != 1) return close("client speaks protocol major version " + std::to_string(v->major));
+        got_version_ = true;
+        minor_ = v->minor;
+        return;
+    }
+    if (!got_version_) return close("command before VERSION");
+    if (auto* c = std::get_if<protocol::CpidCmd>(&cmd)) {
+        if (got_cpid_) return close("CPID sent twice");
+        got_cpid_ = true;
+        // On plain client sockets the pid means nothing (TCP clients on other
+        // hosts); it only identifies login clients for REQUEST.
+        cpid_ = listener_.role == config::Role::Login ? c->pid : 0;
+        return;
+    }
+    if (!got_cpid_) return close("command before CPID");
+    if (auto* a = std::get_if<protocol::AuthCmd>(&cmd)) return on_auth(std::move(*a));
+    if (auto* c = std::get_if<protocol::ContCmd>(&cmd)) return on_cont(std::move(*c));
+    if (auto* c = std::get_if<protocol::CancelCmd>(&cmd)) {
+        requests_.erase(c->id);
+        return;
+    }
+}
+
+void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
+    if (requests_.count(cmd.id)) return close("AUTH with an id already in use");
+    if (requests_.size() >= kMaxRequestsPerConnection) return close("too many requests in flight");
+    auto req = std::make_shared<Request>();
+    req->id = cmd.id;
+    req->params = std::move(cmd.params);
+    req->started = std::chrono::steady_clock::now();
+    req->last_input = req->started;
+    req->info = engine_.enabled_mech(cmd.mechanism);
+    if (!req->info) {
+        log::info("auth-client {}: unsupported mechanism \"{}\"", peer_, log::safe(cmd.mechanism, 32));
+        send(protocol::format_fail(cmd.id, {{"code", "auth_mech_invalid"}, {"reason", "Unsupported authentication mechanism"}}));
+        return;
+    }
+    std::optional<std::string> initial;
+    if (cmd.resp && !(cmd.resp->empty() && minor_ < 2)) {
+        // An empty resp= from a minor-0 client (Postfix, Exim) means "none".
+        auto decoded = base64_decode(*cmd.resp);
+        if (!decoded) {
+            send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in initial response"}}));
+            return;
+        }
+        initial = std::move(*decoded);
+    }
+    if (initial && !req->info->allows_nul && initial->find('\0') != std::string::npos) {
+        requests_[req->id] = req;
+        auto self = shared_from_this();
+        asio::co_spawn(socket_.get_executor(), finish_fail(req, "nul_in_data", false, false), LogExceptions{"auth request"});
+        return;
+    }
+    req->mech = req->info->make();
+    requests_[req->id] = req;
+    mech::Step step = req->mech->start(std::move(initial));
+    asio::co_spawn(socket_.get_executor(), run(req, std::move(step)), LogExceptions{"auth request"});
+}
+
+void AuthClientSession::on_cont(protocol::ContCmd cmd) {
+    auto it = requests_.find(cmd.id);
+    if (it == requests_.end()) {
+        send(protocol::format_fail(cmd.id, {{"reason", "Authentication request timed out"}}));
+        return;
+    }
+    RequestPtr req = it->second;
+    if (!req->awaiting_cont) {
+        send(protocol::format_fail(cmd.id, {{"reason", "Unexpected continuation"}}));
+        return;
+    }
+    auto decoded = base64_decode(cmd.data);
+    if (!decoded) {
+        requests_.erase(it);
+        send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in continued response"}}));
+        return;
+    }
+    req->awaiting_cont = false;
+    req->last_input = std::chrono::steady_clock::now();
+    if (!req->info->allows_nul && decoded->find('\0') != std::string::npos) {
+        asio::co_spawn(socket_.get_executor(), finish_fail(req, "nul_in_data", false, false), LogExceptions{"auth request"});
+        return;
+    }
+    mech::Step step;
+    if (*decoded == "*") step = mech::Step::fail(mech::FailReason::Aborted);
+    else step = req->mech->on_response(std::move(*decoded));
+    asio::co_spawn(socket_.get_executor(), run(req, std::move(step)), LogExceptions{"auth request"});
+}
+
+asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
+    auto self = shared_from_this();
+    for (;;) {
+        if (closed_) co_return;
+        switch (step.kind) {
+            case mech::Step::Kind::Challenge:
+                req->awaiting_cont = true;
+                send(protocol::format_cont(req->id, base64_encode(step.data)));
+                co_return;
+            case mech::Step::Kind::Fail:
+                co_await finish_fail(req, std::string(mech::to_string(step.reason)), false, false);
+                co_return;
+            case mech::Step::Kind::Success:
+                finish_ok(req, step.user, {}, {}, step.data);
+                co_return;
+            case mech::Step::Kind::VerifyPlain:
+            case mech::Step::Kind::LookupCredentials: {
+                req->user = step.user;
+                auto user = engine_.normalize_user(step.user);
+                if (!user) {
+                    co_await finish_fail(req, "invalid_username", false, false);
+                    co_return;
+                }
+                auto info = std::make_shared<auth::RequestInfo>();
+                info->user = *user;
+                info->original_user = step.user;
+                info->mech = std::string(req->info->name);
+                info->client_pid = cpid_;
+                info->params = req->params;
+                mech::PassdbAnswer answer;
+                backend::Fields extra, userdb;
+                backend::PassStatus status;
+                std::string detail;
+                if (step.kind == mech::Step::Kind::VerifyPlain) {
+                    backend::PassResult r = co_await engine_.verify_plain(info, std::move(step.password));
+                    status = r.status;
+                    answer.user = r.user.empty() ? *user : r.user;
+                    extra = std::move(r.extra);
+                    userdb = std::move(r.userdb);
+                    detail = std::move(r.detail);
+                } else {
+                    backend::CredResult r = co_await engine_.lookup_credentials(info, step.scheme);
+                    status = r.status;
+                    answer.user = r.user.empty() ? *user : r.user;
+                    answer.credentials = std::move(r.credentials);
+                    extra = std::move(r.extra);
+                    userdb = std::move(r.userdb);
+                    detail = std::move(r.detail);
+                }
+                if (closed_) co_return;
+                req->user = answer.user;
+                if (status == backend::PassStatus::TempFail) {
+                    co_await finish_fail(req, "temp_fail", true, false);
+                    co_return;
+                }
+                if (status != backend::PassStatus::Ok) {
+                    co_await finish_fail(req, std::string(backend::to_string(status)), false, has_field(extra, "nodelay"));
+                    co_return;
+                }
+                answer.ok = true;
+                mech::Step next = req->mech->on_passdb(answer);
+                if (next.kind == mech::Step::Kind::Success) {
+                    finish_ok(req, next.user, extra, userdb, next.data);
+                    co_return;
+                }
+                step = std::move(next);
+                break;
+            }
+        }
+    }
+}
+
+void AuthClientSession::log_result(const Request& req, std::string_view result, std::string_view reason) const {
+    // Stable, documented format (fail2ban filter in contrib/fail2ban/).
+    if (reason.empty())
+        log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(req.user),
+                  log::safe(req.params.service, 32), log::safe(req.params.rip, 64), req.info ? req.info->name : "-");
+    else
+        log::info("auth: result={} user=\"{}\" service={} rip={} mech={} reason={}", result, log::safe(req.user),
+                  log::safe(req.params.service, 32), log::safe(req.params.rip, 64), req.info ? req.info->name : "-", reason);
+}
+
+void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
+                                  const backend::Fields& userdb, const std::string& final_data) {
+    req->user = user;
+    req->finished = true;
+    requests_.erase(req->id);
+    log_result(*req, "ok", "");
+    backend::Fields out;
+    for (const auto& [k, v] : extra)
+        if (!internal_field(k)) out.emplace_back(k, v);
+    if (!final_data.empty() && req->params.final_resp_ok) out.emplace_back("resp", base64_encode(final_data));
+    if (listener_.role == config::Role::Login && !req->params.nologin && !has_field(extra, "nologin")) {
+        auth::PendingLogin p;
+        p.cookie = cookie_;
+        p.user = user;
+        p.mech = std::string(req->info->name);
+        p.userdb = userdb;
+        engine_.remember_login(cpid_, req->id, std::move(p));
+    }
+    if (!final_data.empty() && !req->params.final_resp_ok) {
+        // The client cannot take final data in OK: send it as a CONT first.
+        send(protocol::format_cont(req->id, base64_encode(final_data)));
+    }
+    send(protocol::format_ok(req->id, user, out));
+}
+
+asio::awaitable<void> AuthClientSession::finish_fail(RequestPtr req, std::string reason, bool temp, bool nodelay) {
+    auto self = shared_from_this();
+    req->finished = true;
+    req->awaiting_cont = false;
+    log_result(*req, temp ? "tempfail" : "fail", reason);
+    // Every failure waits the same delay whatever the cause, so timing does
+    // not tell an unknown user from a wrong password. Each request has its
+    // own timer: no shared tick, no work while waiting.
+    const double delay = engine_.config().failure_delay;
+    if (delay > 0 && !nodelay && !temp) {
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        // Measured from the client's last message, so the time spent in the
+        // backend (hashing or not, user known or not) is hidden inside it.
+        t.expires_at(req->last_input + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(delay)));
+        asio::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (closed_) co_return;
+    auto it = requests_.find(req->id);
+    if (it == requests_.end() || it->second != req) co_return;  // cancelled meanwhile
+    requests_.erase(it);
+    backend::Fields f;
+    // A name that can never be valid (control bytes, too long) is not echoed.
+    if (!req->user.empty() && engine_.normalize_user(req->user)) f.emplace_back("user", req->user);
+    if (temp) f.emplace_back("code", "temp_fail");
+    send(protocol::format_fail(req->id, f));
+}
+
+}  // namespace postern::server

@@ -1,0 +1,19 @@
+// Base64 (RFC 4648, standard alphabet) and hex encoders/decoders.
+// Decoders are strict: they return nullopt on any character outside the
+// alphabet, bad padding or a truncated group, and never throw.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace postern {
+
+std::string base64_encode(std::string_view raw);
+// Accepts padded input; with allow_unpadded also input whose padding was left off.
+std::optional<std::string> base64_decode(std::string_view text, bool allow_unpadded = false);
+
+std::string hex_encode(std::string_view raw);  // lowercase
+std::optional<std::string> hex_decode(std::string_view text);  // either case
+
+}  // namespace postern
