@@ -22,8 +22,12 @@ public:
 
 private:
     static Step parse(std::string msg) {
-        Secret owned(std::move(msg));
-        const std::string_view m = owned.view();
+        Step step = parse_view(msg);
+        wipe(msg);  // the message holds the password
+        return step;
+    }
+
+    static Step parse_view(std::string_view m) {
         const auto nul1 = m.find('\0');
         if (nul1 == std::string_view::npos) return Step::fail(FailReason::Malformed);
         const auto nul2 = m.find('\0', nul1 + 1);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what postern needs on Debian 12 (run as root).
+#   contrib/install-deps.sh          build dependencies
+#   contrib/install-deps.sh --test   build dependencies + the real peers the tests drive
+set -euo pipefail
+
+build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
+    libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev)
+test_pkgs=(python3 postfix swaks gsasl dovecot-core libauthen-sasl-perl sasl2-bin libpam-wrapper)
+
+pkgs=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not ask questions or take over the machine's mail setup.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
