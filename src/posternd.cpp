@@ -109,10 +109,18 @@ int main(int argc, char** argv) {
         say(listeners.error().message);
         return kExitOsErr;
     }
-    if (auto r = server::drop_privileges(cfg.user, cfg.group); !r) {
+    // Never keep running as root: without a configured user, root drops to
+    // nobody/nogroup (the backend files must be readable by that user).
+    std::string run_user = cfg.user, run_group = cfg.group;
+    if (run_user.empty() && ::geteuid() == 0) {
+        run_user = "nobody";
+        if (run_group.empty()) run_group = "nogroup";
+    }
+    if (auto r = server::drop_privileges(run_user, run_group); !r) {
         say(r.error().message);
         return kExitOsErr;
     }
+    if (!run_user.empty()) say("running as user " + run_user + (run_group.empty() ? "" : ", group " + run_group));
 
     asio::signal_set stop_signals(io, SIGINT, SIGTERM);
     stop_signals.async_wait([&](const asio::error_code& ec, int sig) {

@@ -58,7 +58,12 @@ std::optional<unsigned long> resolve_system_id(std::string_view name, bool group
 std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::vector<ParseWarning>& warnings,
                                 IdResolver resolver) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || line.front() == '#' || line.front() == ':') return std::nullopt;
+    if (line.empty() || line.front() == '#') return std::nullopt;
+    if (line.find_first_not_of(" \t") == std::string_view::npos) return std::nullopt;  // blank
+    if (line.front() == ':') {
+        warnings.push_back({lineno, "empty user name; line skipped"});
+        return std::nullopt;
+    }
     for (char c : line) {
         const auto u = static_cast<unsigned char>(c);
         if (u < 0x20 && c != '\t') {
@@ -75,6 +80,7 @@ std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::
         return std::nullopt;
     }
     if (f.size() > 1) e.password = std::string(f[1]);
+    else warnings.push_back({lineno, "no ':' in line: user \"" + e.user.substr(0, 64) + "\" has no password field"});
     if (f.size() > 2 && !resolve_id(f[2], false, resolver, e.uid)) {
         warnings.push_back({lineno, "invalid uid \"" + std::string(f[2]) + "\"; line skipped"});
         return std::nullopt;
