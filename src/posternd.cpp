@@ -110,12 +110,9 @@ int main(int argc, char** argv) {
         return kExitOsErr;
     }
     // Never keep running as root: without a configured user, root drops to
-    // nobody/nogroup (the backend files must be readable by that user).
+    // nobody and its primary group (the backend files must be readable by it).
     std::string run_user = cfg.user, run_group = cfg.group;
-    if (run_user.empty() && ::geteuid() == 0) {
-        run_user = "nobody";
-        if (run_group.empty()) run_group = "nogroup";
-    }
+    if (run_user.empty() && ::geteuid() == 0) run_user = "nobody";
     if (auto r = server::drop_privileges(run_user, run_group); !r) {
         say(r.error().message);
         return kExitOsErr;

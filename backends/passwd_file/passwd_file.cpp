@@ -135,7 +135,10 @@ Settings read_settings(const config::Section& s, bool passdb) {
         if (!password::canonical_name(st.default_scheme)) s.error("default_scheme", "unknown password scheme \"" + st.default_scheme + "\"");
     }
     st.username_format = s.string("username_format", "%u");
-    auto probe = auth::expand(st.username_format, [](std::string_view) { return std::optional<std::string>(""); });
+    auto probe = auth::expand(st.username_format, [](std::string_view n) {
+        auth::RequestInfo probe_info;
+        return probe_info.var(n);
+    });
     if (!probe) s.error("username_format", probe.error().message);
     return st;
 }

@@ -4,10 +4,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/mechanism.hpp"
 
 namespace postern::config {
+
+using auth::expand;
 
 std::string_view to_string(Role r) {
     switch (r) {
@@ -27,7 +30,7 @@ std::string Listener::describe() const {
 namespace {
 
 Listener parse_listener(const Section& s) {
-    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "trusted", "max_connections"});
+    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections"});
     Listener l;
     const std::string type = s.string("type", "unix");
     if (type == "unix") l.type = Listener::Type::Unix;
@@ -67,7 +70,6 @@ Listener parse_listener(const Section& s) {
         for (auto k : {"path", "mode", "user", "group"})
             if (s.has(k)) s.error(k, "only for type = \"unix\"");
     }
-    l.trusted = s.boolean("trusted", false);
     l.max_connections = s.integer("max_connections", 0, 0, 1000000);
     return l;
 }
@@ -117,6 +119,11 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         }
         c.failure_delay = a->duration("failure_delay", 2.0, 60.0);
         c.username_format = a->string("username_format", "%Lu");
+        auto probe = expand(c.username_format, [](std::string_view n) -> std::optional<std::string> {
+            if (n == "user" || n == "username" || n == "domain") return std::string("x");
+            return std::nullopt;
+        });
+        if (!probe) a->error("username_format", probe.error().message + " (only %u, %n and %d are known here)");
         c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
         c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
         if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");

@@ -24,8 +24,6 @@ struct Listener {
     std::string user, group;          // unix socket owner
     std::string host;                 // tcp
     unsigned short port = 0;          // tcp
-    // Honour no-penalty and trust rip from this listener's clients.
-    bool trusted = false;
     long long max_connections = 0;    // 0 = default limit
     std::string describe() const;     // "unix:/path" / "tcp:host:port"
 };

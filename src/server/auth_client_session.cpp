@@ -330,7 +330,7 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
 }
 
 void AuthClientSession::log_result(const Request& req, std::string_view result, std::string_view reason) const {
-    // Stable, documented format (fail2ban filter in contrib/fail2ban/).
+    // Stable format, documented in posternd(8): log watchers match on it.
     if (reason.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(req.user),
                   log::safe(req.params.service, 32), log::safe(req.params.rip, 64), req.info ? req.info->name : "-");
