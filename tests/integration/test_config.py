@@ -7,7 +7,7 @@ import socket
 import subprocess
 import unittest
 
-from harness import (EX_CONFIG, POSTERND, READY_LINE, DaemonTestCase, make_config,
+from harness import (EX_CONFIG, POSTERND, READY_LINE, SECRETS, DaemonTestCase, make_config,
                      require_binaries, write_file)
 
 EXIT_TIMEOUT = 10
@@ -53,6 +53,8 @@ class ConfigErrorTest(DaemonTestCase):
                               timeout=EXIT_TIMEOUT, stdin=subprocess.DEVNULL)
         self.assertEqual(proc.returncode, EX_CONFIG, proc.stderr)
         self.assertNotIn(READY_LINE, proc.stderr)
+        for secret in SECRETS:
+            self.assertNotIn(secret, proc.stderr)
         self.assertFalse(os.path.exists(self.path("auth")), "socket created despite error")
         return conf, proc.stderr
 

@@ -87,8 +87,6 @@ def read_master_service(path, service):
         for line in f:
             line = line.rstrip("\n")
             if not line.strip() or line.lstrip().startswith("#"):
-                if entry is not None and not line.strip():
-                    continue
                 continue
             if not line[0].isspace():
                 if entry is not None:
@@ -328,6 +326,13 @@ class PostfixTest(unittest.TestCase):
         for secret in SECRETS:
             if secret in text:
                 raise AssertionError(f"password {secret!r} appears in {cls.daemon.log_path}")
+
+    def setUp(self):
+        # The daemon is shared: if an earlier test killed it, say so instead
+        # of letting every later test fail with a confusing SMTP transcript.
+        if not self.daemon.alive():
+            self.fail(f"posternd died (exit {self.daemon.proc.returncode}); stderr:\n"
+                      f"{self.daemon.stderr()[-3000:]}")
 
     def swaks(self, port, *args, tls=False):
         cmd = [SWAKS, "--server", f"127.0.0.1:{port}", "--timeout", "20",

@@ -2,7 +2,6 @@
 # AUTH/CONT/OK/FAIL, PLAIN and LOGIN (auth-protocol.md sections 3 and 6).
 
 import os
-import socket
 import unittest
 
 from harness import (ALICE_PASSWORD, HEX32, WRONG_PASSWORD, AuthClient, DaemonTestCase,
