@@ -18,13 +18,18 @@ std::optional<std::uint32_t> parse_id(std::string_view text) {
     return static_cast<std::uint32_t>(*v);
 }
 
-void append_field(std::string& line, std::string_view key, std::string_view value) {
+// Appends "\tkey[=escaped value]" unless that would take the line past the
+// reply limit; false when the field was left out.
+bool append_field(std::string& line, std::string_view key, std::string_view value) {
+    const std::string escaped = tab_escape(value);
+    if (line.size() + 2 + key.size() + escaped.size() > kMaxReplyLine) return false;
     line += '\t';
     line += key;
-    if (!value.empty()) {
+    if (!escaped.empty()) {
         line += '=';
-        line += tab_escape(value);
+        line += escaped;
     }
+    return true;
 }
 
 }  // namespace
@@ -146,20 +151,16 @@ std::string format_cont(std::uint32_t id, std::string_view base64_data) {
 
 std::string format_ok(std::uint32_t id, std::string_view user, const Fields& fields) {
     std::string out = "OK\t" + std::to_string(id) + "\tuser=" + tab_escape(user);
-    for (const auto& [k, v] : fields) {
-        if (out.size() + k.size() + v.size() + 2 > kMaxReplyLine) break;
-        append_field(out, k, v);
-    }
+    for (const auto& [k, v] : fields)
+        if (!append_field(out, k, v)) break;
     out += '\n';
     return out;
 }
 
 std::string format_fail(std::uint32_t id, const Fields& fields) {
     std::string out = "FAIL\t" + std::to_string(id);
-    for (const auto& [k, v] : fields) {
-        if (out.size() + k.size() + v.size() + 2 > kMaxReplyLine) break;
-        append_field(out, k, v);
-    }
+    for (const auto& [k, v] : fields)
+        if (!append_field(out, k, v)) break;
     out += '\n';
     return out;
 }

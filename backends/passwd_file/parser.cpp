@@ -82,11 +82,12 @@ std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::
     if (f.size() > 1) e.password = std::string(f[1]);
     else warnings.push_back({lineno, "no ':' in line: user \"" + e.user.substr(0, 64) + "\" has no password field"});
     if (f.size() > 2 && !resolve_id(f[2], false, resolver, e.uid)) {
-        warnings.push_back({lineno, "invalid uid \"" + std::string(f[2]) + "\"; line skipped"});
+        // The field is not quoted: with a ':' in a password it holds part of it.
+        warnings.push_back({lineno, "invalid uid field (not a number or known user, or 0); line skipped"});
         return std::nullopt;
     }
     if (f.size() > 3 && !resolve_id(f[3], true, resolver, e.gid)) {
-        warnings.push_back({lineno, "invalid gid \"" + std::string(f[3]) + "\"; line skipped"});
+        warnings.push_back({lineno, "invalid gid field (not a number or known group, or 0); line skipped"});
         return std::nullopt;
     }
     if (f.size() > 5) e.home = std::string(f[5]);

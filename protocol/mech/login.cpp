@@ -19,7 +19,10 @@ public:
     Step on_response(std::string data) override {
         switch (state_) {
             case State::WantUser:
-                if (data.empty()) return Step::fail(FailReason::Malformed);
+                if (data.empty()) {
+                    state_ = State::Done;
+                    return Step::fail(FailReason::Malformed);
+                }
                 user_ = std::move(data);
                 state_ = State::WantPassword;
                 return Step::challenge("Password:");
@@ -29,14 +32,15 @@ public:
                 if (password.empty()) return Step::fail(FailReason::EmptyPassword);
                 return Step::verify(std::move(user_), std::string(), std::move(password));
             }
+            case State::NotStarted:
             case State::Done: break;
         }
         return Step::fail(FailReason::OutOfOrder);
     }
 
 private:
-    enum class State { WantUser, WantPassword, Done };
-    State state_ = State::WantUser;
+    enum class State { NotStarted, WantUser, WantPassword, Done };
+    State state_ = State::NotStarted;
     std::string user_;
 };
 

@@ -373,8 +373,14 @@ TEST_CASE("format_ok / format_fail: reply length cap kMaxReplyLine") {
     SUBCASE("fields that only fit before escaping") {
         // 5000 TABs are 10000 bytes once escaped.
         const std::string tabs(5000, '\t');
-        check_cap(format_ok(1, "alice", {{"reason", tabs}}));
-        check_cap(format_fail(1, {{"reason", tabs}}));
+        const std::string ok = format_ok(1, "alice", {{"reason", tabs}});
+        const std::string fail = format_fail(1, {{"reason", tabs}});
+        for (const auto& line : {ok, fail}) {
+            CHECK(line.back() == '\n');
+            CHECK(line.find('\n') == line.size() - 1);
+            CHECK(line.find('\t', line.find("reason=")) == std::string::npos);
+            CHECK(line.size() - 1 <= kMaxReplyLine);
+        }
         const std::string nls(3000, '\n');
         check_cap(format_fail(1, {{"a", nls}, {"b", nls}}));
     }

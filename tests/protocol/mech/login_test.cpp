@@ -95,6 +95,22 @@ TEST_CASE("LOGIN: failures") {
         CHECK(f.kind == Step::Kind::Fail);
         CHECK(f.reason == FailReason::OutOfOrder);
     }
+    SUBCASE("a response after a failed (empty) user name") {
+        auto m = make_login();
+        REQUIRE(m->start(std::nullopt).kind == Step::Kind::Challenge);
+        REQUIRE(m->on_response("").kind == Step::Kind::Fail);
+        auto f = m->on_response("alice");
+        CHECK(f.kind == Step::Kind::Fail);
+        CHECK(f.reason == FailReason::OutOfOrder);
+        CHECK(f.kind != Step::Kind::VerifyPlain);
+    }
+    SUBCASE("on_response before start") {
+        auto m = make_login();
+        auto f = m->on_response("alice");
+        CHECK(f.kind == Step::Kind::Fail);
+        CHECK(f.reason == FailReason::OutOfOrder);
+        CHECK(f.kind != Step::Kind::VerifyPlain);
+    }
     SUBCASE("passdb says no") {
         auto m = make_login();
         REQUIRE(m->start("alice"s).kind == Step::Kind::Challenge);

@@ -1,0 +1,184 @@
+// Dovecot 2.3 %-variable expansion (shared reference backends.md §3.4, §3.5).
+#include <doctest/doctest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/var_expand.hpp"
+
+using namespace postern::auth;
+using namespace std::string_literals;
+
+namespace {
+
+// Variables of a request for user `u`, by long name, the way RequestInfo does it.
+VarLookup vars(std::string u) {
+    return [u](std::string_view n) -> std::optional<std::string> {
+        if (n == "user") return u;
+        if (n == "username") return user_part(u);
+        if (n == "domain") return domain_part(u);
+        if (n == "domain_first") return user_part(domain_part(u));
+        if (n == "service") return std::string("smtp");
+        if (n == "rip") return std::string("192.0.2.7");
+        if (n == "empty") return std::string();
+        return std::nullopt;
+    };
+}
+
+std::string ok(std::string_view tmpl, const VarLookup& lookup, const VarEscape& escape = {}) {
+    auto r = expand(tmpl, lookup, escape);
+    if (!r) FAIL_CHECK("expand(\"" << std::string(tmpl) << "\") failed: " << r.error().message);
+    return r ? *r : std::string("<error>");
+}
+
+}  // namespace
+
+TEST_CASE("expand: malformed templates are errors") {
+    struct Case {
+        const char* label;
+        std::string tmpl;
+    };
+    const Case cases[] = {
+        {"lone %", "%"s},
+        {"trailing lone %", "/var/mail/%"s},
+        {"odd number of %", "%%%"s},
+        {"modifier then end", "%L"s},
+        {"width then end", "%3"s},
+        {"offset then end", "%1."s},
+        {"offset.width then end", "%1.3"s},
+        {"unterminated %{", "%{user"s},
+        {"unterminated %{ with modifier", "%L{user"s},
+        {"unterminated empty %{", "%{"s},
+        {"unknown short variable", "%q"s},
+        {"unknown short variable z", "%z"s},
+        {"unknown long variable", "%{nope}"s},
+        {"empty long name", "%{}"s},
+        {"long name is case-sensitive", "%{USER}"s},
+        {"space instead of variable", "% u"s},
+        {"TAB instead of variable", "%\tu"s},
+        {"NUL instead of variable", "%\0"s},
+        {"SQL metacharacter as variable", "%'"s},
+        {"unknown variable after good text", "SELECT * FROM users WHERE u='%u' AND x='%{x}'"s},
+        {"huge unterminated", "%{" + std::string(1 << 20, 'a')},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto r = expand(c.tmpl, vars("alice@example.com"));
+        CHECK_FALSE(r.has_value());
+        if (!r) CHECK_FALSE(r.error().message.empty());
+    }
+}
+
+TEST_CASE("expand: unknown variable error names it") {
+    auto r = expand("%{no_such_var}", vars("a"));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("no_such_var") != std::string::npos);
+}
+
+TEST_CASE("expand: variables and modifiers") {
+    struct Case {
+        const char* label;
+        std::string user;
+        std::string tmpl;
+        std::string want;
+    };
+    const Case cases[] = {
+        {"no variables", "a@b", "plain text", "plain text"},
+        {"empty template", "a@b", "", ""},
+        {"%u", "Alice@Example.COM", "%u", "Alice@Example.COM"},
+        {"%n", "alice@example.com", "%n", "alice"},
+        {"%d", "alice@example.com", "%d", "example.com"},
+        {"%n without domain", "alice", "%n", "alice"},
+        {"%d without domain", "alice", "[%d]", "[]"},
+        {"%n/%d split at the first @", "a@b@c", "%n|%d", "a|b@c"},
+        {"%%", "a", "100%%", "100%"},
+        {"%% is not a variable prefix", "a", "%%u", "%u"},
+        {"%%%u", "bob", "%%%u", "%bob"},
+        {"%Lu", "Alice@Example.COM", "%Lu", "alice@example.com"},
+        {"%Uu", "Alice@Example.COM", "%Uu", "ALICE@EXAMPLE.COM"},
+        {"%Ln %Ld", "Alice@Example.COM", "%Ld/%Ln", "example.com/alice"},
+        {"%{user}", "alice@example.com", "%{user}", "alice@example.com"},
+        {"%L{user}", "Alice@X", "%L{user}", "alice@x"},
+        {"%{username} %{domain}", "a@b", "%{username}.%{domain}", "a.b"},
+        {"%{domain_first}", "a@b@c", "%{domain_first}", "b"},
+        {"%{domain_first} without domain", "alice", "<%{domain_first}>", "<>"},
+        {"width", "abcdef", "%3u", "abc"},
+        {"offset.width", "abcdef", "%1.3u", "bcd"},
+        {"offset.width on %n", "alice@x", "%1.1n", "l"},
+        {"offset.width with L", "ALICE", "%1.1Lu", "l"},
+        {"width larger than value", "abc", "%10u", "abc"},
+        {"offset past the end", "abc", "%5.2u", ""},
+        {"huge width", "abc", "%99999999999999999999u", "abc"},
+        {"reverse", "abc", "%Ru", "cba"},
+        {"several variables", "alice@example.com", "/var/vmail/%d/%n/Maildir", "/var/vmail/example.com/alice/Maildir"},
+        {"other variables", "a", "%s:%{rip}", "smtp:192.0.2.7"},
+        {"empty value", "a", "x%{empty}y", "xy"},
+        {"values are not re-expanded", "%u%{user}%", "%u", "%u%{user}%"},
+        {"high bytes pass through", "j\xc3\xb6rg", "\xc3\xa4%u", "\xc3\xa4j\xc3\xb6rg"},
+        {"huge template", "a", std::string(1 << 20, 'x') + "%u", std::string(1 << 20, 'x') + "a"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        CHECK(ok(c.tmpl, vars(c.user)) == c.want);
+    }
+}
+
+TEST_CASE("expand: escape callback applies to values only") {
+    // SQL-style escaping: double every single quote.
+    const VarEscape sql = [](std::string_view v) {
+        std::string out;
+        for (char c : v) {
+            if (c == '\'') out += '\'';
+            out += c;
+        }
+        return out;
+    };
+    SUBCASE("literal quotes in the template are untouched") {
+        CHECK(ok("SELECT password FROM users WHERE user = '%u' AND domain = '%d'", vars("o'brien@ex'ample"), sql) ==
+              "SELECT password FROM users WHERE user = 'o''brien@ex''ample' AND domain = 'ex''ample'");
+    }
+    SUBCASE("%% is not passed through escape") {
+        const VarEscape mark = [](std::string_view v) { return "[" + std::string(v) + "]"; };
+        CHECK(ok("a'%%'%u", vars("bob"), mark) == "a'%'[bob]");
+        CHECK(ok("no vars '", vars("bob"), mark) == "no vars '");
+        CHECK(ok("%{empty}", vars("bob"), mark) == "[]");
+    }
+    SUBCASE("escaping runs after modifiers, so truncation cannot split an escape") {
+        CHECK(ok("'%3u'", vars("a'bcd"), sql) == "'a''b'");
+        CHECK(ok("'%Ru'", vars("ab'"), sql) == "'''ba'");
+        const VarEscape tag = [](std::string_view v) { return std::string(v) + "q"; };
+        CHECK(ok("%Uu", vars("alice"), tag) == "ALICEq");
+    }
+    SUBCASE("an injection attempt stays inside the quotes") {
+        const std::string evil = "x' OR '1'='1";
+        CHECK(ok("'%u'", vars(evil), sql) == "'x'' OR ''1''=''1'");
+    }
+}
+
+TEST_CASE("user_part / domain_part / short_var_name") {
+    CHECK(user_part("alice@example.com") == "alice");
+    CHECK(domain_part("alice@example.com") == "example.com");
+    CHECK(user_part("a@b@c") == "a");
+    CHECK(domain_part("a@b@c") == "b@c");
+    CHECK(user_part("alice") == "alice");
+    CHECK(domain_part("alice") == "");
+    CHECK(user_part("@x") == "");
+    CHECK(domain_part("@x") == "x");
+    CHECK(user_part("x@") == "x");
+    CHECK(domain_part("x@") == "");
+    CHECK(user_part("") == "");
+    CHECK(domain_part("") == "");
+
+    CHECK(short_var_name('u') == "user");
+    CHECK(short_var_name('n') == "username");
+    CHECK(short_var_name('d') == "domain");
+    CHECK(short_var_name('s') == "service");
+    CHECK(short_var_name('r') == "rip");
+    CHECK(short_var_name('l') == "lip");
+    CHECK(short_var_name('m') == "mech");
+    CHECK(short_var_name('%') == "");
+    CHECK(short_var_name('q') == "");
+    CHECK(short_var_name('\0') == "");
+}
