@@ -150,6 +150,26 @@ std::optional<std::string> lookup_key(const Settings& st, const auth::RequestInf
     return *r;
 }
 
+// The request's entry in a loaded table, or nullptr.
+const Entry* find_entry(const Settings& st, const passwd_file::Table& table, const auth::RequestInfo& req) {
+    auto key = lookup_key(st, req);
+    if (!key) return nullptr;
+    auto it = table.users.find(*key);
+    return it == table.users.end() ? nullptr : &it->second;
+}
+
+std::string unavailable(const Settings& st, const passwd_file::Snapshot& snap) {
+    return "passwd-file " + st.path + ": " + snap.error;
+}
+
+password::StoredContext stored_context(const Settings& st, const auth::RequestInfo& req) {
+    password::StoredContext ctx;
+    ctx.default_scheme = st.default_scheme;
+    ctx.passwd_file_rules = true;
+    ctx.user = req.original_user.empty() ? req.user : req.original_user;
+    return ctx;
+}
+
 Fields expand_fields(const Fields& in, const auth::RequestInfo& req) {
     Fields out;
     for (const auto& [k, v] : in) {
@@ -181,15 +201,10 @@ public:
         auto snap = co_await file_->get();
         if (!snap.table) {
             r.status = PassStatus::TempFail;
-            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            r.detail = unavailable(st_, snap);
             co_return r;
         }
-        auto key = lookup_key(st_, *req);
-        const Entry* e = nullptr;
-        if (key) {
-            auto it = snap.table->users.find(*key);
-            if (it != snap.table->users.end()) e = &it->second;
-        }
+        const Entry* e = find_entry(st_, *snap.table, *req);
         if (!e) {
             r.status = PassStatus::UnknownUser;
             co_return r;
@@ -206,10 +221,7 @@ public:
             r.detail = "no password in passwd-file entry";
             co_return r;
         }
-        password::StoredContext ctx;
-        ctx.default_scheme = st_.default_scheme;
-        ctx.passwd_file_rules = true;
-        ctx.user = req->original_user.empty() ? req->user : req->original_user;
+        const password::StoredContext ctx = stored_context(st_, *req);
         password::VerifyOutcome out;
         if (password::is_costly(*e->password, ctx)) {
             // The job owns copies of everything it reads.
@@ -244,16 +256,15 @@ public:
         auto snap = co_await file_->get();
         if (!snap.table) {
             r.status = PassStatus::TempFail;
-            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            r.detail = unavailable(st_, snap);
             co_return r;
         }
-        auto key = lookup_key(st_, *req);
-        auto it = key ? snap.table->users.find(*key) : snap.table->users.end();
-        if (it == snap.table->users.end()) {
+        const Entry* found = find_entry(st_, *snap.table, *req);
+        if (!found) {
             r.status = PassStatus::UnknownUser;
             co_return r;
         }
-        const Entry& e = it->second;
+        const Entry& e = *found;
         r.user = req->user;
         r.extra = expand_fields(e.extra, *req);
         r.userdb = expand_fields(e.userdb, *req);
@@ -261,10 +272,7 @@ public:
             r.status = PassStatus::SchemeUnavailable;
             co_return r;
         }
-        password::StoredContext ctx;
-        ctx.default_scheme = st_.default_scheme;
-        ctx.passwd_file_rules = true;
-        ctx.user = req->original_user.empty() ? req->user : req->original_user;
+        const password::StoredContext ctx = stored_context(st_, *req);
         auto cred = password::credentials(*e.password, scheme, ctx);
         if (!cred) {
             r.status = PassStatus::SchemeUnavailable;
@@ -293,16 +301,15 @@ public:
         auto snap = co_await file_->get();
         if (!snap.table) {
             r.status = UserStatus::TempFail;
-            r.detail = "passwd-file " + st_.path + ": " + snap.error;
+            r.detail = unavailable(st_, snap);
             co_return r;
         }
-        auto key = lookup_key(st_, *req);
-        auto it = key ? snap.table->users.find(*key) : snap.table->users.end();
-        if (it == snap.table->users.end()) {
+        const Entry* found = find_entry(st_, *snap.table, *req);
+        if (!found) {
             r.status = UserStatus::NotFound;
             co_return r;
         }
-        const Entry& e = it->second;
+        const Entry& e = *found;
         r.status = UserStatus::Found;
         r.user = req->user;
         if (!e.uid.empty()) r.fields.emplace_back("uid", e.uid);

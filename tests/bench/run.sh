@@ -134,32 +134,30 @@ chmod 0644 "$USERS"
 RESULTS=$TMP/results
 : >"$RESULTS"
 
-# run_loads SERVER SOCKET PID LOG: every scheme x load against one server;
-# stops early (showing the end of LOG) if the server process dies.
-run_loads() {
-    local server=$1 sock=$2 pid=$3 log=$4 scheme load conns inflight rc
-    for scheme in "${SCHEMES[@]}"; do
-        for load in "${LOADS[@]}"; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                echo "run.sh: $server (pid $pid) died; last lines of $log:" >&2
-                tail -n 5 "$log" | sed "s/^/  $server: /" >&2
-                failed=1
-                return 0
-            fi
-            read -r conns inflight <<<"$load"
-            rc=0
-            "$LOADGEN" --socket "$sock" --connections "$conns" --inflight "$inflight" \
-                --duration "$DURATION" --warmup "$WARMUP" --users "$TMP/creds-$scheme" \
-                --wrong-ratio "$WRONG" --label "$server/$scheme/${conns}x$inflight" \
-                >"$TMP/out" || rc=$?
-            sed '/^RESULT /d' "$TMP/out"
-            grep '^RESULT ' "$TMP/out" >>"$RESULTS" || true
-            if ((rc != 0)); then
-                echo "  ^ loadgen exit status $rc (errors or unexpected replies)"
-                failed=1
-            fi
-        done
-    done
+# Per running server: its socket, pid and log file.
+declare -A SOCK SPID SLOG
+
+# run_one SERVER SCHEME CONNS INFLIGHT: one measurement; skipped (with the end of
+# the server's log) if the server process has died.
+run_one() {
+    local server=$1 scheme=$2 conns=$3 inflight=$4 rc=0
+    if ! kill -0 "${SPID[$server]}" 2>/dev/null; then
+        echo "run.sh: $server (pid ${SPID[$server]}) is not running; last lines of ${SLOG[$server]}:" >&2
+        tail -n 5 "${SLOG[$server]}" | sed "s/^/  $server: /" >&2
+        failed=1
+        unset "SOCK[$server]"
+        return 0
+    fi
+    "$LOADGEN" --socket "${SOCK[$server]}" --connections "$conns" --inflight "$inflight" \
+        --duration "$DURATION" --warmup "$WARMUP" --users "$TMP/creds-$scheme" \
+        --wrong-ratio "$WRONG" --label "$server/$scheme/${conns}x$inflight" \
+        >"$TMP/out" || rc=$?
+    sed '/^RESULT /d' "$TMP/out"
+    grep '^RESULT ' "$TMP/out" >>"$RESULTS" || true
+    if ((rc != 0)); then
+        echo "  ^ loadgen exit status $rc (errors or unexpected replies)"
+        failed=1
+    fi
 }
 
 # wait_for WHAT PID TEST...: poll until the command succeeds or PID dies.
@@ -179,7 +177,7 @@ wait_for() {
 }
 
 # --- postern -----------------------------------------------------------------
-bench_postern() {
+start_postern() {
     local posternd=$BUILD/posternd pid
     if [[ ! -x $posternd ]]; then
         echo "run.sh: $posternd not built" >&2
@@ -211,7 +209,7 @@ path = "$USERS"
 driver = "passwd-file"
 path = "$USERS"
 EOF
-    echo "== postern ($posternd)"
+    echo "postern: $posternd"
     "$posternd" -c "$TMP/postern.conf" 2>"$TMP/posternd.log" &
     pid=$!
     PIDS+=("$pid")
@@ -222,22 +220,16 @@ EOF
         forget_pid "$pid"
         return 0
     fi
-    run_loads postern "$TMP/postern-auth" "$pid" "$TMP/posternd.log"
-    stop_pid "$pid"
-    forget_pid "$pid"
-    if grep -Eqi 'error|fatal|critical' "$TMP/posternd.log"; then
-        echo "posternd logged errors:"
-        grep -Ei 'error|fatal|critical' "$TMP/posternd.log" | head -n 10 | sed 's/^/  /'
-    fi
-    echo
+    SOCK[postern]=$TMP/postern-auth
+    SPID[postern]=$pid
+    SLOG[postern]=$TMP/posternd.log
 }
 
 # --- dovecot -----------------------------------------------------------------
-bench_dovecot() {
+start_dovecot() {
     local pid extra=""
     if ! command -v dovecot >/dev/null; then
-        echo "== dovecot: not installed (package dovecot-core), skipped"
-        echo
+        echo "dovecot: not installed (package dovecot-core), skipped"
         return 0
     fi
     mkdir -p "$TMP/dovecot-run" "$TMP/dovecot-state"
@@ -274,7 +266,7 @@ userdb {
   args = $USERS
 }
 EOF
-    echo "== dovecot ($(dovecot --version 2>/dev/null | head -n 1))"
+    echo "dovecot: $(command -v dovecot) $(dovecot --version 2>/dev/null | head -n 1), auth cache off (default)"
     dovecot -c "$TMP/dovecot.conf" -F 2>>"$TMP/dovecot.log" &
     pid=$!
     PIDS+=("$pid")
@@ -285,22 +277,40 @@ EOF
         forget_pid "$pid"
         return 0
     fi
-    run_loads dovecot "$TMP/dovecot-auth" "$pid" "$TMP/dovecot.log"
-    stop_pid "$pid"   # the master stops its children on SIGTERM
-    forget_pid "$pid"
-    if grep -Eqi 'error|fatal|panic' "$TMP/dovecot.log"; then
-        echo "dovecot logged errors:"
-        grep -Ei 'error|fatal|panic' "$TMP/dovecot.log" | head -n 10 | sed 's/^/  /'
-    fi
-    echo
+    SOCK[dovecot]=$TMP/dovecot-auth
+    SPID[dovecot]=$pid
+    SLOG[dovecot]=$TMP/dovecot.log
 }
 
+# Both servers run side by side (an idle one costs nothing) and each case is
+# measured on one right after the other, so both see the same machine noise.
 for server in $SERVERS; do
     case $server in
-    postern) bench_postern ;;
-    dovecot) bench_dovecot ;;
+    postern) start_postern ;;
+    dovecot) start_dovecot ;;
     *) echo "run.sh: unknown server '$server' in BENCH_SERVERS" >&2; exit 2 ;;
     esac
+done
+echo
+
+for scheme in "${SCHEMES[@]}"; do
+    for load in "${LOADS[@]}"; do
+        read -r conns inflight <<<"$load"
+        for server in $SERVERS; do
+            if [[ -n ${SOCK[$server]:-} ]]; then run_one "$server" "$scheme" "$conns" "$inflight"; fi
+        done
+    done
+done
+echo
+
+for server in "${!SPID[@]}"; do
+    stop_pid "${SPID[$server]}"   # Dovecot's master stops its children on SIGTERM
+    forget_pid "${SPID[$server]}"
+    if grep -Eqi 'error|fatal|panic|critical' "${SLOG[$server]}"; then
+        echo "$server logged errors:"
+        grep -Ei 'error|fatal|panic|critical' "${SLOG[$server]}" | head -n 10 | sed 's/^/  /'
+        echo
+    fi
 done
 
 # --- summary -----------------------------------------------------------------
