@@ -261,6 +261,9 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
     auto self = shared_from_this();
     for (;;) {
         if (closed_) co_return;
+        // CANCEL (or a request timeout) dropped it while the backend worked.
+        auto live = requests_.find(req->id);
+        if (live == requests_.end() || live->second != req) co_return;
         switch (step.kind) {
             case mech::Step::Kind::Challenge:
                 req->awaiting_cont = true;
@@ -307,6 +310,8 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
                     detail = std::move(r.detail);
                 }
                 if (closed_) co_return;
+                auto still = requests_.find(req->id);
+                if (still == requests_.end() || still->second != req) co_return;
                 req->user = answer.user;
                 if (status == backend::PassStatus::TempFail) {
                     co_await finish_fail(req, "temp_fail", true, false);
