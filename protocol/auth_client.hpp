@@ -20,6 +20,9 @@ inline constexpr std::size_t kMaxReplyLine = 8000;
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
+// True if fields holds key (with or without a value).
+bool has_field(const Fields& fields, std::string_view key);
+
 // Request parameters that travel on AUTH (and on auth-master commands).
 // Unknown parameters are kept in `extra` and otherwise ignored.
 struct RequestParams {

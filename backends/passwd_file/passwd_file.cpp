@@ -183,12 +183,6 @@ Fields expand_fields(const Fields& in, const auth::RequestInfo& req) {
     return out;
 }
 
-bool has_field(const Fields& f, std::string_view key) {
-    for (const auto& [k, v] : f)
-        if (k == key) return true;
-    return false;
-}
-
 class PasswdFilePassdb final : public Passdb {
 public:
     PasswdFilePassdb(Settings st, Services& sv) : st_(std::move(st)), pool_(sv.pool), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
@@ -212,7 +206,7 @@ public:
         r.user = req->user;
         r.extra = expand_fields(e->extra, *req);
         r.userdb = expand_fields(e->userdb, *req);
-        if (has_field(e->extra, "nopassword")) {
+        if (protocol::has_field(e->extra, "nopassword")) {
             r.status = PassStatus::Ok;
             co_return r;
         }

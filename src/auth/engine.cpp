@@ -37,13 +37,18 @@ const mech::MechInfo* Engine::enabled_mech(std::string_view name) const {
     return nullptr;
 }
 
-std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
-    if (raw.empty() || raw.size() > cfg_.max_username_length) return std::nullopt;
+bool Engine::valid_name(std::string_view raw) const {
+    if (raw.empty() || raw.size() > cfg_.max_username_length) return false;
     for (char c : raw) {
         const auto u = static_cast<unsigned char>(c);
         // Control bytes can never round-trip through Postfix or the log.
-        if (u < 0x20 || u == 0x7f) return std::nullopt;
+        if (u < 0x20 || u == 0x7f) return false;
     }
+    return true;
+}
+
+std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
+    if (!valid_name(raw)) return std::nullopt;
     if (cfg_.username_format == "%u") return std::string(raw);
     auto r = expand(cfg_.username_format, [raw](std::string_view n) -> std::optional<std::string> {
         if (n == "user") return std::string(raw);

@@ -49,6 +49,9 @@ public:
     // characters, too long, empty). The caller answers such names exactly like
     // an unknown user.
     std::optional<std::string> normalize_user(std::string_view raw) const;
+    // The validation half of normalize_user: non-empty, within the length
+    // limit, no control bytes.
+    bool valid_name(std::string_view raw) const;
 
     asio::awaitable<backend::PassResult> verify_plain(RequestPtr request, Secret password);
     asio::awaitable<backend::CredResult> lookup_credentials(RequestPtr request, std::string scheme);

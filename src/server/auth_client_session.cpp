@@ -19,6 +19,8 @@
 
 namespace postern::server {
 
+using protocol::has_field;
+
 namespace {
 
 // Passdb extra fields that steer the server and are never sent to clients.
@@ -26,12 +28,6 @@ bool internal_field(std::string_view k) {
     return k == "nopassword" || k == "nodelay" || k == "allow_nets" || k == "allow_real_nets" ||
            k == "password" || k == "password_noscheme" || k == "user" || k == "noauthenticate" || k == "pass" ||
            k == "skip";
-}
-
-bool has_field(const backend::Fields& f, std::string_view key) {
-    for (const auto& [k, v] : f)
-        if (k == key) return true;
-    return false;
 }
 
 std::string make_cookie() {
@@ -392,7 +388,7 @@ asio::awaitable<void> AuthClientSession::finish_fail(RequestPtr req, std::string
     requests_.erase(it);
     backend::Fields f;
     // A name that can never be valid (control bytes, too long) is not echoed.
-    if (!req->user.empty() && engine_.normalize_user(req->user)) f.emplace_back("user", req->user);
+    if (engine_.valid_name(req->user)) f.emplace_back("user", req->user);
     if (temp) f.emplace_back("code", "temp_fail");
     send(protocol::format_fail(req->id, f));
 }
