@@ -74,11 +74,18 @@ public:
     virtual void invalidate() {}
 };
 
+enum class IterStatus { Done, Stopped, TempFail, Unsupported };
+
 class Userdb {
 public:
     virtual ~Userdb() = default;
     virtual std::string_view driver() const = 0;
     virtual asio::awaitable<UserResult> lookup_user(auth::RequestPtr request) = 0;
+    // User iteration (auth-master LIST): awaits `each` for every user name, so
+    // a slow reader slows the producer instead of growing a buffer; stops
+    // early when `each` returns false.
+    using IterSink = std::function<asio::awaitable<bool>(std::string user)>;
+    virtual asio::awaitable<IterStatus> iterate(IterSink each);
     virtual void invalidate() {}
 };
 
@@ -93,11 +100,14 @@ struct Services {
 // fails the start-up when a backend is merely unavailable.
 using PassdbFactory = std::function<std::unique_ptr<Passdb>(const config::Section&, Services&)>;
 using UserdbFactory = std::function<std::unique_ptr<Userdb>(const config::Section&, Services&)>;
+class UserStore;  // backends/user_store.hpp
+using UserStoreFactory = std::function<std::unique_ptr<UserStore>(const config::Section&)>;
 
 struct DriverInfo {
     std::string_view name;
     PassdbFactory passdb;  // empty: cannot be a passdb
     UserdbFactory userdb;  // empty: cannot be a userdb
+    UserStoreFactory store = {};  // empty: `postern user` cannot edit it
 };
 
 const std::vector<DriverInfo>& drivers();

@@ -1,6 +1,7 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
+#include "backends/user_store.hpp"
 
 namespace postern::backend {
 
@@ -24,6 +25,10 @@ asio::awaitable<CredResult> Passdb::lookup_credentials(auth::RequestPtr, std::st
     co_return r;
 }
 
+asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
+    co_return IterStatus::Unsupported;
+}
+
 const std::vector<DriverInfo>& drivers() {
     static const std::vector<DriverInfo> rows = {
         {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb},
@@ -42,6 +47,24 @@ std::unique_ptr<Passdb> make_passdb(const std::string& driver, const config::Sec
     if (!d) s.error("driver", "unknown driver \"" + driver + "\"");
     if (!d->passdb) s.error("driver", "driver \"" + driver + "\" cannot be a passdb");
     return d->passdb(s, services);
+}
+
+std::unique_ptr<UserStore> make_user_store(const std::string& driver, const config::Section& s) {
+    const auto* d = find_driver(driver);
+    if (!d) s.error("driver", "unknown driver \"" + driver + "\"");
+    if (!d->store) s.error("driver", "driver \"" + driver + "\" cannot be edited by postern user");
+    return d->store(s);
+}
+
+StoreResult UserStore::add_many(std::span<const StoredUser> users,
+                                const std::function<void(std::size_t, const StoreResult&)>& each) {
+    StoreResult overall;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+        StoreResult r = add(users[i]);
+        if (r.status == StoreStatus::Unavailable) return r;
+        each(i, r);
+    }
+    return overall;
 }
 
 std::unique_ptr<Userdb> make_userdb(const std::string& driver, const config::Section& s, Services& services) {
