@@ -70,6 +70,10 @@ public:
     virtual asio::awaitable<PassResult> verify_plain(auth::RequestPtr request, Secret password) = 0;
     virtual asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr request, std::string scheme);
     virtual bool can_lookup_credentials() const { return false; }
+    // The user's passdb fields without checking a password (auth-master PASS,
+    // for LDA and doveadm). Status Ok, UnknownUser, Disabled or TempFail;
+    // the default says SchemeUnavailable (this passdb cannot answer it).
+    virtual asio::awaitable<PassResult> lookup(auth::RequestPtr request);
     // Forget cached data (SIGHUP).
     virtual void invalidate() {}
 };

@@ -25,6 +25,13 @@ asio::awaitable<CredResult> Passdb::lookup_credentials(auth::RequestPtr, std::st
     co_return r;
 }
 
+asio::awaitable<PassResult> Passdb::lookup(auth::RequestPtr) {
+    PassResult r;
+    r.status = PassStatus::SchemeUnavailable;
+    r.detail = "this passdb cannot look up a user without a password";
+    co_return r;
+}
+
 asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
     co_return IterStatus::Unsupported;
 }
