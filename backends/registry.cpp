@@ -1,6 +1,7 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
+#include "backends/passwd_file/store.hpp"
 #include "backends/user_store.hpp"
 
 namespace postern::backend {
@@ -38,7 +39,7 @@ asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
 
 const std::vector<DriverInfo>& drivers() {
     static const std::vector<DriverInfo> rows = {
-        {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb},
+        {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb, passwd_file::make_store},
     };
     return rows;
 }

@@ -125,7 +125,7 @@ struct Settings {
 };
 
 Settings read_settings(const config::Section& s, bool passdb) {
-    if (passdb) s.reject_unknown({"driver", "path", "default_scheme", "username_format"});
+    if (passdb) s.reject_unknown({"driver", "path", "default_scheme", "username_format", "write_scheme"});
     else s.reject_unknown({"driver", "path", "username_format"});
     Settings st;
     st.path = s.required_string("path");

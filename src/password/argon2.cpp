@@ -17,6 +17,8 @@ namespace {
 // No CostLimits field covers passes or lanes; these caps stop a corrupt row
 // from asking for hours of work while staying far above any sane setting.
 constexpr unsigned long long kMaxArgon2Passes = 1024;
+// New hashes: more passes than this only burn CPU at every login.
+constexpr unsigned long long kMaxGeneratePasses = 64;
 constexpr unsigned long long kMaxArgon2Lanes = 64;
 
 struct Argon2Params {
@@ -118,6 +120,7 @@ VerifyOutcome verify_argon2(std::string_view raw, std::string_view password, con
 Result<std::string> generate_argon2i(std::string_view password, const GenerateOptions& opts) {
     // doveadm: t = rounds (default 4), memory stepping up with the rounds.
     const unsigned long long rounds = opts.rounds.value_or(0);
+    if (rounds > kMaxGeneratePasses) return fail("argon2 rounds (passes) out of range: at most " + std::to_string(kMaxGeneratePasses));
     unsigned long long ops = rounds == 0 ? crypto_pwhash_argon2i_OPSLIMIT_INTERACTIVE : rounds;
     std::size_t mem = crypto_pwhash_argon2i_MEMLIMIT_INTERACTIVE;
     if (ops >= crypto_pwhash_argon2i_OPSLIMIT_SENSITIVE) mem = crypto_pwhash_argon2i_MEMLIMIT_SENSITIVE;
@@ -129,6 +132,7 @@ Result<std::string> generate_argon2i(std::string_view password, const GenerateOp
 Result<std::string> generate_argon2id(std::string_view password, const GenerateOptions& opts) {
     // doveadm picks memory from the requested rounds, then raises t to at least 3.
     const unsigned long long rounds = opts.rounds.value_or(0);
+    if (rounds > kMaxGeneratePasses) return fail("argon2 rounds (passes) out of range: at most " + std::to_string(kMaxGeneratePasses));
     std::size_t mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
     if (rounds >= crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE) mem = crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE;
     else if (rounds >= crypto_pwhash_argon2id_OPSLIMIT_MODERATE) mem = crypto_pwhash_argon2id_MEMLIMIT_MODERATE;

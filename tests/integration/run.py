@@ -35,7 +35,9 @@ def main(argv):
                  or type(t).__name__ == "_FailedTest"]
     suite = unittest.TestSuite(tests)
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stderr).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # Subtests report one failure each: count failed tests, not failures.
+    failed = len({t.id() if not hasattr(t, "test_case") else t.test_case.id()
+                  for t, _ in result.failures + result.errors}) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped - len(result.expectedFailures)
     sys.stderr.flush()
