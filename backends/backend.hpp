@@ -9,6 +9,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,8 @@ struct PassResult {
     Fields extra;        // passdb extra fields (non-internal ones go to the client)
     Fields userdb;       // prefetched userdb fields (userdb_* with the prefix removed)
     std::string detail;  // operator log text (no secrets)
+    std::string scheme;  // Ok: scheme of the stored password (for rehash-on-login), if known
+    int source = -1;     // set by the engine: index of the passdb that answered
 };
 
 struct CredResult {
@@ -76,6 +79,16 @@ public:
     virtual asio::awaitable<PassResult> lookup(auth::RequestPtr request);
     // Forget cached data (SIGHUP).
     virtual void invalidate() {}
+    // Cache support (src/auth/cache.hpp). cache_key: every request input this
+    // passdb's answer depends on, length-prefixed; the default takes them all.
+    // generation: changes whenever the backend's data may have changed
+    // (passwd-file: each reload); 0 for backends that cannot tell.
+    virtual std::string cache_key(const auth::RequestInfo& request) const;
+    virtual asio::awaitable<std::uint64_t> generation();
+    // Rehash on login: replace the user's stored password with `stored`
+    // (already hashed). False when this passdb cannot write or the write
+    // failed; the old password must then still be in place.
+    virtual asio::awaitable<bool> update_password(auth::RequestPtr request, std::string stored);
 };
 
 enum class IterStatus { Done, Stopped, TempFail, Unsupported };
@@ -91,6 +104,9 @@ public:
     using IterSink = std::function<asio::awaitable<bool>(std::string user)>;
     virtual asio::awaitable<IterStatus> iterate(IterSink each);
     virtual void invalidate() {}
+    // As for Passdb.
+    virtual std::string cache_key(const auth::RequestInfo& request) const;
+    virtual asio::awaitable<std::uint64_t> generation();
 };
 
 // What factories get from the daemon.

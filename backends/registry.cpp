@@ -33,6 +33,36 @@ asio::awaitable<PassResult> Passdb::lookup(auth::RequestPtr) {
     co_return r;
 }
 
+// Every input a %-variable can read, so a backend that says nothing about its
+// inputs never shares a cache entry between requests it could tell apart.
+std::string default_cache_key(const auth::RequestInfo& r) {
+    std::string key;
+    auto add = [&key](std::string_view v) {
+        key += std::to_string(v.size());
+        key += ':';
+        key += v;
+    };
+    const auto& p = r.params;
+    for (std::string_view v : {std::string_view(r.user), std::string_view(r.original_user), std::string_view(r.mech),
+                               std::string_view(p.service), std::string_view(p.lip), std::string_view(p.rip),
+                               std::string_view(p.lport), std::string_view(p.rport), std::string_view(p.real_lip),
+                               std::string_view(p.real_rip), std::string_view(p.real_lport),
+                               std::string_view(p.real_rport), std::string_view(p.local_name),
+                               std::string_view(p.session), std::string_view(p.client_id),
+                               std::string_view(p.cert_username), std::string_view(p.secured_value)})
+        add(v);
+    add(std::to_string(r.client_pid));
+    add(p.secured ? "s" : "-");
+    add(p.valid_client_cert ? "c" : "-");
+    return key;
+}
+
+std::string Passdb::cache_key(const auth::RequestInfo& r) const { return default_cache_key(r); }
+std::string Userdb::cache_key(const auth::RequestInfo& r) const { return default_cache_key(r); }
+asio::awaitable<std::uint64_t> Passdb::generation() { co_return 0; }
+asio::awaitable<bool> Passdb::update_password(auth::RequestPtr, std::string) { co_return false; }
+asio::awaitable<std::uint64_t> Userdb::generation() { co_return 0; }
+
 asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
     co_return IterStatus::Unsupported;
 }

@@ -32,6 +32,9 @@ struct Table {
     std::unordered_map<std::string, Entry> users;
     std::vector<std::string> order;  // user names in file order (iteration)
     std::vector<ParseWarning> warnings;
+    // Names of the %-variables the entries' fields use (besides the user
+    // name): the request inputs a cached answer depends on.
+    std::vector<std::string> field_vars;
 };
 
 // Resolves a user or group name to a number; nullopt if unknown.

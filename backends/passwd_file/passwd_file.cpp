@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
 #include "auth/var_expand.hpp"
+#include "backends/passwd_file/store.hpp"
 #include "password/scheme.hpp"
 #include "util/log.hpp"
 
@@ -60,7 +62,18 @@ File::LoadResult File::load(std::string path, Stamp known) {
         text.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    r.table = std::make_shared<const Table>(parse(text));
+    Table t = parse(text);
+    std::set<std::string> vars;
+    auto record = [&vars](std::string_view name) -> std::optional<std::string> {
+        vars.emplace(name);
+        return std::string();
+    };
+    for (const auto& [user, e] : t.users)
+        for (const auto* fields : {&e.extra, &e.userdb})
+            for (const auto& kv : *fields)
+                if (kv.second.find('%') != std::string::npos) (void)auth::expand(kv.second, record);
+    t.field_vars.assign(vars.begin(), vars.end());
+    r.table = std::make_shared<const Table>(std::move(t));
     return r;
 }
 
@@ -81,6 +94,7 @@ asio::awaitable<Snapshot> File::get() {
         loading_ = false;
         if (result && result->changed) {
             stamp_ = result->stamp;
+            ++generation_;
             if (result->table) {
                 const bool first = !table_;
                 table_ = result->table;
@@ -183,12 +197,33 @@ Fields expand_fields(const Fields& in, const auth::RequestInfo& req) {
     return out;
 }
 
+// The inputs an answer from this file depends on: the lookup key, the name
+// as typed (DIGEST-MD5 hashes include it), and the variables its fields use.
+std::string file_cache_key(const Settings& st, const passwd_file::File& file, const auth::RequestInfo& req) {
+    std::string key;
+    auto add = [&key](std::string_view v) {
+        key += std::to_string(v.size());
+        key += ':';
+        key += v;
+    };
+    add(lookup_key(st, req).value_or(std::string()));
+    add(req.original_user);
+    if (const auto& t = file.current())
+        for (const auto& name : t->field_vars) add(req.var(name).value_or(std::string()));
+    return key;
+}
+
 class PasswdFilePassdb final : public Passdb {
 public:
     PasswdFilePassdb(Settings st, Services& sv) : st_(std::move(st)), pool_(sv.pool), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
     std::string_view driver() const override { return "passwd-file"; }
     bool can_lookup_credentials() const override { return true; }
     void invalidate() override { file_->invalidate(); }
+    std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }
+    asio::awaitable<std::uint64_t> generation() override {
+        co_await file_->get();
+        co_return file_->generation();
+    }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         PassResult r;
@@ -233,7 +268,10 @@ public:
             out = password::verify(*e->password, password.view(), ctx);
         }
         switch (out.verdict) {
-            case password::Verdict::Match: r.status = PassStatus::Ok; break;
+            case password::Verdict::Match:
+                r.status = PassStatus::Ok;
+                r.scheme = password::stored_scheme(*e->password, ctx).value_or(std::string());
+                break;
             case password::Verdict::Mismatch: r.status = PassStatus::Mismatch; break;
             case password::Verdict::Invalid:
             case password::Verdict::UnknownScheme:
@@ -243,6 +281,28 @@ public:
                 break;
         }
         co_return r;
+    }
+
+    asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored) override {
+        auto key = lookup_key(st_, *req);
+        if (!key) co_return false;
+        // File writes are blocking: the store runs on the pool (locked, atomic).
+        auto job = [path = st_.path, user = std::move(*key), stored = std::move(stored)]() mutable {
+            passwd_file::StoreOptions o;
+            o.path = path;
+            auto store = passwd_file::open_store(std::move(o));
+            StoreResult r = store->set_password(user, stored);
+            wipe(stored);
+            return r;
+        };
+        auto done = co_await run_blocking(*pool_, std::move(job));
+        if (!done) co_return false;
+        if (!done->ok()) {
+            log::warning("passwd-file {}: rehash not written: {}", log::safe(st_.path), log::safe(done->message));
+            co_return false;
+        }
+        file_->invalidate();
+        co_return true;
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
@@ -289,6 +349,11 @@ public:
     PasswdFileUserdb(Settings st, Services& sv) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
     std::string_view driver() const override { return "passwd-file"; }
     void invalidate() override { file_->invalidate(); }
+    std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }
+    asio::awaitable<std::uint64_t> generation() override {
+        co_await file_->get();
+        co_return file_->generation();
+    }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
         UserResult r;

@@ -31,6 +31,9 @@ public:
     asio::awaitable<Snapshot> get();
     const std::string& path() const { return path_; }
     void invalidate() { last_check_ = {}; }
+    // Bumped whenever the table is replaced or becomes unavailable.
+    std::uint64_t generation() const { return generation_; }
+    const std::shared_ptr<const Table>& current() const { return table_; }
 
 private:
     struct Stamp {
@@ -52,6 +55,7 @@ private:
     Stamp stamp_;
     std::chrono::steady_clock::time_point last_check_{};
     bool loading_ = false;
+    std::uint64_t generation_ = 1;
 };
 
 std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool);

@@ -1,9 +1,15 @@
 // Passdb/userdb chains and shared authentication state.
 #include "auth/engine.hpp"
 
+#include <sodium.h>
 #include <strings.h>
 
+#include <asio/co_spawn.hpp>
+
+#include <stdexcept>
+
 #include "auth/var_expand.hpp"
+#include "password/scheme.hpp"
 #include "util/log.hpp"
 #include "util/secret.hpp"
 
@@ -16,7 +22,10 @@ constexpr std::size_t kMaxPendingLogins = 100000;
 constexpr auto kPendingLoginTtl = std::chrono::seconds(150);
 
 Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
-    : cfg_(cfg), pool_(pool) {
+    : cfg_(cfg), pool_(pool), penalty_(cfg.penalty) {
+    if (cfg.cache.enabled) cache_ = std::make_unique<AuthCache>(cfg.cache);
+    if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
+    randombytes_buf(digest_key_, sizeof digest_key_);
     services_.executor = executor;
     services_.pool = &pool;
     for (const auto& name : cfg.mechanisms) {
@@ -60,14 +69,80 @@ std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
     return *r;
 }
 
+std::string Engine::password_digest(std::string_view password) const {
+    unsigned char out[16];
+    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(password.data()), password.size(),
+                       digest_key_, sizeof digest_key_);
+    return std::string(reinterpret_cast<const char*>(out), sizeof out);
+}
+
+namespace {
+
+// Cache key and data generation of a backend chain: every backend's inputs
+// and generations, since any of them may be the one that answers.
+template <class Backends>
+asio::awaitable<Engine::CacheState> chain_state(Backends& backends, RequestPtr request) {
+    Engine::CacheState st;
+    for (auto& b : backends) {
+        const std::uint64_t g = co_await b->generation();
+        st.generation = st.generation * 1000003u + g;
+        st.key += b->cache_key(*request);
+    }
+    co_return st;
+}
+
+}  // namespace
+
+asio::awaitable<Engine::CacheState> Engine::passdb_cache_state(RequestPtr request) {
+    CacheState st = co_await chain_state(passdbs_, request);
+    co_return st;
+}
+
+asio::awaitable<Engine::CacheState> Engine::userdb_cache_state(RequestPtr request) {
+    CacheState st = co_await chain_state(userdbs_, request);
+    co_return st;
+}
+
+std::size_t Engine::flush_cache(const std::vector<std::string>& users) {
+    return cache_ ? cache_->flush(users) : 0;
+}
+
 asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Secret password) {
+    using backend::PassStatus;
+    CacheState cs;
+    if (cache_) {
+        cs = co_await passdb_cache_state(request);
+        if (auto hit = cache_->find_verified(cs.key, cs.generation, password.view(), false)) {
+            log::debug("auth: cache hit: verified password of user \"{}\"", log::safe(request->user));
+            co_return std::move(*hit);
+        }
+    }
+    backend::PassResult r = co_await verify_plain_chain(request, password.clone());
+    if (cache_) {
+        if (r.status == PassStatus::Ok) {
+            cache_->store_verified(cs.key, cs.generation, password.view(), r, request->user);
+        } else if (r.status == PassStatus::TempFail && cache_->settings().serve_stale) {
+            if (auto stale = cache_->find_verified(cs.key, cs.generation, password.view(), true)) {
+                log::warning("auth: passdb unavailable; answering user \"{}\" from a stale cache entry",
+                             log::safe(request->user));
+                co_return std::move(*stale);
+            }
+        }
+    }
+    if (r.status == PassStatus::Ok) maybe_rehash(request, r, password.view());
+    co_return r;
+}
+
+asio::awaitable<backend::PassResult> Engine::verify_plain_chain(RequestPtr request, Secret password) {
     using backend::PassStatus;
     backend::PassResult worst;
     worst.status = PassStatus::UnknownUser;
     bool temp = false;
     std::string temp_detail;
-    for (auto& p : passdbs_) {
+    for (std::size_t i = 0; i < passdbs_.size(); ++i) {
+        auto& p = passdbs_[i];
         backend::PassResult r = co_await p->verify_plain(request, password.clone());
+        r.source = static_cast<int>(i);
         switch (r.status) {
             case PassStatus::Ok:
             case PassStatus::Disabled:
@@ -96,6 +171,23 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
 }
 
 asio::awaitable<backend::CredResult> Engine::lookup_credentials(RequestPtr request, std::string scheme) {
+    if (!cache_) {
+        backend::CredResult direct = co_await lookup_credentials_chain(request, std::move(scheme));
+        co_return direct;
+    }
+    CacheState cs = co_await passdb_cache_state(request);
+    CacheKey key;
+    key.add(scheme).add(cs.key);
+    if (auto hit = cache_->find_credentials(key.str(), cs.generation)) {
+        log::debug("auth: cache hit: {} credentials of user \"{}\"", scheme, log::safe(request->user));
+        co_return std::move(*hit);
+    }
+    backend::CredResult r = co_await lookup_credentials_chain(request, scheme);
+    cache_->store_credentials(key.str(), cs.generation, r, request->user);
+    co_return r;
+}
+
+asio::awaitable<backend::CredResult> Engine::lookup_credentials_chain(RequestPtr request, std::string scheme) {
     using backend::PassStatus;
     backend::CredResult last;
     last.status = PassStatus::UnknownUser;
@@ -121,6 +213,21 @@ asio::awaitable<backend::CredResult> Engine::lookup_credentials(RequestPtr reque
 }
 
 asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
+    if (!cache_) {
+        backend::UserResult direct = co_await lookup_user_chain(request);
+        co_return direct;
+    }
+    CacheState cs = co_await userdb_cache_state(request);
+    if (auto hit = cache_->find_user(cs.key, cs.generation)) {
+        log::debug("auth: cache hit: userdb fields of user \"{}\"", log::safe(request->user));
+        co_return std::move(*hit);
+    }
+    backend::UserResult r = co_await lookup_user_chain(request);
+    cache_->store_user(cs.key, cs.generation, r, request->user);
+    co_return r;
+}
+
+asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr request) {
     backend::UserResult last;
     last.status = backend::UserStatus::NotFound;
     bool temp = false;
@@ -131,6 +238,55 @@ asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
     }
     if (temp) last.status = backend::UserStatus::TempFail;
     co_return last;
+}
+
+namespace {
+
+// Rough strength order of password schemes for rehash-on-login: a stored
+// password is rehashed when its scheme ranks below the target's.
+int scheme_strength(std::string_view scheme) {
+    static const std::pair<std::string_view, int> ranks[] = {
+        {"PLAIN", 0}, {"CLEAR", 0}, {"CLEARTEXT", 0}, {"PLAIN-TRUNC", 0},
+        {"PLAIN-MD4", 1}, {"PLAIN-MD5", 1}, {"LDAP-MD5", 1}, {"SMD5", 1}, {"SHA", 1}, {"SHA1", 1}, {"SSHA", 1},
+        {"DES-CRYPT", 1}, {"MD5", 1}, {"MD5-CRYPT", 1}, {"CRAM-MD5", 1}, {"HMAC-MD5", 1}, {"DIGEST-MD5", 1},
+        {"OTP", 1}, {"SHA256", 2}, {"SHA512", 2}, {"SSHA256", 2}, {"SSHA512", 2},
+        {"SHA256-CRYPT", 3}, {"SHA512-CRYPT", 3}, {"PBKDF2", 3}, {"SCRAM-SHA-1", 3}, {"SCRAM-SHA-256", 3},
+        {"CRYPT", 4}, {"BLF-CRYPT", 4}, {"ARGON2I", 5}, {"ARGON2ID", 5},
+    };
+    for (const auto& [name, rank] : ranks)
+        if (name == scheme) return rank;
+    return 4;  // unknown crypt flavours (yescrypt...) count as strong
+}
+
+}  // namespace
+
+void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password) {
+    if (cfg_.rehash_scheme.empty() || result.scheme.empty() || result.source < 0) return;
+    if (scheme_strength(result.scheme) >= scheme_strength(cfg_.rehash_scheme)) return;
+    if (!rehashing_.insert(request->user).second) return;  // one at a time per user
+    asio::co_spawn(services_.executor, rehash(request, result.scheme, Secret(std::string(password)), result.source),
+                   [this, user = request->user](std::exception_ptr e) {
+                       rehashing_.erase(user);
+                       if (e) log::error("auth: rehash of user \"{}\" failed unexpectedly", log::safe(user));
+                   });
+}
+
+asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme, Secret password, int source) {
+    auto job = [scheme = cfg_.rehash_scheme, pw = std::move(password)]() {
+        return password::generate(scheme, pw.view());
+    };
+    auto made = co_await run_blocking(pool_, std::move(job));
+    if (!made || !*made) {
+        log::warning("auth: rehash of user \"{}\" skipped: hashing unavailable", log::safe(request->user));
+        co_return;
+    }
+    std::string stored = std::move(**made);
+    const bool ok = co_await passdbs_[static_cast<std::size_t>(source)]->update_password(request, std::move(stored));
+    if (ok)
+        log::info("auth: rehashed user \"{}\" from {} to {}", log::safe(request->user), old_scheme, cfg_.rehash_scheme);
+    else
+        log::warning("auth: rehash of user \"{}\" from {} to {} not written; the old hash stays",
+                     log::safe(request->user), old_scheme, cfg_.rehash_scheme);
 }
 
 void Engine::expire_logins() {

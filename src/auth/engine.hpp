@@ -9,11 +9,14 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "auth/cache.hpp"
+#include "auth/penalty.hpp"
 #include "auth/request_info.hpp"
 #include "backends/backend.hpp"
 #include "config/config.hpp"
@@ -63,10 +66,37 @@ public:
 
     void invalidate_backends();
 
+    struct CacheState {
+        std::string key;
+        std::uint64_t generation = 0;
+    };
+    // The authentication cache (null when [cache] is off).
+    AuthCache* cache() { return cache_.get(); }
+    // Drops the cached entries of these users (all when empty); returns how many.
+    std::size_t flush_cache(const std::vector<std::string>& users);
+
+    // Per-IP penalty: `group` from penalty_group(); empty means none applies.
+    std::string penalty_group(std::string_view ip) const { return penalty_.group_of(ip); }
+    std::chrono::steady_clock::duration penalty_delay(const std::string& group) { return penalty_.delay(group); }
+    void penalty_failure(const std::string& group, std::string_view password_digest) {
+        penalty_.failure(group, password_digest);
+    }
+    void penalty_success(const std::string& group) { penalty_.success(group); }
+    // A keyed hash of a password (random key per process, never stored),
+    // for recognising a repeated wrong password without keeping it.
+    std::string password_digest(std::string_view password) const;
+
     unsigned long next_cuid() { return ++cuid_; }
 
 private:
     void expire_logins();
+    asio::awaitable<CacheState> passdb_cache_state(RequestPtr request);
+    asio::awaitable<backend::PassResult> verify_plain_chain(RequestPtr request, Secret password);
+    asio::awaitable<backend::CredResult> lookup_credentials_chain(RequestPtr request, std::string scheme);
+    asio::awaitable<backend::UserResult> lookup_user_chain(RequestPtr request);
+    asio::awaitable<CacheState> userdb_cache_state(RequestPtr request);
+    void maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password);
+    asio::awaitable<void> rehash(RequestPtr request, std::string old_scheme, Secret password, int source);
     const config::Config& cfg_;
     BlockingPool& pool_;
     backend::Services services_;
@@ -76,6 +106,10 @@ private:
     std::vector<std::unique_ptr<backend::Userdb>> userdbs_;
     std::map<std::pair<unsigned long, std::uint32_t>, PendingLogin> logins_;
     unsigned long cuid_ = 0;
+    std::unique_ptr<AuthCache> cache_;
+    Penalty penalty_;
+    unsigned char digest_key_[32];
+    std::set<std::string> rehashing_;
 };
 
 }  // namespace postern::auth

@@ -30,7 +30,7 @@ std::string Listener::describe() const {
 namespace {
 
 Listener parse_listener(const Section& s) {
-    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections"});
+    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections", "trusted"});
     Listener l;
     const std::string type = s.string("type", "unix");
     if (type == "unix") l.type = Listener::Type::Unix;
@@ -71,6 +71,7 @@ Listener parse_listener(const Section& s) {
             if (s.has(k)) s.error(k, "only for type = \"unix\"");
     }
     l.max_connections = s.integer("max_connections", 0, 0, 1000000);
+    l.trusted = s.boolean("trusted", false);
     return l;
 }
 
@@ -94,7 +95,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     Config c;
     c.file = file;
     Section root(doc, doc.get(), file, "");
-    root.reject_unknown({"daemon", "log", "auth", "listener", "passdb", "userdb"});
+    root.reject_unknown({"daemon", "log", "auth", "cache", "penalty", "listener", "passdb", "userdb"});
 
     if (auto d = root.subtable("daemon")) {
         d->reject_unknown({"user", "group", "hash_threads", "hash_queue_max"});
@@ -109,7 +110,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         if (!log::parse_level(level, c.log_level)) l->error("level", "must be debug, info, warning or error");
     }
     if (auto a = root.subtable("auth")) {
-        a->reject_unknown({"mechanisms", "failure_delay", "username_format", "max_username_length", "request_timeout"});
+        a->reject_unknown({"mechanisms", "failure_delay", "failure_delay_jitter", "username_format", "max_username_length",
+                           "request_timeout", "rehash_scheme"});
         c.mechanisms = a->string_list("mechanisms", c.mechanisms);
         if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
         for (auto& m : c.mechanisms) {
@@ -127,6 +129,41 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
         c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
         if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");
+        c.failure_delay_jitter = a->duration("failure_delay_jitter", 0.0, 60.0);
+        if (c.failure_delay_jitter > c.failure_delay)
+            a->error("failure_delay_jitter", "must not exceed failure_delay");
+        c.rehash_scheme = a->string("rehash_scheme", "");
+        if (!c.rehash_scheme.empty()) {
+            auto canonical = password::canonical_name(c.rehash_scheme);
+            if (!canonical) a->error("rehash_scheme", "unknown password scheme \"" + c.rehash_scheme + "\"");
+            c.rehash_scheme = *canonical;
+        }
+    }
+    if (auto k = root.subtable("cache")) {
+        k->reject_unknown({"enabled", "ttl", "negative_ttl", "size", "serve_stale", "stale_max_age"});
+        auto& cs = c.cache;
+        cs.enabled = k->boolean("enabled", true);
+        cs.ttl = k->duration("ttl", cs.ttl, 7 * 86400.0);
+        cs.negative_ttl = k->duration("negative_ttl", cs.negative_ttl, 86400.0);
+        cs.max_bytes = static_cast<std::size_t>(k->integer("size", static_cast<long long>(cs.max_bytes), 4096,
+                                                           1LL << 34));
+        cs.serve_stale = k->boolean("serve_stale", false);
+        cs.stale_max_age = k->duration("stale_max_age", cs.stale_max_age, 7 * 86400.0);
+    }
+    if (auto p = root.subtable("penalty")) {
+        p->reject_unknown({"enabled", "base", "max", "decay", "ipv4_prefix", "ipv6_prefix", "max_entries",
+                           "ignore_repeated_password"});
+        auto& ps = c.penalty;
+        ps.enabled = p->boolean("enabled", true);
+        ps.base = p->duration("base", ps.base, 60.0);
+        ps.max = p->duration("max", ps.max, 300.0);
+        if (ps.max < ps.base) p->error("max", "must be at least base");
+        ps.decay = p->duration("decay", ps.decay, 86400.0);
+        if (ps.decay <= 0) p->error("decay", "must be greater than 0");
+        ps.ipv4_prefix = static_cast<unsigned>(p->integer("ipv4_prefix", 32, 8, 32));
+        ps.ipv6_prefix = static_cast<unsigned>(p->integer("ipv6_prefix", 64, 16, 128));
+        ps.max_entries = static_cast<std::size_t>(p->integer("max_entries", 65536, 16, 10000000));
+        ps.ignore_repeated_password = p->boolean("ignore_repeated_password", true);
     }
 
     if (const auto* n = doc->get("listener")) {

@@ -25,7 +25,30 @@ struct Listener {
     std::string host;                 // tcp
     unsigned short port = 0;          // tcp
     long long max_connections = 0;    // 0 = default limit
+    bool trusted = false;             // honour the client's no-penalty flag
     std::string describe() const;     // "unix:/path" / "tcp:host:port"
+};
+
+// [cache]: see src/auth/cache.hpp.
+struct CacheSettings {
+    bool enabled = false;
+    double ttl = 3600;            // seconds, positive entries
+    double negative_ttl = 0;      // seconds, "no such user" lookups; 0 = never cached
+    std::size_t max_bytes = 16u << 20;
+    bool serve_stale = false;     // answer from an expired positive entry while the backend temp-fails
+    double stale_max_age = 3600;  // seconds past expiry that a stale entry may still serve
+};
+
+// [penalty]: see src/auth/penalty.hpp.
+struct PenaltySettings {
+    bool enabled = true;
+    double base = 1.0;            // seconds of delay at the second failure, doubling after
+    double max = 15.0;            // cap, seconds
+    double decay = 60.0;          // one failure forgiven per this many quiet seconds
+    unsigned ipv4_prefix = 32;
+    unsigned ipv6_prefix = 64;
+    std::size_t max_entries = 65536;
+    bool ignore_repeated_password = true;  // the same wrong password again does not escalate
 };
 
 struct Driver {
@@ -47,6 +70,10 @@ struct Config {
     std::string username_format = "%Lu";
     std::size_t max_username_length = 256;
     double request_timeout = 150.0;
+    double failure_delay_jitter = 0;  // each failure waits failure_delay +- up to this
+    std::string rehash_scheme;        // "": rehash on login off
+    CacheSettings cache;
+    PenaltySettings penalty;
     std::vector<Listener> listeners;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;

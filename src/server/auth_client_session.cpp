@@ -12,6 +12,8 @@
 #include <asio/write.hpp>
 #include <openssl/rand.h>
 
+#include <random>
+
 #include "protocol/line.hpp"
 #include "server/spawn.hpp"
 #include "util/encoding.hpp"
@@ -28,6 +30,12 @@ bool internal_field(std::string_view k) {
     return k == "nopassword" || k == "nodelay" || k == "allow_nets" || k == "allow_real_nets" ||
            k == "password" || k == "password_noscheme" || k == "user" || k == "noauthenticate" || k == "pass" ||
            k == "skip";
+}
+
+// Uniform in [0, 1), for the failure-delay jitter (not a secret).
+double random_unit() {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
 std::string make_cookie() {
@@ -274,6 +282,14 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
             case mech::Step::Kind::VerifyPlain:
             case mech::Step::Kind::LookupCredentials: {
                 req->user = step.user;
+                if (!req->penalty_checked) {
+                    co_await wait_penalty(req);
+                    if (closed_) co_return;
+                    auto after = requests_.find(req->id);
+                    if (after == requests_.end() || after->second != req) co_return;
+                }
+                if (step.kind == mech::Step::Kind::VerifyPlain && !req->penalty_group.empty())
+                    req->password_digest = engine_.password_digest(step.password.view());
                 auto user = engine_.normalize_user(step.user);
                 if (!user) {
                     co_await finish_fail(req, "invalid_username", false, false);
@@ -330,14 +346,28 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
     }
 }
 
+asio::awaitable<void> AuthClientSession::wait_penalty(RequestPtr req) {
+    auto self = shared_from_this();
+    req->penalty_checked = true;
+    // no-penalty is a promise from the client; only trusted listeners' clients may make it.
+    if (req->params.no_penalty && listener_.trusted) co_return;
+    req->penalty_group = engine_.penalty_group(req->params.rip);
+    const auto delay = engine_.penalty_delay(req->penalty_group);
+    if (delay <= std::chrono::steady_clock::duration::zero()) co_return;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(delay);
+    asio::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
 void AuthClientSession::log_result(const Request& req, std::string_view result, std::string_view reason) const {
     // Stable format, documented in posternd(8): log watchers match on it.
     if (reason.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(req.user),
-                  log::safe(req.params.service, 32), log::safe(req.params.rip, 64), req.info ? req.info->name : "-");
+                  log::token(req.params.service, 32), log::token(req.params.rip, 64), req.info ? req.info->name : "-");
     else
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={} reason={}", result, log::safe(req.user),
-                  log::safe(req.params.service, 32), log::safe(req.params.rip, 64), req.info ? req.info->name : "-", reason);
+                  log::token(req.params.service, 32), log::token(req.params.rip, 64), req.info ? req.info->name : "-", reason);
 }
 
 void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
@@ -346,6 +376,7 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
     req->finished = true;
     requests_.erase(req->id);
     log_result(*req, "ok", "");
+    if (!req->penalty_group.empty()) engine_.penalty_success(req->penalty_group);
     backend::Fields out;
     for (const auto& [k, v] : extra)
         if (!internal_field(k)) out.emplace_back(k, v);
@@ -370,10 +401,16 @@ asio::awaitable<void> AuthClientSession::finish_fail(RequestPtr req, std::string
     req->finished = true;
     req->awaiting_cont = false;
     log_result(*req, temp ? "tempfail" : "fail", reason);
+    // A guess counts against the address once the backend has been asked
+    // (not for aborts or malformed input before that point).
+    if (!temp && !req->penalty_group.empty() && reason != "aborted")
+        engine_.penalty_failure(req->penalty_group, req->password_digest);
     // Every failure waits the same delay whatever the cause, so timing does
     // not tell an unknown user from a wrong password. Each request has its
     // own timer: no shared tick, no work while waiting.
-    const double delay = engine_.config().failure_delay;
+    double delay = engine_.config().failure_delay;
+    if (const double jitter = engine_.config().failure_delay_jitter; jitter > 0 && delay > 0)
+        delay += jitter * (2.0 * random_unit() - 1.0);
     if (delay > 0 && !nodelay && !temp) {
         asio::steady_timer t(co_await asio::this_coro::executor);
         // Measured from the client's last message, so the time spent in the

@@ -50,6 +50,9 @@ private:
         bool finished = false;
         std::chrono::steady_clock::time_point started;
         std::chrono::steady_clock::time_point last_input;
+        bool penalty_checked = false;  // the per-IP penalty wait is done once per request
+        std::string penalty_group;     // "" = no penalty applies
+        std::string password_digest;   // keyed hash of the password tried (penalty)
     };
     using RequestPtr = std::shared_ptr<Request>;
 
@@ -60,6 +63,7 @@ private:
     void on_auth(protocol::AuthCmd cmd);
     void on_cont(protocol::ContCmd cmd);
     asio::awaitable<void> run(RequestPtr req, mech::Step step);
+    asio::awaitable<void> wait_penalty(RequestPtr req);
     asio::awaitable<void> finish_fail(RequestPtr req, std::string reason, bool temp, bool nodelay);
     void finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
                    const backend::Fields& userdb, const std::string& final_data);

@@ -114,8 +114,12 @@ asio::awaitable<std::string> handle(MasterState& st, const std::string& line, bo
             close = true;
             co_return std::string();
         }
-        st.engine.invalidate_backends();
-        co_return "OK\t" + f[1] + "\t0\n";
+        // CACHE-FLUSH id [user...]: no users = everything, and backends re-read their data.
+        std::vector<std::string> users(f.begin() + 2, f.end());
+        if (users.empty()) st.engine.invalidate_backends();
+        const std::size_t n = st.engine.flush_cache(users);
+        log::info("auth-master {}: cache flushed ({} entries{})", st.peer, n, users.empty() ? ", all users" : "");
+        co_return "OK\t" + f[1] + "\t" + std::to_string(n) + "\n";
     }
     if (cmd == "CPID") log::warning("auth-master {}: client tried to speak auth-client on a master socket", st.peer);
     close = true;

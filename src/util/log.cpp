@@ -52,7 +52,9 @@ void write(Level l, std::string_view message) {
     }
 }
 
-std::string safe(std::string_view in, std::size_t max) {
+namespace {
+
+std::string escape(std::string_view in, std::size_t max, bool space) {
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
     out.reserve(in.size() < max ? in.size() : max);
@@ -62,7 +64,7 @@ std::string safe(std::string_view in, std::size_t max) {
             break;
         }
         const auto c = static_cast<unsigned char>(in[i]);
-        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\' || (space && c == ' ')) {
             out += "\\x";
             out += kHex[c >> 4];
             out += kHex[c & 15];
@@ -71,6 +73,14 @@ std::string safe(std::string_view in, std::size_t max) {
         }
     }
     return out;
+}
+
+}  // namespace
+
+std::string safe(std::string_view in, std::size_t max) { return escape(in, max, false); }
+std::string token(std::string_view in, std::size_t max) {
+    if (in.empty()) return "-";
+    return escape(in, max, true);
 }
 
 }  // namespace postern::log

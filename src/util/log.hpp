@@ -20,6 +20,9 @@ void write(Level level, std::string_view message);
 // Escapes control bytes, quotes and backslashes (\xNN) and truncates to max
 // bytes (with "..."), so that untrusted names cannot forge or split log lines.
 std::string safe(std::string_view untrusted, std::size_t max = 128);
+// As safe(), and spaces too: for values logged as key=value tokens, so a
+// value can never make a line look like it has another key.
+std::string token(std::string_view in, std::size_t max = 256);
 
 template <class... Args>
 void debug(fmt::format_string<Args...> f, Args&&... args) {

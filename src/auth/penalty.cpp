@@ -1,0 +1,98 @@
+// Per-IP penalty (see penalty.hpp).
+#include "auth/penalty.hpp"
+
+#include <arpa/inet.h>
+
+#include <cmath>
+
+#include "util/secret.hpp"
+
+namespace postern::auth {
+
+std::string Penalty::group_of(std::string_view ip) const {
+    std::string text(ip);
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, text.c_str(), buf) == 1) {
+        const unsigned bits = s_.ipv4_prefix;
+        std::uint32_t v = (std::uint32_t(buf[0]) << 24) | (std::uint32_t(buf[1]) << 16) | (std::uint32_t(buf[2]) << 8) | buf[3];
+        if (bits < 32) v &= ~((bits == 0 ? 0xffffffffu : (0xffffffffu >> bits)));
+        return "4:" + std::to_string(v) + "/" + std::to_string(bits);
+    }
+    if (::inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+        // IPv4-mapped addresses count as the IPv4 address.
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::equal(mapped, mapped + 12, buf)) {
+            char v4[INET_ADDRSTRLEN];
+            ::inet_ntop(AF_INET, buf + 12, v4, sizeof v4);
+            return group_of(v4);
+        }
+        const unsigned bits = s_.ipv6_prefix;
+        for (unsigned i = 0; i < 16; ++i) {
+            const unsigned lo = i * 8;
+            if (lo >= bits) buf[i] = 0;
+            else if (lo + 8 > bits) buf[i] &= static_cast<unsigned char>(0xff << (lo + 8 - bits));
+        }
+        return "6:" + std::string(reinterpret_cast<const char*>(buf), 16) + "/" + std::to_string(bits);
+    }
+    return {};
+}
+
+void Penalty::decay(Entry& e, Clock::time_point now) const {
+    if (e.failures == 0) return;
+    const double quiet = std::chrono::duration<double>(now - e.last).count();
+    const auto forgiven = static_cast<unsigned long>(quiet / s_.decay);
+    if (forgiven == 0) return;
+    e.failures = forgiven >= e.failures ? 0 : e.failures - static_cast<unsigned>(forgiven);
+    e.last += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(forgiven * s_.decay));
+}
+
+Penalty::Entry* Penalty::find(const std::string& group, Clock::time_point now) {
+    auto it = index_.find(group);
+    if (it == index_.end()) return nullptr;
+    decay(*it->second, now);
+    return &*it->second;
+}
+
+Penalty::Clock::duration Penalty::delay(const std::string& group, Clock::time_point now) {
+    if (!s_.enabled || group.empty()) return {};
+    Entry* e = find(group, now);
+    if (!e || e->failures < 2) return {};
+    const double seconds = std::min(s_.max, s_.base * std::ldexp(1.0, static_cast<int>(std::min(e->failures - 2, 30u))));
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+unsigned Penalty::failures(const std::string& group, Clock::time_point now) {
+    Entry* e = find(group, now);
+    return e ? e->failures : 0;
+}
+
+void Penalty::failure(const std::string& group, std::string_view password_digest, Clock::time_point now) {
+    if (!s_.enabled || group.empty()) return;
+    auto it = index_.find(group);
+    if (it == index_.end()) {
+        while (index_.size() >= s_.max_entries && !lru_.empty()) {
+            index_.erase(lru_.back().group);
+            lru_.pop_back();
+        }
+        lru_.push_front(Entry{group, 0, now, {}});
+        it = index_.emplace(group, lru_.begin()).first;
+    } else {
+        lru_.splice(lru_.begin(), lru_, it->second);
+    }
+    Entry& e = *it->second;
+    decay(e, now);
+    const bool repeat = s_.ignore_repeated_password && !password_digest.empty() && e.failures > 0 &&
+                        ct_equal(e.last_digest, password_digest);
+    if (!repeat) ++e.failures;
+    e.last = now;
+    e.last_digest.assign(password_digest);
+}
+
+void Penalty::success(const std::string& group) {
+    auto it = index_.find(group);
+    if (it == index_.end()) return;
+    lru_.erase(it->second);
+    index_.erase(it);
+}
+
+}  // namespace postern::auth
