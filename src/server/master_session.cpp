@@ -40,12 +40,14 @@ namespace {
 
 struct MasterState {
     MasterState(Socket s, auth::Engine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
-        : socket(std::move(s)), engine(e), listener(l), peer(std::move(p)), slot(std::move(sl)) {}
+        : socket(std::move(s)), engine(e), listener(l), peer(std::move(p)), slot(std::move(sl)),
+          handshake_timer(socket.get_executor()) {}
     Socket socket;
     auth::Engine& engine;
     const config::Listener& listener;
     std::string peer;
     std::shared_ptr<const void> slot;
+    asio::steady_timer handshake_timer;
     std::optional<pid_t> peer_pid;  // SO_PEERCRED, unix sockets only
     bool got_version = false;
     bool write_failed = false;
@@ -234,17 +236,16 @@ asio::awaitable<std::string> dispatch(const StatePtr& st, protocol::MasterComman
 }
 
 asio::awaitable<void> handshake_timer(StatePtr st) {
-    asio::steady_timer t(st->socket.get_executor());
-    t.expires_after(kMasterHandshakeTimeout);
+    st->handshake_timer.expires_after(kMasterHandshakeTimeout);
     asio::error_code ec;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!st->got_version) {
+    co_await st->handshake_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && !st->got_version && st->socket.is_open()) {
         log::info("auth-master {}: no VERSION in time; closing", st->peer);
         st->socket.close(ec);
     }
 }
 
-asio::awaitable<void> run_master(StatePtr st) {
+asio::awaitable<void> serve(StatePtr st) {
     const bool sent = co_await write_all(st, protocol::format_master_handshake(static_cast<unsigned long>(::getpid())));
     if (!sent) co_return;
     protocol::LineBuffer lines(kMasterMaxLine);
@@ -275,6 +276,15 @@ asio::awaitable<void> run_master(StatePtr st) {
             co_return;
         }
     }
+}
+
+asio::awaitable<void> run_master(StatePtr st) {
+    co_await serve(st);
+    // Whatever ended the session, the peer sees the close now.
+    asio::error_code ec;
+    st->handshake_timer.cancel();
+    st->socket.shutdown(asio::socket_base::shutdown_both, ec);
+    st->socket.close(ec);
 }
 
 }  // namespace
