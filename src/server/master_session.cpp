@@ -2,6 +2,7 @@
 #include "server/master_session.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -49,6 +50,9 @@ struct MasterState {
     std::shared_ptr<const void> slot;
     asio::steady_timer handshake_timer;
     std::optional<pid_t> peer_pid;  // SO_PEERCRED, unix sockets only
+    // Restricted userdb access (a 0666 userdb socket and a peer that is
+    // neither its owner nor in its group): USER only for the peer's own uid.
+    std::optional<uid_t> restricted_uid;
     bool got_version = false;
     bool write_failed = false;
     // LIST in progress.
@@ -110,6 +114,16 @@ asio::awaitable<std::string> do_user(StatePtr st, protocol::LookupCmd cmd) {
         case backend::UserStatus::NotFound: co_return protocol::format_notfound(cmd.id);
         case backend::UserStatus::TempFail: co_return protocol::format_master_fail(cmd.id, "temporary failure");
     }
+    if (st->restricted_uid) {
+        std::string uid;
+        for (const auto& [k, v] : r.fields)
+            if (k == "uid") uid = v;
+        if (uid != std::to_string(*st->restricted_uid)) {
+            log::warning("auth-master {}: USER {}: restricted peer (uid {}) may not see user \"{}\"", st->peer,
+                         cmd.id, *st->restricted_uid, log::safe(*user));
+            co_return protocol::format_master_fail(cmd.id, "Not allowed to see this user");
+        }
+    }
     co_return protocol::format_user(cmd.id, r.user.empty() ? *user : r.user, r.fields);
 }
 
@@ -139,6 +153,10 @@ asio::awaitable<std::string> do_pass(StatePtr st, protocol::LookupCmd cmd) {
 }
 
 asio::awaitable<std::string> do_list(StatePtr st, protocol::ListCmd cmd) {
+    if (st->restricted_uid) {
+        log::warning("auth-master {}: LIST refused to a restricted peer (uid {})", st->peer, *st->restricted_uid);
+        co_return protocol::format_done(cmd.id, true);
+    }
     st->list_id = cmd.id;
     st->list_mask = std::move(cmd.mask);
     st->list_out.clear();
@@ -295,8 +313,16 @@ void start_master_session(Socket socket, auth::Engine& engine, const config::Lis
     if (listener.type == config::Listener::Type::Unix) {
         ucred cred{};
         socklen_t len = sizeof cred;
-        if (::getsockopt(st->socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0)
-            st->peer_pid = cred.pid;
+        if (::getsockopt(st->socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            if (cred.pid > 0) st->peer_pid = cred.pid;
+            // As Dovecot does: a world-writable (exactly 0666) userdb socket
+            // lets anyone look up only their own user; its owner and group
+            // keep full access.
+            struct stat sb {};
+            if (listener.role == config::Role::Userdb && listener.mode.value_or(0600) == 0666 &&
+                ::stat(listener.path.c_str(), &sb) == 0 && cred.uid != sb.st_uid && cred.gid != sb.st_gid)
+                st->restricted_uid = cred.uid;
+        }
     }
     auto ex = st->socket.get_executor();
     asio::co_spawn(ex, handshake_timer(st), LogExceptions{"auth-master handshake timer"});

@@ -5,6 +5,8 @@
 //   master: USER, PASS, LIST, REQUEST, CACHE-FLUSH
 //   userdb: USER, LIST (what LDA/LMTP and `doveadm user` need); PASS,
 //           REQUEST and CACHE-FLUSH answer FAIL.
+// A userdb socket of mode exactly 0666 restricts peers that are neither its
+// owner nor in its group: USER answers only for the peer's own uid, LIST fails.
 #pragma once
 
 #include <memory>

@@ -570,6 +570,66 @@ class UserdbDriversTest(DaemonTestCase):
         self.assertEqual(m.reply_for(2), ["DONE", "2", ""])
 
 
+# Run by a peer of another uid: one master-protocol exchange, replies printed.
+PEER_SCRIPT = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(("VERSION\t1\t1\n" + "".join(a + "\n" for a in sys.argv[2:])).encode())
+want = len(sys.argv) - 2
+buf = b""
+while buf.count(b"\n") < 2 + want:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+sys.stdout.write(buf.decode())
+"""
+
+
+@require_binaries
+@unittest.skipUnless(os.geteuid() == 0, "needs root to connect as another uid")
+class RestrictedUserdbTest(DaemonTestCase):
+    """A 0666 userdb socket: a peer that is neither its owner nor in its
+    group sees only its own user; LIST and everything else are refused."""
+
+    def setUp(self):
+        super().setUp()
+        import pwd
+        self.nobody = pwd.getpwnam("nobody")
+        users = self.path("users")
+        write_file(users, users_text() + passwd_line("nob", "{PLAIN}" + ALICE_PASSWORD,
+                                                     uid=self.nobody.pw_uid, gid=self.nobody.pw_gid,
+                                                     home="/home/nob"))
+        self.daemon = self.start_daemon(master_config(self.tmp, users))
+
+    def as_nobody(self, *lines):
+        def drop():
+            os.setgid(self.nobody.pw_gid)
+            os.setgroups([])
+            os.setuid(self.nobody.pw_uid)
+        p = subprocess.run(["python3", "-c", PEER_SCRIPT, self.path("userdb"), *lines],
+                           capture_output=True, text=True, timeout=30, preexec_fn=drop)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [l.split("\t") for l in p.stdout.splitlines()[2:]]
+
+    def test_own_user_only(self):
+        r = self.as_nobody("USER\t1\tnob\tservice=lda", "USER\t2\talice\tservice=lda",
+                           "USER\t3\tnosuchuser\tservice=lda", "LIST\t4")
+        self.assertEqual(r[0][:3], ["USER", "1", "nob"], r)
+        self.assertEqual(r[1][:2], ["FAIL", "2"], r)
+        self.assertEqual(r[2], ["NOTFOUND", "3"], r)
+        self.assertEqual(r[3], ["DONE", "4", "fail"], r)
+
+    def test_owner_keeps_full_access(self):
+        m = MasterClient(self.path("userdb"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        m.send_line("USER", "1", "alice", "service=lda")
+        self.assertEqual(m.reply_for(1)[:3], ["USER", "1", "alice"])
+
+
 @require_binaries
 @unittest.skipUnless(DOVEADM, "doveadm not installed (apt-get install dovecot-core)")
 class DoveadmMasterTest(MasterBase):
