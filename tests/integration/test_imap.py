@@ -15,8 +15,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, free_tcp_port, passwd_line,
-                     require_binaries, toml_str, write_file)
+from harness import (ALICE_PASSWORD, REPO_ROOT, WRONG_PASSWORD, DaemonTestCase, free_tcp_port,
+                     passwd_line, require_binaries, toml_str, write_file)
 
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None)
 IMAP_BINARY = "/usr/lib/dovecot/imap"
@@ -58,7 +58,24 @@ def descendants(pid):
     return out
 
 
+CONTRIB_CONF = os.path.join(REPO_ROOT, "contrib", "dovecot", "dovecot.conf")
+
+
 def dovecot_conf(tmp, port, login_socket, master_socket):
+    """contrib/dovecot/dovecot.conf with the test's paths, plus what a
+    private instance needs (own base_dir, log, loopback port)."""
+    with open(CONTRIB_CONF) as f:
+        contrib = f.read()
+    for needed in ("/run/postern/login", "/run/postern/master", "/etc/dovecot/empty-users",
+                   "service imap-login {"):
+        if needed not in contrib:
+            raise AssertionError(f"contrib/dovecot/dovecot.conf lacks {needed}")
+    contrib = (contrib.replace("/run/postern/login", login_socket)
+               .replace("/run/postern/master", master_socket)
+               .replace("/etc/dovecot/empty-users", f"{tmp}/dovecot-empty-users")
+               .replace("service imap-login {", "service imap-login {\n"
+                        f"  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n"
+                        "  inet_listener imaps {\n    port = 0\n  }"))
     return f"""base_dir = {tmp}/dovecot-run
 state_dir = {tmp}/dovecot-state
 protocols = imap
@@ -71,29 +88,8 @@ mail_location = maildir:~/Maildir
 first_valid_uid = 1000
 default_login_user = dovenull
 default_internal_user = dovecot
-passdb {{
-  driver = passwd-file
-  args = {tmp}/dovecot-empty-users
-}}
-userdb {{
-  driver = passwd-file
-  args = {tmp}/dovecot-empty-users
-}}
-service imap-login {{
-  chroot =
-  executable = imap-login {login_socket}
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service imap {{
-  executable = imap -a {master_socket}
-}}
-"""
+# --- from contrib/dovecot/dovecot.conf ---
+""" + contrib
 
 
 @require_binaries
