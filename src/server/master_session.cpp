@@ -94,20 +94,20 @@ asio::awaitable<bool> list_one(StatePtr st, std::string user) {
     co_return ok;
 }
 
-std::shared_ptr<auth::RequestInfo> lookup_info(const StatePtr& st, const std::string& user, protocol::RequestParams params) {
+// The request a master command looks up: the normalised name, the name as
+// sent, and the command's info parameters.
+std::shared_ptr<auth::RequestInfo> lookup_info(std::string user, std::string original, protocol::RequestParams params) {
     auto info = std::make_shared<auth::RequestInfo>();
-    info->user = user;
-    info->original_user = user;
+    info->user = std::move(user);
+    info->original_user = std::move(original);
     info->params = std::move(params);
-    (void)st;
     return info;
 }
 
 asio::awaitable<std::string> do_user(StatePtr st, protocol::LookupCmd cmd) {
     auto user = st->engine.normalize_user(cmd.user);
     if (!user) co_return protocol::format_notfound(cmd.id);
-    auto info = lookup_info(st, *user, std::move(cmd.params));
-    info->original_user = cmd.user;
+    auto info = lookup_info(*user, cmd.user, std::move(cmd.params));
     backend::UserResult r = co_await st->engine.lookup_user(info);
     switch (r.status) {
         case backend::UserStatus::Found: break;
@@ -131,8 +131,7 @@ asio::awaitable<std::string> do_pass(StatePtr st, protocol::LookupCmd cmd) {
     using backend::PassStatus;
     auto user = st->engine.normalize_user(cmd.user);
     if (!user) co_return protocol::format_notfound(cmd.id);
-    auto info = lookup_info(st, *user, std::move(cmd.params));
-    info->original_user = cmd.user;
+    auto info = lookup_info(*user, cmd.user, std::move(cmd.params));
     backend::PassResult r = co_await st->engine.lookup_pass(info);
     switch (r.status) {
         case PassStatus::Ok: break;
@@ -187,7 +186,7 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
                   cmd.client_pid, cmd.auth_id);
         co_return protocol::format_master_fail(cmd.id);
     }
-    auto info = lookup_info(st, login->user, std::move(login->params));
+    auto info = lookup_info(login->user, login->user, std::move(login->params));
     info->mech = login->mech;
     info->client_pid = cmd.client_pid;
     info->prefetch = std::move(login->userdb);
