@@ -465,8 +465,8 @@ class RequestTest(MasterBase):
         self.assertEqual(self.request(m, 1, c.cpid, 22, c.cookie), ["FAIL", "1"])
 
     def test_login_connection_closed_before_request(self):
-        # Dovecot keeps the result after the login process hung up (the
-        # post-login process may still be starting); so do we, once.
+        # A login process may hang up right after handing the client over;
+        # its pending login stays redeemable, once, until it expires.
         c, ok = self.login(23)
         self.assertEqual(ok[0], "OK")
         c.close()
