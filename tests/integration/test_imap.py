@@ -181,6 +181,8 @@ class DovecotImapTest(DaemonTestCase):
             pass
 
     def test_capabilities_come_from_posternd(self):
+        # Dovecot's own auth_mechanisms is "plain" only: LOGIN can only come
+        # from posternd's MECH lines on the login socket.
         caps = self.imap().capabilities
         self.assertIn("AUTH=PLAIN", caps)
         self.assertIn("AUTH=LOGIN", caps)
