@@ -113,6 +113,10 @@ public:
 struct Services {
     asio::any_io_executor executor;
     BlockingPool* pool = nullptr;
+    // The daemon's passdb chain without a password (what auth-master PASS
+    // answers), for userdbs that must check a user exists (static). Set by
+    // the engine before any factory runs; call it only from lookups.
+    std::function<asio::awaitable<PassResult>(auth::RequestPtr)> passdb_lookup;
 };
 
 // Factories read their settings from the section (throwing config::ConfigError

@@ -2,6 +2,9 @@
 #include "backends/backend.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
 #include "backends/passwd_file/store.hpp"
+#include "backends/prefetch/prefetch.hpp"
+#include "backends/static/static.hpp"
+#include "backends/system/passwd.hpp"
 #include "backends/user_store.hpp"
 
 namespace postern::backend {
@@ -70,6 +73,9 @@ asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
 const std::vector<DriverInfo>& drivers() {
     static const std::vector<DriverInfo> rows = {
         {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb, passwd_file::make_store},
+        {"static", {}, make_static_userdb},
+        {"passwd", {}, make_passwd_userdb},
+        {"prefetch", {}, make_prefetch_userdb},
     };
     return rows;
 }

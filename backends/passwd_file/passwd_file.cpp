@@ -305,6 +305,26 @@ public:
         co_return true;
     }
 
+    asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
+        PassResult r;
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            r.status = PassStatus::TempFail;
+            r.detail = unavailable(st_, snap);
+            co_return r;
+        }
+        const Entry* e = find_entry(st_, *snap.table, *req);
+        if (!e) {
+            r.status = PassStatus::UnknownUser;
+            co_return r;
+        }
+        r.status = PassStatus::Ok;
+        r.user = req->user;
+        r.extra = expand_fields(e->extra, *req);
+        r.userdb = expand_fields(e->userdb, *req);
+        co_return r;
+    }
+
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
         CredResult r;
         auto snap = co_await file_->get();
@@ -376,6 +396,23 @@ public:
         if (!e.home.empty()) r.fields.emplace_back("home", e.home);
         for (auto& f : expand_fields(e.userdb, *req)) r.fields.push_back(std::move(f));
         co_return r;
+    }
+
+    // Streams the user names of the current table in file order. The table
+    // is an immutable snapshot: a reload during the iteration does not
+    // disturb it, and nothing but the names in flight is copied.
+    asio::awaitable<IterStatus> iterate(IterSink each) override {
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            log::warning("{}", log::safe(unavailable(st_, snap), 256));
+            co_return IterStatus::TempFail;
+        }
+        const std::shared_ptr<const passwd_file::Table> table = snap.table;
+        for (const auto& name : table->order) {
+            const bool more = co_await each(name);
+            if (!more) co_return IterStatus::Stopped;
+        }
+        co_return IterStatus::Done;
     }
 
 private:

@@ -18,8 +18,6 @@ namespace postern::auth {
 // Bound on kept login requests, so a login client cannot grow memory without
 // limit by never redeeming.
 constexpr std::size_t kMaxPendingLogins = 100000;
-// Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS.
-constexpr auto kPendingLoginTtl = std::chrono::seconds(150);
 
 Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
     : cfg_(cfg), pool_(pool), penalty_(cfg.penalty) {
@@ -28,6 +26,8 @@ Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, Blocki
     randombytes_buf(digest_key_, sizeof digest_key_);
     services_.executor = executor;
     services_.pool = &pool;
+    // Not a coroutine itself: it hands back the member coroutine's awaitable.
+    services_.passdb_lookup = [this](RequestPtr request) { return lookup_pass(std::move(request)); };
     for (const auto& name : cfg.mechanisms) {
         const auto* m = mech::find(name);
         mechs_.push_back(m);
@@ -100,6 +100,14 @@ asio::awaitable<Engine::CacheState> Engine::passdb_cache_state(RequestPtr reques
 
 asio::awaitable<Engine::CacheState> Engine::userdb_cache_state(RequestPtr request) {
     CacheState st = co_await chain_state(userdbs_, request);
+    // Userdb answers also depend on the passdb's prefetched fields, and on
+    // the passdbs themselves (static userdbs ask them whether a user exists).
+    CacheKey extra;
+    extra.add(request->passdb_checked ? "checked" : "-");
+    for (const auto& [k, v] : request->prefetch) extra.add(k).add(v);
+    st.key += extra.str();
+    CacheState pass = co_await chain_state(passdbs_, request);
+    st.generation = st.generation * 1000003u + pass.generation;
     co_return st;
 }
 
@@ -233,8 +241,17 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
     bool temp = false;
     for (auto& u : userdbs_) {
         backend::UserResult r = co_await u->lookup_user(request);
-        if (r.status == backend::UserStatus::Found) co_return r;
-        if (r.status == backend::UserStatus::TempFail) temp = true;
+        if (r.status == backend::UserStatus::Found) {
+            // As in Dovecot, the passdb's userdb_* fields are the defaults a
+            // userdb's own answer overrides.
+            for (const auto& [k, v] : request->prefetch)
+                if (!protocol::has_field(r.fields, k)) r.fields.emplace_back(k, v);
+            co_return r;
+        }
+        if (r.status == backend::UserStatus::TempFail) {
+            temp = true;
+            log::warning("userdb {}: temporary failure: {}", u->driver(), log::safe(r.detail, 256));
+        }
     }
     if (temp) last.status = backend::UserStatus::TempFail;
     co_return last;
@@ -289,6 +306,53 @@ asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme,
                      log::safe(request->user), old_scheme, cfg_.rehash_scheme);
 }
 
+asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
+    using backend::PassStatus;
+    backend::PassResult last;
+    last.status = PassStatus::SchemeUnavailable;
+    last.detail = "no passdb can look up a user without a password";
+    bool temp = false;
+    for (auto& p : passdbs_) {
+        backend::PassResult r = co_await p->lookup(request);
+        switch (r.status) {
+            case PassStatus::Ok:
+            case PassStatus::Disabled:
+            case PassStatus::Expired:
+                co_return r;
+            case PassStatus::TempFail:
+                temp = true;
+                log::warning("passdb {}: temporary failure: {}", p->driver(), log::safe(r.detail, 256));
+                break;
+            case PassStatus::UnknownUser:
+            case PassStatus::Mismatch:
+                last.status = PassStatus::UnknownUser;
+                last.detail.clear();
+                break;
+            case PassStatus::SchemeUnavailable:
+                break;
+        }
+    }
+    if (temp) {
+        backend::PassResult r;
+        r.status = PassStatus::TempFail;
+        co_return r;
+    }
+    co_return last;
+}
+
+asio::awaitable<backend::IterStatus> Engine::iterate_users(backend::Userdb::IterSink each) {
+    bool any = false;
+    for (auto& u : userdbs_) {
+        backend::IterStatus st = co_await u->iterate(each);
+        if (st == backend::IterStatus::Unsupported) continue;
+        any = true;
+        if (st == backend::IterStatus::TempFail)
+            log::warning("userdb {}: iteration failed", u->driver());
+        if (st != backend::IterStatus::Done) co_return st;
+    }
+    co_return any ? backend::IterStatus::Done : backend::IterStatus::Unsupported;
+}
+
 void Engine::expire_logins() {
     const auto now = std::chrono::steady_clock::now();
     for (auto it = logins_.begin(); it != logins_.end();) {
@@ -300,7 +364,12 @@ void Engine::expire_logins() {
 void Engine::remember_login(unsigned long cpid, std::uint32_t id, PendingLogin login) {
     if (logins_.size() >= kMaxPendingLogins) expire_logins();
     if (logins_.size() >= kMaxPendingLogins) return;
-    login.expires = std::chrono::steady_clock::now() + kPendingLoginTtl;
+    // A successful login waits for its REQUEST as long as any request may
+    // live (auth.request_timeout; Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS
+    // is the same 150 s default).
+    login.expires = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(cfg_.request_timeout));
     logins_[{cpid, id}] = std::move(login);
 }
 

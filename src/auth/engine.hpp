@@ -33,6 +33,7 @@ struct PendingLogin {
     std::string user;
     std::string mech;
     backend::Fields userdb;  // prefetched userdb fields, if any
+    protocol::RequestParams params;  // the AUTH's parameters (service, rip...) for the userdb lookup
     std::chrono::steady_clock::time_point expires;
 };
 
@@ -58,10 +59,20 @@ public:
 
     asio::awaitable<backend::PassResult> verify_plain(RequestPtr request, Secret password);
     asio::awaitable<backend::CredResult> lookup_credentials(RequestPtr request, std::string scheme);
+    // Userdb chain: the first userdb that finds the user answers; the
+    // request's prefetched passdb userdb_* fields fill in what it leaves out.
     asio::awaitable<backend::UserResult> lookup_user(RequestPtr request);
+    // Passdb chain without a password (auth-master PASS): Ok, UnknownUser,
+    // Disabled, Expired, TempFail, or SchemeUnavailable when no passdb can
+    // answer such lookups.
+    asio::awaitable<backend::PassResult> lookup_pass(RequestPtr request);
+    // Every userdb that can iterate, in order (auth-master LIST): Done,
+    // Stopped (the sink said stop), TempFail, or Unsupported when none can.
+    asio::awaitable<backend::IterStatus> iterate_users(backend::Userdb::IterSink each);
 
     void remember_login(unsigned long cpid, std::uint32_t id, PendingLogin login);
-    // Removes and returns a pending login when pid, id and cookie match.
+    // Removes and returns a pending login when pid, id and cookie match and
+    // it is younger than auth.request_timeout (Dovecot: 150 s).
     std::optional<PendingLogin> redeem_login(unsigned long cpid, std::uint32_t id, std::string_view cookie);
 
     void invalidate_backends();

@@ -18,6 +18,13 @@ struct RequestInfo {
     std::string mech;            // "PLAIN", "" for master lookups
     unsigned long client_pid = 0;
     protocol::RequestParams params;
+    // userdb_* fields of the passdb that authenticated this request (prefetch);
+    // empty for plain master lookups.
+    protocol::Fields prefetch;
+    // A passdb already vouched for the user (a REQUEST after a successful
+    // AUTH): userdbs that would otherwise ask the passdbs whether the user
+    // exists (static) need not.
+    bool passdb_checked = false;
 
     // %-variable values by long name (see var_expand.hpp); the password is
     // never available here.

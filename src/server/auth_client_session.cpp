@@ -14,6 +14,7 @@
 
 #include <random>
 
+#include "auth/fields.hpp"
 #include "protocol/line.hpp"
 #include "server/spawn.hpp"
 #include "util/encoding.hpp"
@@ -24,13 +25,6 @@ namespace postern::server {
 using protocol::has_field;
 
 namespace {
-
-// Passdb extra fields that steer the server and are never sent to clients.
-bool internal_field(std::string_view k) {
-    return k == "nopassword" || k == "nodelay" || k == "allow_nets" || k == "allow_real_nets" ||
-           k == "password" || k == "password_noscheme" || k == "user" || k == "noauthenticate" || k == "pass" ||
-           k == "skip";
-}
 
 // Uniform in [0, 1), for the failure-delay jitter (not a secret).
 double random_unit() {
@@ -379,7 +373,7 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
     if (!req->penalty_group.empty()) engine_.penalty_success(req->penalty_group);
     backend::Fields out;
     for (const auto& [k, v] : extra)
-        if (!internal_field(k)) out.emplace_back(k, v);
+        if (!auth::internal_passdb_field(k)) out.emplace_back(k, v);
     if (!final_data.empty() && req->params.final_resp_ok) out.emplace_back("resp", base64_encode(final_data));
     if (listener_.role == config::Role::Login && !req->params.nologin && !has_field(extra, "nologin")) {
         auth::PendingLogin p;
@@ -387,6 +381,7 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
         p.user = user;
         p.mech = std::string(req->info->name);
         p.userdb = userdb;
+        p.params = req->params;
         engine_.remember_login(cpid_, req->id, std::move(p));
     }
     if (!final_data.empty() && !req->params.final_resp_ok) {

@@ -1,0 +1,178 @@
+// Engine chains behind the auth-master commands: userdb chain with prefetched
+// passdb fields as defaults, the passdb chain without a password (PASS),
+// iteration over every userdb (LIST), and pending logins (REQUEST), on real
+// passwd-files in a temporary directory.
+#include <doctest/doctest.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "auth/engine.hpp"
+#include "config/config.hpp"
+
+using namespace postern;
+using backend::Fields;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/postern-engine-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string write(const std::string& name, const std::string& text) const {
+        const std::string p = path + "/" + name;
+        std::ofstream(p) << text;
+        return p;
+    }
+};
+
+// One engine on a config text, run to completion per call.
+struct Fixture {
+    asio::io_context io;
+    BlockingPool pool{1, 16};
+    config::Config cfg;
+    std::unique_ptr<auth::Engine> engine;
+
+    explicit Fixture(const std::string& text) : cfg(config::load_string(text, "e.toml")) {
+        engine = std::make_unique<auth::Engine>(cfg, io.get_executor(), pool);
+    }
+
+    template <class T>
+    T run(asio::awaitable<T> a) {
+        T out{};
+        asio::co_spawn(io, store(std::move(a), &out), asio::detached);
+        io.restart();
+        io.run();
+        return out;
+    }
+
+    template <class T>
+    static asio::awaitable<void> store(asio::awaitable<T> a, T* out) {
+        *out = co_await std::move(a);
+    }
+};
+
+std::string head(const std::string& users) {
+    return "[[listener]]\npath = \"/tmp/x\"\n[[passdb]]\ndriver = \"passwd-file\"\npath = \"" + users + "\"\n";
+}
+
+auth::RequestPtr req(const std::string& user, Fields prefetch = {}, bool checked = false) {
+    auto r = std::make_shared<auth::RequestInfo>();
+    r->user = user;
+    r->params.service = "imap";
+    r->prefetch = std::move(prefetch);
+    r->passdb_checked = checked;
+    return r;
+}
+
+// A LIST sink collecting names (a free coroutine: g++ 12 and capturing lambda coroutines do not mix).
+asio::awaitable<bool> collect(std::vector<std::string>* names, std::size_t stop_after, std::string user) {
+    names->push_back(std::move(user));
+    co_return names->size() < stop_after;
+}
+
+}  // namespace
+
+TEST_CASE("engine: userdb chain, prefetched fields are defaults the userdb overrides") {
+    TempDir dir;
+    const auto users = dir.write("users", "alice:{PLAIN}x:5000:5000::/home/alice::userdb_mail=maildir:~/M\n"
+                                          "bob:{PLAIN}x:5001:5001::/home/bob::\n");
+    Fixture f(head(users) + "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + users + "\"\n");
+    auto r = f.run(f.engine->lookup_user(req("alice", {{"home", "/prefetch"}, {"quota_rule", "*:storage=1G"}})));
+    REQUIRE(r.status == backend::UserStatus::Found);
+    CHECK(r.fields == Fields{{"uid", "5000"}, {"gid", "5000"}, {"home", "/home/alice"}, {"mail", "maildir:~/M"},
+                             {"quota_rule", "*:storage=1G"}});
+    CHECK(f.run(f.engine->lookup_user(req("nobody"))).status == backend::UserStatus::NotFound);
+}
+
+TEST_CASE("engine: a userdb that fails temporarily is FAIL unless a later one knows the user") {
+    TempDir dir;
+    const auto users = dir.write("users", "bob:{PLAIN}x:5001:5001::/home/bob::\n");
+    const std::string missing = dir.path + "/missing";
+    Fixture f(head(users) + "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + missing + "\"\n" +
+              "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + users + "\"\n");
+    CHECK(f.run(f.engine->lookup_user(req("bob"))).status == backend::UserStatus::Found);
+    CHECK(f.run(f.engine->lookup_user(req("carol"))).status == backend::UserStatus::TempFail);
+}
+
+TEST_CASE("engine: prefetch userdb answers only after a login") {
+    TempDir dir;
+    const auto users = dir.write("users", "bob:{PLAIN}x:5001:5001::/home/bob::\n");
+    Fixture f(head(users) + "[[userdb]]\ndriver = \"prefetch\"\n");
+    auto r = f.run(f.engine->lookup_user(req("bob", {{"uid", "7"}, {"home", "/p"}}, true)));
+    REQUIRE(r.status == backend::UserStatus::Found);
+    CHECK(r.fields == Fields{{"uid", "7"}, {"home", "/p"}});
+    CHECK(f.run(f.engine->lookup_user(req("bob"))).status == backend::UserStatus::NotFound);
+}
+
+TEST_CASE("engine: passdb lookup without a password (PASS)") {
+    TempDir dir;
+    const auto users = dir.write("users", "alice:{PLAIN}secret-x:5000:5000::/home/alice::quota_class=gold userdb_mail=m\n");
+    Fixture f(head(users));
+    auto r = f.run(f.engine->lookup_pass(req("alice")));
+    REQUIRE(r.status == backend::PassStatus::Ok);
+    CHECK(r.user == "alice");
+    CHECK(r.extra == Fields{{"quota_class", "gold"}});
+    CHECK(r.userdb == Fields{{"mail", "m"}});
+    CHECK(f.run(f.engine->lookup_pass(req("nobody"))).status == backend::PassStatus::UnknownUser);
+
+    Fixture down(head(dir.path + "/missing"));
+    CHECK(down.run(down.engine->lookup_pass(req("alice"))).status == backend::PassStatus::TempFail);
+}
+
+TEST_CASE("engine: iteration over every userdb that can iterate") {
+    TempDir dir;
+    const auto a = dir.write("a", "u1:{PLAIN}x:5000:5000::/h::\nu2:{PLAIN}x:5000:5000::/h::\n");
+    const auto b = dir.write("b", "u3:{PLAIN}x:5000:5000::/h::\n");
+    Fixture f(head(a) + "[[userdb]]\ndriver = \"prefetch\"\n" +  // cannot iterate: skipped
+              "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + a + "\"\n" +
+              "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + b + "\"\n");
+    std::vector<std::string> names;
+    backend::Userdb::IterSink all = [&names](std::string u) { return collect(&names, 100, std::move(u)); };
+    CHECK(f.run(f.engine->iterate_users(all)) == backend::IterStatus::Done);
+    CHECK(names == std::vector<std::string>{"u1", "u2", "u3"});
+
+    std::vector<std::string> first;
+    backend::Userdb::IterSink two = [&first](std::string u) { return collect(&first, 2, std::move(u)); };
+    CHECK(f.run(f.engine->iterate_users(two)) == backend::IterStatus::Stopped);
+    CHECK(first == std::vector<std::string>{"u1", "u2"});
+
+    Fixture none(head(a) + "[[userdb]]\ndriver = \"prefetch\"\n");
+    CHECK(none.run(none.engine->iterate_users(all)) == backend::IterStatus::Unsupported);
+}
+
+TEST_CASE("engine: pending logins are redeemed once, with pid, id and cookie") {
+    TempDir dir;
+    Fixture f(head(dir.path + "/users") + "[auth]\nrequest_timeout = 0.2\n");
+    auto pending = [] {
+        auth::PendingLogin p;
+        p.cookie = "00112233445566778899aabbccddeeff";
+        p.user = "alice";
+        p.mech = "PLAIN";
+        return p;
+    };
+    f.engine->remember_login(100, 1, pending());
+    CHECK_FALSE(f.engine->redeem_login(101, 1, "00112233445566778899aabbccddeeff"));  // wrong pid
+    CHECK_FALSE(f.engine->redeem_login(100, 2, "00112233445566778899aabbccddeeff"));  // wrong id
+    CHECK_FALSE(f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeefe"));  // wrong cookie
+    CHECK_FALSE(f.engine->redeem_login(100, 1, ""));                                  // empty cookie
+    auto got = f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeeff");
+    REQUIRE(got);
+    CHECK(got->user == "alice");
+    CHECK_FALSE(f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeeff"));  // used up
+
+    f.engine->remember_login(100, 3, pending());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(f.engine->redeem_login(100, 3, "00112233445566778899aabbccddeeff"));  // expired
+}
