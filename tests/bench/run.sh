@@ -2,6 +2,14 @@
 # Benchmark: posternd against a private Dovecot auth service on the same
 # passwd-file, AUTH PLAIN over a unix socket, {PLAIN} and {SHA512-CRYPT} users,
 # 1 connection x 1 in flight and 32 connections x 8 in flight (pipelined).
+# Two more cases, each on a second instance of both servers:
+#   SHA512-CRYPT/cached   repeat logins of the same 1000 users with each
+#                         server's auth cache on (postern [cache]; Dovecot
+#                         auth_cache_size = 10M)
+#   SHA512-CRYPT/delay2s  wrong passwords only, failure delay 2 s on both; the
+#                         latency columns show how close each reply comes to
+#                         its 2000 ms deadline
+#   BENCH_VARIANTS="cached delay2s"   which of these to run ("" for none)
 #
 #   bash tests/bench/run.sh [BUILD_DIR]        (default BUILD_DIR: build)
 #
@@ -11,8 +19,8 @@
 #   BENCH_WRONG_RATIO=0     fraction of requests with a wrong password
 #   BENCH_KEEP=1            keep the temp dir (configs, logs, raw results)
 #
-# Both servers run with failure delay 0; Dovecot's auth cache stays at its default
-# (off), postern has none, so every request is a cold passwd-file verification.
+# In the main cases both servers run with failure delay 0 and their caches off,
+# so every request is a cold passwd-file verification.
 # The load generator is one thread on the same machine: with few cores it takes a
 # core the servers would otherwise use, which caps the cheap ({PLAIN}) cases.
 set -euo pipefail
@@ -140,7 +148,13 @@ declare -A SOCK SPID SLOG
 # run_one SERVER SCHEME CONNS INFLIGHT: one measurement; skipped (with the end of
 # the server's log) if the server process has died.
 run_one() {
-    local server=$1 scheme=$2 conns=$3 inflight=$4 rc=0
+    local server=$1 scheme=$2 conns=$3 inflight=$4 variant=${5:-} rc=0 wrong=$WRONG case=$2
+    if [[ -n $variant ]]; then
+        server=$server+$variant
+        case=$scheme/$variant
+        if [[ $variant == delay2s ]]; then wrong=1; fi
+    fi
+    [[ -n ${SOCK[$server]:-} ]] || return 0
     if ! kill -0 "${SPID[$server]}" 2>/dev/null; then
         echo "run.sh: $server (pid ${SPID[$server]}) is not running; last lines of ${SLOG[$server]}:" >&2
         tail -n 5 "${SLOG[$server]}" | sed "s/^/  $server: /" >&2
@@ -150,7 +164,7 @@ run_one() {
     fi
     "$LOADGEN" --socket "${SOCK[$server]}" --connections "$conns" --inflight "$inflight" \
         --duration "$DURATION" --warmup "$WARMUP" --users "$TMP/creds-$scheme" \
-        --wrong-ratio "$WRONG" --label "$server/$scheme/${conns}x$inflight" \
+        --wrong-ratio "$wrong" --label "${server%%+*}/$case/${conns}x$inflight" \
         >"$TMP/out" || rc=$?
     sed '/^RESULT /d' "$TMP/out"
     grep '^RESULT ' "$TMP/out" >>"$RESULTS" || true
@@ -178,13 +192,16 @@ wait_for() {
 
 # --- postern -----------------------------------------------------------------
 start_postern() {
-    local posternd=$BUILD/posternd pid
+    local variant=${1:-} posternd=$BUILD/posternd pid name=postern delay=0 cache=""
+    if [[ -n $variant ]]; then name=postern+$variant; fi
+    if [[ $variant == delay2s ]]; then delay=2; fi
+    if [[ $variant == cached ]]; then cache=$(printf '[cache]\nttl = "1h"\n'); fi
     if [[ ! -x $posternd ]]; then
         echo "run.sh: $posternd not built" >&2
         failed=1
         return 0
     fi
-    cat >"$TMP/postern.conf" <<EOF
+    cat >"$TMP/$name.conf" <<EOF
 [daemon]
 hash_threads = 0
 
@@ -193,11 +210,16 @@ level = "warning"
 
 [auth]
 mechanisms = ["PLAIN", "LOGIN"]
-failure_delay = 0
+failure_delay = $delay
+
+[penalty]
+enabled = false
+
+$cache
 
 [[listener]]
 type = "unix"
-path = "$TMP/postern-auth"
+path = "$TMP/$name-auth"
 mode = "0666"
 role = "client"
 
@@ -209,51 +231,55 @@ path = "$USERS"
 driver = "passwd-file"
 path = "$USERS"
 EOF
-    echo "postern: $posternd"
-    "$posternd" -c "$TMP/postern.conf" 2>"$TMP/posternd.log" &
+    echo "$name: $posternd, failure delay ${delay}s, cache ${cache:+on}${cache:-off}"
+    "$posternd" -c "$TMP/$name.conf" 2>"$TMP/$name.log" &
     pid=$!
     PIDS+=("$pid")
-    if ! wait_for posternd "$pid" grep -q 'posternd: ready' "$TMP/posternd.log"; then
-        sed 's/^/  posternd: /' "$TMP/posternd.log" >&2
+    if ! wait_for posternd "$pid" grep -q 'posternd: ready' "$TMP/$name.log"; then
+        sed 's/^/  posternd: /' "$TMP/$name.log" >&2
         failed=1
         stop_pid "$pid"
         forget_pid "$pid"
         return 0
     fi
-    SOCK[postern]=$TMP/postern-auth
-    SPID[postern]=$pid
-    SLOG[postern]=$TMP/posternd.log
+    SOCK[$name]=$TMP/$name-auth
+    SPID[$name]=$pid
+    SLOG[$name]=$TMP/$name.log
 }
 
 # --- dovecot -----------------------------------------------------------------
 start_dovecot() {
-    local pid extra=""
+    local variant=${1:-} pid extra="" name=dovecot delay=0 cache=""
+    if [[ -n $variant ]]; then name=dovecot+$variant; fi
+    if [[ $variant == delay2s ]]; then delay=2s; fi
+    if [[ $variant == cached ]]; then cache=$(printf 'auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n'); fi
     if ! command -v dovecot >/dev/null; then
         echo "dovecot: not installed (package dovecot-core), skipped"
         return 0
     fi
-    mkdir -p "$TMP/dovecot-run" "$TMP/dovecot-state"
+    mkdir -p "$TMP/$name-run" "$TMP/$name-state"
     if [[ $(id -u) != 0 ]]; then
         # Unprivileged private instance: every service runs as the invoking user.
         extra="default_internal_user = $(id -un)
 default_internal_group = $(id -gn)
 default_login_user = $(id -un)"
     fi
-    cat >"$TMP/dovecot.conf" <<EOF
+    cat >"$TMP/$name.conf" <<EOF
 # Private Dovecot running only its auth service, for comparison.
-base_dir = $TMP/dovecot-run
-state_dir = $TMP/dovecot-state
-instance_name = postern-bench-$$
+base_dir = $TMP/$name-run
+state_dir = $TMP/$name-state
+instance_name = postern-bench-$name-$$
 protocols =
 ssl = no
-log_path = $TMP/dovecot.log
+log_path = $TMP/$name.log
 $extra
+$cache
 auth_mechanisms = plain login
-auth_failure_delay = 0
+auth_failure_delay = $delay
 disable_plaintext_auth = no
 service auth {
   unix_listener auth-client {
-    path = $TMP/dovecot-auth
+    path = $TMP/$name-auth
     mode = 0666
   }
 }
@@ -266,39 +292,44 @@ userdb {
   args = $USERS
 }
 EOF
-    echo "dovecot: $(command -v dovecot) $(dovecot --version 2>/dev/null | head -n 1), auth cache off (default)"
-    dovecot -c "$TMP/dovecot.conf" -F 2>>"$TMP/dovecot.log" &
+    echo "$name: $(command -v dovecot) $(dovecot --version 2>/dev/null | head -n 1), failure delay $delay, auth cache ${cache:+on}${cache:-off}"
+    dovecot -c "$TMP/$name.conf" -F 2>>"$TMP/$name.log" &
     pid=$!
     PIDS+=("$pid")
-    if ! wait_for dovecot "$pid" test -S "$TMP/dovecot-auth"; then
-        sed 's/^/  dovecot: /' "$TMP/dovecot.log" >&2
+    if ! wait_for dovecot "$pid" test -S "$TMP/$name-auth"; then
+        sed 's/^/  dovecot: /' "$TMP/$name.log" >&2
         failed=1
         stop_pid "$pid"
         forget_pid "$pid"
         return 0
     fi
-    SOCK[dovecot]=$TMP/dovecot-auth
-    SPID[dovecot]=$pid
-    SLOG[dovecot]=$TMP/dovecot.log
+    SOCK[$name]=$TMP/$name-auth
+    SPID[$name]=$pid
+    SLOG[$name]=$TMP/$name.log
 }
 
 # Both servers run side by side (an idle one costs nothing) and each case is
 # measured on one right after the other, so both see the same machine noise.
+VARIANTS=${BENCH_VARIANTS-cached delay2s}
 for server in $SERVERS; do
     case $server in
-    postern) start_postern ;;
-    dovecot) start_dovecot ;;
+    postern | dovecot) ;;
     *) echo "run.sh: unknown server '$server' in BENCH_SERVERS" >&2; exit 2 ;;
     esac
+    for variant in "" $VARIANTS; do "start_$server" "$variant"; done
 done
 echo
 
 for scheme in "${SCHEMES[@]}"; do
     for load in "${LOADS[@]}"; do
         read -r conns inflight <<<"$load"
-        for server in $SERVERS; do
-            if [[ -n ${SOCK[$server]:-} ]]; then run_one "$server" "$scheme" "$conns" "$inflight"; fi
-        done
+        for server in $SERVERS; do run_one "$server" "$scheme" "$conns" "$inflight"; done
+    done
+done
+for variant in $VARIANTS; do
+    for load in "${LOADS[@]}"; do
+        read -r conns inflight <<<"$load"
+        for server in $SERVERS; do run_one "$server" SHA512-CRYPT "$conns" "$inflight" "$variant"; done
     done
 done
 echo
@@ -325,8 +356,8 @@ function field(line, key,    n, i, parts, kv) {
 }
 {
     label = field($0, "label")
-    split(label, l, "/")
-    key = l[2] " " l[3]
+    nl = split(label, l, "/")
+    key = (nl == 4) ? l[2] "/" l[3] " " l[4] : l[2] " " l[3]
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     rate[l[1], key] = field($0, "auths_per_s")
     p50[l[1], key] = field($0, "p50_ms")
@@ -338,16 +369,16 @@ function cell(s, key) {
     return sprintf("%10.0f %8.3f %8.3f", rate[s, key], p50[s, key], p99[s, key])
 }
 END {
-    printf "%-23s | %10s %8s %8s | %10s %8s %8s | %6s\n", "case (conns x inflight)", \
+    printf "%-30s | %10s %8s %8s | %10s %8s %8s | %6s\n", "case (conns x inflight)", \
         "postern/s", "p50", "p99", "dovecot/s", "p50", "p99", "ratio"
     for (i = 1; i <= n; i++) {
         k = order[i]
         ratio = "-"
-        if (((("postern", k) in rate) && (("dovecot", k) in rate)) && rate["dovecot", k] > 0)
+        if (((("postern", k) in rate) && (("dovecot", k) in rate)) && (rate["dovecot", k] + 0) > 0 && (rate["postern", k] + 0) > 0)
             ratio = sprintf("%.2f", rate["postern", k] / rate["dovecot", k])
         note = ""
         if (errs["postern", k] > 0 || errs["dovecot", k] > 0) note = "  (errors, see above)"
-        printf "%-23s | %s | %s | %6s%s\n", k, cell("postern", k), cell("dovecot", k), ratio, note
+        printf "%-30s | %s | %s | %6s%s\n", k, cell("postern", k), cell("dovecot", k), ratio, note
     }
 }' "$RESULTS"
 exit "$failed"
