@@ -56,7 +56,11 @@ Result<DB*> open_db(const std::string& path, bool write) {
     // DB_RDONLY for readers), and its 0660 mode for new files.
     rc = db->open(db, nullptr, path.c_str(), nullptr, DB_HASH, write ? DB_CREATE : DB_RDONLY, 0660);
     if (rc != 0) {
-        std::string msg = rc > 0 ? std::string("cannot open: ") + std::strerror(rc) : db_error("not a sasldb2 (Berkeley DB hash) file", rc);
+        // EINVAL is libdb's answer to a file that is not a hash database
+        // (another format, or damaged beyond its meta page).
+        std::string msg = rc == EINVAL ? std::string("not a sasldb2 file (Berkeley DB hash expected)")
+                          : rc > 0     ? std::string("cannot open: ") + std::strerror(rc)
+                                       : db_error("cannot open", rc);
         if (rc > 0 && !last_db_message.empty()) msg += " (" + last_db_message + ")";
         last_db_message.clear();
         db->close(db, 0);
