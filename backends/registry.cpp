@@ -1,5 +1,6 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
+#include "backends/pam/pam.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
 #include "backends/sasldb/sasldb.hpp"
 #include "backends/user_store.hpp"
@@ -41,6 +42,7 @@ const std::vector<DriverInfo>& drivers() {
     static const std::vector<DriverInfo> rows = {
         {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb},
         {"sasldb", make_sasldb_passdb, {}, make_sasldb_store},
+        {"pam", make_pam_passdb, {}},
     };
     return rows;
 }
