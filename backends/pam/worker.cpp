@@ -113,6 +113,8 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
     if (child == 0) {
         ::close(p[0]);
         ::close(worker_fd);  // the PAM process talks to nobody but its worker
+        // If the worker goes (posternd stopped), a stuck PAM process goes too.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         const WorkerReply r = run_transaction(req);
         const bool ok = write_all(p[1], encode_frame(encode_reply(r)));
         ::_exit(ok ? 0 : 1);
@@ -129,10 +131,19 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
             timed_out = true;
             break;
         }
-        pollfd pfd{p[0], POLLIN, 0};
-        const int pr = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        // posternd sends nothing while it waits for this answer: input or a
+        // hang-up on its socket means it gave up on us (or is gone).
+        pollfd pfd[2] = {{p[0], POLLIN, 0}, {worker_fd, POLLIN | POLLRDHUP, 0}};
+        const int pr = ::poll(pfd, 2, static_cast<int>(left.count()));
         if (pr < 0 && errno == EINTR) continue;
         if (pr == 0) continue;  // re-checks the deadline
+        if (pfd[1].revents != 0) {
+            ::kill(child, SIGKILL);
+            while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+            }
+            ::_exit(0);
+        }
+        if (pfd[0].revents == 0) continue;
         char buf[4096];
         const ssize_t n = ::read(p[0], buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;

@@ -117,6 +117,26 @@ public:
         co_return r;
     }
 
+    // auth-master PASS: whether the user exists, without a password.
+    asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
+        PassResult r;
+        auto job = [reader = reader_, health = health_, key = key_for(*req)]() {
+            Outcome o = fetch(*reader, *health, key, nullptr);
+            wipe(o.cleartext);
+            return o;
+        };
+        auto done = co_await run_blocking(*pool_, std::move(job));
+        if (!done) {
+            r.status = PassStatus::TempFail;
+            r.detail = "blocking queue is full";
+            co_return r;
+        }
+        r.status = done->status;
+        r.detail = std::move(done->detail);
+        r.user = req->user;
+        co_return r;
+    }
+
 private:
     std::string key_for(const auth::RequestInfo& req) const {
         const auto login = sasldb::split_login(req.user, st_.default_realm);

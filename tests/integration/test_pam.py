@@ -151,6 +151,32 @@ class PamTest(DaemonTestCase):
         # An echo-on prompt (pam_matrix echo) gets no answer either.
         self.assert_plain_fail(self.auth("alice", ALICE_PASSWORD, service="echo"))
 
+    def test_rhost_and_tty_items(self):
+        self.start({"items": faulty(f"rhost=127.0.0.1 tty=postern password={ALICE_PASSWORD}"),
+                    "items2": faulty(f"rhost=192.0.2.9 password={ALICE_PASSWORD}")},
+                   service="%s")
+        # auth_plain sends rip=127.0.0.1.
+        self.assert_ok(self.auth("alice", ALICE_PASSWORD, service="items"), 1, "alice")
+        self.assert_plain_fail(self.auth("alice", ALICE_PASSWORD, service="items2"))
+
+    def test_hung_pam_process_does_not_outlive_the_daemon(self):
+        d = self.start({"hang": faulty("hang")}, service="%s", workers=1, timeout=60)
+        c = self.connect(self.sock)
+        c.auth_plain(1, "alice", ALICE_PASSWORD, service="hang")
+        time.sleep(0.5)
+        worker = children(d.proc.pid)[0]
+        pam_child = children(worker)
+        self.assertEqual(len(pam_child), 1)
+        d.stop()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}")
+                                                  and proc_status(p)["State"][0] != "Z"
+                                                  for p in [worker] + pam_child):
+            time.sleep(0.05)
+        for p in [worker] + pam_child:
+            self.assertFalse(os.path.exists(f"/proc/{p}") and proc_status(p)["State"][0] != "Z",
+                             f"process {p} survived posternd")
+
     def test_system_error_is_temp_fail(self):
         self.start({"smtp": faulty("syserr")})
         self.assert_temp_fail(self.auth("alice", ALICE_PASSWORD))

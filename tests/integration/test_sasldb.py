@@ -92,6 +92,24 @@ class SasldbTest(DaemonTestCase):
         self.assert_fail(self.auth("alice", NEW_PASSWORD), 1)
         self.assertTrue(d.alive())
 
+    def test_master_pass_lookup(self):
+        # PASS on a master socket: a lookup without the password.
+        master = self.path("master")
+        conf = sasldb_config(self.sock, self.db) + "\n".join([
+            "", "[[listener]]", 'type = "unix"', f"path = {toml_str(master)}",
+            'mode = "0600"', 'role = "master"', ""])
+        self.start_daemon(conf)
+        from harness import AuthClient
+        c = AuthClient(master)
+        self.addCleanup(c.close)
+        c.readline()
+        c.readline()
+        c.send_line("VERSION", "1", "1")
+        c.send_line("PASS", "1", "alice@example.com", "service=smtp")
+        self.assertEqual(c.read_fields()[:3], ["PASS", "1", "user=alice@example.com"])
+        c.send_line("PASS", "2", "nosuch@example.com", "service=smtp")
+        self.assertEqual(c.read_fields()[:2], ["NOTFOUND", "2"])
+
     def check_broken(self, make_broken, expect_log):
         fallback = self.path("users")
         write_file(fallback, passwd_line("frank", "{PLAIN}" + ALICE_PASSWORD))

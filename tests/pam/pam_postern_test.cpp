@@ -5,6 +5,7 @@
 //   twoprompts  ask for the password, then for a second secret
 //   syserr      fail with PAM_SYSTEM_ERR
 //   password=X  succeed only for password X (after the prompts above)
+//   rhost=X     fail unless PAM_RHOST is X; tty=X likewise for PAM_TTY
 #include <security/pam_appl.h>
 #include <security/pam_modules.h>
 #include <unistd.h>
@@ -14,6 +15,12 @@
 #include <string>
 
 namespace {
+
+bool item_is(pam_handle_t* h, int type, const char* want) {
+    const void* item = nullptr;
+    if (pam_get_item(h, type, &item) != PAM_SUCCESS || !item) return false;
+    return std::strcmp(static_cast<const char*>(item), want) == 0;
+}
 
 int ask(pam_handle_t* h, const char* prompt, std::string& answer) {
     const void* item = nullptr;
@@ -49,6 +56,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t* h, int, int argc, const char** 
         if (std::strcmp(argv[i], "syserr") == 0) return PAM_SYSTEM_ERR;
         if (std::strcmp(argv[i], "twoprompts") == 0) two = true;
         if (std::strncmp(argv[i], "password=", 9) == 0) want = argv[i] + 9;
+        if (std::strncmp(argv[i], "rhost=", 6) == 0 && !item_is(h, PAM_RHOST, argv[i] + 6)) return PAM_AUTH_ERR;
+        if (std::strncmp(argv[i], "tty=", 4) == 0 && !item_is(h, PAM_TTY, argv[i] + 4)) return PAM_AUTH_ERR;
     }
     std::string pw;
     int rc = ask(h, "Password: ", pw);
