@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "util/log.hpp"
 
 namespace postern::backend::pam {
@@ -158,8 +160,8 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
     while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
     }
     if (timed_out) {
-        reply.detail = "PAM did not answer within " + std::to_string(timeout_s) + " s (service " + req.service +
-                       "); its process was killed";
+        reply.detail = fmt::format("PAM did not answer within {:g} s (service {}); its process was killed", timeout_s,
+                                   req.service);
         log::error("pam worker: {}", reply.detail);
         return reply;
     }

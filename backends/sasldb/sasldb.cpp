@@ -67,42 +67,22 @@ public:
     bool can_lookup_credentials() const override { return true; }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
-        PassResult r;
-        auto job = [reader = reader_, health = health_, key = key_for(*req), pw = std::move(password)]() {
-            return fetch(*reader, *health, key, &pw);
-        };
-        auto done = co_await run_blocking(*pool_, std::move(job));
-        if (!done) {
-            r.status = PassStatus::TempFail;
-            r.detail = "blocking queue is full";
-            co_return r;
-        }
-        r.status = done->status;
-        r.detail = std::move(done->detail);
-        r.user = req->user;
-        co_return r;
+        Outcome o = co_await fetch_async(key_for(*req), std::move(password), Want::Verify);
+        co_return PassResult{o.status, req->user, {}, {}, std::move(o.detail)};
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
         CredResult r;
-        auto job = [reader = reader_, health = health_, key = key_for(*req)]() {
-            return fetch(*reader, *health, key, nullptr);
-        };
-        auto done = co_await run_blocking(*pool_, std::move(job));
-        if (!done) {
-            r.status = PassStatus::TempFail;
-            r.detail = "blocking queue is full";
-            co_return r;
-        }
         r.user = req->user;
-        if (done->status != PassStatus::Ok) {
-            r.status = done->status;
-            r.detail = std::move(done->detail);
+        Outcome o = co_await fetch_async(key_for(*req), Secret(), Want::Cleartext);
+        if (o.status != PassStatus::Ok) {
+            r.status = o.status;
+            r.detail = std::move(o.detail);
             co_return r;
         }
         // The stored value is cleartext: any scheme can be derived from it.
-        Secret stored("{PLAIN}" + done->cleartext);
-        wipe(done->cleartext);
+        Secret stored("{PLAIN}" + o.cleartext);
+        wipe(o.cleartext);
         password::StoredContext ctx;
         ctx.default_scheme = "PLAIN";
         ctx.user = req->original_user.empty() ? req->user : req->original_user;
@@ -119,28 +99,28 @@ public:
 
     // auth-master PASS: whether the user exists, without a password.
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
-        PassResult r;
-        auto job = [reader = reader_, health = health_, key = key_for(*req)]() {
-            Outcome o = fetch(*reader, *health, key, nullptr);
-            wipe(o.cleartext);
-            return o;
-        };
-        auto done = co_await run_blocking(*pool_, std::move(job));
-        if (!done) {
-            r.status = PassStatus::TempFail;
-            r.detail = "blocking queue is full";
-            co_return r;
-        }
-        r.status = done->status;
-        r.detail = std::move(done->detail);
-        r.user = req->user;
-        co_return r;
+        Outcome o = co_await fetch_async(key_for(*req), Secret(), Want::Exists);
+        co_return PassResult{o.status, req->user, {}, {}, std::move(o.detail)};
     }
 
 private:
+    enum class Want { Verify, Cleartext, Exists };
+
     std::string key_for(const auth::RequestInfo& req) const {
         const auto login = sasldb::split_login(req.user, st_.default_realm);
         return sasldb::make_key(login.user, login.realm, sasldb::kPasswordProperty);
+    }
+
+    // fetch() on the blocking pool; a full queue is a temporary failure.
+    asio::awaitable<Outcome> fetch_async(std::string key, Secret password, Want want) {
+        auto job = [reader = reader_, health = health_, key = std::move(key), pw = std::move(password), want]() {
+            Outcome o = fetch(*reader, *health, key, want == Want::Verify ? &pw : nullptr);
+            if (want == Want::Exists) wipe(o.cleartext);
+            return o;
+        };
+        auto done = co_await run_blocking(*pool_, std::move(job));
+        if (!done) co_return Outcome{PassStatus::TempFail, "blocking queue is full", {}};
+        co_return std::move(*done);
     }
 
     // Runs on the blocking pool. With a password: verifies it; without:
