@@ -2,12 +2,16 @@
 // per-request exchange (one request per worker at a time, with a deadline).
 #include "backends/pam/pam.hpp"
 
+#include <asio/co_spawn.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/read.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+
+#include <unistd.h>
 
 #include <deque>
 #include <map>
@@ -15,6 +19,7 @@
 #include "auth/var_expand.hpp"
 #include "backends/pam/wire.hpp"
 #include "backends/pam/worker.hpp"
+#include "server/spawn.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
@@ -60,9 +65,13 @@ Settings read_settings(const config::Section& s) {
     return st;
 }
 
-// Workers forked at start-up, by passdb section ("passdb[1]").
-std::map<std::string, std::vector<SpawnedWorker>>& spawned() {
-    static std::map<std::string, std::vector<SpawnedWorker>> m;
+// Workers and spawner forked at start-up, by passdb section ("passdb[1]").
+struct Started {
+    std::vector<SpawnedWorker> workers;
+    SpawnedWorker spawner;
+};
+std::map<std::string, Started>& spawned() {
+    static std::map<std::string, Started> m;
     return m;
 }
 
@@ -77,17 +86,13 @@ struct Worker {
 
 class Pool : public std::enable_shared_from_this<Pool> {
 public:
-    Pool(asio::any_io_executor ex, const std::vector<SpawnedWorker>& raw, double timeout)
-        : ex_(ex), timeout_(timeout) {
-        for (const auto& w : raw) {
-            auto s = std::make_unique<Stream>(ex);
+    Pool(asio::any_io_executor ex, const Started& started, double timeout) : ex_(ex), timeout_(timeout) {
+        for (const auto& w : started.workers) attach(w);
+        if (started.spawner.fd >= 0) {
+            spawner_ = std::make_unique<asio::posix::stream_descriptor>(ex);
             asio::error_code ec;
-            s->assign(asio::local::stream_protocol(), w.fd, ec);
-            if (ec) {
-                log::error("pam: worker {}: {}", w.pid, ec.message());
-                continue;
-            }
-            workers_.push_back(Worker{w.pid, std::move(s)});
+            spawner_->assign(started.spawner.fd, ec);
+            if (ec) spawner_.reset();
         }
     }
 
@@ -161,8 +166,9 @@ public:
         std::optional<WorkerReply> reply;
         if (!ec) reply = decode_reply(reply_bytes);
         if (!reply) {
-            // The worker process itself is gone or stuck: it cannot be
-            // replaced without root, so the pool shrinks and says so.
+            // The worker process itself is gone or stuck: write it off
+            // (closing our end makes a stuck one exit) and ask the spawner
+            // for a replacement.
             w->dead = true;
             w->busy = false;
             asio::error_code ignored;
@@ -170,13 +176,39 @@ public:
             fail.detail = expired ? "PAM worker " + std::to_string(w->pid) + " did not answer in time"
                                   : "PAM worker " + std::to_string(w->pid) + " failed: " +
                                         (ec ? ec.message() : std::string("malformed reply"));
-            log::error("pam: {}; {} worker(s) left", fail.detail, self->live());
+            log::error("pam: {}; {} worker(s) left, starting a new one", fail.detail, self->live());
+            asio::co_spawn(self->ex_, refill(self, w->pid), server::LogExceptions{"pam refill"});
             self->wake_one();
             co_return fail;
         }
         w->busy = false;
         self->wake_one();
         co_return std::move(*reply);
+    }
+
+    // Asks the spawner for a worker to replace `gone`.
+    static asio::awaitable<void> refill(std::shared_ptr<Pool> self, pid_t gone) {
+        if (!self->spawner_) co_return;
+        const char one = 'W';
+        asio::error_code ec;
+        co_await asio::async_write(*self->spawner_, asio::buffer(&one, 1), asio::redirect_error(asio::use_awaitable, ec));
+        for (int tries = 0; !ec && tries < 100; ++tries) {
+            co_await self->spawner_->async_wait(asio::posix::stream_descriptor::wait_read,
+                                                asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+            auto got = receive_worker(self->spawner_->native_handle());
+            if (!got) {
+                log::error("pam: no replacement for worker {}: {}", gone, got.error().message);
+                co_return;
+            }
+            if (!*got) continue;  // another refill's answer was taken first
+            self->attach(**got);
+            log::info("pam: worker {} replaces worker {}; {} worker(s)", (*got)->pid, gone, self->live());
+            self->wake_one();
+            co_return;
+        }
+        log::error("pam: no replacement for worker {}: the spawner process does not answer ({})", gone,
+                   ec ? ec.message() : std::string("no answer"));
     }
 
     std::size_t live() const {
@@ -192,6 +224,25 @@ private:
     }
     std::chrono::steady_clock::duration reply_limit() const { return wait_limit() + kWorkerGrace; }
 
+    // Takes a worker's socket; reuses the slot of a dead worker (no request
+    // refers to it any more) so the list does not grow.
+    void attach(const SpawnedWorker& w) {
+        auto s = std::make_unique<Stream>(ex_);
+        asio::error_code ec;
+        s->assign(asio::local::stream_protocol(), w.fd, ec);
+        if (ec) {
+            log::error("pam: worker {}: {}", w.pid, ec.message());
+            ::close(w.fd);
+            return;
+        }
+        for (auto& slot : workers_)
+            if (slot.dead && !slot.busy) {
+                slot = Worker{w.pid, std::move(s)};
+                return;
+            }
+        workers_.push_back(Worker{w.pid, std::move(s)});
+    }
+
     Worker* free_worker() {
         for (auto& w : workers_)
             if (!w.dead && !w.busy) return &w;
@@ -204,6 +255,7 @@ private:
     asio::any_io_executor ex_;
     double timeout_;
     std::deque<Worker> workers_;  // stable addresses
+    std::unique_ptr<asio::posix::stream_descriptor> spawner_;
     std::vector<std::shared_ptr<asio::steady_timer>> waiting_;
 };
 
@@ -265,7 +317,9 @@ Result<void> start_workers(const config::Config& cfg) {
         const Settings st = read_settings(d.settings);
         auto w = spawn_workers(st.workers, st.timeout);
         if (!w) return fail(w.error().message);
-        spawned()[d.settings.path()] = std::move(*w);
+        auto sp = spawn_spawner(st.timeout);
+        if (!sp) return fail(sp.error().message);
+        spawned()[d.settings.path()] = Started{std::move(*w), *sp};
     }
     return {};
 }

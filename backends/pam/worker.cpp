@@ -178,7 +178,6 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
 }
 
 [[noreturn]] void worker_main(int fd, double timeout_s) {
-    ::prctl(PR_SET_NAME, "posternd-pam", 0, 0, 0);
     FrameDecoder dec;
     for (;;) {
         auto frame = read_frame(fd, dec);
@@ -243,34 +242,114 @@ WorkerReply run_transaction(const WorkerRequest& req) {
     return reply;
 }
 
+namespace {
+
+// Forks a helper process that keeps only stdin/stdout/stderr and one end of
+// a fresh socketpair (as fd 3): no listener, no other worker's socket.
+// Returns the helper's pid and the other end.
+Result<SpawnedWorker> fork_helper(int type, const char* name, void (*body)(int fd, double timeout_s), double timeout_s) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
+        return fail(std::string("pam: socketpair: ") + std::strerror(errno));
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const std::string e = std::strerror(errno);
+        ::close(sv[0]);
+        ::close(sv[1]);
+        return fail("pam: fork: " + e);
+    }
+    if (pid == 0) {
+        ::close(sv[0]);
+        if (sv[1] != 3 && ::dup2(sv[1], 3) < 0) ::_exit(1);
+        ::close_range(4, ~0U, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+        if (::getppid() != parent) ::_exit(0);
+        ::prctl(PR_SET_NAME, name, 0, 0, 0);
+        ::signal(SIGPIPE, SIG_IGN);
+        ::signal(SIGCHLD, SIG_DFL);  // workers wait for their PAM processes
+        body(3, timeout_s);
+        ::_exit(0);
+    }
+    ::close(sv[1]);
+    return SpawnedWorker{pid, sv[0]};
+}
+
+void worker_body(int fd, double timeout_s) {
+    worker_main(fd, timeout_s);
+}
+
+// The spawner: one root process that forks replacement workers on request
+// and hands their socket to posternd (SCM_RIGHTS), so the pool can be refilled
+// after the daemon has dropped root.
+void spawner_body(int fd, double timeout_s) {
+    ::signal(SIGCHLD, SIG_IGN);  // its workers are reaped automatically
+    for (;;) {
+        char c = 0;
+        const ssize_t n = ::read(fd, &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) ::_exit(0);  // posternd is gone
+        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout_s);
+        std::int32_t pid = w ? static_cast<std::int32_t>(w->pid) : -1;
+        iovec iov{&pid, sizeof pid};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        if (w) {
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(cm), &w->fd, sizeof(int));
+        } else {
+            log::error("pam spawner: {}", w.error().message);
+        }
+        const ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w) ::close(w->fd);
+        if (sent < 0) ::_exit(0);
+    }
+}
+
+}  // namespace
+
 Result<std::vector<SpawnedWorker>> spawn_workers(unsigned count, double timeout_s) {
     std::vector<SpawnedWorker> out;
-    const pid_t parent = ::getpid();
     for (unsigned i = 0; i < count; ++i) {
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-            return fail(std::string("pam: socketpair: ") + std::strerror(errno));
-        const pid_t pid = ::fork();
-        if (pid < 0) return fail(std::string("pam: fork: ") + std::strerror(errno));
-        if (pid == 0) {
-            // Only stdin/stdout/stderr and this worker's socket stay open:
-            // no listener, no other worker's socket.
-            ::close(sv[0]);
-            int keep = sv[1];
-            if (keep != 3) {
-                if (::dup2(keep, 3) < 0) ::_exit(1);
-                keep = 3;
-            }
-            ::close_range(4, ~0U, 0);
-            ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-            if (::getppid() != parent) ::_exit(0);
-            ::signal(SIGPIPE, SIG_IGN);
-            worker_main(keep, timeout_s);
-        }
-        ::close(sv[1]);
-        out.push_back(SpawnedWorker{pid, sv[0]});
+        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout_s);
+        if (!w) return fail(w.error().message);
+        out.push_back(*w);
     }
     return out;
+}
+
+Result<SpawnedWorker> spawn_spawner(double timeout_s) {
+    return fork_helper(SOCK_SEQPACKET, "posternd-pamspn", spawner_body, timeout_s);
+}
+
+Result<std::optional<SpawnedWorker>> receive_worker(int spawner_fd) {
+    std::int32_t pid = -1;
+    iovec iov{&pid, sizeof pid};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(spawner_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return std::optional<SpawnedWorker>();
+    if (n < 0) return fail(std::string("recvmsg: ") + std::strerror(errno));
+    if (n == 0) return fail("the spawner process is gone");
+    int fd = -1;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    if (n != sizeof pid || pid <= 0 || fd < 0) {
+        if (fd >= 0) ::close(fd);
+        return fail("the spawner could not start a worker");
+    }
+    return std::optional<SpawnedWorker>(SpawnedWorker{static_cast<pid_t>(pid), fd});
 }
 
 }  // namespace postern::backend::pam
