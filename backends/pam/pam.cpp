@@ -105,7 +105,7 @@ public:
         for (;;) {
             w = self->free_worker();
             if (w) break;
-            if (self->live() == 0) {
+            if (self->live() == 0 && self->refilling_ == 0) {
                 wipe(payload);
                 fail.detail = "no PAM worker processes are left";
                 co_return fail;
@@ -189,6 +189,15 @@ public:
     // Asks the spawner for a worker to replace `gone`.
     static asio::awaitable<void> refill(std::shared_ptr<Pool> self, pid_t gone) {
         if (!self->spawner_) co_return;
+        // Requests wait for the replacement instead of failing at once.
+        ++self->refilling_;
+        struct Done {
+            Pool* pool;
+            ~Done() {
+                --pool->refilling_;
+                pool->wake_one();
+            }
+        } done{self.get()};
         const char one = 'W';
         asio::error_code ec;
         co_await asio::async_write(*self->spawner_, asio::buffer(&one, 1), asio::redirect_error(asio::use_awaitable, ec));
@@ -256,6 +265,7 @@ private:
     double timeout_;
     std::deque<Worker> workers_;  // stable addresses
     std::unique_ptr<asio::posix::stream_descriptor> spawner_;
+    int refilling_ = 0;  // replacements asked for and not yet arrived
     std::vector<std::shared_ptr<asio::steady_timer>> waiting_;
 };
 
