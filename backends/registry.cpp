@@ -1,10 +1,12 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
+#include "backends/pam/pam.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
 #include "backends/passwd_file/store.hpp"
 #include "backends/prefetch/prefetch.hpp"
 #include "backends/static/static.hpp"
 #include "backends/system/passwd.hpp"
+#include "backends/sasldb/sasldb.hpp"
 #include "backends/user_store.hpp"
 
 namespace postern::backend {
@@ -76,6 +78,8 @@ const std::vector<DriverInfo>& drivers() {
         {"static", {}, make_static_userdb},
         {"passwd", {}, make_passwd_userdb},
         {"prefetch", {}, make_prefetch_userdb},
+        {"sasldb", make_sasldb_passdb, {}, make_sasldb_store},
+        {"pam", make_pam_passdb, {}},
     };
     return rows;
 }

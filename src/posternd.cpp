@@ -13,6 +13,7 @@
 #include <string>
 
 #include "auth/engine.hpp"
+#include "backends/pam/pam.hpp"
 #include "config/config.hpp"
 #include "server/listener.hpp"
 #include "server/privileges.hpp"
@@ -88,6 +89,19 @@ int main(int argc, char** argv) {
         return kExitConfig;
     }
     log::set_level(cfg.log_level);
+
+    // PAM worker processes are forked now: still root, no threads, no sockets yet.
+    if (!check_only) {
+        try {
+            if (auto r = backend::pam::start_workers(cfg); !r) {
+                say(r.error().message);
+                return kExitOsErr;
+            }
+        } catch (const config::ConfigError& e) {
+            say(e.what());
+            return kExitConfig;
+        }
+    }
 
     asio::io_context io(1);
     // Declared after io: destroyed first, so finished jobs still have a loop to post to.

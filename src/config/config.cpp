@@ -18,6 +18,7 @@ std::string_view to_string(Role r) {
         case Role::Login: return "login";
         case Role::Master: return "master";
         case Role::Userdb: return "userdb";
+        case Role::Saslauthd: return "saslauthd";
     }
     return "?";
 }
@@ -41,7 +42,8 @@ Listener parse_listener(const Section& s) {
     else if (role == "login") l.role = Role::Login;
     else if (role == "master") l.role = Role::Master;
     else if (role == "userdb") l.role = Role::Userdb;
-    else s.error("role", "must be one of client, login, master, userdb");
+    else if (role == "saslauthd") l.role = Role::Saslauthd;
+    else s.error("role", "must be one of client, login, master, userdb, saslauthd");
     if (l.type == Listener::Type::Unix) {
         l.path = s.required_string("path");
         if (l.path.size() >= 108) s.error("path", "unix socket path is too long (max 107 bytes)");

@@ -12,7 +12,7 @@
 
 namespace postern::config {
 
-enum class Role { Client, Login, Master, Userdb };
+enum class Role { Client, Login, Master, Userdb, Saslauthd };
 std::string_view to_string(Role r);
 
 struct Listener {

@@ -19,6 +19,7 @@
 
 #include "server/auth_client_session.hpp"
 #include "server/master_session.hpp"
+#include "server/saslauthd_session.hpp"
 #include "server/spawn.hpp"
 #include "util/log.hpp"
 
@@ -137,6 +138,8 @@ asio::awaitable<void> Listener::accept_loop(auth::Engine& engine) {
         std::string peer = cfg_.describe() + "#" + std::to_string(++n);
         if (cfg_.role == config::Role::Client || cfg_.role == config::Role::Login) {
             std::make_shared<AuthClientSession>(std::move(sock), engine, cfg_, std::move(peer), slot_)->start();
+        } else if (cfg_.role == config::Role::Saslauthd) {
+            start_saslauthd_session(std::move(sock), engine, cfg_, std::move(peer), slot_);
         } else {
             start_master_session(std::move(sock), engine, cfg_, std::move(peer), slot_);
         }
