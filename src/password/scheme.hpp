@@ -79,6 +79,12 @@ std::optional<std::string> stored_scheme(std::string_view stored, const StoredCo
 // error that says "have X, need Y".
 Result<std::string> credentials(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
 
+// CRAM-MD5 (RFC 2195) from the stored form: HMAC-MD5 of `message` keyed by a
+// CRAM-MD5 credential (the two 16-byte MD5 chaining states, outer then inner,
+// as credentials() returns them). 16 raw bytes; empty when `context` is not
+// 32 bytes long.
+std::string cram_md5_digest(std::string_view context, std::string_view message);
+
 struct SchemeListing {
     std::string name;
     bool weak;       // deprecated by Dovecot 2.4 (MD5, DES, ...)
