@@ -101,7 +101,7 @@ public:
         const MechSettings& s = ctx.settings ? *ctx.settings : default_settings();
         realms_ = s.digest_realms;
         hostname_ = s.hostname;
-        nonce_ = base64_encode(random_bytes(s, kNonceBytes));
+        nonce_ = !s.fixed_nonce.empty() ? s.fixed_nonce : base64_encode(random_bytes(s, kNonceBytes));
     }
 
     Step start(std::optional<std::string> initial) override {

@@ -80,6 +80,8 @@ struct MechSettings {
     std::shared_ptr<const JwtValidator> oauth2;  // OAUTHBEARER / XOAUTH2 (null = not set up)
     // Random bytes for nonces and challenge ids; tests inject fixed ones.
     std::function<std::string(std::size_t)> random;
+    // Tests only: the SCRAM / DIGEST-MD5 server nonce text instead of a random one.
+    std::string fixed_nonce;
 };
 
 // What one AUTH request tells its mechanism.

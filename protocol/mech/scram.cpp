@@ -113,7 +113,7 @@ class Scram final : public Mechanism {
 public:
     Scram(ScramHash h, const MechContext& ctx) : hash_(h) {
         const MechSettings& s = ctx.settings ? *ctx.settings : default_settings();
-        server_nonce_ = base64_encode(random_bytes(s, kServerNonceBytes));
+        server_nonce_ = !s.fixed_nonce.empty() ? s.fixed_nonce : base64_encode(random_bytes(s, kServerNonceBytes));
         max_iterations_ = s.scram_max_iterations;
     }
 
@@ -140,9 +140,18 @@ public:
         std::optional<ScramCredential> cred;
         if (answer.ok) {
             cred = parse_scram_credential(answer.credentials.view(), hash_);
-            if (!cred) return done(FailReason::Unavailable);  // stored data not in SCRAM form
-            if (cred->iterations < kMinIterations || (max_iterations_ != 0 && cred->iterations > max_iterations_))
-                return done(FailReason::Unavailable);  // a crafted count would make the client spin
+            if (!cred) {
+                Step f = done(FailReason::Unavailable);
+                f.detail = "stored credential is not in SCRAM form";
+                return f;
+            }
+            if (cred->iterations < kMinIterations || (max_iterations_ != 0 && cred->iterations > max_iterations_)) {
+                // A crafted count would make every client spin (or be too weak).
+                Step f = done(FailReason::Unavailable);
+                f.detail = "stored iteration count " + std::to_string(cred->iterations) + " outside " +
+                           std::to_string(kMinIterations) + ".." + std::to_string(max_iterations_);
+                return f;
+            }
             known_ = true;
             user_ = answer.user;
         } else {
