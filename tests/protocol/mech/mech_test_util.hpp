@@ -52,6 +52,14 @@ inline std::string hmac(bool sha256, std::string_view key, std::string_view data
     return std::string(reinterpret_cast<const char*>(out), len);
 }
 
+inline std::string hmac_md5(std::string_view key, std::string_view data) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(EVP_md5(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), out, &len);
+    return std::string(reinterpret_cast<const char*>(out), len);
+}
+
 inline std::string hash(bool sha256, std::string_view data) {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned len = 0;
