@@ -252,6 +252,18 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
         asio::co_spawn(socket_.get_executor(), finish_fail(req, "nul_in_data", false, false), LogExceptions{"auth request"});
         return;
     }
+    if (req->success_user) {
+        // The answer to the final server data: empty, or the exchange fails.
+        if (decoded->empty()) {
+            const std::string user = *req->success_user;
+            finish_ok(req, user, req->extra, req->userdb, std::string());
+            return;
+        }
+        req->success_user.reset();
+        mech::Step bad = mech::Step::fail(*decoded == "*" ? mech::FailReason::Aborted : mech::FailReason::OutOfOrder);
+        asio::co_spawn(socket_.get_executor(), run(req, std::move(bad)), LogExceptions{"auth request"});
+        return;
+    }
     mech::Step step;
     if (*decoded == "*") step = mech::Step::fail(mech::FailReason::Aborted);
     else step = req->mech->on_response(std::move(*decoded));
@@ -422,6 +434,16 @@ void AuthClientSession::log_result(const Request& req, std::string_view result, 
 
 void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
                                   const backend::Fields& userdb, const std::string& final_data) {
+    if (!final_data.empty() && !req->params.final_resp_ok) {
+        // The client cannot take final data in OK: it goes out as a CONT, and
+        // the OK follows the client's empty answer (as Postfix expects).
+        if (&extra != &req->extra) req->extra = extra;
+        if (&userdb != &req->userdb) req->userdb = userdb;
+        req->success_user = user;
+        req->awaiting_cont = true;
+        send(protocol::format_cont(req->id, base64_encode(final_data)));
+        return;
+    }
     req->user = user;
     req->finished = true;
     requests_.erase(req->id);
@@ -437,10 +459,6 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
         p.mech = std::string(req->info->name);
         p.userdb = userdb;
         engine_.remember_login(cpid_, req->id, std::move(p));
-    }
-    if (!final_data.empty() && !req->params.final_resp_ok) {
-        // The client cannot take final data in OK: send it as a CONT first.
-        send(protocol::format_cont(req->id, base64_encode(final_data)));
     }
     send(protocol::format_ok(req->id, user, out));
 }

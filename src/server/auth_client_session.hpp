@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -51,6 +52,9 @@ private:
         // Why a credentials lookup said no, while the mechanism goes on with
         // a fake credential; the log reason when the exchange then fails.
         std::string lookup_reason;
+        // Authenticated, the final server data sent as a CONT; the OK goes
+        // out when the client answers it with an empty response.
+        std::optional<std::string> success_user;
         bool awaiting_cont = false;
         bool finished = false;
         std::chrono::steady_clock::time_point started;
