@@ -417,7 +417,10 @@ std::string AuthClientSession::fail_reason(const Request& req, const mech::Step&
     std::string reason(mech::to_string(step.reason));
     // A challenge-response exchange that ran on a fake credential fails at
     // the proof; the log says why the lookup said no.
-    if (step.reason == mech::FailReason::Credentials && !req.lookup_reason.empty()) reason = req.lookup_reason;
+    // the proof; the log says why the lookup said no. A proof that does not
+    // match the real credential is logged like a wrong PLAIN password.
+    if (step.reason == mech::FailReason::Credentials)
+        reason = req.lookup_reason.empty() ? "password_mismatch" : req.lookup_reason;
     if (!step.detail.empty()) reason += " detail=\"" + log::safe(step.detail, 200) + "\"";
     return reason;
 }

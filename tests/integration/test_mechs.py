@@ -199,7 +199,7 @@ class MechanismProtocolTest(DaemonTestCase):
         self.assertEqual(len(set(shapes)), 1, shapes)
         self.assertTrue(self.log_waits_for(r"result=fail user=\"nosuchuser\".*mech=SCRAM-SHA-256 "
                                            r"reason=unknown_user"), self.daemon.stderr())
-        self.assertTrue(self.log_waits_for(r"result=fail user=\"alice\".*reason=credentials"))
+        self.assertTrue(self.log_waits_for(r"result=fail user=\"alice\".*reason=password_mismatch"))
 
     def test_scram_hostile_clients(self):
         mech = "SCRAM-SHA-256"
