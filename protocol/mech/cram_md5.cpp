@@ -6,6 +6,7 @@
 #include "password/scheme.hpp"
 #include "protocol/mech/fake_credentials.hpp"
 #include "protocol/mech/mechanism.hpp"
+#include "protocol/mech/utf8.hpp"
 #include "util/encoding.hpp"
 
 namespace postern::mech {
@@ -42,6 +43,7 @@ public:
         if (!digest || digest->size() != 16) return done(FailReason::Malformed);
         digest_ = std::move(*digest);
         user_ = data.substr(0, sp);
+        if (!valid_utf8(user_)) return done(FailReason::Malformed);
         state_ = State::WantCredentials;
         return Step::lookup(user_, "CRAM-MD5");
     }

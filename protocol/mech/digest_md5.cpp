@@ -10,6 +10,7 @@
 
 #include "protocol/mech/fake_credentials.hpp"
 #include "protocol/mech/mechanism.hpp"
+#include "protocol/mech/utf8.hpp"
 #include "util/encoding.hpp"
 
 namespace postern::mech {
@@ -134,7 +135,17 @@ public:
             return done(FailReason::Malformed);
         if (*nonce != nonce_ || *nc != "00000001") return done(FailReason::Malformed);
         if (const auto* q = get("qop"); q && *q != "auth") return done(FailReason::Malformed);
-        if (const auto* c = get("charset"); c && !iequal(*c, "utf-8")) return done(FailReason::Malformed);
+        const auto* charset = get("charset");
+        if (charset && !iequal(*charset, "utf-8")) return done(FailReason::Malformed);
+        // Without charset=utf-8 the names are ISO 8859-1 (RFC 2831 §2.1.2),
+        // which is not converted: only ASCII names are accepted then.
+        for (const char* k : {"username", "realm", "authzid"}) {
+            const std::string* v = get(k);
+            if (!v) continue;
+            bool ascii = true;
+            for (char ch : *v) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+            if (charset ? !valid_utf8(*v) : !ascii) return done(FailReason::Malformed);
+        }
         if (const auto* a = get("cipher"); a) return done(FailReason::Malformed);
         realm_ = get("realm") ? *get("realm") : std::string();
         if (!realm_.empty() && !realms_.empty()) {

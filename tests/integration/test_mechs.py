@@ -4,6 +4,7 @@
 # hostile variants; then real gsasl and swaks as SMTP clients through a
 # private Postfix instance.
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -79,6 +80,37 @@ def jwt_hs256(claims, secret=OAUTH_SECRET):
     return f"{head}.{body}.{b64url(sig)}"
 
 
+_rsa_dir = None
+
+
+def rsa_key():
+    """(private key path, public key path) of an RSA key made once per run
+    with the openssl CLI, or None when openssl is missing."""
+    global _rsa_dir
+    openssl = shutil.which("openssl")
+    if not openssl:
+        return None
+    if _rsa_dir is None:
+        _rsa_dir = tempfile.mkdtemp(prefix="postern-it-rsa-")
+        atexit.register(shutil.rmtree, _rsa_dir, ignore_errors=True)
+        priv, pub = os.path.join(_rsa_dir, "priv.pem"), os.path.join(_rsa_dir, "pub.pem")
+        subprocess.run([openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", priv], check=True, capture_output=True, timeout=60)
+        subprocess.run([openssl, "pkey", "-in", priv, "-pubout", "-out", pub], check=True,
+                       capture_output=True, timeout=60)
+    return os.path.join(_rsa_dir, "priv.pem"), os.path.join(_rsa_dir, "pub.pem")
+
+
+def jwt_rs256(claims, kid="rsa1"):
+    priv, _ = rsa_key()
+    head = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64url(json.dumps(claims).encode())
+    sig = subprocess.run([shutil.which("openssl"), "dgst", "-sha256", "-sign", priv],
+                         input=f"{head}.{body}".encode(), capture_output=True, check=True,
+                         timeout=60).stdout
+    return f"{head}.{body}.{b64url(sig)}"
+
+
 def good_claims(**over):
     claims = {"iss": ISSUER, "aud": AUDIENCE, "email": "alice", "exp": int(time.time()) + 600}
     claims.update(over)
@@ -106,6 +138,8 @@ class MechanismProtocolTest(DaemonTestCase):
         extra = (f"\n[oauth2]\nissuer = {toml_str(ISSUER)}\naudience = {toml_str(AUDIENCE)}\n"
                  f'username_claim = "email"\n[[oauth2.key]]\nalg = "HS256"\n'
                  f"file = {toml_str(keyfile)}\n"
+                 + (f'[[oauth2.key]]\nalg = "RS256"\nkid = "rsa1"\nfile = {toml_str(rsa_key()[1])}\n'
+                    if rsa_key() else "") +
                  f'[[master_passdb]]\ndriver = "passwd-file"\npath = {toml_str(masters)}\n')
         config = make_config(self.path("auth"), self.users, mechanisms=ALL_MECHS, extra=extra)
         config = config.replace("[auth]\n", '[auth]\nanonymous_user = "guest"\n'
@@ -322,12 +356,13 @@ class MechanismProtocolTest(DaemonTestCase):
         c = self.client()
         c.auth(1, "CRAM-MD5")
         self.expect_cont(c.reply_for(1), 1)
-        c.send_line("CONT", "1", b64(b"\xff\xfe\x01 " + b"0" * 32))
+        c.send_line("CONT", "1", b64(b"\xff\xfe " + b"0" * 32))
         self.assert_fail(c.reply_for(1), 1)
         c.auth(2, "ANONYMOUS", resp=b64(b"\xc3"))
         self.assert_fail(c.reply_for(2), 2)
         c.auth(3, "EXTERNAL", "valid-client-cert", "cert_username=alice", resp=b64(b"\xed\xa0\x80"))
         self.assert_fail(c.reply_for(3), 3)
+        self.assertTrue(self.log_waits_for(r"mech=CRAM-MD5 reason=malformed"), self.daemon.stderr())
 
     # --- CRAM-MD5 ---
 
@@ -406,6 +441,17 @@ class MechanismProtocolTest(DaemonTestCase):
         self.assert_fail(self.cont(c, 20, "\x01"), 20)
         self.assertTrue(self.log_waits_for(r"reason=invalid_token detail=\"token expired\""))
         self.assertNotIn(bad_tokens[0], self.daemon.stderr())
+
+    def test_oauthbearer_rs256_key_file(self):
+        if not rsa_key():
+            self.skipTest("openssl not installed")
+        c = self.client()
+        c.auth(1, "OAUTHBEARER", resp=b64(self.bearer(jwt_rs256(good_claims()))))
+        self.assert_ok(c.reply_for(1), 1, "alice")
+        # A key id the configuration does not name finds no key.
+        c.auth(2, "OAUTHBEARER", resp=b64(self.bearer(jwt_rs256(good_claims(), kid="other"))))
+        self.expect_cont(c.reply_for(2), 2)
+        self.assert_fail(self.cont(c, 2, "\x01"), 2)
 
     def test_xoauth2(self):
         c = self.client()

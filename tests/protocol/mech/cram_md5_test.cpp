@@ -107,6 +107,8 @@ TEST_CASE("CRAM-MD5: malformed and out-of-order messages") {
         {"digest not hex", "tim " + std::string(32, 'g')},
         {"no digest", "tim "},
         {"oversized user", std::string(2000, 'u') + " " + hex32},
+        {"invalid UTF-8 user", "\xff\xfe " + hex32},
+        {"overlong UTF-8 user", "\xc0\xaf " + hex32},
         {"base64 of the response", "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"},
     };
     for (const auto& c : cases) {

@@ -98,6 +98,11 @@ TEST_CASE("DIGEST-MD5: malformed, mismatched and hostile responses") {
         {"no cnonce", replace(kRfcResponse, "cnonce=\"OA6MHXh6VqTrRk\",", ""), FailReason::Malformed},
         {"garbage", "\x01\x02\x03", FailReason::Malformed},
         {"oversized", kRfcResponse + ",x=\"" + std::string(5000, 'a') + "\"", FailReason::Malformed},
+        {"invalid UTF-8 user name", replace(kRfcResponse, "username=\"chris\"", "username=\"\xff\xfe\""),
+         FailReason::Malformed},
+        {"non-ASCII name without charset=utf-8",
+         replace(replace(kRfcResponse, "charset=utf-8,", ""), "username=\"chris\"", "username=\"j\xf6rg\""),
+         FailReason::Malformed},
         {"authzid of another user", kRfcResponse + ",authzid=\"admin\"", FailReason::Authzid},
     };
     for (const auto& c : cases) {
