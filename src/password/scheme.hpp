@@ -57,6 +57,11 @@ bool is_costly(std::string_view stored, const StoredContext& ctx);
 struct GenerateOptions {
     std::optional<unsigned> rounds;  // scheme-specific cost (sha-crypt rounds, bcrypt cost, argon2 t, pbkdf2/scram iterations)
     std::string user;                // DIGEST-MD5 needs it
+    // SCRAM only (set by credentials()): the salt is a keyed hash of `user`
+    // under a key drawn once per process instead of fresh random bytes, so
+    // a password-derived credential shows the same salt on every attempt,
+    // like a stored one (and like the stand-in given to unknown users).
+    bool stable_salt = false;
 };
 
 // Returns "{SCHEME}data" with SCHEME upper-cased as given (suffix included).

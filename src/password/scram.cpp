@@ -2,6 +2,7 @@
 // "<iter>,<b64 salt>,<b64 StoredKey>,<b64 ServerKey>". The password goes
 // through SASLprep (RFC 4013) as RFC 5802 §2.2 asks, simplified: see saslprep().
 #include <climits>
+#include <stdexcept>
 
 #include "password/detail.hpp"
 #include "util/encoding.hpp"
@@ -53,6 +54,18 @@ std::string saslprep(std::string_view in) {
     return out;
 }
 
+// HMAC-SHA-256(process key, user), cut to the salt length.
+std::string stable_salt(std::string_view user) {
+    static const std::string key = [] {
+        auto k = random_bytes(32);
+        if (!k) throw std::runtime_error("random bytes unavailable");
+        return *k;
+    }();
+    std::string mac = hmac(Hash::Sha256, key, std::string("SCRAM salt\0", 11) + std::string(user));
+    mac.resize(kScramSaltBytes);
+    return mac;
+}
+
 bool derive(Hash h, std::string_view password_in, std::string_view salt, unsigned long iter, ScramKeys& keys) {
     std::string password = saslprep(password_in);
     std::string salted;
@@ -98,7 +111,7 @@ VerifyOutcome verify_scram(Hash h, const char* name, std::string_view raw, std::
 Result<std::string> generate_scram(Hash h, std::string_view password, const GenerateOptions& opts) {
     const unsigned long iter = opts.rounds.value_or(kMinScramIterations);
     if (iter < kMinScramIterations || iter > INT_MAX) return fail("SCRAM iterations must be within 4096..2147483647");
-    auto salt = random_bytes(kScramSaltBytes);
+    auto salt = opts.stable_salt ? Result<std::string>(stable_salt(opts.user)) : random_bytes(kScramSaltBytes);
     if (!salt) return salt;
     ScramKeys keys;
     if (!derive(h, password, *salt, iter, keys)) return fail("SCRAM key derivation failed");

@@ -231,6 +231,10 @@ class MechanismProtocolTest(DaemonTestCase):
                 # The fake salt is stable per name, like a stored one.
                 self.assertEqual(first.split(",")[1:], unknown_first.split(",")[1:])
         self.assertEqual(len(set(shapes)), 1, shapes)
+        # A password-derived credential (alice is {PLAIN}) shows one salt per
+        # name too, so salts do not tell stored from derived from unknown.
+        firsts = [self.scram("SCRAM-SHA-256", "alice", WRONG_PASSWORD, i, c)[2] for i in (4, 5)]
+        self.assertEqual(firsts[0].split(",")[1:], firsts[1].split(",")[1:])
         self.assertTrue(self.log_waits_for(r"result=fail user=\"nosuchuser\".*mech=SCRAM-SHA-256 "
                                            r"reason=unknown_user"), self.daemon.stderr())
         self.assertTrue(self.log_waits_for(r"result=fail user=\"alice\".*reason=password_mismatch"))

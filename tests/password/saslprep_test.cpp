@@ -1,5 +1,5 @@
-// SCRAM stored keys go through SASLprep (RFC 4013, simplified as documented
-// in src/password/scram.cpp): mapped spaces and map-to-nothing characters.
+// SCRAM key derivation: SASLprep of the password (RFC 4013, simplified as
+// documented in src/password/scram.cpp) and the salt of PLAIN-derived keys.
 #include <doctest/doctest.h>
 
 #include "password/scheme.hpp"
@@ -28,4 +28,23 @@ TEST_CASE("SCRAM: the password is SASLprep-mapped before key derivation") {
         REQUIRE(plain.has_value());
         CHECK(verify(std::string("{") + scheme + "}" + *plain, "secret", ctx).verdict == Verdict::Match);
     }
+}
+
+TEST_CASE("SCRAM: credentials derived from PLAIN keep one salt per user") {
+    auto salt_of = [](const std::string& user) {
+        StoredContext ctx;
+        ctx.user = user;
+        auto c = credentials("{PLAIN}secret", "SCRAM-SHA-256", ctx);
+        REQUIRE(c.has_value());
+        const auto a = c->find(','), b = c->find(',', a + 1);
+        return c->substr(a + 1, b - a - 1);
+    };
+    CHECK(salt_of("alice") == salt_of("alice"));
+    CHECK(salt_of("alice") != salt_of("bob"));
+    // Hashes made for storage still get fresh random salts.
+    auto one = postern::password::generate(std::string("SCRAM-SHA-256"), std::string("secret"));
+    auto two = postern::password::generate(std::string("SCRAM-SHA-256"), std::string("secret"));
+    REQUIRE(one.has_value());
+    REQUIRE(two.has_value());
+    CHECK(*one != *two);
 }
