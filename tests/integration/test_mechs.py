@@ -487,6 +487,21 @@ class MechanismProtocolTest(DaemonTestCase):
         self.assertTrue(self.log_waits_for(r"master user \"admin\" logs in as \"alice\""))
 
 
+    @unittest.skipUnless(shutil.which("doveadm"), "doveadm not installed (dovecot-core)")
+    def test_master_user_with_doveadm(self):
+        # doveadm auth test -M sends PLAIN "user NUL master NUL password".
+        def run(user, master, password):
+            return subprocess.run([shutil.which("doveadm"), "-c", "/dev/null", "auth", "test",
+                                   "-a", self.sock, "-M", master, user, password],
+                                  capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+        ok = run("alice", "admin", MASTER_PASSWORD)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn("auth succeeded", ok.stdout + ok.stderr)
+        bad = run("alice", "admin", WRONG_PASSWORD)
+        self.assertNotEqual(bad.returncode, 0, bad.stdout + bad.stderr)
+
+
 @require_binaries
 class MechanismConfigTest(DaemonTestCase):
 
