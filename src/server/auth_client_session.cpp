@@ -320,7 +320,8 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
                     req->extra = std::move(extra);
                     req->userdb = std::move(userdb);
                 } else {
-                    req->lookup_reason = std::string(backend::to_string(status));
+                    req->lookup_reason = engine_.valid_name(answer.user) ? std::string(backend::to_string(status))
+                                                                         : std::string("invalid_username");
                 }
                 step = req->mech->on_passdb(answer);
                 break;

@@ -367,6 +367,14 @@ class MechanismProtocolTest(DaemonTestCase):
         c.auth(3, "EXTERNAL", "valid-client-cert", "cert_username=alice", resp=b64(b"\xed\xa0\x80"))
         self.assert_fail(c.reply_for(3), 3)
         self.assertTrue(self.log_waits_for(r"mech=CRAM-MD5 reason=malformed"), self.daemon.stderr())
+        # A name with a control byte can never be a user: the exchange still
+        # runs to the proof, like an unknown user.
+        reply, _, first = self.scram("SCRAM-SHA-256", "ev\x01il", WRONG_PASSWORD, 4, c)
+        self.assertIn(",i=4096", first)
+        self.assert_fail(reply, 4)
+        self.assertNotIn("user=", "\t".join(reply[2:]))
+        self.assertTrue(self.log_waits_for(r"mech=SCRAM-SHA-256 reason=invalid_username"),
+                        self.daemon.stderr())
 
     # --- CRAM-MD5 ---
 
