@@ -27,7 +27,8 @@ struct JwtKey {
 // RS256/ES256: `material` is a PEM public key (or certificate); HS256: the raw secret.
 Result<JwtKey> make_jwt_key(std::string_view alg, std::string kid, std::string_view material);
 
-// Parsed claims of an accepted token, for logging and the user name.
+// The configured keys and claim checks; immutable once built, shared by all
+// OAUTHBEARER / XOAUTH2 requests.
 struct JwtValidator {
     std::vector<JwtKey> keys;
     std::string issuer;                    // must equal "iss" when set
