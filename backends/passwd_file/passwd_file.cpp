@@ -347,7 +347,20 @@ public:
             co_return r;
         }
         const password::StoredContext ctx = stored_context(st_, *req);
-        auto cred = password::credentials(*e.password, scheme, ctx);
+        Result<std::string> cred = fail("not computed");
+        if (scheme.starts_with("SCRAM-")) {
+            // Deriving SCRAM keys from a PLAIN password runs PBKDF2: off the loop.
+            auto job = [stored = *e.password, scheme, ctx]() { return password::credentials(stored, scheme, ctx); };
+            auto done = co_await run_blocking(*pool_, std::move(job));
+            if (!done) {
+                r.status = PassStatus::TempFail;
+                r.detail = "hashing queue is full";
+                co_return r;
+            }
+            cred = std::move(*done);
+        } else {
+            cred = password::credentials(*e.password, scheme, ctx);
+        }
         if (!cred) {
             r.status = PassStatus::SchemeUnavailable;
             r.detail = cred.error().message;

@@ -46,6 +46,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Mechanism> make_login() { return std::make_unique<Login>(); }
+std::unique_ptr<Mechanism> make_login(const MechContext&) { return std::make_unique<Login>(); }
 
 }  // namespace postern::mech

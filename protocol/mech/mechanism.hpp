@@ -22,8 +22,12 @@ enum class FailReason {
     Authzid,          // authorization identity not allowed
     EmptyPassword,
     Aborted,          // client sent "*"
-    Credentials,      // passdb said no
+    Credentials,      // passdb said no, or the proof did not match
     OutOfOrder,
+    ChannelBinding,   // SCRAM: channel binding asked for or claimed wrongly
+    NoCertificate,    // EXTERNAL without a verified client certificate
+    InvalidToken,     // OAUTHBEARER / XOAUTH2: bearer token rejected
+    Unavailable,      // the mechanism is not set up (no keys, no anonymous user)
 };
 
 std::string_view to_string(FailReason r);
@@ -43,19 +47,55 @@ struct Step {
     Secret password;       // VerifyPlain only
     std::string scheme;    // LookupCredentials only
     FailReason reason = FailReason::Malformed;
+    std::string detail;    // Fail only: operator log text, never a secret
 
     static Step challenge(std::string data);
     static Step verify(std::string user, std::string authzid, Secret password);
+    static Step lookup(std::string user, std::string scheme);
     static Step success(std::string user, std::string final_data = {});
     static Step fail(FailReason reason);
 };
 
-// What the passdb chain said about the step the mechanism asked for.
+// What the passdb chain said about the step the mechanism asked for. After a
+// LookupCredentials step the mechanism also gets a negative answer (unknown
+// user, no credentials in that form): a challenge-response mechanism then
+// goes on with a fake credential and fails at the same point a wrong password
+// would, so the exchange does not tell an unknown user from a known one.
 struct PassdbAnswer {
     bool ok = false;
     std::string user;        // canonical user name (may differ from what the client typed)
     Secret credentials;      // LookupCredentials only: raw credential in the requested scheme
 };
+
+struct JwtValidator;  // protocol/mech/jwt.hpp
+
+// Settings a mechanism may need, built once from the configuration.
+struct MechSettings {
+    std::string anonymous_user;              // ANONYMOUS: the user it maps to ("" = refuse)
+    std::vector<std::string> digest_realms;  // DIGEST-MD5: realms offered in the challenge
+    std::string hostname;                    // CRAM-MD5 challenge, DIGEST-MD5 digest-uri host
+    // SCRAM: a stored iteration count above this is refused (a crafted entry
+    // would make every client spin); the password layer's PBKDF2 cap.
+    unsigned long scram_max_iterations = 10000000;
+    std::shared_ptr<const JwtValidator> oauth2;  // OAUTHBEARER / XOAUTH2 (null = not set up)
+    // Random bytes for nonces and challenge ids; tests inject fixed ones.
+    std::function<std::string(std::size_t)> random;
+    // Tests only: the SCRAM / DIGEST-MD5 server nonce text instead of a random one.
+    std::string fixed_nonce;
+};
+
+// What one AUTH request tells its mechanism.
+struct MechContext {
+    std::shared_ptr<const MechSettings> settings;  // null = defaults
+    std::string service;                           // service= of the AUTH line
+    bool valid_client_cert = false;
+    std::string cert_username;
+    std::int64_t now = 0;  // unix time for token checks; 0 = the clock
+};
+
+// Random bytes from `settings.random` or OpenSSL's CSPRNG (throws if unseeded).
+std::string random_bytes(const MechSettings& settings, std::size_t n);
+const MechSettings& default_settings();
 
 class Mechanism {
 public:
@@ -83,7 +123,7 @@ struct MechInfo {
     std::vector<std::string_view> flags;   // MECH flags
     std::string_view credentials_scheme;   // "" = needs verify_plain only
     bool allows_nul = false;               // client data may contain NUL bytes
-    std::function<std::unique_ptr<Mechanism>()> make;
+    std::function<std::unique_ptr<Mechanism>(const MechContext&)> make;
 };
 
 // The hand-written list of mechanisms compiled in.

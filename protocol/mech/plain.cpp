@@ -38,10 +38,11 @@ private:
         Secret password(std::string(m.substr(nul2 + 1)));
         if (authcid.empty()) return Step::fail(FailReason::Malformed);
         // An authzid equal to the authcid is the same identity; anything else
-        // would be a master-user login, which needs a master passdb.
-        if (!authzid.empty() && authzid != authcid) return Step::fail(FailReason::Authzid);
+        // is a master-user login, which the request allows only with a
+        // master passdb configured.
+        if (authzid == authcid) authzid.clear();
         if (password.empty()) return Step::fail(FailReason::EmptyPassword);
-        return Step::verify(std::move(authcid), std::string(), std::move(password));
+        return Step::verify(std::move(authcid), std::move(authzid), std::move(password));
     }
 
     bool awaiting_ = false;
@@ -49,6 +50,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Mechanism> make_plain() { return std::make_unique<Plain>(); }
+std::unique_ptr<Mechanism> make_plain(const MechContext&) { return std::make_unique<Plain>(); }
 
 }  // namespace postern::mech

@@ -2,12 +2,24 @@
 // credentials it needs, factory). Adding a mechanism = one file + one row.
 #include <strings.h>
 
+#include <openssl/rand.h>
+
+#include <stdexcept>
+
 #include "protocol/mech/mechanism.hpp"
 
 namespace postern::mech {
 
-std::unique_ptr<Mechanism> make_plain();
-std::unique_ptr<Mechanism> make_login();
+std::unique_ptr<Mechanism> make_plain(const MechContext&);
+std::unique_ptr<Mechanism> make_login(const MechContext&);
+std::unique_ptr<Mechanism> make_cram_md5(const MechContext&);
+std::unique_ptr<Mechanism> make_digest_md5(const MechContext&);
+std::unique_ptr<Mechanism> make_scram_sha1(const MechContext&);
+std::unique_ptr<Mechanism> make_scram_sha256(const MechContext&);
+std::unique_ptr<Mechanism> make_external(const MechContext&);
+std::unique_ptr<Mechanism> make_anonymous(const MechContext&);
+std::unique_ptr<Mechanism> make_oauthbearer(const MechContext&);
+std::unique_ptr<Mechanism> make_xoauth2(const MechContext&);
 
 std::string_view to_string(FailReason r) {
     switch (r) {
@@ -17,6 +29,10 @@ std::string_view to_string(FailReason r) {
         case FailReason::Aborted: return "aborted";
         case FailReason::Credentials: return "credentials";
         case FailReason::OutOfOrder: return "out_of_order";
+        case FailReason::ChannelBinding: return "channel_binding";
+        case FailReason::NoCertificate: return "no_client_certificate";
+        case FailReason::InvalidToken: return "invalid_token";
+        case FailReason::Unavailable: return "mechanism_unavailable";
     }
     return "unknown";
 }
@@ -33,6 +49,13 @@ Step Step::verify(std::string user, std::string authzid, Secret password) {
     s.user = std::move(user);
     s.authzid = std::move(authzid);
     s.password = std::move(password);
+    return s;
+}
+Step Step::lookup(std::string user, std::string scheme) {
+    Step s;
+    s.kind = Kind::LookupCredentials;
+    s.user = std::move(user);
+    s.scheme = std::move(scheme);
     return s;
 }
 Step Step::success(std::string user, std::string final_data) {
@@ -54,10 +77,32 @@ Step Mechanism::on_passdb(const PassdbAnswer& answer) {
     return Step::success(answer.user);
 }
 
+const MechSettings& default_settings() {
+    static const MechSettings defaults;
+    return defaults;
+}
+
+std::string random_bytes(const MechSettings& settings, std::size_t n) {
+    if (settings.random) return settings.random(n);
+    std::string out(n, '\0');
+    if (n != 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+        throw std::runtime_error("RAND_bytes failed");
+    return out;
+}
+
 const std::vector<MechInfo>& registry() {
+    using namespace flag;
     static const std::vector<MechInfo> rows = {
-        {"PLAIN", {flag::kPlaintext}, "", true, make_plain},
-        {"LOGIN", {flag::kPlaintext}, "", false, make_login},
+        {"PLAIN", {kPlaintext}, "", true, make_plain},
+        {"LOGIN", {kPlaintext}, "", false, make_login},
+        {"CRAM-MD5", {kDictionary, kActive}, "CRAM-MD5", false, make_cram_md5},
+        {"DIGEST-MD5", {kDictionary, kActive, kMutualAuth}, "DIGEST-MD5", false, make_digest_md5},
+        {"SCRAM-SHA-1", {kMutualAuth}, "SCRAM-SHA-1", false, make_scram_sha1},
+        {"SCRAM-SHA-256", {kMutualAuth}, "SCRAM-SHA-256", false, make_scram_sha256},
+        {"EXTERNAL", {}, "", false, make_external},
+        {"ANONYMOUS", {kAnonymous}, "", false, make_anonymous},
+        {"OAUTHBEARER", {kPlaintext}, "", false, make_oauthbearer},
+        {"XOAUTH2", {kPlaintext}, "", false, make_xoauth2},
     };
     return rows;
 }

@@ -6,10 +6,13 @@
 
 #include <asio/co_spawn.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "auth/var_expand.hpp"
 #include "password/scheme.hpp"
+#include "protocol/mech/jwt.hpp"
 #include "util/log.hpp"
 #include "util/secret.hpp"
 
@@ -18,6 +21,46 @@ namespace postern::auth {
 // Bound on kept login requests, so a login client cannot grow memory without
 // limit by never redeeming.
 constexpr std::size_t kMaxPendingLogins = 100000;
+
+namespace {
+
+std::string read_key_file(const config::Config& cfg, const config::OAuth2::Key& k) {
+    std::ifstream in(k.file, std::ios::binary);
+    if (!in) throw config::ConfigError(cfg.file, k.line, "oauth2.key.file", "cannot read " + k.file);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    // An HS256 secret file usually ends with a newline that is not part of it.
+    if (k.alg == "HS256")
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return text;
+}
+
+std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Config& cfg) {
+    auto s = std::make_shared<mech::MechSettings>();
+    s->anonymous_user = cfg.anonymous_user;
+    s->digest_realms = cfg.realms;
+    s->hostname = cfg.hostname;
+    s->scram_max_iterations = password::CostLimits{}.max_pbkdf2_rounds;
+    if (!cfg.oauth2.keys.empty()) {
+        auto v = std::make_shared<mech::JwtValidator>();
+        v->issuer = cfg.oauth2.issuer;
+        v->audience = cfg.oauth2.audience;
+        v->username_claim = cfg.oauth2.username_claim;
+        v->leeway = static_cast<std::int64_t>(cfg.oauth2.leeway);
+        for (const auto& k : cfg.oauth2.keys) {
+            std::string material = read_key_file(cfg, k);
+            auto key = mech::make_jwt_key(k.alg, k.kid, material);
+            wipe(material);
+            if (!key) throw config::ConfigError(cfg.file, k.line, "oauth2.key", k.file + ": " + key.error().message);
+            v->keys.push_back(std::move(*key));
+        }
+        s->oauth2 = std::move(v);
+    }
+    return s;
+}
+
+}  // namespace
 
 Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
     : cfg_(cfg), pool_(pool), penalty_(cfg.penalty) {
@@ -28,15 +71,28 @@ Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, Blocki
     services_.pool = &pool;
     // Not a coroutine itself: it hands back the member coroutine's awaitable.
     services_.passdb_lookup = [this](RequestPtr request) { return lookup_pass(std::move(request)); };
+    for (const auto& d : cfg.passdbs) passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
+    for (const auto& d : cfg.master_passdbs)
+        master_passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
+    mech_settings_ = make_mech_settings(cfg);
+    bool can_lookup = false;
+    for (const auto& p : passdbs_) can_lookup = can_lookup || p->can_lookup_credentials();
     for (const auto& name : cfg.mechanisms) {
         const auto* m = mech::find(name);
+        if (!m->credentials_scheme.empty() && !can_lookup) {
+            // Challenge-response needs a stored secret; verify-only passdbs
+            // (PAM) cannot give one, so the mechanism is not offered at all.
+            log::warning("mechanism {} not offered: no passdb can supply {} credentials", m->name,
+                         m->credentials_scheme);
+            continue;
+        }
         mechs_.push_back(m);
         protocol::MechAdvert a;
         a.name = std::string(m->name);
         for (auto f : m->flags) a.flags.emplace_back(f);
         adverts_.push_back(std::move(a));
     }
-    for (const auto& d : cfg.passdbs) passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
+    if (mechs_.empty()) throw config::ConfigError(cfg.file, 1, "auth.mechanisms", "none of the mechanisms can be offered");
     for (const auto& d : cfg.userdbs) userdbs_.push_back(backend::make_userdb(d.driver, d.settings, services_));
 }
 
@@ -125,7 +181,7 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
             co_return std::move(*hit);
         }
     }
-    backend::PassResult r = co_await verify_plain_chain(request, password.clone());
+    backend::PassResult r = co_await verify_chain(&passdbs_, request, password.clone());
     if (cache_) {
         if (r.status == PassStatus::Ok) {
             cache_->store_verified(cs.key, cs.generation, password.view(), r, request->user);
@@ -141,14 +197,23 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
     co_return r;
 }
 
-asio::awaitable<backend::PassResult> Engine::verify_plain_chain(RequestPtr request, Secret password) {
+// Master logins are not cached: they are rare, and their answers belong to
+// a different chain.
+asio::awaitable<backend::PassResult> Engine::verify_master(RequestPtr request, Secret password) {
+    backend::PassResult r = co_await verify_chain(&master_passdbs_, std::move(request), std::move(password));
+    r.source = -1;  // never rehashed through the normal chain
+    co_return r;
+}
+
+asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
+                                                          RequestPtr request, Secret password) {
     using backend::PassStatus;
     backend::PassResult worst;
     worst.status = PassStatus::UnknownUser;
     bool temp = false;
     std::string temp_detail;
-    for (std::size_t i = 0; i < passdbs_.size(); ++i) {
-        auto& p = passdbs_[i];
+    for (std::size_t i = 0; i < chain->size(); ++i) {
+        auto& p = (*chain)[i];
         backend::PassResult r = co_await p->verify_plain(request, password.clone());
         r.source = static_cast<int>(i);
         switch (r.status) {

@@ -58,6 +58,12 @@ public:
     bool valid_name(std::string_view raw) const;
 
     asio::awaitable<backend::PassResult> verify_plain(RequestPtr request, Secret password);
+    // Master users: `request->user` is the master's name, checked against the
+    // [[master_passdb]] chain only. The caller then logs in as the target.
+    asio::awaitable<backend::PassResult> verify_master(RequestPtr request, Secret password);
+    bool has_master_passdb() const { return !master_passdbs_.empty(); }
+    // Settings handed to every mechanism (built once from the configuration).
+    const std::shared_ptr<const mech::MechSettings>& mech_settings() const { return mech_settings_; }
     asio::awaitable<backend::CredResult> lookup_credentials(RequestPtr request, std::string scheme);
     // Userdb chain: the first userdb that finds the user answers; the
     // request's prefetched passdb userdb_* fields fill in what it leaves out.
@@ -102,18 +108,21 @@ public:
 private:
     void expire_logins();
     asio::awaitable<CacheState> passdb_cache_state(RequestPtr request);
-    asio::awaitable<backend::PassResult> verify_plain_chain(RequestPtr request, Secret password);
     asio::awaitable<backend::CredResult> lookup_credentials_chain(RequestPtr request, std::string scheme);
     asio::awaitable<backend::UserResult> lookup_user_chain(RequestPtr request);
     asio::awaitable<CacheState> userdb_cache_state(RequestPtr request);
     void maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password);
     asio::awaitable<void> rehash(RequestPtr request, std::string old_scheme, Secret password, int source);
+    static asio::awaitable<backend::PassResult> verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
+                                                             RequestPtr request, Secret password);
     const config::Config& cfg_;
     BlockingPool& pool_;
     backend::Services services_;
     std::vector<const mech::MechInfo*> mechs_;
     std::vector<protocol::MechAdvert> adverts_;
     std::vector<std::unique_ptr<backend::Passdb>> passdbs_;
+    std::vector<std::unique_ptr<backend::Passdb>> master_passdbs_;
+    std::shared_ptr<const mech::MechSettings> mech_settings_;
     std::vector<std::unique_ptr<backend::Userdb>> userdbs_;
     std::map<std::pair<unsigned long, std::uint32_t>, PendingLogin> logins_;
     unsigned long cuid_ = 0;

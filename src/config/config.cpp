@@ -93,11 +93,59 @@ std::vector<Driver> parse_drivers(const Section& root, const toml::table& doc, s
     return out;
 }
 
+// [auth] keys of the SASL mechanisms and master users.
+void parse_mech_settings(const Section& a, Config& c) {
+    c.master_user_separator = a.string("master_user_separator", "");
+    if (c.master_user_separator.size() > 1) a.error("master_user_separator", "must be one character (or empty)");
+    c.anonymous_user = a.string("anonymous_user", "");
+    c.realms = a.string_list("realms", {});
+    c.hostname = a.string("hostname", "");
+    for (const auto& r : c.realms)
+        if (r.empty() || r.find_first_of("\"\\,\t\r\n") != std::string::npos)
+            a.error("realms", "a realm must be non-empty, without quotes, commas or control characters");
+}
+
+void parse_oauth2(const Section& root, Config& c) {
+    auto o = root.subtable("oauth2");
+    if (!o) return;
+    o->reject_unknown({"issuer", "audience", "username_claim", "leeway", "key"});
+    c.oauth2.issuer = o->string("issuer", "");
+    c.oauth2.audience = o->string("audience", "");
+    c.oauth2.username_claim = o->string("username_claim", "email");
+    if (c.oauth2.username_claim.empty()) o->error("username_claim", "must not be empty");
+    c.oauth2.leeway = o->duration("leeway", 30.0, 3600.0);
+    if (!o->has("key")) o->error("key", "at least one [[oauth2.key]] is needed");
+    for (std::size_t i = 0;; ++i) {
+        auto k = o->array_table("key", i);
+        if (!k) break;
+        k->reject_unknown({"alg", "kid", "file"});
+        OAuth2::Key key;
+        key.alg = k->required_string("alg");
+        if (key.alg != "RS256" && key.alg != "ES256" && key.alg != "HS256") k->error("alg", "must be RS256, ES256 or HS256");
+        key.kid = k->string("kid", "");
+        key.file = k->required_string("file");
+        key.line = k->line();
+        c.oauth2.keys.push_back(std::move(key));
+    }
+}
+
+// Mechanisms that cannot work without their settings are a start-up error.
+void check_mech_settings(const Section& root, const Config& c) {
+    for (const auto& m : c.mechanisms) {
+        if ((m == "OAUTHBEARER" || m == "XOAUTH2") && c.oauth2.keys.empty())
+            root.error("auth", m + " needs an [oauth2] section with at least one key");
+        if (m == "ANONYMOUS" && c.anonymous_user.empty()) root.error("auth", "ANONYMOUS needs auth.anonymous_user");
+    }
+    if (!c.master_user_separator.empty() && c.master_passdbs.empty())
+        root.error("auth", "master_user_separator needs a [[master_passdb]]");
+}
+
 Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     Config c;
     c.file = file;
     Section root(doc, doc.get(), file, "");
-    root.reject_unknown({"daemon", "log", "auth", "cache", "penalty", "listener", "passdb", "userdb"});
+    root.reject_unknown({"daemon", "log", "auth", "cache", "penalty", "listener", "passdb", "userdb", "oauth2",
+                         "master_passdb"});
 
     if (auto d = root.subtable("daemon")) {
         d->reject_unknown({"user", "group", "hash_threads", "hash_queue_max"});
@@ -113,7 +161,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     }
     if (auto a = root.subtable("auth")) {
         a->reject_unknown({"mechanisms", "failure_delay", "failure_delay_jitter", "username_format", "max_username_length",
-                           "request_timeout", "rehash_scheme"});
+                           "request_timeout", "rehash_scheme", "master_user_separator", "anonymous_user", "realms",
+                           "hostname"});
         c.mechanisms = a->string_list("mechanisms", c.mechanisms);
         if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
         for (auto& m : c.mechanisms) {
@@ -131,6 +180,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
         c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
         if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");
+        parse_mech_settings(*a, c);
         c.failure_delay_jitter = a->duration("failure_delay_jitter", 0.0, 60.0);
         if (c.failure_delay_jitter > c.failure_delay)
             a->error("failure_delay_jitter", "must not exceed failure_delay");
@@ -167,6 +217,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         ps.max_entries = static_cast<std::size_t>(p->integer("max_entries", 65536, 16, 10000000));
         ps.ignore_repeated_password = p->boolean("ignore_repeated_password", true);
     }
+    parse_oauth2(root, c);
 
     if (const auto* n = doc->get("listener")) {
         const auto* arr = n->as_array();
@@ -181,6 +232,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     c.passdbs = parse_drivers(root, *doc, "passdb", doc);
     c.userdbs = parse_drivers(root, *doc, "userdb", doc);
     if (c.passdbs.empty()) throw ConfigError(file, 1, "passdb", "no [[passdb]] configured");
+    c.master_passdbs = parse_drivers(root, *doc, "master_passdb", doc);
+    check_mech_settings(root, c);
     return c;
 }
 

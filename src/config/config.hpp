@@ -56,6 +56,20 @@ struct Driver {
     Section settings;
 };
 
+// [oauth2]: local JWT validation for OAUTHBEARER and XOAUTH2.
+struct OAuth2 {
+    struct Key {
+        std::string alg;   // RS256, ES256, HS256
+        std::string kid;   // "" = any
+        std::string file;  // PEM public key / certificate, or the HS256 secret
+        long line = 0;
+    };
+    std::vector<Key> keys;
+    std::string issuer, audience;
+    std::string username_claim = "email";
+    double leeway = 30.0;
+};
+
 struct Config {
     std::string file;
     // [daemon]
@@ -74,6 +88,12 @@ struct Config {
     std::string rehash_scheme;        // "": rehash on login off
     CacheSettings cache;
     PenaltySettings penalty;
+    std::string master_user_separator;  // "" = no user*master logins
+    std::string anonymous_user;         // ANONYMOUS maps to this user
+    std::vector<std::string> realms;    // DIGEST-MD5 realms offered
+    std::string hostname;               // CRAM-MD5 challenge host, DIGEST-MD5 digest-uri host check
+    OAuth2 oauth2;
+    std::vector<Driver> master_passdbs; // [[master_passdb]]: who may log in as another user
     std::vector<Listener> listeners;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;

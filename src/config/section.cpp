@@ -135,6 +135,18 @@ std::optional<Section> Section::subtable(std::string_view key) const {
     return Section(root_, t, file_, path_.empty() ? std::string(key) : path_ + "." + std::string(key));
 }
 
+std::optional<Section> Section::array_table(std::string_view key, std::size_t i) const {
+    const auto* n = node(key);
+    if (!n) return std::nullopt;
+    const auto* arr = n->as_array();
+    if (!arr) error(key, "expected [[" + (path_.empty() ? std::string(key) : path_ + "." + std::string(key)) + "]] tables");
+    if (i >= arr->size()) return std::nullopt;
+    const auto* t = (*arr)[i].as_table();
+    if (!t) error(key, "expected a table");
+    const std::string base = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+    return Section(root_, t, file_, base + "[" + std::to_string(i) + "]");
+}
+
 void Section::reject_unknown(std::initializer_list<std::string_view> known) const {
     if (!table_) return;
     for (const auto& [k, v] : *table_) {

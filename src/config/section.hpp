@@ -49,6 +49,8 @@ public:
     // File mode written as a string of octal digits ("0660").
     std::optional<unsigned> mode(std::string_view key) const;
     std::optional<Section> subtable(std::string_view key) const;
+    // Element i of an array of tables ([[path.key]]); nullopt past the end.
+    std::optional<Section> array_table(std::string_view key, std::size_t i) const;
 
     // Every key not in `known` is an error (catches typos).
     void reject_unknown(std::initializer_list<std::string_view> known) const;

@@ -311,6 +311,7 @@ Result<std::string> credentials(std::string_view stored, std::string_view wanted
     if (same) return raw;
     GenerateOptions opts;
     opts.user = ctx.user;
+    opts.stable_salt = true;
     auto converted = need.generate(*raw, opts);
     wipe(*raw);
     if (!converted) return fail(std::string(need.name) + ": " + converted.error().message);

@@ -57,6 +57,11 @@ bool is_costly(std::string_view stored, const StoredContext& ctx);
 struct GenerateOptions {
     std::optional<unsigned> rounds;  // scheme-specific cost (sha-crypt rounds, bcrypt cost, argon2 t, pbkdf2/scram iterations)
     std::string user;                // DIGEST-MD5 needs it
+    // SCRAM only (set by credentials()): the salt is a keyed hash of `user`
+    // under a key drawn once per process instead of fresh random bytes, so
+    // a password-derived credential shows the same salt on every attempt,
+    // like a stored one (and like the stand-in given to unknown users).
+    bool stable_salt = false;
 };
 
 // Returns "{SCHEME}data" with SCHEME upper-cased as given (suffix included).
@@ -78,6 +83,12 @@ std::optional<std::string> stored_scheme(std::string_view stored, const StoredCo
 // the stored scheme is an alias of the wanted one or is plaintext; otherwise an
 // error that says "have X, need Y".
 Result<std::string> credentials(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
+
+// CRAM-MD5 (RFC 2195) from the stored form: HMAC-MD5 of `message` keyed by a
+// CRAM-MD5 credential (the two 16-byte MD5 chaining states, outer then inner,
+// as credentials() returns them). 16 raw bytes; empty when `context` is not
+// 32 bytes long.
+std::string cram_md5_digest(std::string_view context, std::string_view message);
 
 struct SchemeListing {
     std::string name;

@@ -283,6 +283,30 @@ Result<std::string> generate_cram_md5(std::string_view password, const GenerateO
     return out;
 }
 
+namespace {
+// MD5 of a message whose first 64 bytes were already compressed into `st`.
+std::string md5_after_block(std::uint32_t st[4], std::string_view data) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+    std::size_t n = data.size();
+    while (n >= 64) {
+        md5_transform(st, p);
+        p += 64;
+        n -= 64;
+    }
+    unsigned char tail[128] = {};
+    std::memcpy(tail, p, n);
+    tail[n] = 0x80;
+    const std::size_t tail_len = n < 56 ? 64 : 128;
+    const std::uint64_t bits = (static_cast<std::uint64_t>(data.size()) + kHmacBlock) * 8;
+    for (int i = 0; i < 8; ++i) tail[tail_len - 8 + i] = static_cast<unsigned char>((bits >> (8 * i)) & 0xff);
+    md5_transform(st, tail);
+    if (tail_len == 128) md5_transform(st, tail + 64);
+    std::string out(16, '\0');
+    for (int i = 0; i < 4; ++i) store_le32(st[i], out.data() + 4 * i);
+    return out;
+}
+}  // namespace
+
 // ---- DIGEST-MD5: MD5("user:realm:password"), login split at the last '@' ----
 Result<std::string> generate_digest_md5(std::string_view password, const GenerateOptions& opts) {
     if (opts.user.empty()) return fail("user name required (login name, split at the last @ into user and realm)");
@@ -300,3 +324,21 @@ Result<std::string> generate_digest_md5(std::string_view password, const Generat
 }
 
 }  // namespace postern::password::detail
+
+namespace postern::password {
+
+std::string cram_md5_digest(std::string_view context, std::string_view message) {
+    if (context.size() != 32) return {};
+    const auto* c = reinterpret_cast<const unsigned char*>(context.data());
+    std::uint32_t outer[4], inner[4];
+    for (int i = 0; i < 4; ++i) {
+        outer[i] = detail::load_le32(c + 4 * i);
+        inner[i] = detail::load_le32(c + 16 + 4 * i);
+    }
+    std::string inner_digest = detail::md5_after_block(inner, message);
+    std::string out = detail::md5_after_block(outer, inner_digest);
+    wipe(inner_digest);
+    return out;
+}
+
+}  // namespace postern::password

@@ -220,7 +220,12 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
         asio::co_spawn(socket_.get_executor(), finish_fail(req, "nul_in_data", false, false), LogExceptions{"auth request"});
         return;
     }
-    req->mech = req->info->make();
+    mech::MechContext mctx;
+    mctx.settings = engine_.mech_settings();
+    mctx.service = req->params.service;
+    mctx.valid_client_cert = req->params.valid_client_cert;
+    mctx.cert_username = req->params.cert_username;
+    req->mech = req->info->make(mctx);
     requests_[req->id] = req;
     mech::Step step = req->mech->start(std::move(initial));
     asio::co_spawn(socket_.get_executor(), run(req, std::move(step)), LogExceptions{"auth request"});
@@ -249,6 +254,18 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
         asio::co_spawn(socket_.get_executor(), finish_fail(req, "nul_in_data", false, false), LogExceptions{"auth request"});
         return;
     }
+    if (req->success_user) {
+        // The answer to the final server data: empty, or the exchange fails.
+        if (decoded->empty()) {
+            const std::string user = *req->success_user;
+            finish_ok(req, user, req->extra, req->userdb, std::string());
+            return;
+        }
+        req->success_user.reset();
+        mech::Step bad = mech::Step::fail(*decoded == "*" ? mech::FailReason::Aborted : mech::FailReason::OutOfOrder);
+        asio::co_spawn(socket_.get_executor(), run(req, std::move(bad)), LogExceptions{"auth request"});
+        return;
+    }
     mech::Step step;
     if (*decoded == "*") step = mech::Step::fail(mech::FailReason::Aborted);
     else step = req->mech->on_response(std::move(*decoded));
@@ -268,10 +285,10 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
                 send(protocol::format_cont(req->id, base64_encode(step.data)));
                 co_return;
             case mech::Step::Kind::Fail:
-                co_await finish_fail(req, std::string(mech::to_string(step.reason)), false, false);
+                co_await finish_fail(req, fail_reason(*req, step), false, has_field(req->extra, "nodelay"));
                 co_return;
             case mech::Step::Kind::Success:
-                finish_ok(req, step.user, {}, {}, step.data);
+                finish_ok(req, step.user, req->extra, req->userdb, step.data);
                 co_return;
             case mech::Step::Kind::VerifyPlain:
             case mech::Step::Kind::LookupCredentials: {
@@ -284,56 +301,39 @@ asio::awaitable<void> AuthClientSession::run(RequestPtr req, mech::Step step) {
                 }
                 if (step.kind == mech::Step::Kind::VerifyPlain && !req->penalty_group.empty())
                     req->password_digest = engine_.password_digest(step.password.view());
-                auto user = engine_.normalize_user(step.user);
-                if (!user) {
-                    co_await finish_fail(req, "invalid_username", false, false);
-                    co_return;
-                }
-                auto info = std::make_shared<auth::RequestInfo>();
-                info->user = *user;
-                info->original_user = step.user;
-                info->mech = std::string(req->info->name);
-                info->client_pid = cpid_;
-                info->params = req->params;
-                mech::PassdbAnswer answer;
-                backend::Fields extra, userdb;
-                backend::PassStatus status;
-                std::string detail;
-                if (step.kind == mech::Step::Kind::VerifyPlain) {
-                    backend::PassResult r = co_await engine_.verify_plain(info, std::move(step.password));
-                    status = r.status;
-                    answer.user = r.user.empty() ? *user : r.user;
-                    extra = std::move(r.extra);
-                    userdb = std::move(r.userdb);
-                    detail = std::move(r.detail);
-                } else {
-                    backend::CredResult r = co_await engine_.lookup_credentials(info, step.scheme);
-                    status = r.status;
-                    answer.user = r.user.empty() ? *user : r.user;
-                    answer.credentials = std::move(r.credentials);
-                    extra = std::move(r.extra);
-                    userdb = std::move(r.userdb);
-                    detail = std::move(r.detail);
-                }
+                const bool verify = step.kind == mech::Step::Kind::VerifyPlain;
+                PassdbOutcome out = co_await passdb_call(req, std::move(step));
+                mech::PassdbAnswer& answer = out.answer;
+                backend::Fields& extra = out.extra;
+                backend::Fields& userdb = out.userdb;
+                const backend::PassStatus status = out.status;
                 if (closed_) co_return;
                 auto still = requests_.find(req->id);
                 if (still == requests_.end() || still->second != req) co_return;
-                req->user = answer.user;
+                if (engine_.valid_name(answer.user)) req->user = answer.user;
                 if (status == backend::PassStatus::TempFail) {
                     co_await finish_fail(req, "temp_fail", true, false);
                     co_return;
                 }
-                if (status != backend::PassStatus::Ok) {
-                    co_await finish_fail(req, std::string(backend::to_string(status)), false, has_field(extra, "nodelay"));
+                const bool negative = status == backend::PassStatus::UnknownUser ||
+                                      status == backend::PassStatus::Mismatch ||
+                                      status == backend::PassStatus::SchemeUnavailable;
+                if (status != backend::PassStatus::Ok && (verify || !negative)) {
+                    std::string reason = verify && answer.user.empty() ? std::string("invalid_username")
+                                                                       : std::string(backend::to_string(status));
+                    const bool nodelay = has_field(extra, "nodelay");
+                    co_await finish_fail(req, reason, false, nodelay);
                     co_return;
                 }
-                answer.ok = true;
-                mech::Step next = req->mech->on_passdb(answer);
-                if (next.kind == mech::Step::Kind::Success) {
-                    finish_ok(req, next.user, extra, userdb, next.data);
-                    co_return;
+                if (status == backend::PassStatus::Ok) {
+                    answer.ok = true;
+                    req->extra = std::move(extra);
+                    req->userdb = std::move(userdb);
+                } else {
+                    req->lookup_reason = engine_.valid_name(answer.user) ? std::string(backend::to_string(status))
+                                                                         : std::string("invalid_username");
                 }
-                step = std::move(next);
+                step = req->mech->on_passdb(answer);
                 break;
             }
         }
@@ -354,6 +354,101 @@ asio::awaitable<void> AuthClientSession::wait_penalty(RequestPtr req) {
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
+asio::awaitable<AuthClientSession::PassdbOutcome> AuthClientSession::passdb_call(RequestPtr req, mech::Step step) {
+    auto self = shared_from_this();
+    PassdbOutcome out;
+    if (step.kind == mech::Step::Kind::VerifyPlain) {
+        backend::PassResult r = co_await verify_step(req, step.user, step.authzid, std::move(step.password));
+        out.status = r.status;
+        out.answer.user = std::move(r.user);
+        out.extra = std::move(r.extra);
+        out.userdb = std::move(r.userdb);
+        co_return out;
+    }
+    auto user = engine_.normalize_user(step.user);
+    if (!user) {
+        // Same path as an unknown user: the mechanism goes on with a fake credential.
+        out.status = backend::PassStatus::UnknownUser;
+        out.answer.user = step.user;
+        co_return out;
+    }
+    auth::RequestPtr info = request_info(req, *user, step.user);
+    backend::CredResult r = co_await engine_.lookup_credentials(info, step.scheme);
+    out.status = r.status;
+    out.answer.user = r.user.empty() ? *user : r.user;
+    out.answer.credentials = std::move(r.credentials);
+    out.extra = std::move(r.extra);
+    out.userdb = std::move(r.userdb);
+    co_return out;
+}
+
+auth::RequestPtr AuthClientSession::request_info(const RequestPtr& req, const std::string& user,
+                                                 const std::string& original) const {
+    auto info = std::make_shared<auth::RequestInfo>();
+    info->user = user;
+    info->original_user = original;
+    info->mech = std::string(req->info->name);
+    info->client_pid = cpid_;
+    info->params = req->params;
+    return info;
+}
+
+asio::awaitable<backend::PassResult> AuthClientSession::verify_step(RequestPtr req, std::string login,
+                                                                    std::string target, Secret password) {
+    auto self = shared_from_this();
+    backend::PassResult out;
+    out.status = backend::PassStatus::UnknownUser;
+    // Master users: "target" logged in with the master's own password, as a
+    // PLAIN authzid or (with auth.master_user_separator) "target*master".
+    const std::string& sep = engine_.config().master_user_separator;
+    if (target.empty() && !sep.empty() && engine_.has_master_passdb()) {
+        const auto pos = login.find(sep);
+        if (pos != std::string::npos && pos > 0 && pos + sep.size() < login.size()) {
+            target = login.substr(0, pos);
+            login = login.substr(pos + sep.size());
+        }
+    }
+    if (target.empty()) {
+        auto user = engine_.normalize_user(login);
+        if (!user) co_return out;  // user stays empty: never a valid name
+        auth::RequestPtr info = request_info(req, *user, login);
+        backend::PassResult r = co_await engine_.verify_plain(info, std::move(password));
+        if (r.user.empty()) r.user = *user;
+        co_return r;
+    }
+    if (!engine_.has_master_passdb()) {
+        log::info("auth-client {}: authorization identity refused: no master passdb configured", peer_);
+        out.status = backend::PassStatus::Mismatch;
+        out.user = engine_.valid_name(target) ? target : std::string();
+        co_return out;
+    }
+    auto master = engine_.normalize_user(login);
+    auto tgt = engine_.normalize_user(target);
+    if (!master || !tgt) co_return out;
+    auth::RequestPtr info = request_info(req, *master, login);
+    backend::PassResult r = co_await engine_.verify_master(info, std::move(password));
+    out.user = *tgt;
+    // The master passdb's fields belong to the master, not to the target.
+    if (r.status == backend::PassStatus::Ok) {
+        log::info("auth-client {}: master user \"{}\" logs in as \"{}\"", peer_, log::safe(*master), log::safe(*tgt));
+        out.status = backend::PassStatus::Ok;
+    } else {
+        out.status = r.status == backend::PassStatus::TempFail ? backend::PassStatus::TempFail : backend::PassStatus::Mismatch;
+    }
+    co_return out;
+}
+
+std::string AuthClientSession::fail_reason(const Request& req, const mech::Step& step) {
+    std::string reason(mech::to_string(step.reason));
+    // A challenge-response exchange that ran on a fake credential fails at
+    // the proof; the log says why the lookup said no. A proof that does not
+    // match the real credential is logged like a wrong PLAIN password.
+    if (step.reason == mech::FailReason::Credentials)
+        reason = req.lookup_reason.empty() ? "password_mismatch" : req.lookup_reason;
+    if (!step.detail.empty()) reason += " detail=\"" + log::safe(step.detail, 200) + "\"";
+    return reason;
+}
+
 void AuthClientSession::log_result(const Request& req, std::string_view result, std::string_view reason) const {
     // Stable format, documented in posternd(8): log watchers match on it.
     if (reason.empty())
@@ -366,6 +461,16 @@ void AuthClientSession::log_result(const Request& req, std::string_view result, 
 
 void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
                                   const backend::Fields& userdb, const std::string& final_data) {
+    if (!final_data.empty() && !req->params.final_resp_ok) {
+        // The client cannot take final data in OK: it goes out as a CONT, and
+        // the OK follows the client's empty answer (as Postfix expects).
+        if (&extra != &req->extra) req->extra = extra;
+        if (&userdb != &req->userdb) req->userdb = userdb;
+        req->success_user = user;
+        req->awaiting_cont = true;
+        send(protocol::format_cont(req->id, base64_encode(final_data)));
+        return;
+    }
     req->user = user;
     req->finished = true;
     requests_.erase(req->id);
@@ -383,10 +488,6 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
         p.userdb = userdb;
         p.params = req->params;
         engine_.remember_login(cpid_, req->id, std::move(p));
-    }
-    if (!final_data.empty() && !req->params.final_resp_ok) {
-        // The client cannot take final data in OK: send it as a CONT first.
-        send(protocol::format_cont(req->id, base64_encode(final_data)));
     }
     send(protocol::format_ok(req->id, user, out));
 }

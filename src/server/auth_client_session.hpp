@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -46,6 +47,14 @@ private:
         std::unique_ptr<mech::Mechanism> mech;
         protocol::RequestParams params;
         std::string user;  // last known user name (for FAIL user=)
+        // From a credentials lookup, kept for a success a later step reports.
+        backend::Fields extra, userdb;
+        // Why a credentials lookup said no, while the mechanism goes on with
+        // a fake credential; the log reason when the exchange then fails.
+        std::string lookup_reason;
+        // Authenticated, the final server data sent as a CONT; the OK goes
+        // out when the client answers it with an empty response.
+        std::optional<std::string> success_user;
         bool awaiting_cont = false;
         bool finished = false;
         std::chrono::steady_clock::time_point started;
@@ -64,10 +73,22 @@ private:
     void on_cont(protocol::ContCmd cmd);
     asio::awaitable<void> run(RequestPtr req, mech::Step step);
     asio::awaitable<void> wait_penalty(RequestPtr req);
+    struct PassdbOutcome {
+        backend::PassStatus status = backend::PassStatus::TempFail;
+        mech::PassdbAnswer answer;
+        backend::Fields extra, userdb;
+    };
+    // Runs a VerifyPlain or LookupCredentials step against the passdbs.
+    asio::awaitable<PassdbOutcome> passdb_call(RequestPtr req, mech::Step step);
+    // Passdb part of a VerifyPlain step, master users included; fills answer/extra/userdb.
+    asio::awaitable<backend::PassResult> verify_step(RequestPtr req, std::string login, std::string target,
+                                                     Secret password);
+    auth::RequestPtr request_info(const RequestPtr& req, const std::string& user, const std::string& original) const;
     asio::awaitable<void> finish_fail(RequestPtr req, std::string reason, bool temp, bool nodelay);
     void finish_ok(const RequestPtr& req, const std::string& user, const backend::Fields& extra,
                    const backend::Fields& userdb, const std::string& final_data);
     void send(std::string line);
+    static std::string fail_reason(const Request& req, const mech::Step& step);
     void log_result(const Request& req, std::string_view result, std::string_view reason) const;
 
     Socket socket_;

@@ -35,8 +35,10 @@ LONGNAME_PASSWORD = "Long-name-Pa55-c0de"
 WRONG_PASSWORD = "Wrong-Pa55word-x9q2"
 NEW_PASSWORD = "Changed-Pa55w0rd-b8e7"
 PW_CLI_PASSWORD = "Cli-hashed-Pa55-3d5f"
+SCRAM_PASSWORD = "Carol-Scram-Pa55-5e0a"    # test_mechs.py: a stored SCRAM-SHA-256 user
+MASTER_PASSWORD = "Master-Admin-Pa55-71c4"  # test_mechs.py: the master user
 SECRETS = [ALICE_PASSWORD, BOB_PASSWORD, SLOW_PASSWORD, LONGNAME_PASSWORD,
-           WRONG_PASSWORD, NEW_PASSWORD, PW_CLI_PASSWORD]
+           WRONG_PASSWORD, NEW_PASSWORD, PW_CLI_PASSWORD, SCRAM_PASSWORD, MASTER_PASSWORD]
 
 # Known-good SHA512-CRYPT hash of "password" (tests/fixtures/schemes-vectors.tsv),
 # used only if neither Python's crypt module nor doveadm can make one.

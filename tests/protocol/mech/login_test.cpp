@@ -14,7 +14,7 @@ namespace {
 std::unique_ptr<Mechanism> make_login() {
     const MechInfo* info = find("login");
     REQUIRE(info != nullptr);
-    auto m = info->make();
+    auto m = info->make({});
     REQUIRE(m != nullptr);
     return m;
 }

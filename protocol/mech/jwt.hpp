@@ -1,0 +1,45 @@
+// Local validation of JWT bearer tokens (RFC 7519, JWS compact form RFC 7515)
+// for OAUTHBEARER and XOAUTH2: signature with a configured key (RS256, ES256
+// per RFC 7518 §3.3-3.4, HS256 per §3.2), exp/nbf, issuer, audience, and the
+// claim that names the user. No network, no key discovery.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.hpp"
+#include "util/secret.hpp"
+
+namespace postern::mech {
+
+enum class JwtAlg { RS256, ES256, HS256 };
+
+struct JwtKey {
+    std::string kid;                  // "" = usable for a token with any (or no) kid
+    JwtAlg alg = JwtAlg::HS256;
+    std::shared_ptr<void> public_key; // EVP_PKEY for RS256/ES256
+    std::shared_ptr<Secret> secret;   // HS256
+};
+
+// RS256/ES256: `material` is a PEM public key (or certificate); HS256: the raw secret.
+Result<JwtKey> make_jwt_key(std::string_view alg, std::string kid, std::string_view material);
+
+// The configured keys and claim checks; immutable once built, shared by all
+// OAUTHBEARER / XOAUTH2 requests.
+struct JwtValidator {
+    std::vector<JwtKey> keys;
+    std::string issuer;                    // must equal "iss" when set
+    std::string audience;                  // must be in "aud" when set
+    std::string username_claim = "email";  // claim whose string value is the user
+    std::int64_t leeway = 30;              // seconds of clock skew allowed on exp/nbf
+    bool require_exp = true;
+
+    // The user name from an acceptable token, or why it is not (operator text,
+    // never the token itself).
+    Result<std::string> validate(std::string_view token, std::int64_t now) const;
+};
+
+}  // namespace postern::mech

@@ -1,0 +1,99 @@
+// Configuration of the SASL mechanisms: [auth] mechanism keys, [oauth2],
+// [[master_passdb]], and the start-up errors for mechanisms missing settings.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config/config.hpp"
+
+using namespace postern::config;
+
+namespace {
+
+const std::string kRest =
+    "[[listener]]\npath = \"/run/postern/auth\"\n"
+    "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/users\"\n";
+
+std::string error_key(const std::string& text) {
+    try {
+        (void)load_string(text, "m.toml");
+    } catch (const ConfigError& e) {
+        return e.key();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("config: mechanism settings") {
+    const std::string text =
+        "[auth]\n"
+        "mechanisms = [\"plain\", \"cram-md5\", \"SCRAM-SHA-256\", \"ANONYMOUS\", \"OAUTHBEARER\", \"XOAUTH2\"]\n"
+        "anonymous_user = \"guest\"\n"
+        "realms = [\"example.com\", \"example.org\"]\n"
+        "hostname = \"mail.example.com\"\n"
+        "master_user_separator = \"*\"\n"
+        "[oauth2]\n"
+        "issuer = \"https://idp.example\"\n"
+        "audience = \"mail\"\n"
+        "username_claim = \"preferred_username\"\n"
+        "leeway = \"1m\"\n"
+        "[[oauth2.key]]\nalg = \"RS256\"\nkid = \"k1\"\nfile = \"/etc/postern/idp.pem\"\n"
+        "[[oauth2.key]]\nalg = \"HS256\"\nfile = \"/etc/postern/hs.key\"\n"
+        "[[master_passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/masters\"\n" +
+        kRest;
+    const Config c = load_string(text, "m.toml");
+    CHECK(c.mechanisms == std::vector<std::string>{"PLAIN", "CRAM-MD5", "SCRAM-SHA-256", "ANONYMOUS", "OAUTHBEARER", "XOAUTH2"});
+    CHECK(c.anonymous_user == "guest");
+    CHECK(c.realms == std::vector<std::string>{"example.com", "example.org"});
+    CHECK(c.hostname == "mail.example.com");
+    CHECK(c.master_user_separator == "*");
+    CHECK(c.oauth2.issuer == "https://idp.example");
+    CHECK(c.oauth2.audience == "mail");
+    CHECK(c.oauth2.username_claim == "preferred_username");
+    CHECK(c.oauth2.leeway == doctest::Approx(60.0));
+    REQUIRE(c.oauth2.keys.size() == 2);
+    CHECK(c.oauth2.keys[0].alg == "RS256");
+    CHECK(c.oauth2.keys[0].kid == "k1");
+    CHECK(c.oauth2.keys[1].file == "/etc/postern/hs.key");
+    REQUIRE(c.master_passdbs.size() == 1);
+    CHECK(c.master_passdbs[0].driver == "passwd-file");
+}
+
+TEST_CASE("config: defaults leave the extra mechanisms off") {
+    const Config c = load_string(kRest, "m.toml");
+    CHECK(c.mechanisms == std::vector<std::string>{"PLAIN", "LOGIN"});
+    CHECK(c.anonymous_user.empty());
+    CHECK(c.master_user_separator.empty());
+    CHECK(c.master_passdbs.empty());
+    CHECK(c.oauth2.keys.empty());
+}
+
+TEST_CASE("config: mechanism setting errors") {
+    struct Case {
+        const char* label;
+        std::string text;
+        std::string key;
+    };
+    const Case cases[] = {
+        {"OAUTHBEARER without [oauth2]", "[auth]\nmechanisms = [\"OAUTHBEARER\"]\n" + kRest, "auth"},
+        {"XOAUTH2 without [oauth2]", "[auth]\nmechanisms = [\"XOAUTH2\"]\n" + kRest, "auth"},
+        {"ANONYMOUS without a user", "[auth]\nmechanisms = [\"ANONYMOUS\"]\n" + kRest, "auth"},
+        {"separator without master passdb", "[auth]\nmaster_user_separator = \"*\"\n" + kRest, "auth"},
+        {"separator too long", "[auth]\nmaster_user_separator = \"**\"\n" + kRest, "auth.master_user_separator"},
+        {"realm with a quote", "[auth]\nrealms = [\"a\\\"b\"]\n" + kRest, "auth.realms"},
+        {"empty realm", "[auth]\nrealms = [\"\"]\n" + kRest, "auth.realms"},
+        {"unknown oauth2 key", "[oauth2]\nissuer = \"x\"\nissur = \"y\"\n[[oauth2.key]]\nalg = \"HS256\"\nfile = \"f\"\n" + kRest,
+         "oauth2.issur"},
+        {"oauth2 without keys", "[oauth2]\nissuer = \"x\"\n" + kRest, "oauth2.key"},
+        {"unsupported algorithm", "[oauth2]\n[[oauth2.key]]\nalg = \"none\"\nfile = \"f\"\n" + kRest, "oauth2.key[0].alg"},
+        {"key without file", "[oauth2]\n[[oauth2.key]]\nalg = \"RS256\"\n" + kRest, "oauth2.key[0].file"},
+        {"empty username claim", "[oauth2]\nusername_claim = \"\"\n[[oauth2.key]]\nalg = \"RS256\"\nfile = \"f\"\n" + kRest,
+         "oauth2.username_claim"},
+        {"master_passdb without driver", "[[master_passdb]]\npath = \"x\"\n" + kRest, "master_passdb[0].driver"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        CHECK(error_key(c.text) == c.key);
+    }
+}

@@ -1,0 +1,284 @@
+// OAUTHBEARER (RFC 7628) and XOAUTH2 with local JWT validation (RS256,
+// ES256, HS256): tokens are made and signed here with OpenSSL.
+#include "mech_test_util.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/ecdsa.h>
+#include <openssl/pem.h>
+
+#include "protocol/mech/jwt.hpp"
+
+using namespace mech_test;
+using namespace std::string_literals;
+
+namespace {
+
+constexpr std::int64_t kNow = 1700000000;
+const std::string kSecret = "0123456789abcdef0123456789abcdef-test-secret";
+
+std::string b64url(std::string_view raw) {
+    std::string s = postern::base64_encode(raw);
+    for (auto& c : s) {
+        if (c == '+') c = '-';
+        else if (c == '/') c = '_';
+    }
+    while (!s.empty() && s.back() == '=') s.pop_back();
+    return s;
+}
+
+struct KeyPair {
+    EVP_PKEY* pkey = nullptr;
+    std::string public_pem;
+    ~KeyPair() { EVP_PKEY_free(pkey); }
+};
+
+std::unique_ptr<KeyPair> keygen(bool ec) {
+    auto k = std::make_unique<KeyPair>();
+    k->pkey = ec ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256") : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
+    REQUIRE(k->pkey != nullptr);
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, k->pkey);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    k->public_pem.assign(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    return k;
+}
+
+const KeyPair& rsa() {
+    static auto k = keygen(false);
+    return *k;
+}
+const KeyPair& ec() {
+    static auto k = keygen(true);
+    return *k;
+}
+
+std::string sign(const std::string& alg, std::string_view input) {
+    if (alg == "HS256") return hmac(true, kSecret, input);
+    const bool is_ec = alg == "ES256";
+    EVP_PKEY* key = is_ec ? ec().pkey : rsa().pkey;
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    REQUIRE(EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1);
+    std::size_t len = 0;
+    REQUIRE(EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1);
+    std::string sig(len, '\0');
+    REQUIRE(EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                           reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1);
+    sig.resize(len);
+    EVP_MD_CTX_free(ctx);
+    if (!is_ec) return sig;
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
+    ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
+    REQUIRE(es != nullptr);
+    std::string rs(64, '\0');
+    BN_bn2binpad(ECDSA_SIG_get0_r(es), reinterpret_cast<unsigned char*>(rs.data()), 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(es), reinterpret_cast<unsigned char*>(rs.data()) + 32, 32);
+    ECDSA_SIG_free(es);
+    return rs;
+}
+
+std::string token(const std::string& alg, const std::string& payload, const std::string& header_extra = "",
+                  const std::string& sign_as = "") {
+    const std::string header = R"({"alg":")" + alg + R"(","typ":"JWT")" + header_extra + "}";
+    const std::string input = b64url(header) + "." + b64url(payload);
+    return input + "." + b64url(sign(sign_as.empty() ? alg : sign_as, input));
+}
+
+const std::string kGood =
+    R"({"iss":"https://idp.example","aud":"postern","email":"alice@example.com","exp":1700000600,"nbf":1699999000})";
+
+std::shared_ptr<JwtValidator> validator() {
+    auto v = std::make_shared<JwtValidator>();
+    v->issuer = "https://idp.example";
+    v->audience = "postern";
+    for (const char* alg : {"RS256", "ES256", "HS256"}) {
+        const std::string material =
+            std::string(alg) == "HS256" ? kSecret : (std::string(alg) == "RS256" ? rsa().public_pem : ec().public_pem);
+        auto k = make_jwt_key(alg, "", material);
+        REQUIRE(k.has_value());
+        v->keys.push_back(std::move(*k));
+    }
+    return v;
+}
+
+std::unique_ptr<Mechanism> mech(const char* name, std::shared_ptr<const JwtValidator> v = validator()) {
+    auto s = std::make_shared<MechSettings>();
+    s->oauth2 = std::move(v);
+    MechContext ctx;
+    ctx.settings = s;
+    ctx.now = kNow;
+    return make_ctx(name, ctx);
+}
+
+std::string bearer_msg(const std::string& tok, const std::string& authzid = "") {
+    return "n," + (authzid.empty() ? "" : "a=" + authzid) + ",\x01host=mail.example\x01port=143\x01" "auth=Bearer " + tok +
+           "\x01\x01";
+}
+std::string xoauth2_msg(const std::string& tok, const std::string& user) {
+    return "user=" + user + "\x01" "auth=Bearer " + tok + "\x01\x01";
+}
+
+}  // namespace
+
+TEST_CASE("JWT: accepted tokens for each algorithm") {
+    auto v = validator();
+    for (const char* alg : {"RS256", "ES256", "HS256"}) {
+        CAPTURE(alg);
+        auto u = v->validate(token(alg, kGood), kNow);
+        REQUIRE(u.has_value());
+        CHECK(*u == "alice@example.com");
+    }
+    SUBCASE("audience as an array, another claim for the user") {
+        auto v2 = validator();
+        v2->username_claim = "sub";
+        auto u = v2->validate(token("HS256", R"({"iss":"https://idp.example","aud":["other","postern"],"sub":"bob","exp":1700000600})"), kNow);
+        REQUIRE(u.has_value());
+        CHECK(*u == "bob");
+    }
+}
+
+TEST_CASE("JWT: rejected tokens") {
+    auto v = validator();
+    struct Case {
+        const char* label;
+        std::string tok;
+    };
+    std::string tampered = token("RS256", kGood);
+    tampered[tampered.find('.') + 5] ^= 1;
+    const std::string hs_none = b64url(R"({"alg":"none"})") + "." + b64url(kGood) + ".";
+    const Case cases[] = {
+        {"expired", token("RS256", R"({"iss":"https://idp.example","aud":"postern","email":"a@b","exp":1699999900})")},
+        {"not yet valid", token("ES256", R"({"iss":"https://idp.example","aud":"postern","email":"a@b","exp":1700000600,"nbf":1700000100})")},
+        {"no exp", token("HS256", R"({"iss":"https://idp.example","aud":"postern","email":"a@b"})")},
+        {"exp not a number", token("HS256", R"({"iss":"https://idp.example","aud":"postern","email":"a@b","exp":"soon"})")},
+        {"wrong issuer", token("HS256", R"({"iss":"https://evil.example","aud":"postern","email":"a@b","exp":1700000600})")},
+        {"no issuer", token("HS256", R"({"aud":"postern","email":"a@b","exp":1700000600})")},
+        {"wrong audience", token("HS256", R"({"iss":"https://idp.example","aud":"other","email":"a@b","exp":1700000600})")},
+        {"audience array without us", token("HS256", R"({"iss":"https://idp.example","aud":["x","y"],"email":"a@b","exp":1700000600})")},
+        {"no user claim", token("HS256", R"({"iss":"https://idp.example","aud":"postern","exp":1700000600})")},
+        {"user claim not a string", token("HS256", R"({"iss":"https://idp.example","aud":"postern","email":7,"exp":1700000600})")},
+        {"tampered payload", tampered},
+        {"alg none", hs_none},
+        {"HS256 signed with the RSA public key as secret (alg confusion)", [&] {
+             const std::string input = b64url(R"({"alg":"HS256"})") + "." + b64url(kGood);
+             return input + "." + b64url(hmac(true, rsa().public_pem, input));
+         }()},
+        {"RS256 header over an ES256 signature", token("RS256", kGood, "", "ES256")},
+        {"two parts", b64url(R"({"alg":"HS256"})") + "." + b64url(kGood)},
+        {"four parts", token("HS256", kGood) + ".x"},
+        {"bad base64url", "!!!." + b64url(kGood) + ".xx"},
+        {"standard base64 alphabet", token("HS256", kGood) + "+/"},
+        {"header not JSON", b64url("not json") + "." + b64url(kGood) + ".sig"},
+        {"payload JSON truncated", token("HS256", R"({"iss":"https://idp.example","aud":"postern")")},
+        {"duplicate claim", token("HS256", R"({"email":"a@b","email":"admin@b","iss":"https://idp.example","aud":"postern","exp":1700000600})")},
+        {"critical header", token("HS256", kGood, R"(,"crit":["x"])")},
+        {"empty", ""},
+        {"huge", std::string(10000, 'a') + ".b.c"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto u = v->validate(c.tok, kNow);
+        CHECK(!u.has_value());
+        if (!u) CHECK(!u.error().message.empty());
+    }
+    SUBCASE("kid must match a key that names one") {
+        auto v2 = std::make_shared<JwtValidator>();
+        auto k = make_jwt_key("HS256", "k1", kSecret);
+        REQUIRE(k.has_value());
+        v2->keys.push_back(std::move(*k));
+        CHECK(v2->validate(token("HS256", kGood, R"(,"kid":"k1")"), kNow).has_value());
+        CHECK(!v2->validate(token("HS256", kGood, R"(,"kid":"k2")"), kNow).has_value());
+        CHECK(!v2->validate(token("HS256", kGood), kNow).has_value());
+    }
+}
+
+TEST_CASE("JWT: key loading") {
+    CHECK(make_jwt_key("RS256", "", rsa().public_pem).has_value());
+    CHECK(!make_jwt_key("RS256", "", ec().public_pem).has_value());
+    CHECK(!make_jwt_key("ES256", "", rsa().public_pem).has_value());
+    CHECK(!make_jwt_key("HS256", "", "short").has_value());
+    CHECK(!make_jwt_key("RS512", "", rsa().public_pem).has_value());
+    CHECK(!make_jwt_key("RS256", "", "not a pem").has_value());
+}
+
+TEST_CASE("OAUTHBEARER: success, authzid, and the RFC 7628 error exchange") {
+    auto s = mech("OAUTHBEARER")->start(bearer_msg(token("ES256", kGood)));
+    REQUIRE(s.kind == Step::Kind::Success);
+    CHECK(s.user == "alice@example.com");
+    CHECK(mech("OAUTHBEARER")->start(bearer_msg(token("RS256", kGood), "alice@example.com")).kind == Step::Kind::Success);
+
+    SUBCASE("no initial response") {
+        auto m = mech("OAUTHBEARER");
+        REQUIRE(m->start(std::nullopt).kind == Step::Kind::Challenge);
+        CHECK(m->on_response(bearer_msg(token("HS256", kGood))).kind == Step::Kind::Success);
+        CHECK(m->on_response(bearer_msg(token("HS256", kGood))).reason == FailReason::OutOfOrder);
+    }
+    for (const std::string& bad : {bearer_msg(token("HS256", kGood), "admin@example.com"),
+                                   bearer_msg(token("HS256", R"({"iss":"https://idp.example","aud":"postern","email":"a@b","exp":1})"))}) {
+        auto m = mech("OAUTHBEARER");
+        auto c = m->start(bad);
+        REQUIRE(c.kind == Step::Kind::Challenge);
+        CHECK(c.data == R"({"status":"invalid_token","schemes":"bearer"})");
+        auto f = m->on_response("\x01");
+        CHECK(f.kind == Step::Kind::Fail);
+        CHECK(f.reason == FailReason::InvalidToken);
+        CHECK(!f.detail.empty());
+        CHECK(f.detail.find("eyJ") == std::string::npos);  // the token is never in the log text
+    }
+}
+
+TEST_CASE("OAUTHBEARER: malformed messages") {
+    const std::string tok = token("HS256", kGood);
+    struct Case {
+        const char* label;
+        std::string msg;
+        FailReason reason;
+    };
+    const Case cases[] = {
+        {"empty", "", FailReason::Malformed},
+        {"no gs2 header", "\x01" "auth=Bearer " + tok + "\x01\x01", FailReason::Malformed},
+        {"channel binding", "p=tls-unique,,\x01" "auth=Bearer " + tok + "\x01\x01", FailReason::ChannelBinding},
+        {"no final separator", "n,,\x01" "auth=Bearer " + tok + "\x01", FailReason::Malformed},
+        {"no auth", "n,,\x01host=x\x01\x01", FailReason::Malformed},
+        {"basic instead of bearer", "n,,\x01" "auth=Basic dXNlcjpwYXNz\x01\x01", FailReason::Malformed},
+        {"empty token", "n,,\x01" "auth=Bearer \x01\x01", FailReason::Malformed},
+        {"auth twice", "n,,\x01" "auth=Bearer a\x01" "auth=Bearer b\x01\x01", FailReason::Malformed},
+        {"empty a=", "n,a=,\x01" "auth=Bearer " + tok + "\x01\x01", FailReason::Malformed},
+        {"invalid UTF-8 authzid", "n,a=\xff,\x01" "auth=Bearer " + tok + "\x01\x01", FailReason::Malformed},
+        {"oversized", "n,,\x01" "auth=Bearer " + std::string(13000, 'a') + "\x01\x01", FailReason::Malformed},
+        {"truncated", bearer_msg(tok).substr(0, 20), FailReason::Malformed},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto s = mech("OAUTHBEARER")->start(c.msg);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == c.reason);
+    }
+    SUBCASE("not configured") {
+        auto s = mech("OAUTHBEARER", nullptr)->start(bearer_msg(tok));
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::Unavailable);
+    }
+    SUBCASE("a response before AUTH") {
+        CHECK(mech("OAUTHBEARER")->on_response(bearer_msg(tok)).reason == FailReason::OutOfOrder);
+    }
+}
+
+TEST_CASE("XOAUTH2: success and failure") {
+    auto s = mech("XOAUTH2")->start(xoauth2_msg(token("RS256", kGood), "alice@example.com"));
+    REQUIRE(s.kind == Step::Kind::Success);
+    CHECK(s.user == "alice@example.com");
+    auto m = mech("XOAUTH2");
+    auto c = m->start(xoauth2_msg(token("RS256", kGood), "mallory@example.com"));
+    REQUIRE(c.kind == Step::Kind::Challenge);
+    CHECK(c.data == R"({"status":"401","schemes":"bearer"})");
+    auto f = m->on_response("");
+    CHECK(f.kind == Step::Kind::Fail);
+    CHECK(f.reason == FailReason::InvalidToken);
+    SUBCASE("malformed") {
+        CHECK(mech("XOAUTH2")->start("auth=Bearer x\x01\x01"s).reason == FailReason::Malformed);  // no user
+        CHECK(mech("XOAUTH2")->start("user=a\x01" "auth=Bearer x"s).reason == FailReason::Malformed);
+        CHECK(mech("XOAUTH2")->start(""s).reason == FailReason::Malformed);
+    }
+}
