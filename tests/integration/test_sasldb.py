@@ -152,3 +152,66 @@ class SasldbTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+SASLDBLISTUSERS2 = shutil.which("sasldblistusers2") or (
+    "/usr/sbin/sasldblistusers2" if os.path.exists("/usr/sbin/sasldblistusers2") else None)
+
+
+@require_binaries
+@unittest.skipUnless(SASLPASSWD2 and SASLDBLISTUSERS2, "saslpasswd2/sasldblistusers2 not installed (package sasl2-bin)")
+class SasldbUserCommandsTest(DaemonTestCase):
+    """postern user on a sasldb2 file: the result is what the Cyrus tools and the daemon see."""
+
+    def setUp(self):
+        super().setUp()
+        self.db = self.path("sasldb2")
+        saslpasswd2(self.db, "made-by-cyrus", ALICE_PASSWORD, realm="example.com")
+        os.chmod(self.db, 0o644)
+        self.sock = self.path("auth")
+        self.conf = self.path("postern.conf")
+        write_file(self.conf, sasldb_config(self.sock, self.db))
+
+    def user(self, *args, password=None):
+        from harness import run_cli
+        return run_cli(["user", *args, "-c", self.conf],
+                       stdin_text=None if password is None else password + "\n")
+
+    def listed(self):
+        p = subprocess.run([SASLDBLISTUSERS2, "-f", self.db], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return sorted(line.split(":")[0].strip() for line in p.stdout.splitlines() if line.strip())
+
+    def test_add_passwd_list_del(self):
+        self.start_daemon(sasldb_config(self.sock, self.db))
+        p = self.user("add", "carol@example.com", password=NEW_PASSWORD)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.listed(), ["carol@example.com", "made-by-cyrus@example.com"])
+        c = self.connect(self.sock)
+        c.auth_plain(1, "carol@example.com", NEW_PASSWORD)
+        self.assert_ok(c.reply(), 1, "carol@example.com")
+
+        lst = self.user("list")
+        self.assertEqual(lst.returncode, 0, lst.stderr)
+        self.assertIn("made-by-cyrus@example.com", lst.stdout)
+        self.assertIn("carol@example.com", lst.stdout)
+
+        p = self.user("passwd", "made-by-cyrus@example.com", password=WRONG_PASSWORD + "-new")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        c.auth_plain(2, "made-by-cyrus@example.com", WRONG_PASSWORD + "-new")
+        self.assert_ok(c.reply(), 2, "made-by-cyrus@example.com")
+        c.auth_plain(3, "made-by-cyrus@example.com", ALICE_PASSWORD)
+        self.assert_fail(c.reply(), 3)
+
+        # A hashed scheme cannot be kept in a sasldb2 (cleartext only).
+        p = self.user("add", "dave@example.com", "-s", "SHA512-CRYPT", password=NEW_PASSWORD)
+        self.assertEqual(p.returncode, 65, p.stdout + p.stderr)
+
+        p = self.user("del", "carol@example.com")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.listed(), ["made-by-cyrus@example.com"])
+        p = self.user("del", "carol@example.com")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        # saslpasswd2 can still work on the file postern wrote.
+        saslpasswd2(self.db, "erin", NEW_PASSWORD, realm="example.com")
+        self.assertIn("erin@example.com", self.listed())
