@@ -1,6 +1,7 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
+#include "backends/sql/sql.hpp"
 #include "backends/user_store.hpp"
 
 namespace postern::backend {
@@ -39,6 +40,7 @@ asio::awaitable<IterStatus> Userdb::iterate(IterSink) {
 const std::vector<DriverInfo>& drivers() {
     static const std::vector<DriverInfo> rows = {
         {"passwd-file", make_passwd_file_passdb, make_passwd_file_userdb},
+        {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
     };
     return rows;
 }

@@ -1,0 +1,318 @@
+// sql passdb and userdb over the connection pool.
+#include "backends/sql/sql.hpp"
+
+#include "backends/sql/database.hpp"
+#include "backends/sql/fields.hpp"
+#include "password/scheme.hpp"
+#include "util/log.hpp"
+
+namespace postern::backend {
+
+namespace {
+
+using sql::QueryResult;
+
+// Longest driver error text quoted in the log.
+constexpr std::size_t kMaxLoggedError = 300;
+// Upper bound for query_timeout: past this a client has long given up.
+constexpr double kMaxQueryTimeout = 300.0;
+
+struct SqlSettings {
+    sql::SqlFile file;
+    sql::PoolSettings pool;
+};
+
+SqlSettings read_settings(const config::Section& s) {
+    s.reject_unknown({"driver", "args", "pool_size", "query_timeout"});
+    SqlSettings st;
+    const std::string path = s.required_string("args");
+    if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-sql.conf.ext-style file");
+    try {
+        st.file = sql::parse_sql_file(path);
+    } catch (const config::ConfigError& e) {
+        // Name both files: where the sql file is referenced and what is wrong in it.
+        s.error("args", e.what());
+    }
+    if (!sql::driver_available(st.file.driver))
+        s.error("args", path + ": driver " + (st.file.driver == sql::DriverKind::Mysql ? "mysql" : "pgsql") +
+                            " is not compiled in");
+    st.pool.size = static_cast<unsigned>(s.integer("pool_size", st.file.connect.maxconns, 1, 1024));
+    st.pool.query_timeout = std::chrono::milliseconds(
+        static_cast<long long>(s.duration("query_timeout", 5.0, kMaxQueryTimeout) * 1000.0));
+    if (st.pool.query_timeout.count() <= 0) s.error("query_timeout", "must be positive");
+    return st;
+}
+
+auth::VarLookup request_vars(auth::RequestPtr req) {
+    return [req](std::string_view n) { return req->var(n); };
+}
+
+std::string safe_error(const QueryResult& r) { return log::safe(r.error, kMaxLoggedError); }
+
+bool unavailable(const QueryResult& r) {
+    return r.status == QueryResult::Status::ConnectionLost || r.status == QueryResult::Status::Timeout;
+}
+
+// The password_query's single row, or the status it comes to.
+struct Lookup {
+    PassStatus status = PassStatus::TempFail;
+    sql::PassRow row;
+    std::string detail;
+};
+
+class SqlPassdb final : public Passdb {
+public:
+    SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool) : db_(std::move(db)), pool_(pool) {}
+    std::string_view driver() const override { return "sql"; }
+    bool can_lookup_credentials() const override { return true; }
+
+    asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
+        PassResult r;
+        Lookup l = co_await find(req);
+        r.detail = l.detail;
+        if (l.status != PassStatus::Ok) {
+            r.status = l.status;
+            co_return r;
+        }
+        r.user = l.row.user.empty() ? req->user : l.row.user;
+        r.extra = std::move(l.row.extra);
+        r.userdb = std::move(l.row.userdb);
+        if (!allowed(r.extra, *req)) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "remote address not in allow_nets";
+            co_return r;
+        }
+        if (protocol::has_field(r.extra, "nopassword")) {
+            r.status = PassStatus::Ok;
+            co_return r;
+        }
+        if (!l.row.password || l.row.password->empty()) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "no password in the password_query result";
+            log::error("sql {}: user \"{}\": password_query returned {} password and no nopassword field",
+                       db_->describe(), log::safe(req->user), l.row.password ? "an empty" : "a NULL");
+            co_return r;
+        }
+        std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        const password::StoredContext ctx = context(*req);
+        password::VerifyOutcome out;
+        if (password::is_costly(stored, ctx)) {
+            auto job = [stored = std::move(stored), pw = std::move(password), ctx]() {
+                return password::verify(stored, pw.view(), ctx);
+            };
+            auto done = co_await run_blocking(*pool_, std::move(job));
+            if (!done) {
+                r.status = PassStatus::TempFail;
+                r.detail = "hashing queue is full";
+                co_return r;
+            }
+            out = std::move(*done);
+        } else {
+            out = password::verify(stored, password.view(), ctx);
+        }
+        wipe(stored);
+        switch (out.verdict) {
+            case password::Verdict::Match: r.status = PassStatus::Ok; break;
+            case password::Verdict::Mismatch: r.status = PassStatus::Mismatch; break;
+            case password::Verdict::Invalid:
+            case password::Verdict::UnknownScheme:
+                r.status = PassStatus::Mismatch;
+                r.detail = out.detail;
+                log::error("sql {}: user \"{}\": {}", db_->describe(), log::safe(req->user), out.detail);
+                break;
+        }
+        co_return r;
+    }
+
+    asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
+        CredResult r;
+        Lookup l = co_await find(req);
+        r.detail = l.detail;
+        if (l.status != PassStatus::Ok) {
+            r.status = l.status;
+            co_return r;
+        }
+        r.user = l.row.user.empty() ? req->user : l.row.user;
+        r.extra = std::move(l.row.extra);
+        r.userdb = std::move(l.row.userdb);
+        if (!allowed(r.extra, *req)) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "remote address not in allow_nets";
+            co_return r;
+        }
+        if (!l.row.password || l.row.password->empty()) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = "no password in the password_query result";
+            co_return r;
+        }
+        const std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        auto cred = password::credentials(stored, scheme, context(*req));
+        if (!cred) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = cred.error().message;
+            co_return r;
+        }
+        r.status = PassStatus::Ok;
+        r.credentials = Secret(std::move(*cred));
+        co_return r;
+    }
+
+    asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
+        PassResult r;
+        Lookup l = co_await find(req);
+        r.status = l.status;
+        r.detail = l.detail;
+        if (l.status == PassStatus::Ok) {
+            r.user = l.row.user.empty() ? req->user : l.row.user;
+            r.extra = std::move(l.row.extra);
+            r.userdb = std::move(l.row.userdb);
+        }
+        co_return r;
+    }
+
+private:
+    password::StoredContext context(const auth::RequestInfo& req) const {
+        password::StoredContext ctx;
+        ctx.default_scheme = db_->file().default_pass_scheme;
+        ctx.user = req.original_user.empty() ? req.user : req.original_user;
+        return ctx;
+    }
+
+    static bool allowed(const Fields& extra, const auth::RequestInfo& req) {
+        for (const auto& [k, v] : extra)
+            if (k == "allow_nets") return sql::net_allowed(v, req.params.rip);
+        return true;
+    }
+
+    asio::awaitable<Lookup> find(auth::RequestPtr req) {
+        Lookup l;
+        QueryResult q = co_await db_->run(db_->file().password_query, request_vars(req));
+        if (unavailable(q)) {
+            l.status = PassStatus::TempFail;
+            l.detail = "sql " + db_->describe() + ": " + q.error;
+            co_return l;
+        }
+        if (q.status == QueryResult::Status::QueryError) {
+            l.status = PassStatus::TempFail;
+            l.detail = "password_query failed";
+            log::error("sql {}: password_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
+                       safe_error(q));
+            co_return l;
+        }
+        if (q.rows.empty()) {
+            l.status = PassStatus::UnknownUser;
+            co_return l;
+        }
+        if (q.rows.size() > 1) {
+            l.status = PassStatus::TempFail;
+            l.detail = "password_query returned more than one row";
+            log::error("sql {}: password_query returned {} rows for user \"{}\"; refusing to pick one",
+                       db_->describe(), q.rows.size(), log::safe(req->user));
+            co_return l;
+        }
+        l.row = sql::pass_row(q.columns, q.rows.front(), req->user);
+        if (!l.row.password_column && !protocol::has_field(l.row.extra, "nopassword")) {
+            log::error("sql {}: password_query returned no password column", db_->describe());
+        }
+        l.status = PassStatus::Ok;
+        co_return l;
+    }
+
+    std::shared_ptr<sql::Database> db_;
+    BlockingPool* pool_;
+};
+
+// Dovecot's default user_query.
+constexpr const char* kDefaultUserQuery = "SELECT home, uid, gid FROM users WHERE userid = '%u'";
+
+class SqlUserdb final : public Userdb {
+public:
+    explicit SqlUserdb(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
+    std::string_view driver() const override { return "sql"; }
+
+    asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
+        UserResult r;
+        const std::string& q = db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query;
+        QueryResult res = co_await db_->run(q, request_vars(req));
+        if (unavailable(res)) {
+            r.status = UserStatus::TempFail;
+            r.detail = "sql " + db_->describe() + ": " + res.error;
+            co_return r;
+        }
+        if (res.status == QueryResult::Status::QueryError) {
+            r.status = UserStatus::TempFail;
+            r.detail = "user_query failed";
+            log::error("sql {}: user_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
+                       safe_error(res));
+            co_return r;
+        }
+        if (res.rows.empty()) {
+            r.status = UserStatus::NotFound;
+            co_return r;
+        }
+        if (res.rows.size() > 1) {
+            r.status = UserStatus::TempFail;
+            r.detail = "user_query returned more than one row";
+            log::error("sql {}: user_query returned {} rows for user \"{}\"; refusing to pick one", db_->describe(),
+                       res.rows.size(), log::safe(req->user));
+            co_return r;
+        }
+        auto row = sql::user_row(res.columns, res.rows.front());
+        r.status = UserStatus::Found;
+        r.user = row.user.empty() ? req->user : row.user;
+        r.fields = std::move(row.fields);
+        co_return r;
+    }
+
+    asio::awaitable<IterStatus> iterate(IterSink each) override {
+        if (db_->file().iterate_query.empty()) co_return IterStatus::Unsupported;
+        auto state = std::make_shared<IterState>();
+        state->each = std::move(each);
+        sql::RowSink sink = [state](const std::vector<std::string>& columns, sql::Row row) {
+            return feed(state, columns, std::move(row));
+        };
+        auto none = [](std::string_view) -> std::optional<std::string> { return std::string(); };
+        QueryResult res = co_await db_->run(db_->file().iterate_query, none, sink);
+        if (state->stopped) co_return IterStatus::Stopped;
+        if (res.status != QueryResult::Status::Ok) {
+            log::error("sql {}: iterate_query failed: {}", db_->describe(), safe_error(res));
+            co_return IterStatus::TempFail;
+        }
+        co_return IterStatus::Done;
+    }
+
+private:
+    struct IterState {
+        IterSink each;
+        bool stopped = false;
+        bool warned = false;
+    };
+
+    static asio::awaitable<bool> feed(std::shared_ptr<IterState> state, std::vector<std::string> columns, sql::Row row) {
+        auto user = sql::iterate_user(columns, row);
+        if (!user) {
+            if (!state->warned) log::error("sql: iterate_query row without a user (or username) column");
+            state->warned = true;
+            co_return true;
+        }
+        const bool more = co_await state->each(std::move(*user));
+        if (!more) state->stopped = true;
+        co_return more;
+    }
+
+    std::shared_ptr<sql::Database> db_;
+};
+
+}  // namespace
+
+std::unique_ptr<Passdb> make_sql_passdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    return std::make_unique<SqlPassdb>(sql::shared_database(services.executor, st.file, st.pool), services.pool);
+}
+
+std::unique_ptr<Userdb> make_sql_userdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    return std::make_unique<SqlUserdb>(sql::shared_database(services.executor, st.file, st.pool));
+}
+
+}  // namespace postern::backend
