@@ -11,10 +11,18 @@
 #include <asio/redirect_error.hpp>
 
 #include "backends/sql/connection.hpp"
+#include "util/log.hpp"
 
 namespace postern::backend::sql {
 
 namespace {
+
+// ER_CANT_AGGREGATE_2COLLATIONS, _3COLLATIONS, _NCOLLATIONS: "Illegal mix of
+// collations", the server's answer when a value cannot be converted to the
+// character set of the column it is compared with.
+constexpr unsigned kIllegalMix2 = 1267;
+constexpr unsigned kIllegalMix3 = 1270;
+constexpr unsigned kIllegalMixN = 1271;
 
 // After a deadline, how many more library steps may run while the broken
 // socket makes the pending operation fail.
@@ -264,6 +272,14 @@ private:
         QueryResult r;
         const unsigned code = mysql_errno(m_);
         r.error = std::string(mysql_error(m_)) + " (" + std::to_string(code) + ")";
+        if (code == kIllegalMix2 || code == kIllegalMix3 || code == kIllegalMixN) {
+            // A value that the column's character set cannot hold (an emoji
+            // against PostfixAdmin's latin1 columns) can equal no row.
+            log::debug("mysql: {}; treated as no match", log::safe(r.error, 200));
+            r.status = QueryResult::Status::Ok;
+            r.error.clear();
+            return r;
+        }
         // Client-side errors (2000-2999) mean the connection is gone.
         if (code >= CR_MIN_ERROR && code <= CR_MAX_ERROR) {
             r.status = QueryResult::Status::ConnectionLost;

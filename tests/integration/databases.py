@@ -175,6 +175,7 @@ class MariaDB(_Server):
     def sql(self, text, database=None, timeout=120):
         """Runs SQL as the server's root user over the unix socket."""
         argv = [MARIADB, "--no-defaults", f"--socket={self.socket}", "-uroot", "--batch",
+                "--default-character-set=utf8mb4",
                 "--skip-column-names"]
         if database:
             argv.append(database)
