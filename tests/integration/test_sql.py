@@ -463,5 +463,91 @@ class PgsqlTest(SqlTests, SqlCase):
     driver = "pgsql"
 
 
+from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing  # noqa: E402
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing(), postfix_missing() or "")
+class PostfixSqlTest(unittest.TestCase):
+    """Postfix smtpd -> posternd -> passdb chain [mysql, pgsql] with
+    PostfixAdmin's recommended queries; swaks as the mail client. Each
+    database holds one user the other does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.drivers = [d for d in ("mysql", "pgsql") if d in SERVERS]
+        if not cls.drivers:
+            raise unittest.SkipTest(f"no database server: {_START_ERRORS}")
+        cls.tmp = tempfile.mkdtemp(prefix="postern-it-sqlpf-")
+        os.chmod(cls.tmp, 0o755)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
+        gen = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                              "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+                              "-days", "2"], capture_output=True, text=True, timeout=60)
+        if gen.returncode != 0:
+            raise AssertionError(f"openssl failed: {gen.stderr}")
+        cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), harness.free_tcp_port(),
+                                 harness.free_tcp_port(), cert, key)
+        paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d]) for d in cls.drivers]
+        cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths))
+        cls.addClassCleanup(cls.check_daemon_log)
+        cls.daemon.start()
+        cls.addClassCleanup(cls.stop_postfix)
+        cls.pf.start()
+
+    @classmethod
+    def stop_postfix(cls):
+        left = cls.pf.stop()
+        if left:
+            raise AssertionError(f"Postfix processes still running: {left}")
+
+    @classmethod
+    def check_daemon_log(cls):
+        cls.daemon.stop()
+        text = cls.daemon.stderr()
+        for secret in SECRETS:
+            if secret in text:
+                raise AssertionError(f"password {secret!r} appears in {cls.daemon.log_path}")
+
+    def swaks(self, *args):
+        cmd = [SWAKS, "--server", f"127.0.0.1:{self.pf.smtp_port}", "--timeout", "20",
+               "--from", "sender@postern-test.invalid", "--helo", "client.postern-test.invalid",
+               "--to", "rcpt@outside.example", *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=90,
+                           stdin=subprocess.DEVNULL)
+        return p.stdout + p.stderr
+
+    def assert_reply(self, output, code):
+        self.assertRegex(output, rf"(?m)^<[-~*]\*?\s+{code}[ -]",
+                         f"{output}\n--- maillog ---\n{self.pf.log()}\n--- posternd ---\n"
+                         f"{self.daemon.stderr()[-3000:]}")
+
+    def auth(self, mech, user, password):
+        return self.swaks("--auth", mech, "--auth-user", user, "--auth-password", password,
+                          "--quit-after", "AUTH")
+
+    def test_each_database_authenticates(self):
+        for d in self.drivers:
+            with self.subTest(driver=d):
+                self.assert_reply(self.auth("PLAIN", f"only-{d}@example.com", ALICE_PASSWORD), 235)
+                self.assert_reply(self.auth("LOGIN", f"only-{d}@example.com", ALICE_PASSWORD), 235)
+                self.assert_reply(self.auth("PLAIN", f"only-{d}@example.com", WRONG_PASSWORD), 535)
+
+    def test_postfixadmin_rules(self):
+        self.assert_reply(self.auth("PLAIN", "bob@example.com", bob_password()), 235)
+        self.assert_reply(self.auth("LOGIN", "o'brien@example.com", HOSTILE_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "carol@off.example", CAROL_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "dave@example.com", CAROL_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "x' OR '1'='1", ALICE_PASSWORD), 535)
+
+    def test_relay_after_auth(self):
+        d = self.drivers[-1]
+        out = self.swaks("--auth", "PLAIN", "--auth-user", f"only-{d}@example.com",
+                         "--auth-password", ALICE_PASSWORD)
+        self.assert_reply(out, 235)
+        self.assertRegex(out, r"250 2\.0\.0 Ok: queued", f"{out}\n{self.pf.log()}")
+
+
 if __name__ == "__main__":
     unittest.main()
