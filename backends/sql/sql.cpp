@@ -68,7 +68,7 @@ public:
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         PassResult r;
-        Lookup l = co_await find(req);
+        Lookup l = co_await find(req, std::make_shared<Secret>(password.clone()));
         r.detail = l.detail;
         if (l.status != PassStatus::Ok) {
             r.status = l.status;
@@ -184,9 +184,20 @@ private:
         return true;
     }
 
-    asio::awaitable<Lookup> find(auth::RequestPtr req) {
+    // `typed`: the password the client typed, for %w / %{password} in the
+    // query (plaintext mechanisms only).
+    asio::awaitable<Lookup> find(auth::RequestPtr req, std::shared_ptr<Secret> typed = {}) {
         Lookup l;
-        QueryResult q = co_await db_->run(db_->file().password_query, request_vars(req));
+        auto used_password = std::make_shared<bool>(false);
+        auth::VarLookup vars = [req, typed, used_password](std::string_view n) -> std::optional<std::string> {
+            if (n == "password") {
+                *used_password = true;
+                return typed ? std::string(typed->view()) : std::string();
+            }
+            return req->var(n);
+        };
+        QueryResult q = co_await db_->run(db_->file().password_query, vars);
+        if (*used_password) q.error = "(server text not shown: the query carries the password)";
         if (unavailable(q)) {
             l.status = PassStatus::TempFail;
             l.detail = "sql " + db_->describe() + ": " + q.error;

@@ -223,6 +223,41 @@ class SqlTests:
             self.assert_fail(r, 1)
         self.assertNotIn("temporary failure", d.stderr())
 
+    def test_contrib_example(self):
+        # contrib/postfixadmin/dovecot-sql-<driver>.conf.ext as shipped, but
+        # for the connect line.
+        src = os.path.join(harness.REPO_ROOT, "contrib", "postfixadmin",
+                           f"dovecot-sql-{self.driver}.conf.ext")
+        with open(src, encoding="utf-8") as f:
+            text = re.sub(r"(?m)^connect = .*$", lambda m: "connect = " + self.server.connect_string(),
+                          f.read())
+        path = self.path("contrib.conf.ext")
+        write_file(path, text, 0o644)
+        sock, msock = self.path("auth"), self.path("auth-master")
+        d = self.start_daemon(daemon_config(sock, msock, [path]))
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assert_ok(self.auth(sock, "bob@example.com", bob_password()), 1, "bob@example.com")
+        for user, pw in (("carol@off.example", CAROL_PASSWORD), ("dave@example.com", CAROL_PASSWORD),
+                         ("alice@example.com", WRONG_PASSWORD)):
+            r = self.auth(sock, user, pw)
+            self.assert_fail(r, 1)
+            self.assertFalse(is_temp_fail(r), r)
+        got = master_request(msock, "USER\t1\talice@example.com\tservice=imap",
+                             "USER\t2\tcarol@off.example\tservice=imap")
+        self.assertIn("home=/var/vmail/example.com/alice/", got[0].split("\t"), got)
+        self.assertEqual(got[1].split("\t")[:2], ["NOTFOUND", "2"], got)
+
+    def test_typed_password_variable(self):
+        # %w is the password the client typed (Dovecot's app-password trick);
+        # it is bound like any other value and never logged.
+        q = ("SELECT username AS user, password FROM mailbox WHERE username = '%u' "
+             "AND '%w' <> 'x'' OR ''1''=''1'")
+        d, sock, _ = self.start_sql(password_query=q)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        r = self.auth(sock, "alice@example.com", "x' OR '1'='1")
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+
     def test_userdb_and_master_lookups(self):
         d, sock, msock = self.start_sql()
         got = master_request(msock, "USER\t1\talice@example.com\tservice=imap",
