@@ -20,7 +20,7 @@ namespace {
 // first so that a restarted server is used again quickly, capped so that a
 // long outage costs one refused connect per few seconds.
 constexpr std::chrono::milliseconds kBackoffFirst{250};
-constexpr std::chrono::milliseconds kBackoffMax{4000};
+constexpr std::chrono::milliseconds kBackoffMax{2000};
 
 bool is_ip_literal(const std::string& s) {
     unsigned char buf[16];

@@ -328,6 +328,21 @@ class SqlTests:
         self.assertRegex(d.stderr(), re.escape(path) + r":3: connect: unknown \w+ connect key \"dbnme\"")
         self.assertNotIn(databases.DB_PASSWORD, d.stderr())
 
+    def test_hosts_tried_in_turn_and_unix_socket(self):
+        # 127.0.0.2 refuses (the server listens on 127.0.0.1 only): the next
+        # host is used. Then the server's unix socket alone.
+        creds = f"dbname=postfix user=postfix password={databases.DB_PASSWORD}"
+        conn = f"host=127.0.0.2,127.0.0.1 port={self.server.port} {creds}"
+        d, sock, _ = self.start_sql(connect=conn)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assertIn("cannot connect to 127.0.0.2", d.stderr())
+        d.stop()
+        sockpath = self.server.socket if self.driver == "mysql" else self.server.sockdir
+        conn = f"host={sockpath} port={self.server.port} {creds}"
+        d, sock, _ = self.start_sql(name="socket.conf.ext", connect=conn)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assertIn(f"connected to {sockpath}", d.stderr())
+
     def test_unreachable_server_is_temp_fail(self):
         # Nothing listens on this port: the daemon starts, answers temp-fail.
         port = harness.free_tcp_port()
