@@ -3,6 +3,7 @@
 
 #include "backends/sql/database.hpp"
 #include "backends/sql/fields.hpp"
+#include "backends/verify.hpp"
 #include "password/scheme.hpp"
 #include "util/log.hpp"
 
@@ -53,6 +54,31 @@ bool unavailable(const QueryResult& r) {
     return r.status == QueryResult::Status::ConnectionLost || r.status == QueryResult::Status::Timeout;
 }
 
+// What a lookup query's result comes to: its one row, no row, or a failure
+// (unreachable, refused, or more than one row: never guess which user).
+enum class RowCount { One, None, Failed };
+
+RowCount one_row(const sql::Database& db, const QueryResult& q, const char* what, const std::string& user,
+                 std::string& detail) {
+    if (unavailable(q)) {
+        detail = "sql " + db.describe() + ": " + q.error;
+        return RowCount::Failed;
+    }
+    if (q.status == QueryResult::Status::QueryError) {
+        detail = std::string(what) + " failed";
+        log::error("sql {}: {} for user \"{}\" failed: {}", db.describe(), what, log::safe(user), safe_error(q));
+        return RowCount::Failed;
+    }
+    if (q.rows.empty()) return RowCount::None;
+    if (q.rows.size() > 1) {
+        detail = std::string(what) + " returned more than one row";
+        log::error("sql {}: {} returned {} rows for user \"{}\"; refusing to pick one", db.describe(), what,
+                   q.rows.size(), log::safe(user));
+        return RowCount::Failed;
+    }
+    return RowCount::One;
+}
+
 // The password_query's single row, or the status it comes to.
 struct Lookup {
     PassStatus status = PassStatus::TempFail;
@@ -69,19 +95,7 @@ public:
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         PassResult r;
         Lookup l = co_await find(req, std::make_shared<Secret>(password.clone()));
-        r.detail = l.detail;
-        if (l.status != PassStatus::Ok) {
-            r.status = l.status;
-            co_return r;
-        }
-        r.user = l.row.user.empty() ? req->user : l.row.user;
-        r.extra = std::move(l.row.extra);
-        r.userdb = std::move(l.row.userdb);
-        if (!allowed(r.extra, *req)) {
-            r.status = PassStatus::Mismatch;
-            r.detail = "remote address not in allow_nets";
-            co_return r;
-        }
+        if (!take_row(l, *req, r)) co_return r;
         if (protocol::has_field(r.extra, "nopassword")) {
             r.status = PassStatus::Ok;
             co_return r;
@@ -94,52 +108,18 @@ public:
             co_return r;
         }
         std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
-        const password::StoredContext ctx = context(*req);
-        password::VerifyOutcome out;
-        if (password::is_costly(stored, ctx)) {
-            auto job = [stored = std::move(stored), pw = std::move(password), ctx]() {
-                return password::verify(stored, pw.view(), ctx);
-            };
-            auto done = co_await run_blocking(*pool_, std::move(job));
-            if (!done) {
-                r.status = PassStatus::TempFail;
-                r.detail = "hashing queue is full";
-                co_return r;
-            }
-            out = std::move(*done);
-        } else {
-            out = password::verify(stored, password.view(), ctx);
-        }
-        wipe(stored);
-        switch (out.verdict) {
-            case password::Verdict::Match: r.status = PassStatus::Ok; break;
-            case password::Verdict::Mismatch: r.status = PassStatus::Mismatch; break;
-            case password::Verdict::Invalid:
-            case password::Verdict::UnknownScheme:
-                r.status = PassStatus::Mismatch;
-                r.detail = out.detail;
-                log::error("sql {}: user \"{}\": {}", db_->describe(), log::safe(req->user), out.detail);
-                break;
-        }
+        const auto v = co_await verify_stored(*pool_, std::move(stored), std::move(password), context(*req));
+        r.status = v.status;
+        r.detail = v.detail;
+        if (v.operator_error)
+            log::error("sql {}: user \"{}\": {}", db_->describe(), log::safe(req->user), v.detail);
         co_return r;
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
         CredResult r;
         Lookup l = co_await find(req);
-        r.detail = l.detail;
-        if (l.status != PassStatus::Ok) {
-            r.status = l.status;
-            co_return r;
-        }
-        r.user = l.row.user.empty() ? req->user : l.row.user;
-        r.extra = std::move(l.row.extra);
-        r.userdb = std::move(l.row.userdb);
-        if (!allowed(r.extra, *req)) {
-            r.status = PassStatus::Mismatch;
-            r.detail = "remote address not in allow_nets";
-            co_return r;
-        }
+        if (!take_row(l, *req, r)) co_return r;
         if (!l.row.password || l.row.password->empty()) {
             r.status = PassStatus::SchemeUnavailable;
             r.detail = "no password in the password_query result";
@@ -160,17 +140,32 @@ public:
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
         PassResult r;
         Lookup l = co_await find(req);
-        r.status = l.status;
-        r.detail = l.detail;
-        if (l.status == PassStatus::Ok) {
-            r.user = l.row.user.empty() ? req->user : l.row.user;
-            r.extra = std::move(l.row.extra);
-            r.userdb = std::move(l.row.userdb);
-        }
+        // Where the user may log in from does not matter to a lookup.
+        if (take_row(l, *req, r, false)) r.status = PassStatus::Ok;
         co_return r;
     }
 
 private:
+    // Moves the row's user name and fields into the result; false (with the
+    // result's status set) when the lookup failed or allow_nets refuses.
+    template <class R>
+    static bool take_row(Lookup& l, const auth::RequestInfo& req, R& r, bool check_nets = true) {
+        r.detail = l.detail;
+        if (l.status != PassStatus::Ok) {
+            r.status = l.status;
+            return false;
+        }
+        r.user = l.row.user.empty() ? req.user : l.row.user;
+        r.extra = std::move(l.row.extra);
+        r.userdb = std::move(l.row.userdb);
+        if (check_nets && !allowed(r.extra, req)) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "remote address not in allow_nets";
+            return false;
+        }
+        return true;
+    }
+
     password::StoredContext context(const auth::RequestInfo& req) const {
         password::StoredContext ctx;
         ctx.default_scheme = db_->file().default_pass_scheme;
@@ -198,28 +193,10 @@ private:
         };
         QueryResult q = co_await db_->run(db_->file().password_query, vars);
         if (*used_password) q.error = "(server text not shown: the query carries the password)";
-        if (unavailable(q)) {
-            l.status = PassStatus::TempFail;
-            l.detail = "sql " + db_->describe() + ": " + q.error;
-            co_return l;
-        }
-        if (q.status == QueryResult::Status::QueryError) {
-            l.status = PassStatus::TempFail;
-            l.detail = "password_query failed";
-            log::error("sql {}: password_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
-                       safe_error(q));
-            co_return l;
-        }
-        if (q.rows.empty()) {
-            l.status = PassStatus::UnknownUser;
-            co_return l;
-        }
-        if (q.rows.size() > 1) {
-            l.status = PassStatus::TempFail;
-            l.detail = "password_query returned more than one row";
-            log::error("sql {}: password_query returned {} rows for user \"{}\"; refusing to pick one",
-                       db_->describe(), q.rows.size(), log::safe(req->user));
-            co_return l;
+        switch (one_row(*db_, q, "password_query", req->user, l.detail)) {
+            case RowCount::Failed: l.status = PassStatus::TempFail; co_return l;
+            case RowCount::None: l.status = PassStatus::UnknownUser; co_return l;
+            case RowCount::One: break;
         }
         l.row = sql::pass_row(q.columns, q.rows.front(), req->user);
         if (!l.row.password_column && !protocol::has_field(l.row.extra, "nopassword")) {
@@ -245,28 +222,10 @@ public:
         UserResult r;
         const std::string& q = db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query;
         QueryResult res = co_await db_->run(q, request_vars(req));
-        if (unavailable(res)) {
-            r.status = UserStatus::TempFail;
-            r.detail = "sql " + db_->describe() + ": " + res.error;
-            co_return r;
-        }
-        if (res.status == QueryResult::Status::QueryError) {
-            r.status = UserStatus::TempFail;
-            r.detail = "user_query failed";
-            log::error("sql {}: user_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
-                       safe_error(res));
-            co_return r;
-        }
-        if (res.rows.empty()) {
-            r.status = UserStatus::NotFound;
-            co_return r;
-        }
-        if (res.rows.size() > 1) {
-            r.status = UserStatus::TempFail;
-            r.detail = "user_query returned more than one row";
-            log::error("sql {}: user_query returned {} rows for user \"{}\"; refusing to pick one", db_->describe(),
-                       res.rows.size(), log::safe(req->user));
-            co_return r;
+        switch (one_row(*db_, res, "user_query", req->user, r.detail)) {
+            case RowCount::Failed: r.status = UserStatus::TempFail; co_return r;
+            case RowCount::None: r.status = UserStatus::NotFound; co_return r;
+            case RowCount::One: break;
         }
         auto row = sql::user_row(res.columns, res.rows.front());
         r.status = UserStatus::Found;
