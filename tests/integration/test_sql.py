@@ -327,6 +327,23 @@ class SqlTests:
         self.assertEqual(d.proc.returncode, EX_CONFIG, d.stderr())
         self.assertRegex(d.stderr(), re.escape(path) + r":3: connect: unknown \w+ connect key \"dbnme\"")
         self.assertNotIn(databases.DB_PASSWORD, d.stderr())
+        # `postern config check` says the same without starting anything.
+        r = harness.run_cli(["config", "check", d.config_path])
+        self.assertEqual(r.returncode, EX_CONFIG, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"passdb\[0\]\.args: " + re.escape(path) + r":3: connect: ")
+        # Other broken connect strings: a missing '=', a bad port, an empty host.
+        for bad in ("host=127.0.0.1 postfix", "host=127.0.0.1 port=99999", "host=,127.0.0.1"):
+            write_file(path, open(path, encoding="utf-8").read().replace(
+                next(l for l in open(path, encoding="utf-8") if l.startswith("connect = ")),
+                f"connect = {bad}\n"))
+            r = harness.run_cli(["config", "check", d.config_path])
+            self.assertEqual(r.returncode, EX_CONFIG, (bad, r.stdout + r.stderr))
+            self.assertIn(f"{path}:3: connect: ", r.stderr)
+        # A good file passes the check.
+        sql_file(path, self.server)
+        r = harness.run_cli(["config", "check", d.config_path])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("passdb: sql", r.stdout)
 
     def test_hosts_tried_in_turn_and_unix_socket(self):
         # 127.0.0.2 refuses (the server listens on 127.0.0.1 only): the next
@@ -380,28 +397,37 @@ class SqlTests:
                            "alice@example.com")
 
     def test_database_stopped_under_load(self):
-        d, sock, _ = self.start_sql(pool_size=4, query_timeout="2s")
+        # service=imap requests take 1.5 s inside the database, so that some
+        # are surely in flight when it stops.
+        if self.driver == "mysql":
+            slow = "IF('%s' = 'imap', SLEEP(1.5), 0) = 0"
+        else:
+            slow = "(CASE WHEN '%s' = 'imap' THEN (SELECT true FROM pg_sleep(1.5)) ELSE true END)"
+        d, sock, _ = self.start_sql(pool_size=6, query_timeout="3s",
+                                    password_query=f"{PFA_PASSWORD_QUERY} AND {slow}")
         stop = threading.Event()
-        results = []   # (sent, received, right_password, fields)
+        results = []   # (sent, received, right_password, fields, slow)
         errors = []
 
-        def worker(n):
+        def worker(n, slow=False):
             try:
                 with AuthClient(sock, timeout=20) as c:
                     c.handshake()
                     i = 0
                     while not stop.is_set():
                         i += 1
-                        right = (i + n) % 3 != 0
+                        right = slow or (i + n) % 3 != 0
                         sent = time.monotonic()
                         c.auth_plain(i, "alice@example.com",
-                                     ALICE_PASSWORD if right else WRONG_PASSWORD)
+                                     ALICE_PASSWORD if right else WRONG_PASSWORD,
+                                     service="imap" if slow else "smtp")
                         r = c.reply_for(i, timeout=15)
-                        results.append((sent, time.monotonic(), right, r))
+                        results.append((sent, time.monotonic(), right, r, slow))
             except Exception as e:
                 errors.append(repr(e))
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        threads += [threading.Thread(target=worker, args=(n, True)) for n in range(2)]
         for t in threads:
             t.start()
         try:
@@ -416,7 +442,7 @@ class SqlTests:
             first_ok = None
             while time.monotonic() < deadline and first_ok is None:
                 time.sleep(0.05)
-                first_ok = next((rcv for sent, rcv, right, r in list(results)
+                first_ok = next((rcv for sent, rcv, right, r, slow in list(results)
                                  if sent > up_at and r[0] == "OK"), None)
             time.sleep(0.5)
         finally:
@@ -426,17 +452,22 @@ class SqlTests:
             if not self.server.running():
                 self.server.start()
         self.assertEqual(errors, [], "every request gets an answer")
-        wrong_ok = [r for _, _, right, r in results if not right and r[0] == "OK"]
+        wrong_ok = [r for _, _, right, r, _ in results if not right and r[0] == "OK"]
         self.assertEqual(wrong_ok, [], "a wrong password is never accepted")
-        right_plain_fail = [r for _, _, right, r in results
+        right_plain_fail = [r for _, _, right, r, _ in results
                             if right and r[0] == "FAIL" and not is_temp_fail(r)]
         self.assertEqual(right_plain_fail, [], "the right password is never a plain failure")
-        down = [r for sent, _, _, r in results if stopped_at + 0.5 < sent < restart_at]
+        down = [r for sent, _, _, r, _ in results if stopped_at + 0.5 < sent < restart_at]
         self.assertTrue(down and all(is_temp_fail(r) for r in down),
                         f"temp-fail while down: {down[:5]}")
+        # Slow queries that were inside the database when it stopped.
+        in_flight = [r for sent, rcv, _, r, slow in results if slow and sent < stopped_at < rcv]
+        self.assertTrue(in_flight, "no request was in flight when the server stopped")
+        self.assertTrue(all(is_temp_fail(r) or r[0] == "OK" for r in in_flight), in_flight)
         self.assertIsNotNone(first_ok, "service resumed after the restart")
         recovery = first_ok - up_at
-        sys.stderr.write(f"\n  {self.driver}: {len(results)} requests; down {restart_at - stopped_at:.1f}s; "
+        sys.stderr.write(f"\n  {self.driver}: {len(results)} requests ({len(in_flight)} slow ones in "
+                         f"flight at the stop); down {restart_at - stopped_at:.1f}s; "
                          f"restart took {up_at - restart_at:.1f}s; first OK {recovery:.3f}s after "
                          f"the server listened again\n")
         self.assertRegex(d.stderr(), r"connected to 127\.0\.0\.1 again after \d+\.\d+s unavailable")
