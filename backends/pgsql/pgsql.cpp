@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "backends/sql/connection.hpp"
+#include "util/log.hpp"
 
 namespace postern::backend::sql {
 
@@ -57,6 +58,10 @@ public:
         c_ = PQconnectStartParams(keys.data(), values.data(), 0);
         if (!c_) co_return fail("out of memory");
         if (PQstatus(c_) == CONNECTION_BAD) co_return fail_connect();
+        // Server notices go to our log, not straight to stderr.
+        PQsetNoticeProcessor(c_, [](void*, const char* message) {
+            log::debug("pgsql notice: {}", log::safe(message ? message : "", 300));
+        }, nullptr);
         PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
         for (;;) {
             if (poll == PGRES_POLLING_OK) break;
