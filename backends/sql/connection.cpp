@@ -25,14 +25,18 @@ asio::awaitable<int> wait_fd(asio::posix::stream_descriptor& sd, bool want_read,
     asio::steady_timer timer(sd.get_executor(), deadline);
     using W = asio::posix::descriptor_base::wait_type;
     if (want_read && want_write) {
-        auto r = co_await (sd.async_wait(W::wait_read, kTuple) || sd.async_wait(W::wait_write, kTuple) ||
-                           timer.async_wait(kTuple));
+        // The composed wait is a named object: g++ 12 mishandles temporaries
+        // inside a co_await expression.
+        auto either = sd.async_wait(W::wait_read, kTuple) || sd.async_wait(W::wait_write, kTuple) ||
+                      timer.async_wait(kTuple);
+        auto r = co_await std::move(either);
         if (r.index() == 2) co_return 0;
         const auto& ec = r.index() == 0 ? std::get<0>(std::get<0>(r)) : std::get<0>(std::get<1>(r));
         if (ec) co_return -1;
         co_return r.index() == 0 ? 1 : 2;
     }
-    auto r = co_await (sd.async_wait(want_read ? W::wait_read : W::wait_write, kTuple) || timer.async_wait(kTuple));
+    auto either = sd.async_wait(want_read ? W::wait_read : W::wait_write, kTuple) || timer.async_wait(kTuple);
+    auto r = co_await std::move(either);
     if (r.index() == 1) co_return 0;
     if (std::get<0>(std::get<0>(r))) co_return -1;
     co_return want_read ? 1 : 2;

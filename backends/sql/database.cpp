@@ -2,6 +2,7 @@
 #include "backends/sql/database.hpp"
 
 #include <arpa/inet.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <map>
@@ -66,7 +67,7 @@ void Database::note_up(const std::string& host) {
     }
 }
 
-asio::awaitable<std::string> Database::resolve(const Host& h) {
+asio::awaitable<std::string> Database::resolve(Host h) {
     // IP literals and sockets need no lookup. "localhost" means the default
     // unix socket to MySQL clients. Any other name is looked up here, by
     // Asio's resolver (off the loop), never inside the client library.
@@ -110,8 +111,11 @@ asio::awaitable<bool> Database::connect_slot(Slot* s, Deadline deadline) {
         if (hosts.size() > 1) log::warning("sql {}: cannot connect to {}", describe(), log::safe(last_error, 300));
         if (Clock::now() >= deadline) break;
     }
-    backoff_ = backoff_.count() == 0 ? kBackoffFirst : std::min(kBackoffMax, backoff_ * 2);
-    retry_at_ = Clock::now() + backoff_;
+    // Attempts that fail together (several requests at start-up) count once.
+    if (Clock::now() >= retry_at_) {
+        backoff_ = backoff_.count() == 0 ? kBackoffFirst : std::min(kBackoffMax, backoff_ * 2);
+        retry_at_ = Clock::now() + backoff_;
+    }
     note_down(last_error);
     co_return false;
 }
@@ -181,6 +185,11 @@ asio::awaitable<QueryResult> Database::run(std::string tmpl, auth::VarLookup var
         co_return r;
     }
     const Deadline deadline = Clock::now() + pool_.query_timeout;
+    // Only a SELECT is sent again: a write may have been applied before the
+    // connection broke.
+    const auto first = tmpl.find_first_not_of(" \t\r\n(");
+    const bool retry_safe = first != std::string::npos && tmpl.size() - first >= 6 &&
+                            ::strncasecmp(tmpl.c_str() + first, "select", 6) == 0;
     // A pooled connection may have been closed by the server while idle
     // (restart, wait_timeout): one more try on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -198,7 +207,7 @@ asio::awaitable<QueryResult> Database::run(std::string tmpl, auth::VarLookup var
             // The idle ones most likely went with it (server restart).
             for (auto& other : slots_)
                 if (!other.busy) other.conn.reset();
-            if (!sink && Clock::now() < deadline) continue;
+            if (!sink && retry_safe && Clock::now() < deadline) continue;
         }
         if (r.status == QueryResult::Status::Timeout)
             log::error("sql {}: query timed out after {} ms; connection dropped", describe(), pool_.query_timeout.count());

@@ -52,7 +52,7 @@ private:
     void wake_one();
     void wake_all();
     asio::awaitable<bool> connect_slot(Slot* s, Deadline deadline);
-    asio::awaitable<std::string> resolve(const Host& h);
+    asio::awaitable<std::string> resolve(Host h);
     void note_down(const std::string& why);
     void note_up(const std::string& host);
 
