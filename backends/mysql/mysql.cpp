@@ -39,14 +39,20 @@ public:
         asio::error_code ignored;
         if (sd_.is_open()) sd_.close(ignored);
         if (m_) {
-            // Connected and idle: mysql_close sends COM_QUIT, a few bytes into
-            // an empty socket buffer. After a failure the socket is shut down
-            // first so that nothing can wait.
+            // After a failure the socket is shut down first so that nothing
+            // can wait.
             if (!ok_) {
                 const auto fd = mysql_get_socket(m_);
                 if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
             }
-            mysql_close(m_);
+            // The non-blocking close: if COM_QUIT cannot be written at once,
+            // break the socket and let the close finish on the error.
+            int st = mysql_close_start(m_);
+            if (st) {
+                const auto fd = mysql_get_socket(m_);
+                if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+                for (int i = 0; st && i < kAbortSteps; ++i) st = mysql_close_cont(m_, st);
+            }
             m_ = nullptr;
         }
         ok_ = false;

@@ -7,13 +7,20 @@
 //   store_driver CONFIG show USER
 //   store_driver CONFIG list
 //   store_driver CONFIG default-scheme
+//   store_driver CONFIG userdb-iterate [LIMIT]   (the first userdb's Userdb::iterate)
 // Exit status: 0 ok, 1 not found, 2 exists, 3 invalid, 4 unavailable, 78 config error.
 #include <cstdio>
 #include <iostream>
 #include <string>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+
+#include "backends/backend.hpp"
 #include "backends/user_store.hpp"
 #include "config/config.hpp"
+#include "util/blocking_pool.hpp"
 
 using namespace postern;
 
@@ -29,6 +36,23 @@ int code(const backend::StoreResult& r) {
         case backend::StoreStatus::Unavailable: return 4;
     }
     return 5;
+}
+
+struct IterCount {
+    long limit = -1;
+    long seen = 0;
+};
+
+asio::awaitable<bool> print_user(std::shared_ptr<IterCount> c, std::string user) {
+    std::cout << user << "\n";
+    ++c->seen;
+    co_return c->limit < 0 || c->seen < c->limit;
+}
+
+asio::awaitable<void> iterate(backend::Userdb* db, std::shared_ptr<IterCount> c, int* status) {
+    backend::Userdb::IterSink sink = [c](std::string user) { return print_user(c, std::move(user)); };
+    const auto st = co_await db->iterate(sink);
+    *status = st == backend::IterStatus::Done ? 0 : st == backend::IterStatus::Stopped ? 10 : 4;
 }
 
 }  // namespace
@@ -49,6 +73,18 @@ int main(int argc, char** argv) {
         if (cmd == "default-scheme") {
             std::cout << store->default_scheme() << "\n";
             return 0;
+        }
+        if (cmd == "userdb-iterate") {
+            asio::io_context io;
+            BlockingPool pool(1, 16);
+            backend::Services services{io.get_executor(), &pool};
+            auto db = backend::make_userdb(cfg.userdbs.at(0).driver, cfg.userdbs.at(0).settings, services);
+            auto count = std::make_shared<IterCount>();
+            if (argc > 3) count->limit = std::stol(argv[3]);
+            int status = 5;
+            asio::co_spawn(io, iterate(db.get(), count, &status), asio::detached);
+            io.run();
+            return status;
         }
         if (cmd == "list") {
             auto r = store->list([](const backend::StoredUser& u) {

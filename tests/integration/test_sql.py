@@ -512,6 +512,15 @@ class SqlTests:
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("maildir=example.com/newuser/", r.stdout)
         self.assertNotIn(hashed, r.stdout)
+        # Userdb::iterate (auth-master LIST) streams iterate_query's rows and
+        # stops when asked to.
+        it = store("userdb-iterate")
+        self.assertEqual(it.returncode, 0, it.stderr)
+        self.assertIn("newuser@example.com", it.stdout.split())
+        self.assertNotIn("dave@example.com", it.stdout.split())
+        it = store("userdb-iterate", "2")
+        self.assertEqual(it.returncode, 10, it.stderr)
+        self.assertEqual(len(it.stdout.split()), 2, it.stdout)
         listed = store("list").stdout.split()
         self.assertIn("newuser@example.com", listed)
         self.assertNotIn("dave@example.com", listed)  # iterate_query: active only
