@@ -12,13 +12,16 @@
 #   BENCH_DURATION=5          measured seconds per run (plus BENCH_WARMUP=1 before)
 #   BENCH_DRIVERS="mysql pgsql"
 #   BENCH_SCHEMES="PLAIN SHA512-CRYPT"
-#   BENCH_POOL=8              pool_size of the sql passdb
+#   BENCH_POOL=8              pool_size of the sql passdb (and Dovecot's maxconns)
+#   BENCH_SERVERS="postern dovecot"   Dovecot 2.3's auth service on the same file,
+#                             when dovecot-core and dovecot-mysql/-pgsql are installed
 #   BENCH_KEEP=1              keep the temp dir (configs, logs)
 #
 # Half of the mailboxes store {PLAIN} passwords (the database path dominates),
 # half bare $6$ hashes read with default_pass_scheme = SHA512-CRYPT (hashing
-# dominates; all share one hash, verification costs the same). The same
-# script can later point Dovecot's auth at the same database for comparison.
+# dominates; all share one hash, verification costs the same). Dovecot's auth
+# service reads the very same dovecot-sql.conf.ext (its MySQL lookups run in
+# auth-worker processes, PostgreSQL ones asynchronously in the auth process).
 
 import os
 import shutil
@@ -78,16 +81,81 @@ def load_mailboxes(server, tmp):
             f.write("\n".join(lines) + "\n")
 
 
-def start_postern(build, tmp, server, pool):
+def write_sql_conf(tmp, server, pool):
     sqlconf = os.path.join(tmp, f"{server.driver}.conf.ext")
     with open(sqlconf, "w", encoding="ascii") as f:
         f.write(f"driver = {server.driver}\n"
-                f"connect = {server.connect_string()}\n"
+                f"connect = {server.connect_string(maxconns=pool)}\n"
                 "default_pass_scheme = SHA512-CRYPT\n"
                 "password_query = SELECT m.username AS user, m.password FROM mailbox m "
                 "JOIN domain d ON d.domain = m.domain WHERE m.username = '%u' "
                 "AND m.active = '1' AND d.active = '1'\n")
     os.chmod(sqlconf, 0o644)
+    return sqlconf
+
+
+def wait_socket(proc, sock, log_name):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not os.path.exists(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pid(proc)
+            raise RuntimeError(f"server did not start; see {log_name}")
+        time.sleep(0.05)
+
+
+def dovecot_missing(driver):
+    if not shutil.which("dovecot"):
+        return "dovecot-core not installed"
+    if not os.path.exists(f"/usr/lib/dovecot/modules/auth/libdriver_{driver}.so"):
+        return f"dovecot-{driver} not installed"
+    return None
+
+
+def start_dovecot(tmp, server, sqlconf):
+    base = os.path.join(tmp, f"dovecot-{server.driver}")
+    os.makedirs(os.path.join(base, "run"), exist_ok=True)
+    os.makedirs(os.path.join(base, "state"), exist_ok=True)
+    os.chmod(base, 0o755)
+    sock = os.path.join(base, "auth")
+    extra = ""
+    if os.geteuid() != 0:
+        import grp
+        import pwd
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+        extra = (f"default_internal_user = {user}\ndefault_internal_group = {group}\n"
+                 f"default_login_user = {user}\n")
+    conf = os.path.join(base, "dovecot.conf")
+    with open(conf, "w", encoding="ascii") as f:
+        f.write(f"""# Private Dovecot running only its auth service, for comparison.
+base_dir = {base}/run
+state_dir = {base}/state
+instance_name = postern-sqlbench-{os.getpid()}-{server.driver}
+protocols =
+ssl = no
+log_path = {base}/dovecot.log
+{extra}auth_mechanisms = plain login
+auth_failure_delay = 0
+disable_plaintext_auth = no
+auth_username_format = %u
+service auth {{
+  unix_listener auth-client {{
+    path = {sock}
+    mode = 0666
+  }}
+}}
+passdb {{
+  driver = sql
+  args = {sqlconf}
+}}
+""")
+    log = open(os.path.join(base, "dovecot.stderr"), "wb")
+    proc = subprocess.Popen(["dovecot", "-c", conf, "-F"], stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=log, start_new_session=True)
+    wait_socket(proc, sock, os.path.join(base, "dovecot.log"))
+    return proc, sock
+
+
+def start_postern(build, tmp, server, pool, sqlconf):
     sock = os.path.join(tmp, f"{server.driver}.sock")
     conf = os.path.join(tmp, f"{server.driver}.toml")
     with open(conf, "w", encoding="ascii") as f:
@@ -113,11 +181,7 @@ pool_size = {pool}
     log = open(os.path.join(tmp, f"posternd-{server.driver}.log"), "wb")
     proc = subprocess.Popen([os.path.join(build, "posternd"), "-c", conf], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"sql_bench: posternd did not start; see {log.name}")
-        time.sleep(0.05)
+    wait_socket(proc, sock, log.name)
     return proc, sock
 
 
@@ -145,6 +209,7 @@ def main():
     drivers = os.environ.get("BENCH_DRIVERS", "mysql pgsql").split()
     schemes = os.environ.get("BENCH_SCHEMES", "PLAIN SHA512-CRYPT").split()
     pool = int(os.environ.get("BENCH_POOL", "8"))
+    servers = os.environ.get("BENCH_SERVERS", "postern dovecot").split()
     tmp = tempfile.mkdtemp(prefix="postern-sqlbench-")
     os.chmod(tmp, 0o755)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
@@ -170,32 +235,58 @@ def main():
             server.setup_postfixadmin()
             load_mailboxes(server, tmp)
             print(f"{driver}: server ready with {MAILBOXES} mailboxes in {time.monotonic() - t0:.1f}s")
-            proc, sock = start_postern(build, tmp, server, pool)
-            for scheme in schemes:
-                for conns, inflight in LOADS:
-                    label = f"{driver}/{scheme}/{conns}x{inflight}"
-                    p = subprocess.run([loadgen, "--socket", sock, "--connections", str(conns),
-                                        "--inflight", str(inflight), "--duration", duration,
-                                        "--warmup", warmup, "--users",
-                                        os.path.join(tmp, f"creds-{scheme}"), "--label", label],
-                                       capture_output=True, text=True, timeout=300)
-                    out = [l for l in p.stdout.splitlines() if not l.startswith("RESULT ")]
-                    print("\n".join(out))
-                    if p.returncode != 0:
-                        print(f"  ^ loadgen exit status {p.returncode}: {p.stderr.strip()[-300:]}")
-                        failed = True
-                    for line in p.stdout.splitlines():
-                        if line.startswith("RESULT "):
-                            results.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+            sqlconf = write_sql_conf(tmp, server, pool)
+            for srv in servers:
+                if srv == "dovecot":
+                    why = dovecot_missing(driver)
+                    if why:
+                        print(f"dovecot/{driver}: skipped ({why})")
+                        continue
+                    proc, sock = start_dovecot(tmp, server, sqlconf)
+                else:
+                    proc, sock = start_postern(build, tmp, server, pool, sqlconf)
+                for scheme in schemes:
+                    for conns, inflight in LOADS:
+                        label = f"{srv}/{driver}/{scheme}/{conns}x{inflight}"
+                        p = subprocess.run([loadgen, "--socket", sock, "--connections", str(conns),
+                                            "--inflight", str(inflight), "--duration", duration,
+                                            "--warmup", warmup, "--users",
+                                            os.path.join(tmp, f"creds-{scheme}"), "--label", label],
+                                           capture_output=True, text=True, timeout=300)
+                        out = [l for l in p.stdout.splitlines() if not l.startswith("RESULT ")]
+                        print("\n".join(out))
+                        if p.returncode != 0:
+                            print(f"  ^ loadgen exit status {p.returncode}: {p.stderr.strip()[-300:]}")
+                            failed = True
+                        for line in p.stdout.splitlines():
+                            if line.startswith("RESULT "):
+                                results.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+                stop_pid(proc)
+                proc = None
         finally:
             if proc:
                 stop_pid(proc)
             server.destroy()
-    print("\nsummary (auths/s, latency ms)")
-    print(f"{'driver/scheme/clients':<32} {'auths/s':>9} {'p50':>8} {'p99':>8}")
+    print("\nsummary (auths/s, latency ms; ratio = postern / dovecot auths/s)")
+    by = {}
     for r in results:
-        print(f"{r.get('label', '?'):<32} {float(r.get('auths_per_s', 0)):>9.0f} "
-              f"{float(r.get('p50_ms', 0)):>8.3f} {float(r.get('p99_ms', 0)):>8.3f}")
+        srv, _, case = r.get("label", "?/?").partition("/")
+        by[(srv, case)] = r
+    cases = list(dict.fromkeys(case for _, case in by))
+    print(f"{'driver/scheme/clients':<28} {'postern/s':>9} {'p50':>8} {'p99':>8} | "
+          f"{'dovecot/s':>9} {'p50':>8} {'p99':>8} | ratio")
+
+    def cell(srv, case):
+        r = by.get((srv, case))
+        if not r:
+            return f"{'-':>9} {'-':>8} {'-':>8}"
+        return (f"{float(r['auths_per_s']):>9.0f} {float(r['p50_ms']):>8.3f} "
+                f"{float(r['p99_ms']):>8.3f}")
+    for case in cases:
+        p, d = by.get(("postern", case)), by.get(("dovecot", case))
+        ratio = (f"{float(p['auths_per_s']) / float(d['auths_per_s']):.2f}"
+                 if p and d and float(d["auths_per_s"]) > 0 else "-")
+        print(f"{case:<28} {cell('postern', case)} | {cell('dovecot', case)} | {ratio}")
     if os.environ.get("BENCH_KEEP") == "1":
         print(f"kept {tmp}")
     else:
