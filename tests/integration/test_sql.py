@@ -296,6 +296,25 @@ class SqlTests:
         self.assertNotRegex(d.stderr(), r"password_query .*failed|more than one row")
         self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
 
+    def test_result_columns(self):
+        # allow_nets decides by the client's rip; other columns are passed to
+        # the client (NULL ones are left out); userdb_* stay internal.
+        def query(nets):
+            return ("SELECT username AS user, password, " + nets + " AS allow_nets, "
+                    "'/var/vmail/x' AS userdb_home, 'hello' AS greeting, NULL AS nothing "
+                    "FROM mailbox WHERE username = '%u'")
+        d, sock, _ = self.start_sql(password_query=query("'192.0.2.0/24, 127.0.0.0/8'"))
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_ok(r, 1, "alice@example.com")
+        self.assertIn("greeting=hello", r, r)
+        self.assertFalse(any(f.startswith(("nothing", "allow_nets", "userdb_", "home", "password"))
+                             for f in r[2:]), r)
+        d.stop()
+        d, sock, _ = self.start_sql(name="nets.conf.ext", password_query=query("'192.0.2.0/24'"))
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+
     def test_two_rows_fail_safely(self):
         q = "SELECT username AS user, password FROM mailbox WHERE domain = '%d'"
         d, sock, _ = self.start_sql(password_query=q)
