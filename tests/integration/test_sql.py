@@ -246,6 +246,14 @@ class SqlTests:
                              "USER\t2\tcarol@off.example\tservice=imap")
         self.assertIn("home=/var/vmail/example.com/alice/", got[0].split("\t"), got)
         self.assertEqual(got[1].split("\t")[:2], ["NOTFOUND", "2"], got)
+        # contrib/postfixadmin/postern.conf passes the check with this file.
+        with open(os.path.join(harness.REPO_ROOT, "contrib", "postfixadmin", "postern.conf"),
+                  encoding="utf-8") as f:
+            conf = f.read().replace("/etc/postern/dovecot-sql.conf.ext", path)
+        write_file(self.path("contrib-postern.conf"), conf)
+        r = harness.run_cli(["config", "check", self.path("contrib-postern.conf")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("passdb: sql", r.stdout)
 
     def test_typed_password_variable(self):
         # %w is the password the client typed (Dovecot's app-password trick);
