@@ -132,34 +132,37 @@ void Database::wake_all() {
 }
 
 asio::awaitable<Database::Slot*> Database::acquire(Deadline deadline) {
+    auto open = [](const Slot& s) { return s.conn && s.conn->connected(); };
     for (;;) {
         // An idle open connection first.
         for (auto& s : slots_) {
-            if (!s.busy && s.conn && s.conn->connected()) {
+            if (!s.busy && open(s)) {
                 s.busy = true;
                 co_return &s;
             }
         }
-        const bool may_connect = !down_ || Clock::now() >= retry_at_;
         // An empty slot: open a connection in it (one attempt at a time while down).
+        const bool may_connect = !down_ || Clock::now() >= retry_at_;
         if (may_connect && (!down_ || connecting_ == 0)) {
-            for (auto& s : slots_) {
-                if (s.busy || (s.conn && s.conn->connected())) continue;
-                s.busy = true;
-                s.conn.reset();
+            auto empty = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return !s.busy && !open(s); });
+            if (empty != slots_.end()) {
+                Slot* s = &*empty;
+                s->busy = true;
+                s->conn.reset();
                 ++connecting_;
-                const bool ok = co_await connect_slot(&s, deadline);
+                const bool ok = co_await connect_slot(s, deadline);
                 --connecting_;
-                if (ok) co_return &s;
-                s.busy = false;
+                if (ok) co_return s;
+                s->busy = false;
                 wake_all();  // the others learn that the server is down
-                co_return nullptr;
+                // Open connections may still serve (only new ones refused,
+                // e.g. max_connections): wait for one; else temp-fail now.
+                if (std::none_of(slots_.begin(), slots_.end(), open)) co_return nullptr;
+                continue;
             }
         }
-        // Down and in back-off with nothing being tried: temp-fail at once.
-        if (down_ && connecting_ == 0 && !may_connect) co_return nullptr;
-        const bool any_busy = std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; });
-        if (!any_busy && !may_connect) co_return nullptr;
+        // Nothing in use that could come free: down and in back-off.
+        if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; })) co_return nullptr;
         if (Clock::now() >= deadline) co_return nullptr;
         // Wait for a connection to come free (or the attempt in progress to end).
         asio::steady_timer t(ex_, deadline);

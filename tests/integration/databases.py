@@ -137,6 +137,19 @@ class _Server:
             self._log.close()
             self._log = None
 
+    def _wait_ready(self, probe):
+        """The port opens before some servers answer queries (PostgreSQL
+        says "the database system is starting up"): retry a trivial query."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                probe()
+                return
+            except AssertionError:
+                if time.monotonic() > deadline or not self.running():
+                    raise
+                time.sleep(0.1)
+
     def kill(self):
         """Abrupt stop (SIGKILL), like a crashed server."""
         self.stop(signal.SIGKILL)
@@ -170,6 +183,7 @@ class MariaDB(_Server):
                      "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
                      "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=0",
                      "--max-connections=300", f"--log-error={self.log_path}"])
+        self._wait_ready(lambda: self.sql("SELECT 1", timeout=10))
         return self
 
     def sql(self, text, database=None, timeout=120):
@@ -232,6 +246,7 @@ class PostgreSQL(_Server):
                      "-h", "127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
                      "-c", "full_page_writes=off", "-c", "max_connections=300",
                      "-c", "shared_buffers=32MB"])
+        self._wait_ready(lambda: self.sql("SELECT 1", timeout=10))
         return self
 
     def stop(self, sig=signal.SIGINT):

@@ -25,7 +25,9 @@ from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, SECRETS, WRONG_PASSWO
 CAROL_PASSWORD = "Carol-Pa55w0rd-sql-5b1d"
 HOSTILE_PASSWORD = "Hostile-Pa55-sql-77ae"
 STORE_PASSWORD = "Store-Added-Pa55-c3d9"
-SECRETS.extend([databases.DB_PASSWORD, CAROL_PASSWORD, HOSTILE_PASSWORD, STORE_PASSWORD])
+LIMITED_PASSWORD = "Limited-Db-Pa55-0f6b"   # a database user allowed 2 connections
+SECRETS.extend([databases.DB_PASSWORD, CAROL_PASSWORD, HOSTILE_PASSWORD, STORE_PASSWORD,
+                LIMITED_PASSWORD])
 
 STORE_DRIVER = os.path.join(BUILD_DIR, "tests", "backends", "store_driver")
 
@@ -72,6 +74,13 @@ def load_test_data(server):
     # One user only in each database, for the chained Postfix test.
     sql += _mailbox(server, f"only-{server.driver}@example.com", "{PLAIN}" + ALICE_PASSWORD)
     server.sql(sql, databases.DB_NAME)
+    if server.driver == "mysql":
+        server.sql(f"CREATE USER 'limited'@'127.0.0.1' IDENTIFIED BY '{LIMITED_PASSWORD}' "
+                   "WITH MAX_USER_CONNECTIONS 2;\n"
+                   f"GRANT SELECT ON {databases.DB_NAME}.* TO 'limited'@'127.0.0.1';\n")
+    else:
+        server.sql(f"CREATE ROLE limited LOGIN PASSWORD '{LIMITED_PASSWORD}' CONNECTION LIMIT 2;\n")
+        server.sql("GRANT SELECT ON mailbox, domain TO limited;\n", databases.DB_NAME)
 
 
 def _start(cls):
@@ -386,6 +395,26 @@ class SqlTests:
         d, sock, _ = self.start_sql(name="socket.conf.ext", connect=conn)
         self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
         self.assertIn(f"connected to {sockpath}", d.stderr())
+
+    def test_server_refuses_more_connections(self):
+        # The database user may open 2 connections, the pool wants 6: the
+        # refused ones do not fail requests while the open ones serve.
+        if self.driver == "mysql":
+            slow = "SLEEP(0.2) = 0"
+        else:
+            slow = "(SELECT true FROM pg_sleep(0.2))"
+        conn = (f"host=127.0.0.1 port={self.server.port} dbname={databases.DB_NAME} "
+                f"user=limited password={LIMITED_PASSWORD}")
+        d, sock, _ = self.start_sql(connect=conn, pool_size=6, query_timeout="10s",
+                                    password_query=f"{PFA_PASSWORD_QUERY} AND {slow}")
+        with AuthClient(sock) as c:
+            c.handshake()
+            for i in range(1, 13):
+                c.auth_plain(i, "alice@example.com", ALICE_PASSWORD)
+            replies = [c.reply_for(i, timeout=20) for i in range(1, 13)]
+        for i, r in enumerate(replies, 1):
+            self.assert_ok(r, i, "alice@example.com")
+        self.assertRegex(d.stderr(), r"(?i)max_user_connections|connection limit|too many")
 
     def test_unreachable_server_is_temp_fail(self):
         # Nothing listens on this port: the daemon starts, answers temp-fail.
