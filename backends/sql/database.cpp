@@ -155,9 +155,10 @@ asio::awaitable<Database::Slot*> Database::acquire(Deadline deadline) {
                 if (ok) co_return s;
                 s->busy = false;
                 wake_all();  // the others learn that the server is down
-                // Open connections may still serve (only new ones refused,
-                // e.g. max_connections): wait for one; else temp-fail now.
-                if (std::none_of(slots_.begin(), slots_.end(), open)) co_return nullptr;
+                // Open connections, or attempts still under way, may still
+                // serve (only new ones refused, e.g. max_connections): wait
+                // for one; else temp-fail now.
+                if (connecting_ == 0 && std::none_of(slots_.begin(), slots_.end(), open)) co_return nullptr;
                 continue;
             }
         }
