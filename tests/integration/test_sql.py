@@ -429,9 +429,9 @@ class SqlTests:
 
     def test_query_slower_than_timeout(self):
         if self.driver == "mysql":
-            slow = "IF('%n' = 'slow', SLEEP(4), 0) = 0"
+            slow = "IF('%n' = 'slow', SLEEP(6), 0) = 0"
         else:
-            slow = "(CASE WHEN '%n' = 'slow' THEN (SELECT true FROM pg_sleep(4)) ELSE true END)"
+            slow = "(CASE WHEN '%n' = 'slow' THEN (SELECT true FROM pg_sleep(6)) ELSE true END)"
         q = ("SELECT username AS user, password FROM mailbox WHERE "
              f"(username = '%u' OR '%n' = 'slow') AND {slow} LIMIT 1")
         d, sock, _ = self.start_sql(password_query=q, query_timeout="1s", pool_size=2)
@@ -445,7 +445,8 @@ class SqlTests:
             r = c.reply_for(1, timeout=10)
             elapsed = time.monotonic() - started
         self.assertTrue(is_temp_fail(r), r)
-        self.assertLess(elapsed, 3.5, "the query was not cut off at its timeout")
+        # Not a speed check: without the cut the answer takes the full 6 s.
+        self.assertLess(elapsed, 5.0, "the query was not cut off at its timeout")
         self.assertIn("query timed out", d.stderr())
         # The dropped connection is replaced.
         for _ in range(3):
@@ -488,8 +489,9 @@ class SqlTests:
             t.start()
         try:
             time.sleep(1.0)
-            stopped_at = time.monotonic()
+            stop_begin = time.monotonic()
             self.server.stop()
+            stopped_at = time.monotonic()   # the server process has exited
             time.sleep(2.0)
             restart_at = time.monotonic()
             self.server.start()
@@ -513,17 +515,17 @@ class SqlTests:
         right_plain_fail = [r for _, _, right, r, _ in results
                             if right and r[0] == "FAIL" and not is_temp_fail(r)]
         self.assertEqual(right_plain_fail, [], "the right password is never a plain failure")
-        down = [r for sent, _, _, r, _ in results if stopped_at + 0.5 < sent < restart_at]
+        down = [r for sent, _, _, r, _ in results if stopped_at + 0.1 < sent < restart_at]
         self.assertTrue(down and all(is_temp_fail(r) for r in down),
                         f"temp-fail while down: {down[:5]}")
         # Slow queries that were inside the database when it stopped.
-        in_flight = [r for sent, rcv, _, r, slow in results if slow and sent < stopped_at < rcv]
+        in_flight = [r for sent, rcv, _, r, slow in results if slow and sent < stop_begin < rcv]
         self.assertTrue(in_flight, "no request was in flight when the server stopped")
         self.assertTrue(all(is_temp_fail(r) or r[0] == "OK" for r in in_flight), in_flight)
         self.assertIsNotNone(first_ok, "service resumed after the restart")
         recovery = first_ok - up_at
         sys.stderr.write(f"\n  {self.driver}: {len(results)} requests ({len(in_flight)} slow ones in "
-                         f"flight at the stop); down {restart_at - stopped_at:.1f}s; "
+                         f"flight at the stop); down {restart_at - stop_begin:.1f}s; "
                          f"restart took {up_at - restart_at:.1f}s; first OK {recovery:.3f}s after "
                          f"the server listened again\n")
         self.assertRegex(d.stderr(), r"connected to 127\.0\.0\.1 again after \d+\.\d+s unavailable")
