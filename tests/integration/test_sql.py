@@ -84,13 +84,17 @@ def load_test_data(server):
 
 
 def _start(cls):
+    s = None
     try:
-        s = cls().start()
+        s = cls()
+        s.start()
         s.setup_postfixadmin()
         load_test_data(s)
         SERVERS[s.driver] = s
     except Exception as e:  # reported by the tests that need this server
         _START_ERRORS[cls.driver] = str(e)
+        if s is not None:
+            s.destroy()
 
 
 def setUpModule():
