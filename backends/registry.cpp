@@ -7,6 +7,7 @@
 #include "backends/static/static.hpp"
 #include "backends/system/passwd.hpp"
 #include "backends/sasldb/sasldb.hpp"
+#include "backends/sql/sql.hpp"
 #include "backends/user_store.hpp"
 
 namespace postern::backend {
@@ -80,6 +81,7 @@ const std::vector<DriverInfo>& drivers() {
         {"prefetch", {}, make_prefetch_userdb},
         {"sasldb", make_sasldb_passdb, {}, make_sasldb_store},
         {"pam", make_pam_passdb, {}},
+        {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
     };
     return rows;
 }

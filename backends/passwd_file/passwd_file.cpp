@@ -15,6 +15,7 @@
 
 #include "auth/var_expand.hpp"
 #include "backends/passwd_file/store.hpp"
+#include "backends/verify.hpp"
 #include "password/scheme.hpp"
 #include "util/log.hpp"
 
@@ -250,36 +251,11 @@ public:
             r.detail = "no password in passwd-file entry";
             co_return r;
         }
-        const password::StoredContext ctx = stored_context(st_, *req);
-        password::VerifyOutcome out;
-        if (password::is_costly(*e->password, ctx)) {
-            // The job owns copies of everything it reads.
-            auto job = [stored = *e->password, pw = std::move(password), ctx]() {
-                return password::verify(stored, pw.view(), ctx);
-            };
-            auto done = co_await run_blocking(*pool_, std::move(job));
-            if (!done) {
-                r.status = PassStatus::TempFail;
-                r.detail = "hashing queue is full";
-                co_return r;
-            }
-            out = std::move(*done);
-        } else {
-            out = password::verify(*e->password, password.view(), ctx);
-        }
-        switch (out.verdict) {
-            case password::Verdict::Match:
-                r.status = PassStatus::Ok;
-                r.scheme = password::stored_scheme(*e->password, ctx).value_or(std::string());
-                break;
-            case password::Verdict::Mismatch: r.status = PassStatus::Mismatch; break;
-            case password::Verdict::Invalid:
-            case password::Verdict::UnknownScheme:
-                r.status = PassStatus::Mismatch;
-                r.detail = out.detail;
-                log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e->line, out.detail);
-                break;
-        }
+        const auto v = co_await verify_stored(*pool_, *e->password, std::move(password), stored_context(st_, *req));
+        r.status = v.status;
+        r.detail = v.detail;
+        if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e->line, v.detail);
+        r.scheme = v.scheme;
         co_return r;
     }
 

@@ -16,17 +16,31 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.hpp"
 
 namespace postern::auth {
 
+// An IP network: 16 address bytes (IPv4 as IPv4-mapped IPv6) and a prefix
+// length counted on those 128 bits.
+struct Network {
+    std::array<unsigned char, 16> addr{};
+    unsigned bits = 0;
+    bool contains(const std::array<unsigned char, 16>& a) const;
+};
+// "192.0.2.0/24", "2001:db8::/32", or a single address; nullopt if invalid.
+std::optional<Network> parse_network(std::string_view text);
+// An address as 16 bytes (IPv4 mapped); nullopt if `text` is not an IP address.
+std::optional<std::array<unsigned char, 16>> parse_address(std::string_view text);
+
 class Penalty {
 public:
     using Clock = std::chrono::steady_clock;
-    explicit Penalty(config::PenaltySettings s) : s_(s) {}
+    explicit Penalty(config::PenaltySettings s);
 
-    // The address group of `ip` ("" when it is not an IP address: no penalty).
+    // The address group of `ip` ("" when it is not an IP address or is
+    // exempt: no penalty).
     std::string group_of(std::string_view ip) const;
     // How long a request from this group waits before it is processed.
     Clock::duration delay(const std::string& group, Clock::time_point now = Clock::now());
@@ -49,6 +63,7 @@ private:
     void decay(Entry& e, Clock::time_point now) const;
 
     config::PenaltySettings s_;
+    std::vector<Network> exempt_;
     List lru_;
     std::unordered_map<std::string, List::iterator> index_;
 };

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/penalty.hpp"
 #include "auth/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/mechanism.hpp"
@@ -204,7 +205,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     }
     if (auto p = root.subtable("penalty")) {
         p->reject_unknown({"enabled", "base", "max", "decay", "ipv4_prefix", "ipv6_prefix", "max_entries",
-                           "ignore_repeated_password"});
+                           "ignore_repeated_password", "exempt"});
         auto& ps = c.penalty;
         ps.enabled = p->boolean("enabled", true);
         ps.base = p->duration("base", ps.base, 60.0);
@@ -216,6 +217,9 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         ps.ipv6_prefix = static_cast<unsigned>(p->integer("ipv6_prefix", 64, 16, 128));
         ps.max_entries = static_cast<std::size_t>(p->integer("max_entries", 65536, 16, 10000000));
         ps.ignore_repeated_password = p->boolean("ignore_repeated_password", true);
+        ps.exempt = p->string_list("exempt", ps.exempt);
+        for (const auto& net : ps.exempt)
+            if (!auth::parse_network(net)) p->error("exempt", "\"" + net + "\" is not an address or CIDR network");
     }
     parse_oauth2(root, c);
 

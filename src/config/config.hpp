@@ -49,6 +49,8 @@ struct PenaltySettings {
     unsigned ipv6_prefix = 64;
     std::size_t max_entries = 65536;
     bool ignore_repeated_password = true;  // the same wrong password again does not escalate
+    // Never penalised (CIDR): local clients such as webmail share one address.
+    std::vector<std::string> exempt{"127.0.0.0/8", "::1/128"};
 };
 
 struct Driver {

@@ -134,3 +134,23 @@ TEST_CASE("penalty: the same wrong password again does not escalate; the table i
     for (int i = 0; i < 10000; ++i) p.failure(p.group_of("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256)), "x");
     CHECK(p.size() == 100);
 }
+
+TEST_CASE("penalty: loopback is exempt by default; configured networks too") {
+    config::PenaltySettings s;
+    Penalty p(s);
+    CHECK(p.group_of("127.0.0.1").empty());
+    CHECK(p.group_of("127.1.2.3").empty());
+    CHECK(p.group_of("::1").empty());
+    CHECK(p.group_of("::ffff:127.0.0.1").empty());
+    CHECK_FALSE(p.group_of("128.0.0.1").empty());
+    s.exempt = {"192.0.2.0/25", "2001:db8::/32"};
+    Penalty q(s);
+    CHECK(q.group_of("192.0.2.100").empty());
+    CHECK_FALSE(q.group_of("192.0.2.200").empty());
+    CHECK(q.group_of("2001:db8:ffff::1").empty());
+    CHECK_FALSE(q.group_of("127.0.0.1").empty());  // the list replaces the default
+    CHECK_FALSE(auth::parse_network("192.0.2.0/33"));
+    CHECK_FALSE(auth::parse_network("nonsense"));
+    CHECK_FALSE(auth::parse_network("10.0.0.0/"));
+    CHECK(auth::parse_network("2001:db8::/128"));
+}

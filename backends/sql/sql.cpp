@@ -1,0 +1,314 @@
+// sql passdb and userdb over the connection pool.
+#include "backends/sql/sql.hpp"
+
+#include "auth/cache.hpp"
+
+#include "backends/sql/database.hpp"
+#include "backends/sql/fields.hpp"
+#include "backends/verify.hpp"
+#include "password/scheme.hpp"
+#include "util/log.hpp"
+
+namespace postern::backend {
+
+namespace {
+
+using sql::QueryResult;
+
+// Longest driver error text quoted in the log.
+constexpr std::size_t kMaxLoggedError = 300;
+// Upper bound for query_timeout: past this a client has long given up.
+constexpr double kMaxQueryTimeout = 300.0;
+
+struct SqlSettings {
+    sql::SqlFile file;
+    sql::PoolSettings pool;
+};
+
+SqlSettings read_settings(const config::Section& s) {
+    s.reject_unknown({"driver", "args", "pool_size", "query_timeout"});
+    SqlSettings st;
+    const std::string path = s.required_string("args");
+    if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-sql.conf.ext-style file");
+    try {
+        st.file = sql::parse_sql_file(path);
+    } catch (const config::ConfigError& e) {
+        // Name both files: where the sql file is referenced and what is wrong in it.
+        s.error("args", e.what());
+    }
+    if (!sql::driver_available(st.file.driver))
+        s.error("args", path + ": driver " + (st.file.driver == sql::DriverKind::Mysql ? "mysql" : "pgsql") +
+                            " is not compiled in");
+    st.pool.size = static_cast<unsigned>(s.integer("pool_size", st.file.connect.maxconns, 1, 1024));
+    st.pool.query_timeout = std::chrono::milliseconds(
+        static_cast<long long>(s.duration("query_timeout", 5.0, kMaxQueryTimeout) * 1000.0));
+    if (st.pool.query_timeout.count() <= 0) s.error("query_timeout", "must be positive");
+    return st;
+}
+
+auth::VarLookup request_vars(auth::RequestPtr req) {
+    return [req](std::string_view n) { return req->var(n); };
+}
+
+std::string safe_error(const QueryResult& r) { return log::safe(r.error, kMaxLoggedError); }
+
+bool unavailable(const QueryResult& r) {
+    return r.status == QueryResult::Status::ConnectionLost || r.status == QueryResult::Status::Timeout;
+}
+
+// What a lookup query's result comes to: its one row, no row, or a failure
+// (unreachable, refused, or more than one row: never guess which user).
+enum class RowCount { One, None, Failed };
+
+RowCount one_row(const sql::Database& db, const QueryResult& q, const char* what, const std::string& user,
+                 std::string& detail) {
+    if (unavailable(q)) {
+        detail = "sql " + db.describe() + ": " + q.error;
+        return RowCount::Failed;
+    }
+    if (q.status == QueryResult::Status::QueryError) {
+        detail = std::string(what) + " failed";
+        log::error("sql {}: {} for user \"{}\" failed: {}", db.describe(), what, log::safe(user), safe_error(q));
+        return RowCount::Failed;
+    }
+    if (q.rows.empty()) return RowCount::None;
+    if (q.rows.size() > 1) {
+        detail = std::string(what) + " returned more than one row";
+        log::error("sql {}: {} returned {} rows for user \"{}\"; refusing to pick one", db.describe(), what,
+                   q.rows.size(), log::safe(user));
+        return RowCount::Failed;
+    }
+    return RowCount::One;
+}
+
+// The password_query's single row, or the status it comes to.
+struct Lookup {
+    PassStatus status = PassStatus::TempFail;
+    sql::PassRow row;
+    std::string detail;
+};
+
+// The inputs a query's answer depends on: the user name, the name as typed
+// (DIGEST-MD5 hashes include it) and every %-variable of the query, so that
+// repeat logins with different ports or sessions still share a cache entry.
+std::string query_cache_key(const std::string& query, const auth::RequestInfo& req) {
+    auth::CacheKey key;
+    key.add(req.user).add(req.original_user);
+    std::vector<std::string> names;
+    auth::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
+        names.emplace_back(n);
+        return std::string();
+    };
+    (void)auth::expand(query, record);
+    for (const auto& n : names) key.add(n).add(n == "password" ? std::string() : req.var(n).value_or(std::string()));
+    return key.str();
+}
+
+class SqlPassdb final : public Passdb {
+public:
+    SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool) : db_(std::move(db)), pool_(pool) {}
+    std::string_view driver() const override { return "sql"; }
+    bool can_lookup_credentials() const override { return true; }
+    std::string cache_key(const auth::RequestInfo& req) const override {
+        return query_cache_key(db_->file().password_query, req);
+    }
+
+    asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
+        PassResult r;
+        Lookup l = co_await find(req, std::make_shared<Secret>(password.clone()));
+        if (!take_row(l, *req, r)) co_return r;
+        if (protocol::has_field(r.extra, "nopassword")) {
+            r.status = PassStatus::Ok;
+            co_return r;
+        }
+        if (!l.row.password || l.row.password->empty()) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "no password in the password_query result";
+            log::error("sql {}: user \"{}\": password_query returned {} password and no nopassword field",
+                       db_->describe(), log::safe(req->user), l.row.password ? "an empty" : "a NULL");
+            co_return r;
+        }
+        std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        const auto v = co_await verify_stored(*pool_, std::move(stored), std::move(password), context(*req));
+        r.status = v.status;
+        r.detail = v.detail;
+        r.scheme = v.scheme;
+        if (v.operator_error)
+            log::error("sql {}: user \"{}\": {}", db_->describe(), log::safe(req->user), v.detail);
+        co_return r;
+    }
+
+    asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
+        CredResult r;
+        Lookup l = co_await find(req);
+        if (!take_row(l, *req, r)) co_return r;
+        if (!l.row.password || l.row.password->empty()) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = "no password in the password_query result";
+            co_return r;
+        }
+        const std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        auto cred = password::credentials(stored, scheme, context(*req));
+        if (!cred) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = cred.error().message;
+            co_return r;
+        }
+        r.status = PassStatus::Ok;
+        r.credentials = Secret(std::move(*cred));
+        co_return r;
+    }
+
+    asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
+        PassResult r;
+        Lookup l = co_await find(req);
+        // Where the user may log in from does not matter to a lookup.
+        if (take_row(l, *req, r, false)) r.status = PassStatus::Ok;
+        co_return r;
+    }
+
+private:
+    // Moves the row's user name and fields into the result; false (with the
+    // result's status set) when the lookup failed or allow_nets refuses.
+    template <class R>
+    static bool take_row(Lookup& l, const auth::RequestInfo& req, R& r, bool check_nets = true) {
+        r.detail = l.detail;
+        if (l.status != PassStatus::Ok) {
+            r.status = l.status;
+            return false;
+        }
+        r.user = l.row.user.empty() ? req.user : l.row.user;
+        r.extra = std::move(l.row.extra);
+        r.userdb = std::move(l.row.userdb);
+        if (check_nets && !allowed(r.extra, req)) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "remote address not in allow_nets";
+            return false;
+        }
+        return true;
+    }
+
+    password::StoredContext context(const auth::RequestInfo& req) const {
+        password::StoredContext ctx;
+        ctx.default_scheme = db_->file().default_pass_scheme;
+        ctx.user = req.original_user.empty() ? req.user : req.original_user;
+        return ctx;
+    }
+
+    static bool allowed(const Fields& extra, const auth::RequestInfo& req) {
+        for (const auto& [k, v] : extra)
+            if (k == "allow_nets") return sql::net_allowed(v, req.params.rip);
+        return true;
+    }
+
+    // `typed`: the password the client typed, for %w / %{password} in the
+    // query (plaintext mechanisms only).
+    asio::awaitable<Lookup> find(auth::RequestPtr req, std::shared_ptr<Secret> typed = {}) {
+        Lookup l;
+        auto used_password = std::make_shared<bool>(false);
+        auth::VarLookup vars = [req, typed, used_password](std::string_view n) -> std::optional<std::string> {
+            if (n == "password") {
+                *used_password = true;
+                return typed ? std::string(typed->view()) : std::string();
+            }
+            return req->var(n);
+        };
+        QueryResult q = co_await db_->run(db_->file().password_query, vars);
+        if (*used_password) q.error = "(server text not shown: the query carries the password)";
+        switch (one_row(*db_, q, "password_query", req->user, l.detail)) {
+            case RowCount::Failed: l.status = PassStatus::TempFail; co_return l;
+            case RowCount::None: l.status = PassStatus::UnknownUser; co_return l;
+            case RowCount::One: break;
+        }
+        l.row = sql::pass_row(q.columns, q.rows.front(), req->user);
+        if (!l.row.password_column && !protocol::has_field(l.row.extra, "nopassword")) {
+            log::error("sql {}: password_query returned no password column", db_->describe());
+        }
+        l.status = PassStatus::Ok;
+        co_return l;
+    }
+
+    std::shared_ptr<sql::Database> db_;
+    BlockingPool* pool_;
+};
+
+// Dovecot's default user_query.
+constexpr const char* kDefaultUserQuery = "SELECT home, uid, gid FROM users WHERE userid = '%u'";
+
+class SqlUserdb final : public Userdb {
+public:
+    explicit SqlUserdb(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
+    std::string_view driver() const override { return "sql"; }
+    std::string cache_key(const auth::RequestInfo& req) const override {
+        return query_cache_key(db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query,
+                               req);
+    }
+
+    asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
+        UserResult r;
+        const std::string& q = db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query;
+        QueryResult res = co_await db_->run(q, request_vars(req));
+        switch (one_row(*db_, res, "user_query", req->user, r.detail)) {
+            case RowCount::Failed: r.status = UserStatus::TempFail; co_return r;
+            case RowCount::None: r.status = UserStatus::NotFound; co_return r;
+            case RowCount::One: break;
+        }
+        auto row = sql::user_row(res.columns, res.rows.front());
+        r.status = UserStatus::Found;
+        r.user = row.user.empty() ? req->user : row.user;
+        r.fields = std::move(row.fields);
+        co_return r;
+    }
+
+    asio::awaitable<IterStatus> iterate(IterSink each) override {
+        if (db_->file().iterate_query.empty()) co_return IterStatus::Unsupported;
+        auto state = std::make_shared<IterState>();
+        state->each = std::move(each);
+        sql::RowSink sink = [state](const std::vector<std::string>& columns, sql::Row row) {
+            return feed(state, columns, std::move(row));
+        };
+        auto none = [](std::string_view) -> std::optional<std::string> { return std::string(); };
+        QueryResult res = co_await db_->run(db_->file().iterate_query, none, sink);
+        if (state->stopped) co_return IterStatus::Stopped;
+        if (res.status != QueryResult::Status::Ok) {
+            log::error("sql {}: iterate_query failed: {}", db_->describe(), safe_error(res));
+            co_return IterStatus::TempFail;
+        }
+        co_return IterStatus::Done;
+    }
+
+private:
+    struct IterState {
+        IterSink each;
+        bool stopped = false;
+        bool warned = false;
+    };
+
+    static asio::awaitable<bool> feed(std::shared_ptr<IterState> state, std::vector<std::string> columns, sql::Row row) {
+        auto user = sql::iterate_user(columns, row);
+        if (!user) {
+            if (!state->warned) log::error("sql: iterate_query row without a user (or username) column");
+            state->warned = true;
+            co_return true;
+        }
+        const bool more = co_await state->each(std::move(*user));
+        if (!more) state->stopped = true;
+        co_return more;
+    }
+
+    std::shared_ptr<sql::Database> db_;
+};
+
+}  // namespace
+
+std::unique_ptr<Passdb> make_sql_passdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    return std::make_unique<SqlPassdb>(sql::shared_database(services.executor, st.file, st.pool), services.pool);
+}
+
+std::unique_ptr<Userdb> make_sql_userdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    return std::make_unique<SqlUserdb>(sql::shared_database(services.executor, st.file, st.pool));
+}
+
+}  // namespace postern::backend

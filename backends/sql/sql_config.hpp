@@ -1,0 +1,65 @@
+// The sql backend's settings: a dovecot-sql.conf.ext-style file read as it is
+// (shared reference backends.md §3.3) plus the connect string of each driver.
+// Parsing is pure (no I/O besides reading the file); errors are
+// config::ConfigError naming the file, the line and the key.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/section.hpp"
+
+namespace postern::backend::sql {
+
+enum class DriverKind { Mysql, Pgsql };
+
+// One host of a connect string: an IP literal, a unix socket path, or a
+// name resolved before connecting (never inside the client libraries).
+struct Host {
+    std::string name;       // as written ("" = the driver's default unix socket)
+    bool is_socket = false; // a path starting with '/'
+};
+
+struct ConnectSettings {
+    std::vector<Host> hosts;  // tried in turn; at least one
+    std::string port;         // "" = driver default
+    std::string user, password, dbname;
+    std::chrono::milliseconds connect_timeout{5000};
+    // Further driver options, validated per driver (pgsql: libpq keywords; mysql: ssl_*).
+    std::vector<std::pair<std::string, std::string>> options;
+    unsigned maxconns = 5;
+};
+
+struct SqlFile {
+    std::string path;
+    DriverKind driver = DriverKind::Mysql;
+    ConnectSettings connect;
+    std::string default_pass_scheme = "MD5";
+    std::string password_query;
+    std::string user_query;
+    std::string iterate_query;
+    // Line of each key in the file, for later errors about a query.
+    std::vector<std::pair<std::string, long>> lines;
+    long line_of(std::string_view key) const;
+};
+
+// Key=value pairs of one file, in order, after continuation lines, quotes and
+// comments; `!include`/`!include_try` are followed relative to the file.
+struct RawSetting {
+    std::string key, value;
+    std::string file;
+    long line = 0;
+};
+std::vector<RawSetting> read_settings_file(const std::string& path);
+std::vector<RawSetting> parse_settings_text(std::string_view text, const std::string& name);
+
+// Throws config::ConfigError (file, line, key) on any bad or missing setting.
+SqlFile parse_sql_file(const std::string& path);
+SqlFile parse_sql_settings(const std::vector<RawSetting>& raw, const std::string& path);
+ConnectSettings parse_connect(DriverKind driver, std::string_view text, const std::string& file, long line);
+
+}  // namespace postern::backend::sql

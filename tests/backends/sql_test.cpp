@@ -1,0 +1,276 @@
+// sql backend, the parts without a server: dovecot-sql.conf.ext reader,
+// connect strings, %-variables to bound parameters / escaped literals, result
+// columns to fields, allow_nets. Against real servers: tests/integration/test_sql.py.
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/sql/fields.hpp"
+#include "backends/sql/query.hpp"
+#include "backends/sql/sql_config.hpp"
+#include "config/section.hpp"
+
+using namespace postern::backend::sql;
+using postern::config::ConfigError;
+using postern::protocol::Fields;
+using namespace std::string_literals;
+
+namespace {
+
+SqlFile parse(const std::string& text) { return parse_sql_settings(parse_settings_text(text, "t.conf"), "t.conf"); }
+
+postern::auth::VarLookup user_vars(const std::string& user) {
+    return [user](std::string_view n) -> std::optional<std::string> {
+        if (n == "user") return user;
+        if (n == "username") return user.substr(0, user.find('@'));
+        if (n == "domain") return user.find('@') == std::string::npos ? std::string() : user.substr(user.find('@') + 1);
+        if (n == "service") return std::string("smtp");
+        return std::nullopt;
+    };
+}
+
+// Stands in for mysql_real_escape_string (the integration tests use the real one).
+std::string fake_escape(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\'' || c == '"' || c == '\\') out += '\\';
+        if (c == '\0') {
+            out += "\\0";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+const std::string kMinimal = "driver = mysql\nconnect = host=127.0.0.1 dbname=postfix user=postfix password=x\n";
+
+}  // namespace
+
+TEST_CASE("sql config: malformed files are errors naming line and key") {
+    struct Case {
+        const char* label;
+        std::string text;
+        long line;
+        const char* key;
+    };
+    const std::vector<Case> cases = {
+        {"no driver", "connect = host=127.0.0.1\n", 0, "driver"},
+        {"unknown driver", "driver = sqlite\nconnect = /x.db\n", 1, "driver"},
+        {"no connect", "driver = mysql\n", 0, "connect"},
+        {"line without =", kMinimal + "password_query SELECT 1\n", 3, "password_query SELECT 1"},
+        {"unknown setting", kMinimal + "pasword_query = SELECT 1\n", 3, "pasword_query"},
+        {"unterminated quote", kMinimal + "password_query = \"SELECT 1\n", 3, "password_query"},
+        {"unknown scheme", kMinimal + "default_pass_scheme = NOSUCH\n", 3, "default_pass_scheme"},
+        {"connect: unknown key", "driver = mysql\nconnect = host=127.0.0.1 dbnme=postfix\n", 2, "connect"},
+        {"connect: no =", "driver = pgsql\nconnect = host=127.0.0.1 postfix\n", 2, "connect"},
+        {"connect: bad port", "driver = pgsql\nconnect = host=127.0.0.1 port=54x32\n", 2, "connect"},
+        {"connect: port 0", "driver = mysql\nconnect = host=127.0.0.1 port=0\n", 2, "connect"},
+        {"connect: port too big", "driver = mysql\nconnect = host=127.0.0.1 port=70000\n", 2, "connect"},
+        {"connect: empty host", "driver = pgsql\nconnect = host=a,,b\n", 2, "connect"},
+        {"connect: maxconns 0", "driver = pgsql\nconnect = host=127.0.0.1 maxconns=0\n", 2, "connect"},
+        {"connect: unterminated quote", "driver = pgsql\nconnect = host=127.0.0.1 password='abc\n", 2, "connect"},
+        {"connect: mysql key for pgsql", "driver = pgsql\nconnect = host=127.0.0.1 ssl_ca=/x\n", 2, "connect"},
+        {"control character", kMinimal + "password_query = SELECT \x01\n", 3, ""},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        try {
+            parse(c.text);
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK(e.file() == "t.conf");
+            CHECK(e.line() == c.line);
+            CHECK(e.key() == c.key);
+        }
+    }
+}
+
+TEST_CASE("sql config: Dovecot's syntax read unchanged") {
+    const auto f = parse(
+        "# PostfixAdmin\n"
+        "driver = pgsql\n"
+        "connect = host=/var/run/postgresql host=192.0.2.7 port=5433 dbname=postfix user=postfix "
+        "password='p w\\'d' sslmode=disable maxconns=12 connect_timeout=3\n"
+        "default_pass_scheme = SHA512-CRYPT   # php_crypt\n"
+        "password_query = SELECT username AS user, password \\\n"
+        "   FROM mailbox WHERE username = '%u' AND active = '1'\n"
+        "user_query = \"SELECT maildir AS home FROM mailbox WHERE username = '%u' # not a comment\"\n"
+        "iterate_query = SELECT username AS user FROM mailbox\n"
+        "update_query = UPDATE x SET y = 1\n");
+    CHECK(f.driver == DriverKind::Pgsql);
+    REQUIRE(f.connect.hosts.size() == 2);
+    CHECK(f.connect.hosts[0].name == "/var/run/postgresql");
+    CHECK(f.connect.hosts[0].is_socket);
+    CHECK(f.connect.hosts[1].name == "192.0.2.7");
+    CHECK_FALSE(f.connect.hosts[1].is_socket);
+    CHECK(f.connect.port == "5433");
+    CHECK(f.connect.password == "p w'd");
+    CHECK(f.connect.maxconns == 12);
+    CHECK(f.connect.connect_timeout == std::chrono::seconds(3));
+    REQUIRE(f.connect.options.size() == 1);
+    CHECK(f.connect.options[0] == std::pair<std::string, std::string>{"sslmode", "disable"});
+    CHECK(f.default_pass_scheme == "SHA512-CRYPT");
+    CHECK(f.password_query == "SELECT username AS user, password FROM mailbox WHERE username = '%u' AND active = '1'");
+    CHECK(f.user_query == "SELECT maildir AS home FROM mailbox WHERE username = '%u' # not a comment");
+    CHECK(f.iterate_query == "SELECT username AS user FROM mailbox");
+    CHECK(f.line_of("password_query") == 5);
+
+    const auto m = parse("driver = mysql\nconnect = host=localhost,127.0.0.1 dbname=mail\n");
+    CHECK(m.connect.hosts.size() == 2);
+    CHECK(m.default_pass_scheme == "MD5");  // Dovecot's default
+    CHECK(m.password_query.find("'%n'") != std::string::npos);  // Dovecot's default query
+
+    const auto d = parse("driver = mysql\nconnect = dbname=mail\n");
+    REQUIRE(d.connect.hosts.size() == 1);
+    CHECK(d.connect.hosts[0].is_socket);  // the library's default socket
+}
+
+TEST_CASE("sql query: pgsql turns every variable into a bound parameter") {
+    struct Case {
+        const char* label;
+        std::string tmpl;
+        std::string user;
+        std::string text;
+        std::vector<std::string> params;
+    };
+    const std::vector<Case> cases = {
+        {"whole literal", "SELECT password FROM mailbox WHERE username = '%u'", "a@b",
+         "SELECT password FROM mailbox WHERE username = $1", {"a@b"}},
+        {"quotes in the value", "WHERE username = '%u'", "x' OR '1'='1", "WHERE username = $1", {"x' OR '1'='1"}},
+        {"backslash and percent", "WHERE u = '%u'", "a\\'%u%%", "WHERE u = $1", {"a\\'%u%%"}},
+        {"bare variable", "WHERE u = %u", "1 OR 1=1", "WHERE u = $1", {"1 OR 1=1"}},
+        {"inside a longer literal", "SELECT '/var/mail/%d/%n' AS home", "al@ex.org",
+         "SELECT ('/var/mail/' || $1 || '/' || $2) AS home", {"ex.org", "al"}},
+        {"doubled quote kept", "SELECT 'it''s %n'", "bob", "SELECT ('it''s ' || $1)", {"bob"}},
+        {"modifier before binding", "WHERE u = '%Lu'", "MiXeD@Ex", "WHERE u = $1", {"mixed@ex"}},
+        {"literal percent", "WHERE u LIKE '%%x' AND v = '%n'", "q", "WHERE u LIKE '%x' AND v = $1", {"q"}},
+        {"same variable twice", "'%s' = 'smtp' OR '%s' <> 'smtp'", "u", "$1 = 'smtp' OR $2 <> 'smtp'", {"smtp", "smtp"}},
+        {"UTF-8", "WHERE u = '%u'", "j\xc3\xb6rg@b\xc3\xbc.de", "WHERE u = $1", {"j\xc3\xb6rg@b\xc3\xbc.de"}},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto m = mark(c.tmpl, user_vars(c.user));
+        REQUIRE(m);
+        auto st = render_pgsql(*m);
+        REQUIRE(st);
+        CHECK(st->text == c.text);
+        CHECK(st->params == c.params);
+    }
+    SUBCASE("refused") {
+        auto nul = mark("WHERE u = '%u'", user_vars("a\0b"s));
+        REQUIRE(nul);
+        CHECK_FALSE(render_pgsql(*nul));
+        auto ident = mark("SELECT \"%u\" FROM t", user_vars("a"));
+        REQUIRE(ident);
+        CHECK_FALSE(render_pgsql(*ident));
+        auto estr = mark("WHERE u = E'%u'", user_vars("a"));
+        REQUIRE(estr);
+        CHECK_FALSE(render_pgsql(*estr));
+        auto open = mark("WHERE u = '%u", user_vars("a"));
+        REQUIRE(open);
+        CHECK_FALSE(render_pgsql(*open));
+        CHECK_FALSE(mark("WHERE u = '%q'", user_vars("a")));
+        CHECK_FALSE(mark("WHERE u = '%{nosuch}'", user_vars("a")));
+    }
+}
+
+TEST_CASE("sql query: mysql escapes each value inside its literal") {
+    struct Case {
+        const char* label;
+        std::string tmpl;
+        std::string user;
+        std::string text;
+    };
+    const std::vector<Case> cases = {
+        {"whole literal", "WHERE username = '%u'", "a@b", "WHERE username = 'a@b'"},
+        {"quote", "WHERE username = '%u'", "x' OR '1'='1", "WHERE username = 'x\\' OR \\'1\\'=\\'1'"},
+        {"backslash", "WHERE username = '%u'", "a\\", "WHERE username = 'a\\\\'"},
+        {"bare variable gets a literal", "WHERE id = %u", "1 OR 1=1", "WHERE id = '1 OR 1=1'"},
+        {"inside a longer literal", "CONCAT('/var/mail/%d/', maildir)", "al@ex.org", "CONCAT('/var/mail/ex.org/', maildir)"},
+        {"double-quoted literal", "WHERE u = \"%u\"", "a\"b", "WHERE u = \"a\\\"b\""},
+        {"escaped quote in template kept", "WHERE u = 'it\\'s %n'", "b", "WHERE u = 'it\\'s b'"},
+        {"NUL", "WHERE u = '%u'", "a\0b"s, "WHERE u = 'a\\0b'"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto m = mark(c.tmpl, user_vars(c.user));
+        REQUIRE(m);
+        auto st = render_mysql(*m, fake_escape);
+        REQUIRE(st);
+        CHECK(*st == c.text);
+    }
+    auto ident = mark("SELECT `%u` FROM t", user_vars("a"));
+    REQUIRE(ident);
+    CHECK_FALSE(render_mysql(*ident, fake_escape));
+}
+
+TEST_CASE("sql fields: password_query columns") {
+    const std::vector<std::string> cols = {"user", "password", "nologin", "reason", "userdb_home", "allow_nets", "proxy"};
+    SUBCASE("all set") {
+        Row row = {"Alice@Example.org", "{PLAIN}x", "Y", "moved", "/home/a", "10.0.0.0/8", std::nullopt};
+        auto p = pass_row(cols, row, "alice@example.org");
+        CHECK(p.user == "Alice@Example.org");
+        CHECK(p.password_column);
+        CHECK(p.password == "{PLAIN}x");
+        CHECK(p.extra == Fields{{"nologin", "Y"}, {"reason", "moved"}, {"allow_nets", "10.0.0.0/8"}});
+        CHECK(p.userdb == Fields{{"home", "/home/a"}});
+    }
+    SUBCASE("NULL password") {
+        Row row = {std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+        auto p = pass_row(cols, row, "a");
+        CHECK(p.password_column);
+        CHECK_FALSE(p.password);
+        CHECK(p.user.empty());
+        CHECK(p.extra.empty());
+    }
+    SUBCASE("password_noscheme, username and domain rewrite") {
+        auto p = pass_row({"password_noscheme", "username"}, Row{"{abc}", "bob"}, "alice@ex.org");
+        CHECK(p.noscheme);
+        CHECK(p.user == "bob@ex.org");
+        auto q = pass_row({"password", "domain"}, Row{"x", "new.org"}, "alice@ex.org");
+        CHECK(q.user == "alice@new.org");
+    }
+    SUBCASE("userdb query, iterate rows") {
+        auto u = user_row({"home", "uid", "gid", "quota_rule", "user", "mail"}, Row{"/v/a", "2000", "2000", "*:bytes=0", "a@b", std::nullopt});
+        CHECK(u.user == "a@b");
+        CHECK(u.fields == Fields{{"home", "/v/a"}, {"uid", "2000"}, {"gid", "2000"}, {"quota_rule", "*:bytes=0"}});
+        CHECK(iterate_user({"user"}, Row{"a@b"}) == "a@b");
+        CHECK(iterate_user({"username", "domain"}, Row{"a", "b"}) == "a@b");
+        CHECK_FALSE(iterate_user({"other"}, Row{"a"}));
+        CHECK_FALSE(iterate_user({"user"}, Row{std::nullopt}));
+    }
+}
+
+TEST_CASE("sql fields: allow_nets") {
+    struct Case {
+        const char* nets;
+        const char* rip;
+        bool allowed;
+    };
+    const std::vector<Case> cases = {
+        {"", "192.0.2.1", false},
+        {"garbage", "192.0.2.1", false},
+        {"192.0.2.0/33", "192.0.2.1", false},
+        {"192.0.2.0/", "192.0.2.1", false},
+        {"192.0.2.0/24", "192.0.2.77", true},
+        {"192.0.2.0/24", "192.0.3.1", false},
+        {"10.0.0.0/8, 192.0.2.5", "192.0.2.5", true},
+        {"10.0.0.0/8,192.0.2.5", "192.0.2.6", false},
+        {"0.0.0.0/0", "203.0.113.9", true},
+        {"2001:db8::/32", "2001:db8:1::5", true},
+        {"2001:db8::/32", "2001:db9::5", false},
+        {"192.0.2.0/24", "::ffff:192.0.2.9", true},
+        {"local", "", true},
+        {"local", "127.0.0.1", false},
+        {"192.0.2.0/24", "", false},
+        {"127.0.0.1", "127.0.0.1", true},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.nets);
+        CAPTURE(c.rip);
+        CHECK(net_allowed(c.nets, c.rip) == c.allowed);
+    }
+}

@@ -1,0 +1,705 @@
+# The sql passdb/userdb against real MariaDB and PostgreSQL servers holding
+# PostfixAdmin's schema: PostfixAdmin's recommended queries, hostile user
+# names, broken rows and queries, a wrong connect string, a query slower than
+# the timeout, the database stopped under load, the PostfixAdmin user store,
+# and Postfix + swaks authenticating through posternd against both.
+# Each server starts once for the module (databases.py).
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import databases
+import harness
+from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, SECRETS, WRONG_PASSWORD, AuthClient,
+                     DaemonTestCase, b64, bob_hash, bob_password, require_binaries, toml_str,
+                     write_file)
+
+CAROL_PASSWORD = "Carol-Pa55w0rd-sql-5b1d"
+HOSTILE_PASSWORD = "Hostile-Pa55-sql-77ae"
+STORE_PASSWORD = "Store-Added-Pa55-c3d9"
+LIMITED_PASSWORD = "Limited-Db-Pa55-0f6b"   # a database user allowed 2 connections
+SECRETS.extend([databases.DB_PASSWORD, CAROL_PASSWORD, HOSTILE_PASSWORD, STORE_PASSWORD,
+                LIMITED_PASSWORD])
+
+STORE_DRIVER = os.path.join(BUILD_DIR, "tests", "backends", "store_driver")
+
+# Users whose rows are in both databases: name -> (stored password, password to type).
+# Real names with SQL metacharacters must work like any other.
+HOSTILE_REAL = ["o'brien@example.com", "back\\slash@example.com", "pct%u%%@example.com",
+                "j\u00f6rg@example.com"]
+
+PFA_PASSWORD_QUERY = ("SELECT m.username AS user, m.password FROM mailbox m "
+                      "JOIN domain d ON d.domain = m.domain "
+                      "WHERE m.username = '%u' AND m.active = '1' AND d.active = '1'")
+PFA_USER_QUERY = {
+    "mysql": ("SELECT CONCAT('/var/vmail/', maildir) AS home, 2000 AS uid, 2000 AS gid, "
+              "CONCAT('*:bytes=', quota) AS quota_rule FROM mailbox "
+              "WHERE username = '%u' AND active = '1'"),
+    "pgsql": ("SELECT '/var/vmail/' || maildir AS home, 2000 AS uid, 2000 AS gid, "
+              "'*:bytes=' || quota AS quota_rule FROM mailbox "
+              "WHERE username = '%u' AND active = '1'"),
+}
+PFA_ITERATE_QUERY = "SELECT username AS user FROM mailbox WHERE active = '1'"
+
+SERVERS = {}
+_START_ERRORS = {}
+
+
+def _mailbox(server, user, stored, active="1"):
+    local, _, domain = user.partition("@")
+    q = server.quote
+    return (f"INSERT INTO mailbox (username, password, name, maildir, quota, local_part, domain, "
+            f"active) VALUES ({q(user)}, {q(stored)}, '', {q(domain + '/' + local + '/')}, 0, "
+            f"{q(local)}, {q(domain)}, '{active}');\n")
+
+
+def load_test_data(server):
+    sql = ("INSERT INTO domain (domain, description, active) VALUES "
+           "('example.com', 'test', '1'), ('off.example', 'inactive domain', '0');\n")
+    sql += _mailbox(server, "alice@example.com", "{PLAIN}" + ALICE_PASSWORD)
+    sql += _mailbox(server, "bob@example.com", bob_hash())  # bare $6$, like php_crypt
+    sql += _mailbox(server, "carol@off.example", "{PLAIN}" + CAROL_PASSWORD)
+    sql += _mailbox(server, "dave@example.com", "{PLAIN}" + CAROL_PASSWORD, active="0")
+    sql += _mailbox(server, "weird@example.com", "{NOSUCH}abcdef")
+    for name in HOSTILE_REAL:
+        sql += _mailbox(server, name, "{PLAIN}" + HOSTILE_PASSWORD)
+    # One user only in each database, for the chained Postfix test.
+    sql += _mailbox(server, f"only-{server.driver}@example.com", "{PLAIN}" + ALICE_PASSWORD)
+    server.sql(sql, databases.DB_NAME)
+    if server.driver == "mysql":
+        server.sql(f"CREATE USER 'limited'@'127.0.0.1' IDENTIFIED BY '{LIMITED_PASSWORD}' "
+                   "WITH MAX_USER_CONNECTIONS 2;\n"
+                   f"GRANT SELECT ON {databases.DB_NAME}.* TO 'limited'@'127.0.0.1';\n")
+    else:
+        server.sql(f"CREATE ROLE limited LOGIN PASSWORD '{LIMITED_PASSWORD}' CONNECTION LIMIT 2;\n")
+        server.sql("GRANT SELECT ON mailbox, domain TO limited;\n", databases.DB_NAME)
+
+
+def _start(cls):
+    s = None
+    try:
+        s = cls()
+        s.start()
+        s.setup_postfixadmin()
+        load_test_data(s)
+        SERVERS[s.driver] = s
+    except Exception as e:  # reported by the tests that need this server
+        _START_ERRORS[cls.driver] = str(e)
+        if s is not None:
+            s.destroy()
+
+
+def setUpModule():
+    if harness.binaries_missing():
+        return
+    threads = []
+    for cls, missing in ((databases.MariaDB, databases.mariadb_missing()),
+                         (databases.PostgreSQL, databases.postgres_missing())):
+        if missing:
+            _START_ERRORS[cls.driver] = missing
+            continue
+        t = threading.Thread(target=_start, args=(cls,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+
+
+def tearDownModule():
+    for s in SERVERS.values():
+        s.destroy()
+    SERVERS.clear()
+
+
+def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, iterate_query=None,
+             connect=None, scheme="SHA512-CRYPT"):
+    lines = [f"# dovecot-sql.conf.ext for {server.driver}",
+             f"driver = {server.driver}",
+             f"connect = {connect if connect is not None else server.connect_string()}",
+             f"default_pass_scheme = {scheme}",
+             f"password_query = {password_query}",
+             f"user_query = {user_query or PFA_USER_QUERY[server.driver]}",
+             f"iterate_query = {iterate_query or PFA_ITERATE_QUERY}"]
+    write_file(path, "\n".join(lines) + "\n", 0o644)
+    return path
+
+
+def daemon_config(sock, master, sql_paths, pool_size=None, query_timeout=None, extra_auth=""):
+    lines = ["[log]", 'level = "debug"', "", "[auth]", "failure_delay = 0",
+             'username_format = "%u"', extra_auth, "",
+             "[[listener]]", 'type = "unix"', f"path = {toml_str(sock)}", 'mode = "0666"',
+             'role = "client"', ""]
+    if master:
+        lines += ["[[listener]]", 'type = "unix"', f"path = {toml_str(master)}", 'mode = "0666"',
+                  'role = "master"', ""]
+    for p in sql_paths:
+        lines += ["[[passdb]]", 'driver = "sql"', f"args = {toml_str(p)}"]
+        if pool_size:
+            lines.append(f"pool_size = {pool_size}")
+        if query_timeout:
+            lines.append(f"query_timeout = {toml_str(query_timeout)}")
+        lines.append("")
+    for p in sql_paths:
+        lines += ["[[userdb]]", 'driver = "sql"', f"args = {toml_str(p)}", ""]
+    return "\n".join(lines)
+
+
+def master_request(path, *lines, timeout=10):
+    """Sends auth-master lines; returns the reply lines after the handshake."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(("VERSION\t1\t0\n" + "".join(line + "\n" for line in lines)).encode())
+        buf = b""
+        want = len(lines)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [l for l in buf.decode("utf-8", "replace").split("\n")[:-1]
+                   if not l.startswith(("VERSION", "SPID"))]
+            if len(got) >= want:
+                return got
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return [l for l in buf.decode("utf-8", "replace").split("\n") if l and
+                not l.startswith(("VERSION", "SPID"))]
+
+
+def is_temp_fail(fields):
+    return fields[0] == "FAIL" and "code=temp_fail" in fields[2:]
+
+
+class SqlCase(DaemonTestCase):
+    driver = None
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.driver not in SERVERS:
+            raise unittest.SkipTest(f"{cls.driver} server unavailable: "
+                                    f"{_START_ERRORS.get(cls.driver, 'not started')}")
+        cls.server = SERVERS[cls.driver]
+
+    def start_sql(self, name="sql.conf.ext", master=True, pool_size=None, query_timeout=None,
+                  extra_auth="", **kw):
+        path = sql_file(self.path(name), self.server, **kw)
+        sock = self.path("auth")
+        msock = self.path("auth-master") if master else None
+        d = self.start_daemon(daemon_config(sock, msock, [path], pool_size, query_timeout,
+                                            extra_auth))
+        return d, sock, msock
+
+    def auth(self, sock, user, password, req_id=1, mech="PLAIN"):
+        with AuthClient(sock) as c:
+            c.handshake()
+            if mech == "PLAIN":
+                c.auth_plain(req_id, user, password)
+            else:
+                c.auth(req_id, "LOGIN", "lip=127.0.0.1", "rip=127.0.0.1", "secured")
+                assert c.reply()[0] == "CONT"
+                c.send_line("CONT", str(req_id), b64(user))
+                r = c.reply()
+                if r[0] != "CONT":
+                    return r  # the mechanism refused the name itself
+                c.send_line("CONT", str(req_id), b64(password))
+            return c.reply(timeout=15)
+
+
+class SqlTests:
+    """Mixed into one class per driver."""
+
+    def test_postfixadmin_queries(self):
+        d, sock, _ = self.start_sql()
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assert_ok(self.auth(sock, "bob@example.com", bob_password()), 1, "bob@example.com")
+        for user, pw in (("alice@example.com", WRONG_PASSWORD),        # wrong password
+                         ("nobody@example.com", ALICE_PASSWORD),       # unknown user
+                         ("carol@off.example", CAROL_PASSWORD),        # inactive domain
+                         ("dave@example.com", CAROL_PASSWORD)):        # inactive mailbox
+            r = self.auth(sock, user, pw)
+            self.assert_fail(r, 1)
+            self.assertFalse(is_temp_fail(r), (user, r))
+        # MySQL's PostfixAdmin collation matches case-insensitively and the
+        # user column gives the canonical name; PostgreSQL compares exactly.
+        r = self.auth(sock, "ALICE@Example.COM", ALICE_PASSWORD)
+        if self.driver == "mysql":
+            self.assert_ok(r, 1, "alice@example.com")
+        else:
+            self.assert_fail(r, 1)
+        self.assertNotIn("temporary failure", d.stderr())
+
+    def test_contrib_example(self):
+        # contrib/postfixadmin/dovecot-sql-<driver>.conf.ext as shipped, but
+        # for the connect line.
+        src = os.path.join(harness.REPO_ROOT, "contrib", "postfixadmin",
+                           f"dovecot-sql-{self.driver}.conf.ext")
+        with open(src, encoding="utf-8") as f:
+            text = re.sub(r"(?m)^connect = .*$", lambda m: "connect = " + self.server.connect_string(),
+                          f.read())
+        path = self.path("contrib.conf.ext")
+        write_file(path, text, 0o644)
+        sock, msock = self.path("auth"), self.path("auth-master")
+        d = self.start_daemon(daemon_config(sock, msock, [path]))
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assert_ok(self.auth(sock, "bob@example.com", bob_password()), 1, "bob@example.com")
+        for user, pw in (("carol@off.example", CAROL_PASSWORD), ("dave@example.com", CAROL_PASSWORD),
+                         ("alice@example.com", WRONG_PASSWORD)):
+            r = self.auth(sock, user, pw)
+            self.assert_fail(r, 1)
+            self.assertFalse(is_temp_fail(r), r)
+        got = master_request(msock, "USER\t1\talice@example.com\tservice=imap",
+                             "USER\t2\tcarol@off.example\tservice=imap")
+        self.assertIn("home=/var/vmail/example.com/alice/", got[0].split("\t"), got)
+        self.assertEqual(got[1].split("\t")[:2], ["NOTFOUND", "2"], got)
+        # contrib/postfixadmin/postern.conf passes the check with this file.
+        with open(os.path.join(harness.REPO_ROOT, "contrib", "postfixadmin", "postern.conf"),
+                  encoding="utf-8") as f:
+            conf = f.read().replace("/etc/postern/dovecot-sql.conf.ext", path)
+        write_file(self.path("contrib-postern.conf"), conf)
+        r = harness.run_cli(["config", "check", self.path("contrib-postern.conf")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("passdb: sql", r.stdout)
+
+    def test_typed_password_variable(self):
+        # %w is the password the client typed (Dovecot's app-password trick);
+        # it is bound like any other value and never logged.
+        q = ("SELECT username AS user, password FROM mailbox WHERE username = '%u' "
+             "AND '%w' <> 'x'' OR ''1''=''1'")
+        d, sock, _ = self.start_sql(password_query=q)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        r = self.auth(sock, "alice@example.com", "x' OR '1'='1")
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+
+    def test_userdb_and_master_lookups(self):
+        d, sock, msock = self.start_sql()
+        got = master_request(msock, "USER\t1\talice@example.com\tservice=imap",
+                             "USER\t2\tnobody@example.com\tservice=imap",
+                             "PASS\t3\talice@example.com\tservice=imap")
+        self.assertEqual(got[0].split("\t")[:3], ["USER", "1", "alice@example.com"], got)
+        fields = set(got[0].split("\t")[3:])
+        self.assertTrue({"home=/var/vmail/example.com/alice/", "uid=2000", "gid=2000",
+                         "quota_rule=*:bytes=0"} <= fields, got)
+        self.assertEqual(got[1].split("\t")[:2], ["NOTFOUND", "2"], got)
+        self.assertEqual(got[2].split("\t")[:3], ["PASS", "3", "user=alice@example.com"], got)
+        self.assertNotIn(ALICE_PASSWORD, "\n".join(got))
+
+    def test_hostile_usernames(self):
+        d, sock, _ = self.start_sql(extra_auth="max_username_length = 4096")
+        # Real rows whose names carry quotes, backslashes, % and UTF-8.
+        for name in HOSTILE_REAL:
+            self.assert_ok(self.auth(sock, name, HOSTILE_PASSWORD), 1, name)
+        # Injection attempts and odd names: a plain "no" each, never a match.
+        attempts = ["x' OR '1'='1", "alice@example.com' -- ", "alice@example.com'#",
+                    "alice@example.com\\' OR 1=1 -- ", "' UNION SELECT 'alice@example.com', "
+                    "'{PLAIN}x' -- ", "%u", "%%", "%{user}", "\\", "\"", "alice@example.com\\",
+                    "b\u00fc\u00df@example.com", "\U0001F600@example.com", "a" * 4000]
+        for name in attempts:
+            for pw in (ALICE_PASSWORD, "x"):
+                r = self.auth(sock, name, pw)
+                self.assert_fail(r, 1)
+                self.assertFalse(is_temp_fail(r), (name[:50], r))
+        # NUL inside a name (LOGIN carries any bytes) and 10 KB of text: refused
+        # before any query, still a plain failure.
+        for name in ("alice@example.com\0x", "alice\0@example.com", "x" * 10240):
+            r = self.auth(sock, name, ALICE_PASSWORD, mech="LOGIN")
+            self.assert_fail(r, 1)
+            self.assertFalse(is_temp_fail(r), r)
+        self.assertTrue(d.alive())
+        self.assertNotRegex(d.stderr(), r"password_query .*failed|more than one row")
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+
+    def test_result_columns(self):
+        # allow_nets decides by the client's rip; other columns are passed to
+        # the client (NULL ones are left out); userdb_* stay internal.
+        def query(nets):
+            return ("SELECT username AS user, password, " + nets + " AS allow_nets, "
+                    "'/var/vmail/x' AS userdb_home, 'hello' AS greeting, NULL AS nothing "
+                    "FROM mailbox WHERE username = '%u'")
+        d, sock, _ = self.start_sql(password_query=query("'192.0.2.0/24, 127.0.0.0/8'"))
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_ok(r, 1, "alice@example.com")
+        self.assertIn("greeting=hello", r, r)
+        self.assertFalse(any(f.startswith(("nothing", "allow_nets", "userdb_", "home", "password"))
+                             for f in r[2:]), r)
+        d.stop()
+        d, sock, _ = self.start_sql(name="nets.conf.ext", password_query=query("'192.0.2.0/24'"))
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+
+    def test_two_rows_fail_safely(self):
+        q = "SELECT username AS user, password FROM mailbox WHERE domain = '%d'"
+        d, sock, _ = self.start_sql(password_query=q)
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_fail(r, 1)
+        self.assertTrue(is_temp_fail(r), r)
+        self.assertRegex(d.stderr(), r"password_query returned \d+ rows for user \"alice@example.com\"")
+
+    def test_null_password(self):
+        q = "SELECT username AS user, NULL AS password FROM mailbox WHERE username = '%u'"
+        d, sock, _ = self.start_sql(password_query=q)
+        r = self.auth(sock, "alice@example.com", ALICE_PASSWORD)
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+        self.assertIn("a NULL password", d.stderr())
+
+    def test_unknown_scheme_prefix(self):
+        d, sock, _ = self.start_sql()
+        r = self.auth(sock, "weird@example.com", "abcdef")
+        self.assert_fail(r, 1)
+        self.assertFalse(is_temp_fail(r), r)
+        self.assertRegex(d.stderr(), r"weird@example.com.*(?i:scheme)")
+
+    def test_wrong_connect_string(self):
+        path = sql_file(self.path("bad.conf.ext"), self.server,
+                        connect=self.server.connect_string() + " dbnme=postfix")
+        d = self.start_daemon(daemon_config(self.path("auth"), None, [path]), wait_ready=False)
+        d.proc.wait(10)
+        self.assertEqual(d.proc.returncode, EX_CONFIG, d.stderr())
+        self.assertRegex(d.stderr(), re.escape(path) + r":3: connect: unknown \w+ connect key \"dbnme\"")
+        self.assertNotIn(databases.DB_PASSWORD, d.stderr())
+        # `postern config check` says the same without starting anything.
+        r = harness.run_cli(["config", "check", d.config_path])
+        self.assertEqual(r.returncode, EX_CONFIG, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"passdb\[0\]\.args: " + re.escape(path) + r":3: connect: ")
+        # Other broken connect strings: a missing '=', a bad port, an empty host.
+        for bad in ("host=127.0.0.1 postfix", "host=127.0.0.1 port=99999", "host=,127.0.0.1"):
+            write_file(path, open(path, encoding="utf-8").read().replace(
+                next(l for l in open(path, encoding="utf-8") if l.startswith("connect = ")),
+                f"connect = {bad}\n"))
+            r = harness.run_cli(["config", "check", d.config_path])
+            self.assertEqual(r.returncode, EX_CONFIG, (bad, r.stdout + r.stderr))
+            self.assertIn(f"{path}:3: connect: ", r.stderr)
+        # A good file passes the check.
+        sql_file(path, self.server)
+        r = harness.run_cli(["config", "check", d.config_path])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("passdb: sql", r.stdout)
+
+    def test_hosts_tried_in_turn_and_unix_socket(self):
+        # 127.0.0.2 refuses (the server listens on 127.0.0.1 only): the next
+        # host is used. Then the server's unix socket alone.
+        creds = f"dbname=postfix user=postfix password={databases.DB_PASSWORD}"
+        conn = f"host=127.0.0.2,127.0.0.1 port={self.server.port} {creds}"
+        d, sock, _ = self.start_sql(connect=conn)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assertIn("cannot connect to 127.0.0.2", d.stderr())
+        d.stop()
+        sockpath = self.server.socket if self.driver == "mysql" else self.server.sockdir
+        conn = f"host={sockpath} port={self.server.port} {creds}"
+        d, sock, _ = self.start_sql(name="socket.conf.ext", connect=conn)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assertIn(f"connected to {sockpath}", d.stderr())
+
+    def test_server_refuses_more_connections(self):
+        # The database user may open 2 connections, the pool wants 6: the
+        # refused ones do not fail requests while the open ones serve.
+        if self.driver == "mysql":
+            slow = "SLEEP(0.2) = 0"
+        else:
+            slow = "(SELECT true FROM pg_sleep(0.2))"
+        conn = (f"host=127.0.0.1 port={self.server.port} dbname={databases.DB_NAME} "
+                f"user=limited password={LIMITED_PASSWORD}")
+        d, sock, _ = self.start_sql(connect=conn, pool_size=6, query_timeout="10s",
+                                    password_query=f"{PFA_PASSWORD_QUERY} AND {slow}")
+        with AuthClient(sock) as c:
+            c.handshake()
+            for i in range(1, 13):
+                c.auth_plain(i, "alice@example.com", ALICE_PASSWORD)
+            replies = [c.reply_for(i, timeout=20) for i in range(1, 13)]
+        for i, r in enumerate(replies, 1):
+            self.assert_ok(r, i, "alice@example.com")
+        self.assertRegex(d.stderr(), r"(?i)max_user_connections|connection limit|too many")
+
+    def test_unreachable_server_is_temp_fail(self):
+        # Nothing listens on this port: the daemon starts, answers temp-fail.
+        port = harness.free_tcp_port()
+        conn = (f"host=127.0.0.1 port={port} dbname=postfix user=postfix "
+                f"password={databases.DB_PASSWORD}")
+        d, sock, _ = self.start_sql(connect=conn)
+        for pw in (ALICE_PASSWORD, WRONG_PASSWORD):
+            r = self.auth(sock, "alice@example.com", pw)
+            self.assertTrue(is_temp_fail(r), r)
+        self.assertIn("database unreachable", d.stderr())
+
+    def test_query_slower_than_timeout(self):
+        if self.driver == "mysql":
+            slow = "IF('%n' = 'slow', SLEEP(6), 0) = 0"
+        else:
+            slow = "(CASE WHEN '%n' = 'slow' THEN (SELECT true FROM pg_sleep(6)) ELSE true END)"
+        q = ("SELECT username AS user, password FROM mailbox WHERE "
+             f"(username = '%u' OR '%n' = 'slow') AND {slow} LIMIT 1")
+        d, sock, _ = self.start_sql(password_query=q, query_timeout="1s", pool_size=2)
+        with AuthClient(sock) as c:
+            c.handshake()
+            started = time.monotonic()
+            c.auth_plain(1, "slow@example.com", ALICE_PASSWORD)
+            c.auth_plain(2, "alice@example.com", ALICE_PASSWORD)
+            # The other connection of the pool answers meanwhile.
+            self.assert_ok(c.reply_for(2, timeout=10), 2, "alice@example.com")
+            r = c.reply_for(1, timeout=10)
+            elapsed = time.monotonic() - started
+        self.assertTrue(is_temp_fail(r), r)
+        # Not a speed check: without the cut the answer takes the full 6 s.
+        self.assertLess(elapsed, 5.0, "the query was not cut off at its timeout")
+        self.assertIn("query timed out", d.stderr())
+        # The dropped connection is replaced.
+        for _ in range(3):
+            self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1,
+                           "alice@example.com")
+
+    def test_database_stopped_under_load(self):
+        # service=imap requests take 1.5 s inside the database, so that some
+        # are surely in flight when it stops.
+        if self.driver == "mysql":
+            slow = "IF('%s' = 'imap', SLEEP(1.5), 0) = 0"
+        else:
+            slow = "(CASE WHEN '%s' = 'imap' THEN (SELECT true FROM pg_sleep(1.5)) ELSE true END)"
+        d, sock, _ = self.start_sql(pool_size=6, query_timeout="3s",
+                                    password_query=f"{PFA_PASSWORD_QUERY} AND {slow}")
+        stop = threading.Event()
+        results = []   # (sent, received, right_password, fields, slow)
+        errors = []
+
+        def worker(n, slow=False):
+            try:
+                with AuthClient(sock, timeout=20) as c:
+                    c.handshake()
+                    i = 0
+                    while not stop.is_set():
+                        i += 1
+                        right = slow or (i + n) % 3 != 0
+                        sent = time.monotonic()
+                        c.auth_plain(i, "alice@example.com",
+                                     ALICE_PASSWORD if right else WRONG_PASSWORD,
+                                     service="imap" if slow else "smtp")
+                        r = c.reply_for(i, timeout=15)
+                        results.append((sent, time.monotonic(), right, r, slow))
+            except Exception as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        threads += [threading.Thread(target=worker, args=(n, True)) for n in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            stop_begin = time.monotonic()
+            self.server.stop()
+            stopped_at = time.monotonic()   # the server process has exited
+            time.sleep(2.0)
+            restart_at = time.monotonic()
+            self.server.start()
+            up_at = time.monotonic()
+            deadline = up_at + 20
+            first_ok = None
+            while time.monotonic() < deadline and first_ok is None:
+                time.sleep(0.05)
+                first_ok = next((rcv for sent, rcv, right, r, slow in list(results)
+                                 if sent > up_at and r[0] == "OK"), None)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+            if not self.server.running():
+                self.server.start()
+        self.assertEqual(errors, [], "every request gets an answer")
+        wrong_ok = [r for _, _, right, r, _ in results if not right and r[0] == "OK"]
+        self.assertEqual(wrong_ok, [], "a wrong password is never accepted")
+        right_plain_fail = [r for _, _, right, r, _ in results
+                            if right and r[0] == "FAIL" and not is_temp_fail(r)]
+        self.assertEqual(right_plain_fail, [], "the right password is never a plain failure")
+        down = [r for sent, _, _, r, _ in results if stopped_at + 0.1 < sent < restart_at]
+        self.assertTrue(down and all(is_temp_fail(r) for r in down),
+                        f"temp-fail while down: {down[:5]}")
+        # Slow queries that were inside the database when it stopped.
+        in_flight = [r for sent, rcv, _, r, slow in results if slow and sent < stop_begin < rcv]
+        self.assertTrue(in_flight, "no request was in flight when the server stopped")
+        self.assertTrue(all(is_temp_fail(r) or r[0] == "OK" for r in in_flight), in_flight)
+        self.assertIsNotNone(first_ok, "service resumed after the restart")
+        recovery = first_ok - up_at
+        sys.stderr.write(f"\n  {self.driver}: {len(results)} requests ({len(in_flight)} slow ones in "
+                         f"flight at the stop); down {restart_at - stop_begin:.1f}s; "
+                         f"restart took {up_at - restart_at:.1f}s; first OK {recovery:.3f}s after "
+                         f"the server listened again\n")
+        self.assertRegex(d.stderr(), r"connected to 127\.0\.0\.1 again after \d+\.\d+s unavailable")
+
+    def test_user_store(self):
+        if not os.access(STORE_DRIVER, os.X_OK):
+            self.skipTest("store_driver not built")
+        path = sql_file(self.path("store.conf.ext"), self.server)
+        conf = self.path("store.toml")
+        write_file(conf, daemon_config(self.path("auth"), None, [path]))
+
+        def store(*args):
+            return subprocess.run([STORE_DRIVER, conf, *args], capture_output=True, text=True,
+                                  timeout=60)
+
+        hashed = harness.sha512_crypt(STORE_PASSWORD)
+        self.assertIsNotNone(hashed)
+        self.assertEqual(store("default-scheme").stdout.strip(), "SHA512-CRYPT")
+        # Refused: a domain that does not exist, a name without a domain, an existing one.
+        r = store("add", "new@nosuch.example", "{SHA512-CRYPT}" + hashed)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("nosuch.example does not exist", r.stderr)
+        self.assertEqual(store("add", "nodomain", "{PLAIN}x").returncode, 3)
+        self.assertEqual(store("add", "alice@example.com", "{PLAIN}x").returncode, 2)
+        # Added the PostfixAdmin way, including a quote in the name.
+        for user in ("newuser@example.com", "o'malley@example.com"):
+            r = store("add", user, "{SHA512-CRYPT}" + hashed, "name=New User", "quota=2048000")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            row = self.server.sql(
+                "SELECT username, password, name, maildir, quota, local_part, domain, active, "
+                f"created > '2001-01-01', modified > '2001-01-01' FROM mailbox WHERE username = "
+                f"{self.server.quote(user)}", databases.DB_NAME).strip().split("\t" if self.driver == "mysql" else "|")
+            local = user.split("@")[0]
+            self.assertEqual(row[:7], [user, hashed, "New User", f"example.com/{local}/", "2048000",
+                                       local, "example.com"], row)
+            self.assertIn(row[7], ("1", "t"))
+            self.assertIn(row[8], ("1", "t"))
+            alias = self.server.sql(f"SELECT goto FROM alias WHERE address = {self.server.quote(user)}",
+                                    databases.DB_NAME).strip()
+            self.assertEqual(alias, user)
+        r = store("show", "newuser@example.com")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("maildir=example.com/newuser/", r.stdout)
+        self.assertNotIn(hashed, r.stdout)
+        # Userdb::iterate (auth-master LIST) streams iterate_query's rows and
+        # stops when asked to.
+        it = store("userdb-iterate")
+        self.assertEqual(it.returncode, 0, it.stderr)
+        self.assertIn("newuser@example.com", it.stdout.split())
+        self.assertNotIn("dave@example.com", it.stdout.split())
+        it = store("userdb-iterate", "2")
+        self.assertEqual(it.returncode, 10, it.stderr)
+        self.assertEqual(len(it.stdout.split()), 2, it.stdout)
+        listed = store("list").stdout.split()
+        self.assertIn("newuser@example.com", listed)
+        self.assertNotIn("dave@example.com", listed)  # iterate_query: active only
+        # The daemon accepts the new user; a password change takes effect.
+        d = self.start_daemon(daemon_config(self.path("auth"), None, [path]))
+        sock = self.path("auth")
+        self.assert_ok(self.auth(sock, "o'malley@example.com", STORE_PASSWORD), 1,
+                       "o'malley@example.com")
+        self.assertEqual(store("passwd", "newuser@example.com", "{PLAIN}" + CAROL_PASSWORD).returncode, 0)
+        self.assert_ok(self.auth(sock, "newuser@example.com", CAROL_PASSWORD), 1, "newuser@example.com")
+        self.assert_fail(self.auth(sock, "newuser@example.com", STORE_PASSWORD), 1)
+        self.assertEqual(store("passwd", "ghost@example.com", "{PLAIN}x").returncode, 1)
+        for user in ("newuser@example.com", "o'malley@example.com"):
+            self.assertEqual(store("del", user).returncode, 0)
+        self.assertEqual(store("del", "newuser@example.com").returncode, 1)
+        self.assert_fail(self.auth(sock, "newuser@example.com", CAROL_PASSWORD), 1)
+        left = self.server.sql("SELECT COUNT(*) FROM alias WHERE address LIKE '%malley%' OR "
+                               "address = 'newuser@example.com'", databases.DB_NAME).strip()
+        self.assertEqual(left, "0")
+        self.assertTrue(d.alive())
+
+
+@require_binaries
+class MysqlTest(SqlTests, SqlCase):
+    driver = "mysql"
+
+
+@require_binaries
+class PgsqlTest(SqlTests, SqlCase):
+    driver = "pgsql"
+
+
+from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing  # noqa: E402
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing(), postfix_missing() or "")
+class PostfixSqlTest(unittest.TestCase):
+    """Postfix smtpd -> posternd -> passdb chain [mysql, pgsql] with
+    PostfixAdmin's recommended queries; swaks as the mail client. Each
+    database holds one user the other does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.drivers = [d for d in ("mysql", "pgsql") if d in SERVERS]
+        if not cls.drivers:
+            raise unittest.SkipTest(f"no database server: {_START_ERRORS}")
+        cls.tmp = tempfile.mkdtemp(prefix="postern-it-sqlpf-")
+        os.chmod(cls.tmp, 0o755)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
+        gen = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                              "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+                              "-days", "2"], capture_output=True, text=True, timeout=60)
+        if gen.returncode != 0:
+            raise AssertionError(f"openssl failed: {gen.stderr}")
+        cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), harness.free_tcp_port(),
+                                 harness.free_tcp_port(), cert, key)
+        paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d]) for d in cls.drivers]
+        cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths))
+        cls.addClassCleanup(cls.check_daemon_log)
+        cls.daemon.start()
+        cls.addClassCleanup(cls.stop_postfix)
+        cls.pf.start()
+
+    @classmethod
+    def stop_postfix(cls):
+        left = cls.pf.stop()
+        if left:
+            raise AssertionError(f"Postfix processes still running: {left}")
+
+    @classmethod
+    def check_daemon_log(cls):
+        cls.daemon.stop()
+        text = cls.daemon.stderr()
+        for secret in SECRETS:
+            if secret in text:
+                raise AssertionError(f"password {secret!r} appears in {cls.daemon.log_path}")
+
+    def swaks(self, *args):
+        cmd = [SWAKS, "--server", f"127.0.0.1:{self.pf.smtp_port}", "--timeout", "20",
+               "--from", "sender@postern-test.invalid", "--helo", "client.postern-test.invalid",
+               "--to", "rcpt@outside.example", *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=90,
+                           stdin=subprocess.DEVNULL)
+        return p.stdout + p.stderr
+
+    def assert_reply(self, output, code):
+        self.assertRegex(output, rf"(?m)^<[-~*]\*?\s+{code}[ -]",
+                         f"{output}\n--- maillog ---\n{self.pf.log()}\n--- posternd ---\n"
+                         f"{self.daemon.stderr()[-3000:]}")
+
+    def auth(self, mech, user, password):
+        return self.swaks("--auth", mech, "--auth-user", user, "--auth-password", password,
+                          "--quit-after", "AUTH")
+
+    def test_each_database_authenticates(self):
+        for d in self.drivers:
+            with self.subTest(driver=d):
+                self.assert_reply(self.auth("PLAIN", f"only-{d}@example.com", ALICE_PASSWORD), 235)
+                self.assert_reply(self.auth("LOGIN", f"only-{d}@example.com", ALICE_PASSWORD), 235)
+                self.assert_reply(self.auth("PLAIN", f"only-{d}@example.com", WRONG_PASSWORD), 535)
+
+    def test_postfixadmin_rules(self):
+        self.assert_reply(self.auth("PLAIN", "bob@example.com", bob_password()), 235)
+        self.assert_reply(self.auth("LOGIN", "o'brien@example.com", HOSTILE_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "carol@off.example", CAROL_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "dave@example.com", CAROL_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "x' OR '1'='1", ALICE_PASSWORD), 535)
+
+    def test_relay_after_auth(self):
+        d = self.drivers[-1]
+        out = self.swaks("--auth", "PLAIN", "--auth-user", f"only-{d}@example.com",
+                         "--auth-password", ALICE_PASSWORD)
+        self.assert_reply(out, 235)
+        self.assertRegex(out, r"250 2\.0\.0 Ok: queued", f"{out}\n{self.pf.log()}")
+
+
+if __name__ == "__main__":
+    unittest.main()
