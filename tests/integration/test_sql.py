@@ -604,6 +604,42 @@ class SqlTests:
         self.assertEqual(left, "0")
         self.assertTrue(d.alive())
 
+    def test_postern_user_commands(self):
+        """The real CLI on a PostfixAdmin database: add, show, list, passwd, del."""
+        path = sql_file(self.path("cli.conf.ext"), self.server)
+        conf = self.path("cli.toml")
+        write_file(conf, daemon_config(self.path("auth"), None, [path]))
+
+        def cli(*args, password=None):
+            return harness.run_cli(["user", *args, "-c", conf],
+                                   stdin_text=None if password is None else password + "\n")
+
+        r = cli("add", "cli-user@example.com", "--field", "name=Cli User", "--field", "quota=1024000",
+                password=STORE_PASSWORD)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = cli("add", "cli-user@nosuch.example", password=STORE_PASSWORD)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("nosuch.example does not exist", r.stderr)
+        r = cli("add", "cli-user@example.com", password=STORE_PASSWORD)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        r = cli("show", "cli-user@example.com")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("maildir: example.com/cli-user/", r.stdout)
+        self.assertIn("(hash hidden)", r.stdout)
+        self.assertNotIn("$6$", r.stdout)
+        self.assertIn("cli-user@example.com", cli("list").stdout.split())
+        d = self.start_daemon(daemon_config(self.path("auth"), None, [path]))
+        sock = self.path("auth")
+        self.assert_ok(self.auth(sock, "cli-user@example.com", STORE_PASSWORD), 1, "cli-user@example.com")
+        r = cli("passwd", "cli-user@example.com", password=CAROL_PASSWORD)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_ok(self.auth(sock, "cli-user@example.com", CAROL_PASSWORD), 1, "cli-user@example.com")
+        self.assert_fail(self.auth(sock, "cli-user@example.com", STORE_PASSWORD), 1)
+        self.assertEqual(cli("del", "cli-user@example.com").returncode, 0)
+        self.assertEqual(cli("del", "cli-user@example.com").returncode, 1)
+        self.assert_fail(self.auth(sock, "cli-user@example.com", CAROL_PASSWORD), 1)
+        self.assertTrue(d.alive())
+
 
 @require_binaries
 class MysqlTest(SqlTests, SqlCase):
