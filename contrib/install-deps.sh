@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev)
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core
-    libauthen-sasl-perl sasl2-bin libpam-wrapper)
+    libauthen-sasl-perl sasl2-bin libpam-wrapper clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -37,13 +37,17 @@ File::LoadResult File::load(std::string path, Stamp known) {
                     static_cast<long long>(st.st_size), static_cast<long long>(st.st_ino)};
     if (r.stamp == known) return r;  // unchanged
     r.changed = true;
+    // On an error the stamp is not kept, so the next check tries again even
+    // if the file itself does not change (permissions fixed in place).
     if (st.st_size > kMaxFileSize) {
         r.error = "file too large";
+        r.stamp = {};
         return r;
     }
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         r.error = std::string("cannot open: ") + std::strerror(errno);
+        r.stamp = {};
         return r;
     }
     std::string text;
@@ -53,6 +57,7 @@ File::LoadResult File::load(std::string path, Stamp known) {
         if (n < 0) {
             if (errno == EINTR) continue;
             r.error = std::string("cannot read: ") + std::strerror(errno);
+            r.stamp = {};
             ::close(fd);
             return r;
         }

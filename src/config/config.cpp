@@ -109,7 +109,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         if (!log::parse_level(level, c.log_level)) l->error("level", "must be debug, info, warning or error");
     }
     if (auto a = root.subtable("auth")) {
-        a->reject_unknown({"mechanisms", "failure_delay", "username_format", "max_username_length", "request_timeout"});
+        a->reject_unknown({"mechanisms", "failure_delay", "username_format", "max_username_length", "request_timeout",
+                           "handshake_timeout"});
         c.mechanisms = a->string_list("mechanisms", c.mechanisms);
         if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
         for (auto& m : c.mechanisms) {
@@ -127,6 +128,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
         c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
         if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");
+        c.handshake_timeout = a->duration("handshake_timeout", 30.0, 3600.0);
+        if (c.handshake_timeout <= 0) a->error("handshake_timeout", "must be greater than 0");
     }
 
     if (const auto* n = doc->get("listener")) {

@@ -47,6 +47,7 @@ struct Config {
     std::string username_format = "%Lu";
     std::size_t max_username_length = 256;
     double request_timeout = 150.0;
+    double handshake_timeout = 30.0;
     std::vector<Listener> listeners;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;

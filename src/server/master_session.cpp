@@ -5,9 +5,12 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "protocol/auth_master.hpp"
 #include "protocol/line.hpp"
 #include "server/spawn.hpp"
 #include "util/log.hpp"
@@ -21,7 +24,22 @@ struct MasterState {
     const config::Listener& listener;
     std::string peer;
     std::shared_ptr<const void> slot;
+    bool version = false;  // the client's VERSION line arrived
 };
+
+// Closes a master connection whose client has not sent VERSION within the
+// handshake timeout. Holds the session only weakly: a finished session is
+// not kept open by its watchdog.
+asio::awaitable<void> handshake_watchdog(std::weak_ptr<MasterState> weak, double seconds) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+    asio::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto st = weak.lock();
+    if (!st || st->version) co_return;
+    log::info("auth-master {}: handshake not completed in time; closing", st->peer);
+    st->socket.close(ec);
+}
 
 std::string user_reply(std::string_view id, const std::string& user, const backend::Fields& fields,
                        const backend::Fields& more = {}) {
@@ -46,12 +64,7 @@ asio::awaitable<std::string> handle(MasterState& st, const std::string& line, bo
             co_return std::string();
         }
         auto info = std::make_shared<auth::RequestInfo>();
-        for (std::size_t i = 3; i < f.size(); ++i) {
-            const auto eq = f[i].find('=');
-            protocol::apply_param(info->params, std::string_view(f[i]).substr(0, eq),
-                                  eq == std::string::npos ? std::string_view() : std::string_view(f[i]).substr(eq + 1),
-                                  eq != std::string::npos);
-        }
+        info->params = protocol::parse_master_params(f, 3);
         if (info->params.service.empty()) {
             close = true;
             co_return std::string();
@@ -143,6 +156,7 @@ asio::awaitable<void> run_master(std::shared_ptr<MasterState> st) {
                     co_return;
                 }
                 version = true;
+                st->version = true;
                 continue;
             }
             bool close = false;
@@ -164,6 +178,7 @@ void start_master_session(Socket socket, auth::Engine& engine, const config::Lis
                           std::shared_ptr<const void> slot) {
     auto st = std::make_shared<MasterState>(MasterState{std::move(socket), engine, listener, std::move(peer), std::move(slot)});
     auto ex = st->socket.get_executor();
+    asio::co_spawn(ex, handshake_watchdog(st, engine.config().handshake_timeout), LogExceptions{"auth-master watchdog"});
     asio::co_spawn(ex, run_master(std::move(st)), LogExceptions{"auth-master session"});
 }
 
