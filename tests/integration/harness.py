@@ -462,8 +462,11 @@ def run_cli(args, stdin_text=None, timeout=30):
     proc = subprocess.run([POSTERN, *args], input=stdin_text, capture_output=True,
                           text=True, timeout=timeout, stdin=None if stdin_text is not None
                           else subprocess.DEVNULL)
+    # `postern pw` prints the hash it was asked for on stdout: that is its
+    # product, not a log, so only its stderr is kept.
+    out = "" if args[:1] == ["pw"] else proc.stdout
     save_log("cli.log", f"$ postern {' '.join(args[:2])} ... (exit {proc.returncode})\n"
-             f"{proc.stdout}{proc.stderr}")
+             f"{out}{proc.stderr}")
     return proc
 
 
