@@ -4,6 +4,7 @@
 #include "fuzz.hpp"
 #include "protocol/auth_client.hpp"
 #include "protocol/line.hpp"
+#include "util/encoding.hpp"
 
 using namespace postern;
 
@@ -27,10 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             for (const auto& kv : a->params.extra) f.push_back(kv);
             check_reply(protocol::format_fail(a->id, f));
             check_reply(protocol::format_ok(a->id, a->mechanism, f));
-            if (a->resp) check_reply(protocol::format_cont(a->id, *a->resp));
+            // CONT carries base64 text only (the server encodes what it sends).
+            if (a->resp) check_reply(protocol::format_cont(a->id, base64_encode(*a->resp)));
         } else if (auto* c = std::get_if<protocol::ContCmd>(&cmd)) {
             FUZZ_CHECK(c->id != 0);
-            check_reply(protocol::format_cont(c->id, c->data));
+            check_reply(protocol::format_cont(c->id, base64_encode(c->data)));
         }
     }
     return 0;
