@@ -8,7 +8,8 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
     libmariadb-dev libpq-dev)
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
-    libauthen-sasl-perl sasl2-bin libpam-wrapper fail2ban mariadb-server postgresql)
+    libauthen-sasl-perl sasl2-bin libpam-wrapper fail2ban mariadb-server postgresql
+    clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi

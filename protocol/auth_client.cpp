@@ -19,8 +19,10 @@ std::optional<std::uint32_t> parse_id(std::string_view text) {
 }
 
 // Appends "\tkey[=escaped value]" unless that would take the line past the
-// reply limit; false when the field was left out.
-bool append_field(std::string& line, std::string_view key, std::string_view value) {
+// reply limit; false when the field was left out. The key is escaped too: a
+// key from a backend must not be able to start a new field or line.
+bool append_field(std::string& line, std::string_view raw_key, std::string_view value) {
+    const std::string key = tab_escape(raw_key);
     const std::string escaped = tab_escape(value);
     if (line.size() + 2 + key.size() + escaped.size() > kMaxReplyLine) return false;
     line += '\t';

@@ -1,5 +1,6 @@
 // posternd: the authentication daemon. Loads the configuration, binds the
 // listeners (as root if needed), drops privileges, and runs the event loop.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +119,12 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    // One descriptor per connection: use all the hard limit allows (raised
+    // while still root, if started as root).
+    if (struct rlimit rl {}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
     auto listeners = server::bind_all(io, cfg);
     if (!listeners) {
         say(listeners.error().message);

@@ -10,6 +10,8 @@
 #include <map>
 #include <set>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
@@ -40,13 +42,17 @@ File::LoadResult File::load(std::string path, Stamp known) {
                     static_cast<long long>(st.st_size), static_cast<long long>(st.st_ino)};
     if (r.stamp == known) return r;  // unchanged
     r.changed = true;
+    // On an error the stamp is not kept, so the next check tries again even
+    // if the file itself does not change (permissions fixed in place).
     if (st.st_size > kMaxFileSize) {
         r.error = "file too large";
+        r.stamp = {};
         return r;
     }
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         r.error = std::string("cannot open: ") + std::strerror(errno);
+        r.stamp = {};
         return r;
     }
     std::string text;
@@ -56,6 +62,7 @@ File::LoadResult File::load(std::string path, Stamp known) {
         if (n < 0) {
             if (errno == EINTR) continue;
             r.error = std::string("cannot read: ") + std::strerror(errno);
+            r.stamp = {};
             ::close(fd);
             return r;
         }
@@ -78,6 +85,33 @@ File::LoadResult File::load(std::string path, Stamp known) {
     return r;
 }
 
+asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
+    // A named job, moved in: g++ 12 mishandles closure temporaries in co_await expressions.
+    auto job = [p = self->path_, s = self->stamp_] { return load(p, s); };
+    auto result = co_await run_blocking(*self->pool_, std::move(job));
+    self->loading_ = false;
+    if (result && result->changed) {
+        self->stamp_ = result->stamp;
+        ++self->generation_;
+        if (result->table) {
+            const bool first = !self->table_;
+            self->table_ = result->table;
+            self->error_.clear();
+            for (const auto& w : self->table_->warnings)
+                log::warning("passwd-file {}: line {}: {}", log::safe(self->path_), w.line, w.message);
+            log::info("passwd-file {}: {} {} users", log::safe(self->path_), first ? "loaded" : "reloaded",
+                      self->table_->users.size());
+        } else {
+            if (self->table_ || self->error_ != result->error)
+                log::error("passwd-file {}: {}", log::safe(self->path_), result->error);
+            self->table_.reset();
+            self->error_ = result->error;
+        }
+    } else if (!result) {
+        self->last_check_ = {};  // pool full: try again on the next lookup
+    }
+}
+
 asio::awaitable<Snapshot> File::get() {
     // Before the first table exists, wait for a load in progress instead of
     // answering "unavailable" (the first requests after start-up).
@@ -89,29 +123,14 @@ asio::awaitable<Snapshot> File::get() {
     if (!loading_ && now - last_check_ >= kCheckInterval) {
         loading_ = true;
         last_check_ = now;
-        // A named job, moved in: g++ 12 mishandles closure temporaries in co_await expressions.
-        auto job = [p = path_, s = stamp_] { return load(p, s); };
-        auto result = co_await run_blocking(*pool_, std::move(job));
-        loading_ = false;
-        if (result && result->changed) {
-            stamp_ = result->stamp;
-            ++generation_;
-            if (result->table) {
-                const bool first = !table_;
-                table_ = result->table;
-                error_.clear();
-                for (const auto& w : table_->warnings)
-                    log::warning("passwd-file {}: line {}: {}", log::safe(path_), w.line, w.message);
-                log::info("passwd-file {}: {} {} users", log::safe(path_), first ? "loaded" : "reloaded",
-                          table_->users.size());
-            } else {
-                if (table_ || error_ != result->error)
-                    log::error("passwd-file {}: {}", log::safe(path_), result->error);
-                table_.reset();
-                error_ = result->error;
-            }
-        } else if (!result) {
-            last_check_ = {};  // pool full: try again on the next lookup
+        auto self = shared_from_this();
+        if (table_) {
+            // Re-read in the background: no lookup waits for it, even when
+            // the read blocks (a hung mount, a FIFO).
+            auto ex = co_await asio::this_coro::executor;
+            asio::co_spawn(ex, reload(std::move(self)), asio::detached);
+        } else {
+            co_await reload(std::move(self));
         }
     }
     co_return Snapshot{table_, error_};

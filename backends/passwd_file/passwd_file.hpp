@@ -24,7 +24,7 @@ struct Snapshot {
 };
 
 // One loaded file; shared by the passdb and userdb configured on the same path.
-class File {
+class File : public std::enable_shared_from_this<File> {
 public:
     File(std::string path, BlockingPool* pool) : path_(std::move(path)), pool_(pool) {}
     // The current table, re-reading first if the file changed.
@@ -47,6 +47,7 @@ private:
         std::string error;
     };
     static LoadResult load(std::string path, Stamp known);
+    static asio::awaitable<void> reload(std::shared_ptr<File> self);
 
     std::string path_;
     BlockingPool* pool_;

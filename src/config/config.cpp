@@ -162,8 +162,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     }
     if (auto a = root.subtable("auth")) {
         a->reject_unknown({"mechanisms", "failure_delay", "failure_delay_jitter", "username_format", "max_username_length",
-                           "request_timeout", "rehash_scheme", "master_user_separator", "anonymous_user", "realms",
-                           "hostname"});
+                           "request_timeout", "handshake_timeout", "rehash_scheme", "master_user_separator",
+                           "anonymous_user", "realms", "hostname"});
         c.mechanisms = a->string_list("mechanisms", c.mechanisms);
         if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
         for (auto& m : c.mechanisms) {
@@ -191,6 +191,8 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
             if (!canonical) a->error("rehash_scheme", "unknown password scheme \"" + c.rehash_scheme + "\"");
             c.rehash_scheme = *canonical;
         }
+        c.handshake_timeout = a->duration("handshake_timeout", 30.0, 3600.0);
+        if (c.handshake_timeout <= 0) a->error("handshake_timeout", "must be greater than 0");
     }
     if (auto k = root.subtable("cache")) {
         k->reject_unknown({"enabled", "ttl", "negative_ttl", "size", "serve_stale", "stale_max_age"});

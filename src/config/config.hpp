@@ -96,6 +96,7 @@ struct Config {
     std::string hostname;               // CRAM-MD5 challenge host, DIGEST-MD5 digest-uri host check
     OAuth2 oauth2;
     std::vector<Driver> master_passdbs; // [[master_passdb]]: who may log in as another user
+    double handshake_timeout = 30.0;
     std::vector<Listener> listeners;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;

@@ -110,6 +110,8 @@ asio::awaitable<void> AuthClientSession::sweeper() {
     const auto started = std::chrono::steady_clock::now();
     const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(engine_.config().request_timeout));
+    const auto handshake_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(engine_.config().handshake_timeout));
     asio::steady_timer t(socket_.get_executor());
     while (!closed_) {
         t.expires_after(std::chrono::seconds(1));
@@ -117,15 +119,29 @@ asio::awaitable<void> AuthClientSession::sweeper() {
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (closed_) break;
         const auto now = std::chrono::steady_clock::now();
-        if (!got_cpid_ && now - started > kHandshakeTimeout) {
+        if (!got_cpid_ && now - started > handshake_timeout) {
             close("handshake not completed in time");
             break;
         }
         // Requests waiting for a client CONT longer than the request timeout
-        // are dropped; a later CONT gets "timed out".
+        // are dropped; a later CONT gets "timed out". Requests stuck in the
+        // passdb chain (or queued for hashing) that long are answered with a
+        // temporary failure now; their late result is dropped.
         for (auto it = requests_.begin(); it != requests_.end();) {
-            if (it->second->awaiting_cont && now - it->second->started > timeout) it = requests_.erase(it);
-            else ++it;
+            Request& r = *it->second;
+            if (r.awaiting_cont && now - r.started > timeout) {
+                it = requests_.erase(it);
+            } else if (!r.awaiting_cont && !r.finished && now - r.last_input > timeout) {
+                r.finished = true;
+                log_result(r, "tempfail", "request_timeout");
+                backend::Fields f;
+                if (engine_.valid_name(r.user)) f.emplace_back("user", r.user);
+                f.emplace_back("code", "temp_fail");
+                send(protocol::format_fail(r.id, f));
+                it = requests_.erase(it);
+            } else {
+                ++it;
+            }
         }
     }
 }

@@ -29,8 +29,8 @@ using Socket = asio::generic::stream_protocol::socket;
 inline constexpr std::size_t kMaxRequestsPerConnection = 1024;
 // Replies queued for a client that does not read: past this it is dropped.
 inline constexpr std::size_t kMaxQueuedOutput = 1 << 20;
-// A client must finish VERSION+CPID within this time.
-inline constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
+// A client must finish VERSION+CPID within [auth] handshake_timeout (30 s
+// by default); every request is answered within [auth] request_timeout.
 
 class AuthClientSession : public std::enable_shared_from_this<AuthClientSession> {
 public:

@@ -29,7 +29,6 @@ constexpr std::size_t kListYieldEvery = 4096;
 // A peer that takes longer than this to accept a reply is dropped.
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 // A connection that has not sent VERSION within this time is dropped.
-constexpr auto kMasterHandshakeTimeout = std::chrono::seconds(30);
 
 bool master_command_allowed(config::Role role, std::string_view command) {
     if (role == config::Role::Master) return true;
@@ -255,7 +254,8 @@ asio::awaitable<std::string> dispatch(const StatePtr& st, protocol::MasterComman
 }
 
 asio::awaitable<void> handshake_timer(StatePtr st) {
-    st->handshake_timer.expires_after(kMasterHandshakeTimeout);
+    st->handshake_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(st->engine.config().handshake_timeout)));
     asio::error_code ec;
     co_await st->handshake_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (!ec && !st->got_version && st->socket.is_open()) {

@@ -40,10 +40,19 @@ Result<void> drop_privileges(const std::string& user, const std::string& group) 
     if (::setgroups(1, &gid) != 0) return fail(std::string("setgroups: ") + std::strerror(errno));
     if (::setresgid(gid, gid, gid) != 0) return fail(std::string("setgid: ") + std::strerror(errno));
     if (::setresuid(uid, uid, uid) != 0) return fail(std::string("setuid: ") + std::strerror(errno));
-    // There must be no way back.
-    if (::setuid(0) == 0 || ::seteuid(0) == 0) return fail("could regain root after dropping privileges");
-    if (::getuid() != uid || ::geteuid() != uid || ::getgid() != gid || ::getegid() != gid)
+    // Verified, not assumed: real, effective and saved ids all changed, the
+    // only group is gid, and there is no way back to root.
+    uid_t ru = 0, eu = 0, su = 0;
+    gid_t rg = 0, eg = 0, sg = 0;
+    if (::getresuid(&ru, &eu, &su) != 0 || ::getresgid(&rg, &eg, &sg) != 0)
+        return fail(std::string("getresuid: ") + std::strerror(errno));
+    if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
         return fail("privilege drop did not take effect");
+    gid_t groups[2];
+    const int n = ::getgroups(2, groups);
+    if (n < 0 || n > 1 || (n == 1 && groups[0] != gid)) return fail("supplementary groups remain after the privilege drop");
+    if (::setuid(0) == 0 || ::seteuid(0) == 0 || ::setgid(0) == 0 || ::setegid(0) == 0)
+        return fail("could regain root after dropping privileges");
     return {};
 }
 

@@ -62,11 +62,16 @@ struct Options {
     std::string service = "smtp";
     bool no_penalty = false;
     std::uint64_t seed = 1;
+    bool mix = false;          // rotate good, wrong, unknown user, bad base64, malformed PLAIN
+    bool tempfail_ok = false;  // a temp-fail for a right password is not unexpected (fault tests)
 };
 
 struct Credential {
     std::string good_tail;  // "PLAIN\tservice=...\tresp=<b64>" with the right password
     std::string bad_tail;   // same with a wrong password
+    std::string unknown_tail;    // --mix: a user that does not exist
+    std::string badb64_tail;     // --mix: resp= that is not base64
+    std::string malformed_tail;  // --mix: a PLAIN message without its NULs
 };
 
 struct Pending {
@@ -93,6 +98,7 @@ struct Stats {
     std::uint64_t ok = 0;        // replies counted in the measurement window
     std::uint64_t fail = 0;
     std::uint64_t unexpected = 0;  // OK for a wrong password, FAIL for a right one
+    std::uint64_t wrong_ok = 0;    // OK for a request that must fail
     std::uint64_t temp_fail = 0;   // FAIL with code=temp_fail
     std::uint64_t protocol_errors = 0;
     std::uint64_t lost = 0;        // requests on connections that died
@@ -117,6 +123,9 @@ void usage(FILE* to) {
         "  --service NAME    service= value (default smtp)\n"
         "  --no-penalty      add no-penalty to AUTH (Dovecot skips its penalty delay)\n"
         "  --seed N          seed for choosing wrong passwords (default 1)\n"
+        "  --mix             rotate requests: right password, wrong password, unknown user,\n"
+        "                    invalid base64, malformed PLAIN message (only the first may succeed)\n"
+        "  --tempfail-ok     a temporary failure for a right password is expected (fault tests)\n"
         "  --label TEXT      name printed in the RESULT line\n"
         "Exit status: 0 all replies as expected, 1 errors or unexpected replies, 2 usage.\n",
         to);
@@ -149,6 +158,14 @@ Options parse_args(int argc, char** argv) {
         if (a == "-h" || a == "--help") {
             usage(stdout);
             std::exit(0);
+        }
+        if (a == "--mix") {
+            o.mix = true;
+            continue;
+        }
+        if (a == "--tempfail-ok") {
+            o.tempfail_ok = true;
+            continue;
         }
         if (a == "--no-penalty") {
             o.no_penalty = true;
@@ -256,7 +273,10 @@ std::vector<Credential> load_users(const Options& o) {
         std::string pass = line.substr(colon + 1);
         std::string good = std::string(1, '\0') + user + '\0' + pass;
         std::string bad = good + "-wrong";
-        creds.push_back({params + base64(good), params + base64(bad)});
+        std::string unknown = std::string(1, '\0') + "no-such-" + user + '\0' + pass;
+        std::string malformed = user + "-" + pass;
+        creds.push_back({params + base64(good), params + base64(bad), params + base64(unknown),
+                         params + "not*base64!", params + base64(malformed)});
     }
     if (creds.empty()) die("no users in " + o.users_file);
     return creds;
@@ -341,6 +361,7 @@ private:
     std::mt19937_64 rng_;
     std::uniform_real_distribution<double> coin_{0.0, 1.0};
     std::size_t next_user_ = 0;
+    std::uint64_t next_kind_ = 0;
     std::vector<Conn> conns_;
     int ep_ = -1;
     Stats st_;
@@ -415,12 +436,20 @@ void LoadGen::top_up(std::size_t idx) {
         const Credential& cred = creds_[next_user_];
         next_user_ = (next_user_ + 1) % creds_.size();
         bool wrong = o_.wrong_ratio > 0 && coin_(rng_) < o_.wrong_ratio;
+        const std::string* tail = wrong ? &cred.bad_tail : &cred.good_tail;
+        if (o_.mix) {
+            const std::string* kinds[] = {&cred.good_tail, &cred.bad_tail, &cred.unknown_tail, &cred.badb64_tail,
+                                          &cred.malformed_tail};
+            const std::uint64_t k = next_kind_++ % 5;
+            tail = kinds[k];
+            wrong = k != 0;
+        }
         std::uint32_t id = c.next_id;
         c.next_id = c.next_id == 0xffffffffu ? 1 : c.next_id + 1;
         c.out += "AUTH\t";
         c.out += std::to_string(id);
         c.out += '\t';
-        c.out += wrong ? cred.bad_tail : cred.good_tail;
+        c.out += *tail;
         c.out += '\n';
         c.pending.emplace(id, Pending{now, !wrong});
         ++st_.sent;
@@ -452,12 +481,15 @@ void LoadGen::on_reply(std::size_t idx, std::string_view cmd, const std::vector<
     if (!measuring_) return;
     bool ok = cmd == "OK";
     (ok ? st_.ok : st_.fail) += 1;
-    if (ok != p.expect_ok) ++st_.unexpected;
+    bool temp = false;
     if (!ok) {
         for (std::size_t i = 2; i < f.size(); ++i) {
-            if (f[i] == "code=temp_fail" || f[i] == "temp") ++st_.temp_fail;
+            if (f[i] == "code=temp_fail" || f[i] == "temp") temp = true;
         }
+        if (temp) ++st_.temp_fail;
     }
+    if (ok && !p.expect_ok) ++st_.wrong_ok;
+    if (ok != p.expect_ok && !(temp && o_.tempfail_ok)) ++st_.unexpected;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - p.sent).count();
     st_.latency_us.push_back(static_cast<std::uint32_t>(std::min<long long>(us, 0xffffffffLL)));
 }
@@ -618,7 +650,9 @@ int LoadGen::run() {
     }
     ::close(ep_);
     report(window);
-    bool clean = st_.protocol_errors == 0 && st_.unexpected == 0 && st_.lost == 0 && (st_.ok + st_.fail) > 0;
+    // Every request sent got its reply (warm-up and drain included).
+    bool clean = st_.protocol_errors == 0 && st_.unexpected == 0 && st_.wrong_ok == 0 && st_.lost == 0 &&
+                 completed_total_ == st_.sent && (st_.ok + st_.fail) > 0;
     return clean ? 0 : 1;
 }
 
@@ -641,14 +675,16 @@ void LoadGen::report(double window_s) {
     std::printf("%s: %d conn x %d in flight, %.2f s measured\n", o_.label.c_str(), o_.connections, o_.inflight,
                 window_s);
     std::printf("  requests %" PRIu64 "  ok %" PRIu64 "  fail %" PRIu64 "  unexpected %" PRIu64
-                "  temp_fail %" PRIu64 "  errors %" PRIu64 "\n",
-                replies, st_.ok, st_.fail, st_.unexpected, st_.temp_fail, st_.protocol_errors + st_.lost);
+                "  wrong_ok %" PRIu64 "  temp_fail %" PRIu64 "  errors %" PRIu64 "  lost %" PRIu64 "\n",
+                replies, st_.ok, st_.fail, st_.unexpected, st_.wrong_ok, st_.temp_fail, st_.protocol_errors + st_.lost,
+                st_.sent - completed_total_);
     std::printf("  %.0f auths/s  latency ms: p50 %.3f  p99 %.3f  max %.3f\n", rate, p50, p99, mx);
     std::printf("RESULT label=%s conns=%d inflight=%d duration_s=%.3f requests=%" PRIu64 " ok=%" PRIu64
-                " fail=%" PRIu64 " unexpected=%" PRIu64 " temp_fail=%" PRIu64 " errors=%" PRIu64
-                " auths_per_s=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+                " fail=%" PRIu64 " unexpected=%" PRIu64 " wrong_ok=%" PRIu64 " temp_fail=%" PRIu64 " errors=%" PRIu64
+                " sent=%" PRIu64 " answered=%" PRIu64 " auths_per_s=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
                 o_.label.c_str(), o_.connections, o_.inflight, window_s, replies, st_.ok, st_.fail, st_.unexpected,
-                st_.temp_fail, st_.protocol_errors + st_.lost, rate, p50, p99, mx);
+                st_.wrong_ok, st_.temp_fail, st_.protocol_errors + st_.lost, st_.sent, completed_total_, rate,
+                p50, p99, mx);
     std::fflush(stdout);
 }
 

@@ -252,3 +252,11 @@ TEST_CASE("config: load_file on a missing file") {
         CHECK(std::string(e.what()).rfind("/nonexistent/postern/posternd.toml:", 0) == 0);
     }
 }
+
+TEST_CASE("config: auth.handshake_timeout") {
+    CHECK(load_string(kListener + kPassdb, "h.toml").handshake_timeout == doctest::Approx(30.0));
+    CHECK(load_string("[auth]\nhandshake_timeout = \"5s\"\n" + kListener + kPassdb, "h.toml").handshake_timeout ==
+          doctest::Approx(5.0));
+    expect_error({"zero", "[auth]\nhandshake_timeout = 0\n" + kListener + kPassdb, 2, "auth.handshake_timeout"});
+    expect_error({"too long", "[auth]\nhandshake_timeout = \"2h\"\n" + kListener + kPassdb, 2, "auth.handshake_timeout"});
+}

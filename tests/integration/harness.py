@@ -39,6 +39,37 @@ SCRAM_PASSWORD = "Carol-Scram-Pa55-5e0a"    # test_mechs.py: a stored SCRAM-SHA-
 MASTER_PASSWORD = "Master-Admin-Pa55-71c4"  # test_mechs.py: the master user
 SECRETS = [ALICE_PASSWORD, BOB_PASSWORD, SLOW_PASSWORD, LONGNAME_PASSWORD,
            WRONG_PASSWORD, NEW_PASSWORD, PW_CLI_PASSWORD, SCRAM_PASSWORD, MASTER_PASSWORD]
+# The load tests' users (tests/integration/test_load_faults.py).
+LOAD_PASSWORDS = [f"Load-Pa55w0rd-{i:03d}-k4" for i in range(100)]
+SECRETS += LOAD_PASSWORDS
+
+# Every daemon's stderr and every CLI run's output is copied here when set
+# (tests/run.sh sets it); tests/integration/check_secrets.py greps it all.
+LOG_DIR = os.environ.get("POSTERN_LOG_DIR")
+# Reports that fail a test when a daemon prints them (sanitizer builds).
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "ERROR: UndefinedBehaviorSanitizer")
+
+
+def register_secret(value):
+    """A password or hash made at run time: added to SECRETS and recorded
+    for the final log check."""
+    if value and value not in SECRETS:
+        SECRETS.append(value)
+    if value and LOG_DIR:
+        os.makedirs(LOG_DIR, exist_ok=True)
+        with open(os.path.join(LOG_DIR, "secrets.list"), "a", encoding="utf-8") as f:
+            f.write(value + "\n")
+
+
+def save_log(name, text):
+    """Keeps text under LOG_DIR (no-op when unset)."""
+    if not LOG_DIR:
+        return
+    os.makedirs(LOG_DIR, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    with open(os.path.join(LOG_DIR, safe), "a", encoding="utf-8", errors="replace") as f:
+        f.write(text)
 
 # Known-good SHA512-CRYPT hash of "password" (tests/fixtures/schemes-vectors.tsv),
 # used only if neither Python's crypt module nor doveadm can make one.
@@ -163,11 +194,11 @@ class Daemon:
         write_file(self.config_path, config_text)
         self.proc = None
 
-    def start(self, wait_ready=True):
+    def start(self, wait_ready=True, **popen_kw):
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([POSTERND, "-c", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, start_new_session=True)
+                                     stderr=self._log, start_new_session=True, **popen_kw)
         if wait_ready:
             self.wait_ready()
         return self
@@ -364,16 +395,20 @@ class DaemonTestCase(unittest.TestCase):
         for d in self.daemons:
             d.stop()
             logs.append((d.log_path, d.stderr()))
+            save_log(f"{self.id()}.{os.path.basename(d.log_path)}", d.stderr())
         shutil.rmtree(self.tmp, ignore_errors=True)
         for path, text in logs:
             for secret in SECRETS:
                 if secret in text:
                     raise AssertionError(f"password {secret!r} appears in {path}")
+            for mark in SANITIZER_MARKS:
+                if mark in text:
+                    raise AssertionError(f"sanitizer report in {path}:\n{text[-4000:]}")
 
-    def start_daemon(self, config_text, name="posternd", wait_ready=True):
+    def start_daemon(self, config_text, name="posternd", wait_ready=True, **popen_kw):
         d = Daemon(self.tmp, config_text, name)
         self.daemons.append(d)
-        return d.start(wait_ready)
+        return d.start(wait_ready, **popen_kw)
 
     def path(self, name):
         return os.path.join(self.tmp, name)
@@ -420,6 +455,7 @@ def bob_hash():
             _bob_hash, _bob_password = h, BOB_PASSWORD
         else:
             _bob_hash, _bob_password = FALLBACK_CRYPT_HASH, FALLBACK_CRYPT_PASSWORD
+        register_secret(_bob_hash)
     return _bob_hash
 
 
@@ -429,9 +465,15 @@ def bob_password():
 
 
 def run_cli(args, stdin_text=None, timeout=30):
-    return subprocess.run([POSTERN, *args], input=stdin_text, capture_output=True,
+    proc = subprocess.run([POSTERN, *args], input=stdin_text, capture_output=True,
                           text=True, timeout=timeout, stdin=None if stdin_text is not None
                           else subprocess.DEVNULL)
+    # `postern pw` prints the hash it was asked for on stdout: that is its
+    # product, not a log, so only its stderr is kept.
+    out = "" if args[:1] == ["pw"] else proc.stdout
+    save_log("cli.log", f"$ postern {' '.join(args[:2])} ... (exit {proc.returncode})\n"
+             f"{out}{proc.stderr}")
+    return proc
 
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -9,11 +9,13 @@ import subprocess
 import time
 import unittest
 
-from harness import (POSTERN, DaemonTestCase, make_config, require_binaries, run_cli, write_file)
+from harness import (POSTERN, register_secret, DaemonTestCase, make_config, require_binaries, run_cli, write_file)
 
 USER_PASSWORD = "User-cli-Pa55w0rd-5e1b"
 USER_NEW_PASSWORD = "User-cli-Chang3d-77c0"
 IMPORT_PASSWORD = "Import-Pa55-clear-2f9a"
+for _secret in (USER_PASSWORD, USER_NEW_PASSWORD, IMPORT_PASSWORD):
+    register_secret(_secret)
 
 
 def parse_users(path):

@@ -385,3 +385,12 @@ TEST_CASE("format_ok / format_fail: reply length cap kMaxReplyLine") {
         check_cap(format_fail(1, {{"a", nls}, {"b", nls}}));
     }
 }
+
+TEST_CASE("format_ok / format_fail: keys are escaped too (found by fuzz_auth_client)") {
+    // A key with TAB or LF (from a client parameter or a backend field) must
+    // not add a field or a line to the reply.
+    const std::string fail = format_fail(7, {{"clie\nnt_id", "v"}, {"a\tb", ""}});
+    CHECK(fail == "FAIL\t7\tclie\x01nnt_id=v\ta\x01tb\n");
+    const std::string ok = format_ok(7, "u", {{"k\r\x01\0"s, "x"}});
+    CHECK(ok == "OK\t7\tuser=u\tk\x01r\x01" "1\x01" "0=x\n");
+}

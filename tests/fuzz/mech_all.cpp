@@ -1,0 +1,53 @@
+// Fuzz target: every mechanism of the registry (CRAM-MD5, DIGEST-MD5,
+// SCRAM-SHA-1/256, EXTERNAL, ANONYMOUS, OAUTHBEARER, XOAUTH2, PLAIN, LOGIN)
+// driven through a whole exchange by hostile client messages. The input is
+// split at 0xff bytes: the first part picks the mechanism, the rest are the
+// client's messages in order. Every passdb answer is "no" (with a made-up
+// credential where one was asked for), so no mechanism may ever succeed,
+// except ANONYMOUS, which needs no passdb and is off here (no anonymous user).
+#include <vector>
+
+#include "fuzz.hpp"
+#include "protocol/mech/mechanism.hpp"
+
+using namespace postern;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view in = fuzz::as_view(data, size);
+    std::vector<std::string> parts;
+    std::size_t pos = 0;
+    for (;;) {
+        const auto cut = in.find('\xff', pos);
+        parts.emplace_back(in.substr(pos, cut == std::string_view::npos ? std::string_view::npos : cut - pos));
+        if (cut == std::string_view::npos) break;
+        pos = cut + 1;
+    }
+    const auto& rows = mech::registry();
+    const std::size_t pick = parts[0].empty() ? 0 : static_cast<unsigned char>(parts[0][0]) % rows.size();
+    const mech::MechInfo& info = rows[pick];
+    mech::MechContext ctx;
+    ctx.service = "smtp";
+    ctx.now = 1700000000;
+    auto m = info.make(ctx);
+    const bool with_initial = parts[0].size() > 1 && (parts[0][1] & 1);
+    mech::Step step = m->start(with_initial ? std::optional<std::string>(parts[0].substr(2)) : std::nullopt);
+    std::size_t next = 1;
+    for (int rounds = 0; rounds < 16; ++rounds) {
+        FUZZ_CHECK(step.kind != mech::Step::Kind::Success);
+        if (step.kind == mech::Step::Kind::Fail) break;
+        if (step.kind == mech::Step::Kind::Challenge) {
+            if (next >= parts.size()) break;
+            step = m->on_response(parts[next++]);
+            continue;
+        }
+        // VerifyPlain or LookupCredentials: the passdb says no.
+        mech::PassdbAnswer no;
+        no.ok = false;
+        no.user = step.user;
+        if (step.kind == mech::Step::Kind::LookupCredentials) no.credentials = Secret(std::string(32, 'x'));
+        step = m->on_passdb(no);
+    }
+    // Messages after the end are refused, never a success.
+    if (next < parts.size()) FUZZ_CHECK(m->on_response(parts[next]).kind != mech::Step::Kind::Success);
+    return 0;
+}

@@ -1,0 +1,31 @@
+// Fuzz target: the passwd-file parser (whole files). Names in uid/gid fields
+// resolve through a fixed table, not the system's user database.
+#include "backends/passwd_file/parser.hpp"
+#include "fuzz.hpp"
+
+using namespace postern;
+namespace pf = postern::backend::passwd_file;
+
+namespace {
+
+std::optional<unsigned long> fake_ids(std::string_view name, bool group) {
+    if (name == "root") return 0;
+    if (name == "mail") return group ? 8 : std::optional<unsigned long>{};
+    if (name == "vmail") return 5000;
+    return std::nullopt;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view in = fuzz::as_view(data, size);
+    pf::Table t = pf::parse(in, fake_ids);
+    FUZZ_CHECK(t.order.size() == t.users.size() || t.order.size() >= t.users.size());
+    for (const auto& [name, e] : t.users) {
+        FUZZ_CHECK(!name.empty());
+        FUZZ_CHECK(e.line >= 1);
+    }
+    std::vector<pf::ParseWarning> warnings;
+    for (const auto& line : fuzz::split_input(in, '\n')) (void)pf::parse_line(line, 1, warnings, fake_ids);
+    return 0;
+}
