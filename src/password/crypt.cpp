@@ -147,6 +147,17 @@ Result<std::string> generate_bcrypt(std::string_view password, const GenerateOpt
     return crypt_with_setting(password, setting);
 }
 
+Result<std::string> generate_yescrypt(std::string_view password, const GenerateOptions& opts) {
+    const unsigned cost = opts.rounds.value_or(5);
+    if (cost < 1 || cost > 11) return fail("yescrypt cost must be within 1..11");
+    auto rnd = random_bytes(16);
+    if (!rnd) return rnd;
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (crypt_gensalt_rn("$y$", cost, rnd->data(), static_cast<int>(rnd->size()), setting, sizeof setting) == nullptr)
+        return fail("crypt_gensalt failed for yescrypt");
+    return crypt_with_setting(password, setting);
+}
+
 Result<std::string> generate_des_crypt(std::string_view password, const GenerateOptions&) {
     auto salt = random_crypt_salt(kDesSaltChars);
     if (!salt) return salt;

@@ -83,6 +83,8 @@ VerifyOutcome verify_crypt(std::string_view raw, std::string_view password, cons
 VerifyOutcome verify_blf_crypt(std::string_view raw, std::string_view password, const VerifyEnv& env);
 VerifyOutcome verify_md5_crypt(std::string_view raw, std::string_view password, const VerifyEnv& env);
 Result<std::string> generate_bcrypt(std::string_view password, const GenerateOptions& opts);
+// yescrypt ($y$, libxcrypt; Debian's /etc/shadow default); rounds = cost 1..11, default 5.
+Result<std::string> generate_yescrypt(std::string_view password, const GenerateOptions& opts);
 Result<std::string> generate_des_crypt(std::string_view password, const GenerateOptions& opts);
 Result<std::string> generate_md5_crypt(std::string_view password, const GenerateOptions& opts);
 Result<std::string> generate_sha256_crypt(std::string_view password, const GenerateOptions& opts);

@@ -32,6 +32,9 @@ struct SchemeRow {
     Cost cost;
     bool weak;               // refused by Dovecot 2.4 without auth_allow_weak_schemes
     std::string_view group;  // credential alias group: same group = same credential
+    // Written under this {SCHEME} prefix when set: YESCRYPT hashes are stored
+    // as {CRYPT}$y$..., the form Dovecot (and crypt(3)) verifies.
+    std::string_view stored_as = {};
 };
 
 VerifyOutcome verify_md5_scheme(std::string_view raw, std::string_view password, const VerifyEnv& env);
@@ -51,6 +54,7 @@ const std::array kSchemes = {
     SchemeRow{"PLAIN-TRUNC",  E_NONE, 0, verify_plain_trunc,  generate_plain_trunc,  CHEAP,  false, "PLAIN"},
     SchemeRow{"CRYPT",        E_NONE, 0, verify_crypt,        generate_bcrypt,       COSTLY, false, "CRYPT"},
     SchemeRow{"BLF-CRYPT",    E_NONE, 0, verify_blf_crypt,    generate_bcrypt,       COSTLY, false, "CRYPT"},
+    SchemeRow{"YESCRYPT",     E_NONE, 0, verify_crypt,        generate_yescrypt,     COSTLY, false, "CRYPT", "CRYPT"},
     SchemeRow{"DES-CRYPT",    E_NONE, 0, verify_crypt,        generate_des_crypt,    COSTLY, true,  "DES-CRYPT"},
     SchemeRow{"SHA256-CRYPT", E_NONE, 0, verify_crypt,        generate_sha256_crypt, COSTLY, false, "SHA256-CRYPT"},
     SchemeRow{"SHA512-CRYPT", E_NONE, 0, verify_crypt,        generate_sha512_crypt, COSTLY, false, "SHA512-CRYPT"},
@@ -277,7 +281,8 @@ Result<std::string> generate(std::string_view scheme, std::string_view password,
     if (!found) return fail("Unknown scheme " + printable(scheme));
     auto raw = found->row->generate(password, opts);
     if (!raw) return fail(std::string(found->row->name) + ": " + raw.error().message);
-    std::string out = "{" + upper(scheme) + "}" + encode(*raw, found->suffix.value_or(found->row->encoding));
+    const std::string prefix = found->row->stored_as.empty() ? upper(scheme) : std::string(found->row->stored_as);
+    std::string out = "{" + prefix + "}" + encode(*raw, found->suffix.value_or(found->row->encoding));
     wipe(*raw);
     return out;
 }

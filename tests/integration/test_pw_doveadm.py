@@ -69,6 +69,20 @@ class DoveadmPwCrossCheck(unittest.TestCase):
         self.cross_check(lambda scheme, pw: doveadm("-s", scheme, "-p", pw, "-u", USER),
                          lambda hashed, pw: run_cli(["pw", "-t", hashed, "-u", USER], stdin_text=pw + "\n"))
 
+    def test_yescrypt_verifies_with_doveadm(self):
+        # doveadm has no YESCRYPT scheme; postern writes yescrypt as
+        # {CRYPT}$y$..., which Dovecot checks through crypt(3).
+        for rounds in ("5", "3"):
+            pw = PASSWORD % "YESCRYPT"
+            made = run_cli(["pw", "-s", "YESCRYPT", "-r", rounds], stdin_text=pw + "\n")
+            self.assertEqual(made.returncode, 0, made.stderr)
+            hashed = made.stdout.strip()
+            self.assertTrue(hashed.startswith("{CRYPT}$y$"), hashed)
+            good = doveadm("-t", hashed, "-p", pw)
+            self.assertEqual(good.returncode, 0, good.stdout + good.stderr)
+            self.assertNotEqual(doveadm("-t", hashed, "-p", "x" + pw).returncode, 0)
+        self.assertEqual(run_cli(["pw", "-s", "YESCRYPT", "-r", "12"], stdin_text="x\n").returncode, 65)
+
 
 if __name__ == "__main__":
     unittest.main()
