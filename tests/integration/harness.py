@@ -78,6 +78,23 @@ FALLBACK_CRYPT_HASH = ("$6$naQVrfolIC4MrT4j$xnRRg66QvA86BeSMuTrFfiNZQ5MSbfsJAnpo
                        "T3bST7iUlAzUNJztRlZHSG385g.spXwTutXEh3aNa6MgpVcwC/")
 
 
+def _asan_runtime():
+    """Path of the ASan runtime posternd links (a sanitizer build), else None."""
+    try:
+        out = subprocess.run(["ldd", POSTERND], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if "libasan" in line and "=>" in line:
+            return line.split("=>")[1].split("(")[0].strip() or None
+    return None
+
+
+# Set in a sanitizer build: it must come first in LD_PRELOAD when a test
+# preloads another library (pam_wrapper), and memory figures grow.
+ASAN_RUNTIME = _asan_runtime()
+
+
 def binaries_missing():
     """A skip reason when the daemon has not been built, else None."""
     for path in (POSTERND, POSTERN):

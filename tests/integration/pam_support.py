@@ -33,7 +33,10 @@ class PamDaemon(Daemon):
         import subprocess
         from harness import POSTERND
         env = dict(os.environ)
-        env.update({"LD_PRELOAD": PAM_WRAPPER_LIB, "PAM_WRAPPER": "1",
+        from harness import ASAN_RUNTIME
+        # Under ASan its runtime must be the first library loaded.
+        preload = f"{ASAN_RUNTIME} {PAM_WRAPPER_LIB}" if ASAN_RUNTIME else PAM_WRAPPER_LIB
+        env.update({"LD_PRELOAD": preload, "PAM_WRAPPER": "1",
                     "PAM_WRAPPER_SERVICE_DIR": self.service_dir})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([POSTERND, "-c", self.config_path], env=env,

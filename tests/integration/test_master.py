@@ -6,6 +6,8 @@
 import os
 import shutil
 import socket
+
+import harness
 import subprocess
 import time
 import unittest
@@ -341,7 +343,10 @@ class LargeListTest(DaemonTestCase):
         # in memory would grow by that much, a streaming one stays put.
         time.sleep(1.5)
         grown = rss_kib(self.daemon.proc.pid) - base
-        self.assertLess(grown, 4096, f"posternd grew by {grown} KiB while the reader stalled")
+        # ASan's shadow memory and quarantine add to any growth; 8 MiB is
+        # still well below the 11 MB a buffered answer would take.
+        limit = 8192 if harness.ASAN_RUNTIME else 4096
+        self.assertLess(grown, limit, f"posternd grew by {grown} KiB while the reader stalled")
         # The loop is not stuck behind the stalled LIST.
         other = MasterClient(self.path("master"))
         self.addCleanup(other.close)
