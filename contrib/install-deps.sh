@@ -6,9 +6,12 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
-    libmariadb-dev libpq-dev)
+    libmariadb-dev libpq-dev ccache)
+# tests/check_deps.sh checks that each of these can do its job. swaks's DIGEST-MD5
+# goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
+# (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
-    libauthen-sasl-perl sasl2-bin libpam-wrapper fail2ban mariadb-server postgresql
+    libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libpam-wrapper fail2ban mariadb-server postgresql
     clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
