@@ -12,7 +12,7 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi
