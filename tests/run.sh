@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, then
+# The whole test suite: installs what it needs and checks that each real peer
+# works (tests/check_deps.sh; a missing one ends the run as one failure), then
 #   1. builds with warnings as errors and runs the doctest unit tests and the
 #      integration tests against real peers;
 #   2. the same again in a build with ASan + UBSan (any report fails);
@@ -10,7 +11,9 @@
 #
 # Environment: POSTERN_TEST_BUILD (default ./build-test), POSTERN_ASAN_BUILD
 # (./build-asan), POSTERN_FUZZ_BUILD (./build-fuzz), POSTERN_FUZZ_SECONDS (20
-# per target); POSTERN_TEST_SANITIZE=0 / POSTERN_TEST_FUZZ=0 leave a part out.
+# per target); POSTERN_TEST_SANITIZE=0 / POSTERN_TEST_FUZZ=0 leave a part out;
+# CCACHE_DIR (default /var/cache/postern-ci/ccache, outside the checkout, so a
+# fresh clone on the same machine rebuilds from the cache).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -18,10 +21,32 @@ build=${POSTERN_TEST_BUILD:-$root/build-test}
 asan_build=${POSTERN_ASAN_BUILD:-$root/build-asan}
 fuzz_seconds=${POSTERN_FUZZ_SECONDS:-20}
 
-bash contrib/install-deps.sh --test || exit 1
+started=$SECONDS
+
+# Peers first: a missing one would otherwise show up as skips or as failures
+# far from their cause.
+deps_ok=1
+bash contrib/install-deps.sh --test || deps_ok=0
+echo "== peers (tests/check_deps.sh)"
+bash tests/check_deps.sh || deps_ok=0
+if ((deps_ok == 0)); then
+    echo "peers missing (see above): nothing else was run"
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+fi
+
+# meson puts ccache in front of the compiler when it is on PATH (normal and
+# ASan builds). The fuzz build names CXX=clang++, which meson leaves alone:
+# ccache's clang++ in /usr/lib/ccache goes first on PATH for that step.
+export CCACHE_DIR=${CCACHE_DIR:-/var/cache/postern-ci/ccache}
+if mkdir -p "$CCACHE_DIR" 2>/dev/null; then
+    grep -qs '^max_size' "$CCACHE_DIR/ccache.conf" || ccache -M 5G >/dev/null
+else
+    echo "cannot create $CCACHE_DIR: ccache uses its default directory"
+    unset CCACHE_DIR
+fi
 
 passed=0 failed=0 skipped=0
-started=$SECONDS
 
 # add_counts LINE: adds "N passed, N failed, N skipped" from LINE; RC != 0
 # with no counted failure counts as one failure.
@@ -100,7 +125,7 @@ fi
 if [[ ${POSTERN_TEST_FUZZ:-1} != 0 ]]; then
     echo "== fuzzing (libFuzzer, ${fuzz_seconds}s per target)"
     fuzz_log=$(mktemp)
-    bash tests/fuzz/run.sh "$fuzz_seconds" 2>&1 | tee "$fuzz_log"
+    PATH=/usr/lib/ccache:$PATH bash tests/fuzz/run.sh "$fuzz_seconds" 2>&1 | tee "$fuzz_log"
     rc=${PIPESTATUS[0]}
     add_counts "$(grep -E '^fuzz: [0-9]+ passed' "$fuzz_log" | tail -1)" "$rc" "fuzzing"
     rm -f "$fuzz_log"
