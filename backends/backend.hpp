@@ -77,6 +77,8 @@ public:
     // for LDA and doveadm). Status Ok, UnknownUser, Disabled or TempFail;
     // the default says SchemeUnavailable (this passdb cannot answer it).
     virtual asio::awaitable<PassResult> lookup(auth::RequestPtr request);
+    // Whether lookup() can answer (false: it always says SchemeUnavailable).
+    virtual bool can_lookup() const { return false; }
     // Forget cached data (SIGHUP).
     virtual void invalidate() {}
     // Cache support (src/auth/cache.hpp). cache_key: every request input this

@@ -41,4 +41,33 @@ asio::awaitable<StoredVerdict> verify_stored(BlockingPool& pool, std::string sto
     co_return v;
 }
 
+asio::awaitable<CredResult> derive_credentials(BlockingPool& pool, std::string stored, std::string scheme,
+                                               password::StoredContext ctx) {
+    CredResult r;
+    Result<std::string> cred = fail("not computed");
+    if (password::credentials_costly(stored, scheme, ctx)) {
+        auto job = [stored = Secret(std::move(stored)), scheme = std::move(scheme), ctx]() {
+            return password::credentials(stored.view(), scheme, ctx);
+        };
+        auto done = co_await run_blocking(pool, std::move(job));
+        if (!done) {
+            r.status = PassStatus::TempFail;
+            r.detail = "hashing queue is full";
+            co_return r;
+        }
+        cred = std::move(*done);
+    } else {
+        cred = password::credentials(stored, scheme, ctx);
+        wipe(stored);
+    }
+    if (!cred) {
+        r.status = PassStatus::SchemeUnavailable;
+        r.detail = cred.error().message;
+        co_return r;
+    }
+    r.status = PassStatus::Ok;
+    r.credentials = Secret(std::move(*cred));
+    co_return r;
+}
+
 }  // namespace postern::backend

@@ -23,4 +23,13 @@ struct StoredVerdict {
 asio::awaitable<StoredVerdict> verify_stored(BlockingPool& pool, std::string stored, Secret typed,
                                              password::StoredContext ctx);
 
+// The credential in `scheme` derived from a stored password, for
+// challenge-response mechanisms: the one place every passdb goes through, so
+// a costly derivation (plaintext to SCRAM keys: PBKDF2) always runs on the
+// pool and cheap ones stay on the loop. Status Ok (credentials set),
+// SchemeUnavailable (detail says why) or TempFail (hashing queue full).
+// Takes ownership of `stored` (wiped when done).
+asio::awaitable<CredResult> derive_credentials(BlockingPool& pool, std::string stored, std::string scheme,
+                                               password::StoredContext ctx);
+
 }  // namespace postern::backend

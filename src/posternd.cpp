@@ -20,6 +20,7 @@
 #include "server/privileges.hpp"
 #include "util/blocking_pool.hpp"
 #include "util/log.hpp"
+#include "util/loop_thread.hpp"
 
 using namespace postern;
 
@@ -166,6 +167,8 @@ int main(int argc, char** argv) {
         say("try: build/postern auth test " + demo_dir + "/auth alice@example.com");
     }
     say("ready");
+    // From here on, costly work on this thread is a bug (util/loop_thread.hpp).
+    mark_loop_thread();
     io.run();
     return 0;
 }

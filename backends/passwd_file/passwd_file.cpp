@@ -237,6 +237,7 @@ class PasswdFilePassdb final : public Passdb {
 public:
     PasswdFilePassdb(Settings st, Services& sv) : st_(std::move(st)), pool_(sv.pool), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
     std::string_view driver() const override { return "passwd-file"; }
+    bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
     void invalidate() override { file_->invalidate(); }
     std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }
@@ -341,28 +342,10 @@ public:
             r.status = PassStatus::SchemeUnavailable;
             co_return r;
         }
-        const password::StoredContext ctx = stored_context(st_, *req);
-        Result<std::string> cred = fail("not computed");
-        if (scheme.starts_with("SCRAM-")) {
-            // Deriving SCRAM keys from a PLAIN password runs PBKDF2: off the loop.
-            auto job = [stored = *e.password, scheme, ctx]() { return password::credentials(stored, scheme, ctx); };
-            auto done = co_await run_blocking(*pool_, std::move(job));
-            if (!done) {
-                r.status = PassStatus::TempFail;
-                r.detail = "hashing queue is full";
-                co_return r;
-            }
-            cred = std::move(*done);
-        } else {
-            cred = password::credentials(*e.password, scheme, ctx);
-        }
-        if (!cred) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = cred.error().message;
-            co_return r;
-        }
-        r.status = PassStatus::Ok;
-        r.credentials = Secret(std::move(*cred));
+        CredResult d = co_await derive_credentials(*pool_, *e.password, std::move(scheme), stored_context(st_, *req));
+        r.status = d.status;
+        r.detail = std::move(d.detail);
+        r.credentials = std::move(d.credentials);
         co_return r;
     }
 

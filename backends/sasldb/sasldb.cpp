@@ -7,6 +7,7 @@
 #include <map>
 
 #include "backends/sasldb/db.hpp"
+#include "backends/verify.hpp"
 #include "password/scheme.hpp"
 #include "util/log.hpp"
 
@@ -64,6 +65,7 @@ public:
         : st_(std::move(st)), pool_(sv.pool), reader_(std::make_shared<Reader>(st_.path)),
           health_(std::make_shared<Health>()) {}
     std::string_view driver() const override { return "sasldb"; }
+    bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
@@ -81,19 +83,15 @@ public:
             co_return r;
         }
         // The stored value is cleartext: any scheme can be derived from it.
-        Secret stored("{PLAIN}" + o.cleartext);
+        std::string stored = "{PLAIN}" + o.cleartext;
         wipe(o.cleartext);
         password::StoredContext ctx;
         ctx.default_scheme = "PLAIN";
         ctx.user = req->original_user.empty() ? req->user : req->original_user;
-        auto cred = password::credentials(stored.view(), scheme, ctx);
-        if (!cred) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = cred.error().message;
-            co_return r;
-        }
-        r.status = PassStatus::Ok;
-        r.credentials = Secret(std::move(*cred));
+        CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), std::move(ctx));
+        r.status = d.status;
+        r.detail = std::move(d.detail);
+        r.credentials = std::move(d.credentials);
         co_return r;
     }
 

@@ -108,6 +108,7 @@ class SqlPassdb final : public Passdb {
 public:
     SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool) : db_(std::move(db)), pool_(pool) {}
     std::string_view driver() const override { return "sql"; }
+    bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
     std::string cache_key(const auth::RequestInfo& req) const override {
         return query_cache_key(db_->file().password_query, req);
@@ -147,15 +148,11 @@ public:
             r.detail = "no password in the password_query result";
             co_return r;
         }
-        const std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
-        auto cred = password::credentials(stored, scheme, context(*req));
-        if (!cred) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = cred.error().message;
-            co_return r;
-        }
-        r.status = PassStatus::Ok;
-        r.credentials = Secret(std::move(*cred));
+        std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
+        r.status = d.status;
+        r.detail = std::move(d.detail);
+        r.credentials = std::move(d.credentials);
         co_return r;
     }
 

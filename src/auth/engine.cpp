@@ -75,6 +75,9 @@ Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, Blocki
     for (const auto& d : cfg.master_passdbs)
         master_passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
     mech_settings_ = make_mech_settings(cfg);
+    if (!master_passdbs_.empty() && !can_lookup_users())
+        log::warning("master passdb: master-user logins will be refused: no [[passdb]] can look up a target user "
+                     "without a password (pam cannot)");
     bool can_lookup = false;
     for (const auto& p : passdbs_) can_lookup = can_lookup || p->can_lookup_credentials();
     for (const auto& name : cfg.mechanisms) {
@@ -450,6 +453,14 @@ std::optional<PendingLogin> Engine::redeem_login(unsigned long cpid, std::uint32
     logins_.erase(it);
     return p;
 }
+
+bool Engine::claim_cpid(unsigned long cpid, const std::string& owner, std::string& holder) {
+    auto [it, inserted] = live_cpids_.try_emplace(cpid, owner);
+    if (!inserted) holder = it->second;
+    return inserted;
+}
+
+void Engine::release_cpid(unsigned long cpid) { live_cpids_.erase(cpid); }
 
 void Engine::invalidate_backends() {
     for (auto& p : passdbs_) p->invalidate();

@@ -34,6 +34,7 @@ struct PendingLogin {
     std::string mech;
     backend::Fields userdb;  // prefetched userdb fields, if any
     protocol::RequestParams params;  // the AUTH's parameters (service, rip...) for the userdb lookup
+    std::string master_user;  // a master user's login as `user`: who authenticated
     std::chrono::steady_clock::time_point expires;
 };
 
@@ -62,6 +63,12 @@ public:
     // [[master_passdb]] chain only. The caller then logs in as the target.
     asio::awaitable<backend::PassResult> verify_master(RequestPtr request, Secret password);
     bool has_master_passdb() const { return !master_passdbs_.empty(); }
+    // Whether some passdb can look a user up without a password (lookup_pass).
+    bool can_lookup_users() const {
+        for (const auto& p : passdbs_)
+            if (p->can_lookup()) return true;
+        return false;
+    }
     // Settings handed to every mechanism (built once from the configuration).
     const std::shared_ptr<const mech::MechSettings>& mech_settings() const { return mech_settings_; }
     asio::awaitable<backend::CredResult> lookup_credentials(RequestPtr request, std::string scheme);
@@ -80,6 +87,12 @@ public:
     // Removes and returns a pending login when pid, id and cookie match and
     // it is younger than auth.request_timeout (Dovecot: 150 s).
     std::optional<PendingLogin> redeem_login(unsigned long cpid, std::uint32_t id, std::string_view cookie);
+
+    // Client pids of live login-listener connections. A second connection
+    // that announces the pid of a live one is refused (its logins would
+    // replace the first one's pending REQUESTs); `holder` says who has it.
+    bool claim_cpid(unsigned long cpid, const std::string& owner, std::string& holder);
+    void release_cpid(unsigned long cpid);
 
     void invalidate_backends();
 
@@ -125,6 +138,7 @@ private:
     std::shared_ptr<const mech::MechSettings> mech_settings_;
     std::vector<std::unique_ptr<backend::Userdb>> userdbs_;
     std::map<std::pair<unsigned long, std::uint32_t>, PendingLogin> logins_;
+    std::map<unsigned long, std::string> live_cpids_;
     unsigned long cuid_ = 0;
     std::unique_ptr<AuthCache> cache_;
     Penalty penalty_;

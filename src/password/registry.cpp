@@ -9,6 +9,7 @@
 #include "password/detail.hpp"
 #include "password/scheme.hpp"
 #include "util/encoding.hpp"
+#include "util/loop_thread.hpp"
 #include "util/secret.hpp"
 
 namespace postern::password {
@@ -237,6 +238,7 @@ Result<Resolved> resolve(std::string_view stored, const StoredContext& ctx) {
 
 VerifyOutcome verify(std::string_view stored, std::string_view password, const StoredContext& ctx,
                      const CostLimits& limits) {
+    if (on_loop_thread() && is_costly(stored, ctx)) expect_off_loop("password verification");
     auto resolved = resolve(stored, ctx);
     if (!resolved) return {Verdict::UnknownScheme, resolved.error().message};
     const SchemeRow& row = *resolved->scheme.row;
@@ -279,6 +281,7 @@ bool is_costly(std::string_view stored, const StoredContext& ctx) {
 Result<std::string> generate(std::string_view scheme, std::string_view password, const GenerateOptions& opts) {
     auto found = lookup(scheme);
     if (!found) return fail("Unknown scheme " + printable(scheme));
+    if (found->row->cost != Cost::Cheap) expect_off_loop("password hashing");
     auto raw = found->row->generate(password, opts);
     if (!raw) return fail(std::string(found->row->name) + ": " + raw.error().message);
     const std::string prefix = found->row->stored_as.empty() ? upper(scheme) : std::string(found->row->stored_as);
@@ -311,6 +314,7 @@ Result<std::string> credentials(std::string_view stored, std::string_view wanted
         return fail("PLAIN-TRUNC is verify-only (" + have_need + ")");
     const bool same = have.group == need.group;
     if (!same && have.group != "PLAIN") return fail(have_need);
+    if (!same && need.cost != Cost::Cheap) expect_off_loop("credential derivation");
     auto raw = decode(have, resolved->scheme.suffix, resolved->data);
     if (!raw) return fail(std::string(have.name) + ": " + raw.error().message);
     if (same) return raw;
@@ -321,6 +325,16 @@ Result<std::string> credentials(std::string_view stored, std::string_view wanted
     wipe(*raw);
     if (!converted) return fail(std::string(need.name) + ": " + converted.error().message);
     return converted;
+}
+
+bool credentials_costly(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx) {
+    auto wanted = lookup(wanted_scheme);
+    auto resolved = resolve(stored, ctx);
+    if (!wanted || !resolved) return false;
+    // Same group: the stored data is only decoded. Otherwise only a plaintext
+    // can be converted, by the wanted scheme's generator (PBKDF2 for SCRAM).
+    if (resolved->scheme.row->group == wanted->row->group) return false;
+    return resolved->scheme.row->group == "PLAIN" && wanted->row->cost != Cost::Cheap;
 }
 
 std::vector<SchemeListing> list_schemes() {

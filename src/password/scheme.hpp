@@ -84,6 +84,10 @@ std::optional<std::string> stored_scheme(std::string_view stored, const StoredCo
 // error that says "have X, need Y".
 Result<std::string> credentials(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
 
+// True when credentials(stored, wanted_scheme, ctx) costs real CPU (a
+// plaintext turned into SCRAM keys runs PBKDF2): run it off the event loop.
+bool credentials_costly(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
+
 // CRAM-MD5 (RFC 2195) from the stored form: HMAC-MD5 of `message` keyed by a
 // CRAM-MD5 credential (the two 16-byte MD5 chaining states, outer then inner,
 // as credentials() returns them). 16 raw bytes; empty when `context` is not

@@ -63,6 +63,10 @@ void AuthClientSession::close(std::string_view why) {
     if (closed_) return;
     closed_ = true;
     if (!why.empty()) log::info("auth-client {}: closing connection: {}", peer_, why);
+    if (owns_cpid_) {
+        engine_.release_cpid(cpid_);
+        owns_cpid_ = false;
+    }
     asio::error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
@@ -195,6 +199,17 @@ void AuthClientSession::on_line(const std::string& line) {
         // On plain client sockets the pid means nothing (TCP clients on other
         // hosts); it only identifies login clients for REQUEST.
         cpid_ = listener_.role == config::Role::Login ? c->pid : 0;
+        if (listener_.role == config::Role::Login) {
+            // One live connection per login process: a second one with the
+            // same pid could replace the first one's pending logins.
+            std::string holder;
+            if (!engine_.claim_cpid(cpid_, peer_, holder)) {
+                log::warning("auth-client {}: CPID {} is already in use by connection {}; refusing the new connection",
+                             peer_, cpid_, holder);
+                return close("");
+            }
+            owns_cpid_ = true;
+        }
         return;
     }
     if (!got_cpid_) return close("command before CPID");
@@ -444,12 +459,54 @@ asio::awaitable<backend::PassResult> AuthClientSession::verify_step(RequestPtr r
     auth::RequestPtr info = request_info(req, *master, login);
     backend::PassResult r = co_await engine_.verify_master(info, std::move(password));
     out.user = *tgt;
-    // The master passdb's fields belong to the master, not to the target.
-    if (r.status == backend::PassStatus::Ok) {
-        log::info("auth-client {}: master user \"{}\" logs in as \"{}\"", peer_, log::safe(*master), log::safe(*tgt));
-        out.status = backend::PassStatus::Ok;
-    } else {
+    if (r.status != backend::PassStatus::Ok) {
         out.status = r.status == backend::PassStatus::TempFail ? backend::PassStatus::TempFail : backend::PassStatus::Mismatch;
+        co_return out;
+    }
+    // The master's password is right; the target must be a user the normal
+    // passdb chain knows and lets in, looked up without a password. Its
+    // fields (userdb_* prefetch...) are the target's; the master passdb's
+    // fields belong to the master and never apply.
+    backend::PassResult t = co_await engine_.lookup_pass(request_info(req, *tgt, target));
+    using backend::PassStatus;
+    switch (t.status) {
+        case PassStatus::Ok:
+            if (has_field(t.extra, "nologin")) {
+                log::info("auth-client {}: master user \"{}\" refused: target \"{}\" may not log in (nologin)", peer_,
+                          log::safe(*master), log::safe(*tgt));
+                req->fail_code = "authz_fail";
+                out.status = PassStatus::Disabled;
+                co_return out;
+            }
+            log::info("auth-client {}: master user \"{}\" logs in as \"{}\"", peer_, log::safe(*master), log::safe(*tgt));
+            req->master_user = *master;
+            if (t.user.empty() || !engine_.valid_name(t.user)) t.user = *tgt;
+            t.scheme.clear();
+            t.source = -1;  // never rehashed: the password typed was the master's
+            co_return t;
+        case PassStatus::TempFail:
+            out.status = PassStatus::TempFail;
+            co_return out;
+        case PassStatus::Disabled:
+        case PassStatus::Expired:
+            log::info("auth-client {}: master user \"{}\" refused: target \"{}\": {}", peer_, log::safe(*master),
+                      log::safe(*tgt), backend::to_string(t.status));
+            req->fail_code = t.status == PassStatus::Disabled ? "user_disabled" : "pass_expired";
+            out.status = t.status;
+            co_return out;
+        case PassStatus::SchemeUnavailable:
+            log::warning("auth-client {}: master user \"{}\" refused: no passdb can look up the target \"{}\" "
+                         "without a password (pam cannot)", peer_, log::safe(*master), log::safe(*tgt));
+            req->fail_code = "authz_fail";
+            out.status = PassStatus::UnknownUser;
+            co_return out;
+        case PassStatus::UnknownUser:
+        case PassStatus::Mismatch:
+            log::info("auth-client {}: master user \"{}\" refused: target \"{}\" does not exist", peer_,
+                      log::safe(*master), log::safe(*tgt));
+            req->fail_code = "authz_fail";
+            out.status = PassStatus::UnknownUser;
+            co_return out;
     }
     co_return out;
 }
@@ -503,6 +560,7 @@ void AuthClientSession::finish_ok(const RequestPtr& req, const std::string& user
         p.mech = std::string(req->info->name);
         p.userdb = userdb;
         p.params = req->params;
+        p.master_user = req->master_user;
         engine_.remember_login(cpid_, req->id, std::move(p));
     }
     send(protocol::format_ok(req->id, user, out));
@@ -539,6 +597,7 @@ asio::awaitable<void> AuthClientSession::finish_fail(RequestPtr req, std::string
     // A name that can never be valid (control bytes, too long) is not echoed.
     if (engine_.valid_name(req->user)) f.emplace_back("user", req->user);
     if (temp) f.emplace_back("code", "temp_fail");
+    else if (!req->fail_code.empty()) f.emplace_back("code", req->fail_code);
     send(protocol::format_fail(req->id, f));
 }
 

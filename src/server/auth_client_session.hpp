@@ -62,6 +62,8 @@ private:
         bool penalty_checked = false;  // the per-IP penalty wait is done once per request
         std::string penalty_group;     // "" = no penalty applies
         std::string password_digest;   // keyed hash of the password tried (penalty)
+        std::string fail_code;         // code= of the FAIL reply (authz_fail...), "" for none
+        std::string master_user;       // a master user's login as `user`: the master's name
     };
     using RequestPtr = std::shared_ptr<Request>;
 
@@ -104,6 +106,7 @@ private:
     bool got_cpid_ = false;
     unsigned long minor_ = 0;
     unsigned long cpid_ = 0;
+    bool owns_cpid_ = false;  // cpid_ is registered with the engine (login listeners)
     unsigned long cuid_ = 0;
     std::string cookie_;
     std::unordered_map<std::uint32_t, RequestPtr> requests_;

@@ -201,6 +201,11 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
     }
     backend::Fields fields = std::move(r.fields);
     fields.emplace_back("auth_mech", login->mech);
+    if (!login->master_user.empty()) {
+        // A master user's login: the mail process learns who really logged in.
+        if (!protocol::has_field(fields, "master_user")) fields.emplace_back("master_user", login->master_user);
+        fields.emplace_back("auth_user", login->master_user);
+    }
     log::info("auth-master {}: REQUEST {}: login of \"{}\" handed over", st->peer, cmd.id, log::safe(login->user));
     co_return protocol::format_user(cmd.id, r.user.empty() ? login->user : r.user, fields);
 }

@@ -388,6 +388,19 @@ class AuthClient:
             self.stashed.append(fields)
 
 
+class MasterClient(AuthClient):
+    """An auth-master protocol connection."""
+
+    def master_handshake(self, send_version=True):
+        self.server_lines = [self.readline(), self.readline()]
+        if send_version:
+            self.send_line("VERSION", "1", "1")
+        return self
+
+    def spid(self):
+        return self.server_lines[1].split("\t")[1]
+
+
 def fields_dict(fields):
     """key=value / bare key parameters of a reply (from the third field on)."""
     out = {}

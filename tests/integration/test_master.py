@@ -3,6 +3,7 @@
 # its cookie checks), CACHE-FLUSH, listener roles and malformed lines; and
 # Dovecot's doveadm as a real client of the master and login sockets.
 
+import itertools
 import os
 import shutil
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase,
+from harness import (ALICE_PASSWORD, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase, MasterClient,
                      b64, passwd_line, plain_payload, require_binaries, toml_str, write_file)
 
 DOVEADM = shutil.which("doveadm")
@@ -40,17 +41,7 @@ def master_config(tmp, users, *, userdbs=None, extra=""):
     return "\n".join(lines) + extra
 
 
-class MasterClient(AuthClient):
-    """An auth-master protocol connection."""
-
-    def master_handshake(self, send_version=True):
-        self.server_lines = [self.readline(), self.readline()]
-        if send_version:
-            self.send_line("VERSION", "1", "1")
-        return self
-
-    def spid(self):
-        return self.server_lines[1].split("\t")[1]
+_cpids = itertools.count(1_000_000 + os.getpid() % 1000 * 1000)
 
 
 def users_text():
@@ -80,11 +71,14 @@ class MasterBase(DaemonTestCase):
     def login_client(self, name="login", cpid=None):
         c = AuthClient(self.path(name))
         self.addCleanup(c.close)
+        # Each live login connection needs a pid of its own (a second one
+        # with a live pid is refused, as Dovecot does).
+        cpid = cpid if cpid is not None else next(_cpids)
         c.handshake(cpid=cpid)
         hs = dict(l.split("\t", 1) for l in c.server_lines if "\t" in l and not l.startswith("MECH"))
         c.cookie = hs["COOKIE"]
         c.spid = hs["SPID"]
-        c.cpid = cpid if cpid is not None else os.getpid()
+        c.cpid = cpid
         return c
 
     def login(self, req_id, user="alice", password=ALICE_PASSWORD, *params, name="login", cpid=None,
