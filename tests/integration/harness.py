@@ -3,6 +3,8 @@
 # client (auth-protocol.md section 3). Python 3.11 standard library only.
 
 import base64
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -115,6 +117,56 @@ def b64(data):
     if isinstance(data, str):
         data = data.encode("utf-8")
     return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text):
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+SCRAM_HASHES = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
+
+
+class ScramClient:
+    """The client side of RFC 5802, step by step, so tests can misbehave."""
+
+    def __init__(self, mech, user, password, nonce="pyclientnonce0123", gs2="n,,"):
+        self.hashname = SCRAM_HASHES[mech]
+        self.user, self.password, self.gs2 = user, password, gs2
+        self.bare = f"n={user.replace('=', '=3D').replace(',', '=2C')},r={nonce}"
+
+    def first(self):
+        return self.gs2 + self.bare
+
+    def final(self, server_first):
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac(self.hashname, self.password.encode(), unb64(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", self.hashname).digest()
+        stored = hashlib.new(self.hashname, client_key).digest()
+        without = f"c={b64(self.gs2)},r={attrs['r']}"
+        auth_message = f"{self.bare},{server_first},{without}".encode()
+        sig = hmac.new(stored, auth_message, self.hashname).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        server_key = hmac.new(salted, b"Server Key", self.hashname).digest()
+        self.expected_v = "v=" + b64(hmac.new(server_key, auth_message, self.hashname).digest())
+        return f"{without},p={b64(proof)}"
+
+
+def scram_login(client, req_id, mech, user, password, *params):
+    """A whole SCRAM exchange on a handshaken AuthClient; returns the reply
+    to the client's final message (CONT with the server signature, or FAIL)
+    and, after a good signature, the OK."""
+    sc = ScramClient(mech, user, password)
+    client.auth(req_id, mech, *params, resp=b64(sc.first()))
+    first = client.reply_for(req_id, timeout=30)
+    if first[0] != "CONT":
+        return first
+    client.send_line("CONT", str(req_id), b64(sc.final(unb64(first[2]).decode())))
+    reply = client.reply_for(req_id, timeout=30)
+    if reply[0] != "CONT" or unb64(reply[2]).decode() != sc.expected_v:
+        return reply
+    client.send_line("CONT", str(req_id), "")
+    return client.reply_for(req_id, timeout=30)
 
 
 def plain_payload(user, password, authzid=""):

@@ -18,9 +18,9 @@ import time
 import unittest
 
 from harness import (ALICE_PASSWORD, MASTER_PASSWORD, SCRAM_PASSWORD, SECRETS, WRONG_PASSWORD,
-                     AuthClient, Daemon, DaemonTestCase, b64, fields_dict, free_tcp_port,
+                     AuthClient, Daemon, DaemonTestCase, ScramClient, b64, fields_dict, free_tcp_port,
                      make_config, passwd_line, plain_payload, require_binaries, toml_str,
-                     write_file)
+                     unb64, write_file)
 
 ALL_MECHS = ("PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
              "EXTERNAL", "ANONYMOUS", "OAUTHBEARER", "XOAUTH2")
@@ -28,11 +28,6 @@ OAUTH_SECRET = "postern-test-hs256-secret-0123456789abcdef"
 ISSUER = "https://idp.postern-test.invalid"
 AUDIENCE = "postern-test"
 GSASL = shutil.which("gsasl")
-HASHES = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
-
-
-def unb64(text):
-    return base64.b64decode(text.encode("ascii"), validate=True)
 
 
 def scram_stored(hashname, password, salt, iterations=4096):
@@ -41,32 +36,6 @@ def scram_stored(hashname, password, salt, iterations=4096):
     server_key = hmac.new(salted, b"Server Key", hashname).digest()
     return (f"{iterations},{b64(salt)},{b64(hashlib.new(hashname, client_key).digest())},"
             f"{b64(server_key)}")
-
-
-class ScramClient:
-    """The client side of RFC 5802, step by step, so tests can misbehave."""
-
-    def __init__(self, mech, user, password, nonce="pyclientnonce0123", gs2="n,,"):
-        self.hashname = HASHES[mech]
-        self.user, self.password, self.gs2 = user, password, gs2
-        self.bare = f"n={user.replace('=', '=3D').replace(',', '=2C')},r={nonce}"
-
-    def first(self):
-        return self.gs2 + self.bare
-
-    def final(self, server_first):
-        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-        salted = hashlib.pbkdf2_hmac(self.hashname, self.password.encode(), unb64(attrs["s"]),
-                                     int(attrs["i"]))
-        client_key = hmac.new(salted, b"Client Key", self.hashname).digest()
-        stored = hashlib.new(self.hashname, client_key).digest()
-        without = f"c={b64(self.gs2)},r={attrs['r']}"
-        auth_message = f"{self.bare},{server_first},{without}".encode()
-        sig = hmac.new(stored, auth_message, self.hashname).digest()
-        proof = bytes(a ^ b for a, b in zip(client_key, sig))
-        server_key = hmac.new(salted, b"Server Key", self.hashname).digest()
-        self.expected_v = "v=" + b64(hmac.new(server_key, auth_message, self.hashname).digest())
-        return f"{without},p={b64(proof)}"
 
 
 def b64url(data):

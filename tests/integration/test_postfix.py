@@ -14,9 +14,9 @@ import tempfile
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, REPO_ROOT, SECRETS, WRONG_PASSWORD, Daemon, bob_hash,
+from harness import (ALICE_PASSWORD, MASTER_PASSWORD, REPO_ROOT, SECRETS, WRONG_PASSWORD, Daemon, bob_hash,
                      bob_password, free_tcp_port, make_config, passwd_line, require_binaries,
-                     write_file)
+                     toml_str, write_file)
 
 POSTFIX = shutil.which("postfix") or ("/usr/sbin/postfix" if os.path.exists("/usr/sbin/postfix")
                                       else None)
@@ -307,7 +307,12 @@ class PostfixTest(unittest.TestCase):
         users = os.path.join(cls.tmp, "users")
         write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD) +
                    passwd_line("bob", "{SHA512-CRYPT}" + bob_hash()))
-        cls.daemon = Daemon(cls.tmp, make_config(cls.pf.auth_socket, users))
+        masters = os.path.join(cls.tmp, "masters")
+        write_file(masters, passwd_line("admin", "{PLAIN}" + MASTER_PASSWORD))
+        config = make_config(cls.pf.auth_socket, users,
+                             extra=f'[[master_passdb]]\ndriver = "passwd-file"\npath = {toml_str(masters)}\n')
+        config = config.replace("[auth]\n", '[auth]\nmaster_user_separator = "*"\n', 1)
+        cls.daemon = Daemon(cls.tmp, config)
         cls.addClassCleanup(cls.check_daemon_log)
         cls.daemon.start()
         cls.addClassCleanup(cls.stop_postfix)
@@ -379,6 +384,15 @@ class PostfixTest(unittest.TestCase):
     def test_unknown_user(self):
         self.assert_reply(self.auth("PLAIN", "nosuchuser", WRONG_PASSWORD), 535)
         self.assert_reply(self.auth("LOGIN", "nosuchuser", WRONG_PASSWORD), 535)
+
+    def test_master_user_targets(self):
+        # "target*master" with the master's password: only for targets the
+        # passdb knows.
+        self.assert_reply(self.auth("PLAIN", "alice*admin", MASTER_PASSWORD), 235)
+        self.assert_reply(self.auth("LOGIN", "bob*admin", MASTER_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "nosuchuser*admin", MASTER_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "alice*admin", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "alice*admin", ALICE_PASSWORD), 535)
 
     def test_relay_without_auth_denied(self):
         out = self.swaks(self.pf.smtp_port, "--to", "rcpt@outside.example",

@@ -10,7 +10,8 @@ import time
 import unittest
 
 from harness import (ALICE_PASSWORD, BOB_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD,
-                     DaemonTestCase, passwd_line, require_binaries, toml_str, write_file)
+                     DaemonTestCase, passwd_line, require_binaries, scram_login, toml_str,
+                     write_file)
 
 SASLPASSWD2 = shutil.which("saslpasswd2") or (
     "/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
@@ -90,6 +91,21 @@ class SasldbTest(DaemonTestCase):
         os.rename(fresh, self.db)
         self.assert_ok(self.auth("dave", NEW_PASSWORD), 1, "dave")
         self.assert_fail(self.auth("alice", NEW_PASSWORD), 1)
+        self.assertTrue(d.alive())
+
+    def test_scram_from_cleartext(self):
+        # sasldb stores cleartext: SCRAM keys are derived (PBKDF2) per login,
+        # on the hashing pool. In builds with assertions a derivation on the
+        # event loop thread aborts the daemon (util/loop_thread.hpp).
+        conf = sasldb_config(self.sock, self.db).replace(
+            "[auth]\n", '[auth]\nmechanisms = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]\n', 1)
+        d = self.start_daemon(conf)
+        c = self.connect(self.sock)
+        for i, mech in enumerate(("SCRAM-SHA-256", "SCRAM-SHA-1"), 1):
+            self.assert_ok(scram_login(c, i, mech, "alice@example.com", ALICE_PASSWORD), i,
+                           "alice@example.com")
+        self.assert_fail(scram_login(c, 3, "SCRAM-SHA-256", "alice@example.com", WRONG_PASSWORD), 3)
+        self.assert_fail(scram_login(c, 4, "SCRAM-SHA-256", "nosuch@example.com", ALICE_PASSWORD), 4)
         self.assertTrue(d.alive())
 
     def test_master_pass_lookup(self):

@@ -18,9 +18,9 @@ import unittest
 
 import databases
 import harness
-from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, SECRETS, WRONG_PASSWORD, AuthClient,
-                     DaemonTestCase, b64, bob_hash, bob_password, require_binaries, toml_str,
-                     write_file)
+from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, MASTER_PASSWORD, SECRETS, WRONG_PASSWORD,
+                     AuthClient, DaemonTestCase, b64, bob_hash, bob_password, passwd_line,
+                     plain_payload, require_binaries, scram_login, toml_str, write_file)
 
 CAROL_PASSWORD = "Carol-Pa55w0rd-sql-5b1d"
 HOSTILE_PASSWORD = "Hostile-Pa55-sql-77ae"
@@ -132,7 +132,7 @@ def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, i
     return path
 
 
-def daemon_config(sock, master, sql_paths, pool_size=None, query_timeout=None, extra_auth=""):
+def daemon_config(sock, master, sql_paths, pool_size=None, query_timeout=None, extra_auth="", extra=""):
     lines = ["[log]", 'level = "debug"', "", "[auth]", "failure_delay = 0",
              'username_format = "%u"', extra_auth, "",
              "[[listener]]", 'type = "unix"', f"path = {toml_str(sock)}", 'mode = "0666"',
@@ -149,7 +149,14 @@ def daemon_config(sock, master, sql_paths, pool_size=None, query_timeout=None, e
         lines.append("")
     for p in sql_paths:
         lines += ["[[userdb]]", 'driver = "sql"', f"args = {toml_str(p)}", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + extra
+
+
+def master_passdb(path):
+    """A master passdb (admin / MASTER_PASSWORD) and the "target*master" separator."""
+    write_file(path, passwd_line("admin", "{PLAIN}" + MASTER_PASSWORD))
+    return ('master_user_separator = "*"',
+            f'\n[[master_passdb]]\ndriver = "passwd-file"\npath = {toml_str(path)}\n')
 
 
 def master_request(path, *lines, timeout=10):
@@ -189,12 +196,12 @@ class SqlCase(DaemonTestCase):
         cls.server = SERVERS[cls.driver]
 
     def start_sql(self, name="sql.conf.ext", master=True, pool_size=None, query_timeout=None,
-                  extra_auth="", **kw):
+                  extra_auth="", extra="", **kw):
         path = sql_file(self.path(name), self.server, **kw)
         sock = self.path("auth")
         msock = self.path("auth-master") if master else None
         d = self.start_daemon(daemon_config(sock, msock, [path], pool_size, query_timeout,
-                                            extra_auth))
+                                            extra_auth, extra))
         return d, sock, msock
 
     def auth(self, sock, user, password, req_id=1, mech="PLAIN"):
@@ -235,6 +242,62 @@ class SqlTests:
         else:
             self.assert_fail(r, 1)
         self.assertNotIn("temporary failure", d.stderr())
+
+    def master_auth(self, sock, target, password=MASTER_PASSWORD, separator=False):
+        if separator:
+            payload = plain_payload(f"{target}*admin", password)
+        else:
+            payload = plain_payload("admin", password, authzid=target)
+        with AuthClient(sock) as c:
+            c.handshake()
+            c.auth(1, "PLAIN", "rip=127.0.0.1", resp=b64(payload))
+            return c.reply(timeout=15)
+
+    def test_scram_from_cleartext(self):
+        # {PLAIN} rows: SCRAM keys derived (PBKDF2) per login on the hashing
+        # pool; in builds with assertions a derivation on the event loop
+        # thread aborts the daemon (util/loop_thread.hpp).
+        d, sock, _ = self.start_sql(
+            extra_auth='mechanisms = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]')
+        c = self.connect(sock)
+        for i, mech in enumerate(("SCRAM-SHA-256", "SCRAM-SHA-1"), 1):
+            self.assert_ok(scram_login(c, i, mech, "alice@example.com", ALICE_PASSWORD), i,
+                           "alice@example.com")
+        self.assert_fail(scram_login(c, 3, "SCRAM-SHA-256", "alice@example.com", WRONG_PASSWORD), 3)
+        self.assert_fail(scram_login(c, 4, "SCRAM-SHA-256", "dave@example.com", CAROL_PASSWORD), 4)
+        self.assertTrue(d.alive())
+
+    def test_master_user_targets(self):
+        # The target is looked up with password_query, without a password:
+        # PostfixAdmin's active flags and unknown names refuse it.
+        extra_auth, extra = master_passdb(self.path("masters"))
+        d, sock, _ = self.start_sql(extra_auth=extra_auth, extra=extra)
+        for sep in (False, True):
+            self.assert_ok(self.master_auth(sock, "alice@example.com", separator=sep), 1,
+                           "alice@example.com")
+        for target in ("nobody@example.com",        # unknown
+                       "carol@off.example",         # inactive domain
+                       "dave@example.com",          # inactive mailbox
+                       "x' OR '1'='1"):             # SQL in the target's name
+            with self.subTest(target=target):
+                r = self.master_auth(sock, target)
+                self.assert_fail(r, 1)
+                self.assertIn("code=authz_fail", r)
+                self.assertIn(f"user={target}", r)
+        r = self.master_auth(sock, "alice@example.com", WRONG_PASSWORD)
+        self.assert_fail(r, 1)
+        self.assertNotIn("code=authz_fail", r)
+        self.assertFalse(is_temp_fail(r), r)
+
+    def test_master_user_target_temp_fail(self):
+        # The database cannot be reached: the target lookup temp-fails, never OK.
+        port = harness.free_tcp_port()
+        conn = (f"host=127.0.0.1 port={port} dbname=postfix user=postfix "
+                f"password={databases.DB_PASSWORD}")
+        extra_auth, extra = master_passdb(self.path("masters"))
+        d, sock, _ = self.start_sql(connect=conn, extra_auth=extra_auth, extra=extra)
+        r = self.master_auth(sock, "alice@example.com")
+        self.assertTrue(is_temp_fail(r), r)
 
     def test_contrib_example(self):
         # contrib/postfixadmin/dovecot-sql-<driver>.conf.ext as shipped, but
@@ -678,7 +741,9 @@ class PostfixSqlTest(unittest.TestCase):
         cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), harness.free_tcp_port(),
                                  harness.free_tcp_port(), cert, key)
         paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d]) for d in cls.drivers]
-        cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths))
+        extra_auth, extra = master_passdb(os.path.join(cls.tmp, "masters"))
+        cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths,
+                                                           extra_auth=extra_auth, extra=extra))
         cls.addClassCleanup(cls.check_daemon_log)
         cls.daemon.start()
         cls.addClassCleanup(cls.stop_postfix)
@@ -728,6 +793,15 @@ class PostfixSqlTest(unittest.TestCase):
         self.assert_reply(self.auth("PLAIN", "carol@off.example", CAROL_PASSWORD), 535)
         self.assert_reply(self.auth("PLAIN", "dave@example.com", CAROL_PASSWORD), 535)
         self.assert_reply(self.auth("PLAIN", "x' OR '1'='1", ALICE_PASSWORD), 535)
+
+    def test_master_user_targets(self):
+        for d in self.drivers:
+            with self.subTest(driver=d):
+                self.assert_reply(self.auth("PLAIN", f"only-{d}@example.com*admin", MASTER_PASSWORD), 235)
+                self.assert_reply(self.auth("LOGIN", f"only-{d}@example.com*admin", MASTER_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "nobody@example.com*admin", MASTER_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "dave@example.com*admin", MASTER_PASSWORD), 535)
+        self.assert_reply(self.auth("PLAIN", "alice@example.com*admin", WRONG_PASSWORD), 535)
 
     def test_relay_after_auth(self):
         d = self.drivers[-1]
