@@ -12,12 +12,13 @@ PG_BIN=/usr/lib/postgresql/15/bin
 LIBDIR=/usr/lib/x86_64-linux-gnu
 DOVECOT_LIBEXEC=/usr/lib/dovecot
 
+repo=$(cd "$(dirname "$0")/.." && pwd)
 missing=0
 tmp=$(mktemp -d /tmp/postern-check-deps.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 # check NAME PKG FUNCTION [ARGS...]: FUNCTION returns non-zero when the peer
-# cannot do its job; its output then says what failed.
+# cannot do its job; its output then says what failed. PKG "-": no package helps.
 check() {
     local name=$1 pkg=$2 out
     shift 2
@@ -26,8 +27,12 @@ check() {
     else
         # One line; Perl's @INC list says nothing useful here.
         out=$(sed -E 's/ \(@INC contains:.*//' <<<"$out" | tr '\n' ' ' | sed -E 's/ +/ /g; s/ $//' | cut -c1-200)
-        [[ $pkg == *' '* ]] && pkg="packages $pkg" || pkg="package $pkg"
-        echo "MISSING $name: ${out:-check failed} (install Debian $pkg)"
+        if [[ $pkg == - ]]; then
+            echo "MISSING $name: ${out:-check failed}"
+        else
+            [[ $pkg == *' '* ]] && pkg="packages $pkg" || pkg="package $pkg"
+            echo "MISSING $name: ${out:-check failed} (install Debian $pkg)"
+        fi
         missing=$((missing + 1))
     fi
 }
@@ -204,6 +209,19 @@ check_pam_unix() {
     getent passwd nobody >/dev/null || { echo "no nobody user"; return 1; }
 }
 
+# test_privileges.py starts posternd as nobody from the build directory, which a
+# checkout under root's 0700 home (/root/postern) hides from it.
+check_checkout() {
+    [[ $(id -u) -eq 0 ]] || return 0  # not root: those tests skip
+    local d
+    for d in "$repo" ${POSTERN_TEST_BUILD:+"$(dirname "$POSTERN_TEST_BUILD")"} \
+             ${POSTERN_ASAN_BUILD:+"$(dirname "$POSTERN_ASAN_BUILD")"}; do
+        setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups sh -c 'cd "$1"' _ "$d" \
+            >/dev/null 2>&1 ||
+            { echo "user nobody cannot reach $d, and the tests run posternd as nobody: clone it outside /root, or chmod o+x the directories above it"; return 1; }
+    done
+}
+
 check_fail2ban() {
     tool fail2ban-regex >/dev/null || return 1
     local out
@@ -248,8 +266,9 @@ check pam_unix "passwd libpam-modules" check_pam_unix
 check fail2ban-regex fail2ban check_fail2ban
 check mariadb mariadb-server check_mariadb
 check postgresql postgresql check_postgresql
+check checkout-access - check_checkout
 
 if ((missing)); then
-    echo "check_deps: $missing peer(s) missing: run contrib/install-deps.sh --test as root"
+    echo "check_deps: $missing check(s) failed; contrib/install-deps.sh --test (as root) installs every package named above"
     exit 1
 fi
