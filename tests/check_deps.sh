@@ -180,6 +180,17 @@ check_sasldb() {
         { echo "sasldblistusers2 does not list the user saslpasswd2 wrote"; return 1; }
 }
 
+# test_postfix_backends.py runs a Postfix smtpd with smtpd_sasl_type = cyrus
+# (pwcheck_method: saslauthd): Cyrus SASL must offer PLAIN and LOGIN.
+check_cyrus_plugins() {
+    local viewer mechs m
+    viewer=$(tool saslpluginviewer) || return 1
+    mechs=$("$viewer" -s 2>&1 | sed -n '/configured SASL (server side) mechanisms are:/{n;p;}')
+    for m in PLAIN LOGIN; do
+        grep -qw -- "$m" <<<"$mechs" || { echo "Cyrus SASL has no $m server plugin (server mechanisms:${mechs:- none})"; return 1; }
+    done
+}
+
 check_testsaslauthd() {
     local t out
     t=$(tool testsaslauthd) || return 1
@@ -261,6 +272,7 @@ check dovecot-imap dovecot-imapd check_dovecot_imap
 check dovecot-sql "dovecot-mysql dovecot-pgsql" check_dovecot_sql
 check saslpasswd2 sasl2-bin check_sasldb
 check testsaslauthd sasl2-bin check_testsaslauthd
+check cyrus-sasl-plugins libsasl2-modules check_cyrus_plugins
 check pam_wrapper libpam-wrapper check_pam_wrapper
 check pam_unix "passwd libpam-modules" check_pam_unix
 check fail2ban-regex fail2ban check_fail2ban
