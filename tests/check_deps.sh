@@ -242,9 +242,10 @@ check_fail2ban() {
 
 check_mariadb() {
     local d
-    d=$(tool mariadbd 2>/dev/null || tool mysqld) || return 1
-    tool mariadb-install-db >/dev/null 2>&1 || tool mysql_install_db >/dev/null || return 1
-    tool mariadb >/dev/null 2>&1 || tool mysql >/dev/null || return 1
+    d=$(tool mariadbd 2>/dev/null || tool mysqld 2>/dev/null) || { echo "mariadbd not found"; return 1; }
+    tool mariadb-install-db >/dev/null 2>&1 || tool mysql_install_db >/dev/null 2>&1 ||
+        { echo "mariadb-install-db not found"; return 1; }
+    tool mariadb >/dev/null 2>&1 || tool mysql >/dev/null 2>&1 || { echo "mariadb client not found"; return 1; }
     "$d" --no-defaults --version >/dev/null
 }
 
@@ -272,7 +273,7 @@ check dovecot-imap dovecot-imapd check_dovecot_imap
 check dovecot-sql "dovecot-mysql dovecot-pgsql" check_dovecot_sql
 check saslpasswd2 sasl2-bin check_sasldb
 check testsaslauthd sasl2-bin check_testsaslauthd
-check cyrus-sasl-plugins libsasl2-modules check_cyrus_plugins
+check cyrus-sasl-plugins "libsasl2-modules sasl2-bin" check_cyrus_plugins
 check pam_wrapper libpam-wrapper check_pam_wrapper
 check pam_unix "passwd libpam-modules" check_pam_unix
 check fail2ban-regex fail2ban check_fail2ban
