@@ -44,6 +44,13 @@ first_of() {
     return 1
 }
 
+# first_file PATH...: the first that exists, else nothing.
+first_file() {
+    local p
+    for p in "$@"; do [[ -e $p ]] && { echo "$p"; return 0; }; done
+    return 1
+}
+
 # tool NAME: NAME on PATH or in the sbin directories (tests run as root, but
 # PATH may lack them), as shutil.which plus the tests' fallbacks do.
 tool() {
@@ -150,7 +157,7 @@ check_doveadm() {
     tool doveadm >/dev/null || return 1
     local out
     out=$(doveadm -c /dev/null pw -s SHA512-CRYPT -p check 2>&1)
-    [[ $out == '{SHA512-CRYPT}$6$'* ]] || { echo "doveadm pw: $out"; return 1; }
+    [[ $out == "{SHA512-CRYPT}\$6\$"* ]] || { echo "doveadm pw: $out"; return 1; }
 }
 
 check_dovecot_imap() {
@@ -201,8 +208,8 @@ check_testsaslauthd() {
 
 check_pam_wrapper() {
     local lib matrix out
-    lib=$(ls "$LIBDIR/libpam_wrapper.so" /usr/lib/libpam_wrapper.so 2>/dev/null | head -n 1)
-    matrix=$(ls "$LIBDIR/pam_wrapper/pam_matrix.so" /usr/lib/pam_wrapper/pam_matrix.so 2>/dev/null | head -n 1)
+    lib=$(first_file "$LIBDIR/libpam_wrapper.so" /usr/lib/libpam_wrapper.so)
+    matrix=$(first_file "$LIBDIR/pam_wrapper/pam_matrix.so" /usr/lib/pam_wrapper/pam_matrix.so)
     [[ -n $lib ]] || { echo "libpam_wrapper.so not found"; return 1; }
     [[ -n $matrix ]] || { echo "pam_matrix.so not found"; return 1; }
     # Preloading it must work (ld.so only warns on stderr when it does not).
@@ -227,6 +234,7 @@ check_checkout() {
     local d
     for d in "$repo" ${POSTERN_TEST_BUILD:+"$(dirname "$POSTERN_TEST_BUILD")"} \
              ${POSTERN_ASAN_BUILD:+"$(dirname "$POSTERN_ASAN_BUILD")"}; do
+        # shellcheck disable=SC2016  # $1 is for the inner shell
         setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups sh -c 'cd "$1"' _ "$d" \
             >/dev/null 2>&1 ||
             { echo "user nobody cannot reach $d, and the tests run posternd as nobody: clone it outside /root, or chmod o+x the directories above it"; return 1; }

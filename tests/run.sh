@@ -15,7 +15,7 @@
 # CCACHE_DIR (default /var/cache/postern-ci/ccache, outside the checkout, so a
 # fresh clone on the same machine rebuilds from the cache).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 build=${POSTERN_TEST_BUILD:-$root/build-test}
 asan_build=${POSTERN_ASAN_BUILD:-$root/build-asan}
