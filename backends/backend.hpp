@@ -45,6 +45,11 @@ struct PassResult {
     Fields userdb;       // prefetched userdb fields (userdb_* with the prefix removed)
     std::string detail;  // operator log text (no secrets)
     std::string scheme;  // Ok: scheme of the stored password (for rehash-on-login), if known
+    bool weak = false;   // Ok: the stored password uses a weak scheme (password::is_weak)
+    // Ok, from passdbs that rewrite with compare-and-set (sql): the stored
+    // value exactly as read, so a rehash never overwrites a newer password.
+    // Never logged.
+    std::string stored;
     int source = -1;     // set by the engine: index of the passdb that answered
 };
 
@@ -88,9 +93,14 @@ public:
     virtual std::string cache_key(const auth::RequestInfo& request) const;
     virtual asio::awaitable<std::uint64_t> generation();
     // Rehash on login: replace the user's stored password with `stored`
-    // (already hashed). False when this passdb cannot write or the write
-    // failed; the old password must then still be in place.
-    virtual asio::awaitable<bool> update_password(auth::RequestPtr request, std::string stored);
+    // (already hashed); `old_stored` is PassResult::stored of the login that
+    // verified (empty when the passdb does not set it). False when this
+    // passdb cannot write, the write failed or the stored value changed
+    // meanwhile; the password in place then stays.
+    virtual asio::awaitable<bool> update_password(auth::RequestPtr request, std::string stored,
+                                                  std::string old_stored);
+    // Whether update_password can write at all (configured and supported).
+    virtual bool can_update_password() const { return false; }
 };
 
 enum class IterStatus { Done, Stopped, TempFail, Unsupported };

@@ -66,7 +66,7 @@ std::string default_cache_key(const auth::RequestInfo& r) {
 std::string Passdb::cache_key(const auth::RequestInfo& r) const { return default_cache_key(r); }
 std::string Userdb::cache_key(const auth::RequestInfo& r) const { return default_cache_key(r); }
 asio::awaitable<std::uint64_t> Passdb::generation() { co_return 0; }
-asio::awaitable<bool> Passdb::update_password(auth::RequestPtr, std::string) { co_return false; }
+asio::awaitable<bool> Passdb::update_password(auth::RequestPtr, std::string, std::string) { co_return false; }
 asio::awaitable<std::uint64_t> Userdb::generation() { co_return 0; }
 
 asio::awaitable<IterStatus> Userdb::iterate(IterSink) {

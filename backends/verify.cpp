@@ -7,6 +7,7 @@ asio::awaitable<StoredVerdict> verify_stored(BlockingPool& pool, std::string sto
                                              password::StoredContext ctx) {
     StoredVerdict v;
     std::string scheme = password::stored_scheme(stored, ctx).value_or(std::string());
+    const bool weak = password::is_weak(stored, ctx);
     password::VerifyOutcome out;
     if (password::is_costly(stored, ctx)) {
         // The job owns its inputs; a named job, moved in (g++ 12 and closure temporaries).
@@ -28,6 +29,7 @@ asio::awaitable<StoredVerdict> verify_stored(BlockingPool& pool, std::string sto
         case password::Verdict::Match:
             v.status = PassStatus::Ok;
             v.scheme = std::move(scheme);
+            v.weak = weak;
             break;
         case password::Verdict::Mismatch: v.status = PassStatus::Mismatch; break;
         case password::Verdict::Invalid:

@@ -17,6 +17,7 @@ struct StoredVerdict {
     std::string detail;                        // why, for the operator (no secrets)
     bool operator_error = false;               // stored value malformed or in an unknown scheme: log it
     std::string scheme;                        // Ok: the stored password's scheme (rehash on login)
+    bool weak = false;                         // Ok: that scheme is weak (password::is_weak)
 };
 
 // Takes ownership of both values (they are wiped when done).

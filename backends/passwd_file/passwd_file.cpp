@@ -136,6 +136,12 @@ asio::awaitable<Snapshot> File::get() {
     co_return Snapshot{table_, error_};
 }
 
+asio::awaitable<void> File::refresh() {
+    loading_ = true;
+    last_check_ = std::chrono::steady_clock::now();
+    co_await reload(shared_from_this());
+}
+
 std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool) {
     // Passdb and userdb on the same path share one loaded copy. Start-up only
     // (called from factories on the loop thread).
@@ -276,10 +282,12 @@ public:
         r.detail = v.detail;
         if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e->line, v.detail);
         r.scheme = v.scheme;
+        r.weak = v.weak;
         co_return r;
     }
 
-    asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored) override {
+    bool can_update_password() const override { return true; }
+    asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored, std::string) override {
         auto key = lookup_key(st_, *req);
         if (!key) co_return false;
         // File writes are blocking: the store runs on the pool (locked, atomic).
@@ -297,7 +305,7 @@ public:
             log::warning("passwd-file {}: rehash not written: {}", log::safe(st_.path), log::safe(done->message));
             co_return false;
         }
-        file_->invalidate();
+        co_await file_->refresh();
         co_return true;
     }
 

@@ -31,6 +31,9 @@ public:
     asio::awaitable<Snapshot> get();
     const std::string& path() const { return path_; }
     void invalidate() { last_check_ = {}; }
+    // Re-reads the file now and waits for it (after postern's own write,
+    // so the next lookup sees what was written).
+    asio::awaitable<void> refresh();
     // Bumped whenever the table is replaced or becomes unavailable.
     std::uint64_t generation() const { return generation_; }
     const std::shared_ptr<const Table>& current() const { return table_; }

@@ -70,7 +70,11 @@ public:
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         Outcome o = co_await fetch_async(key_for(*req), std::move(password), Want::Verify);
-        co_return PassResult{o.status, req->user, {}, {}, std::move(o.detail), {}, -1};
+        PassResult r;
+        r.status = o.status;
+        r.user = req->user;
+        r.detail = std::move(o.detail);
+        co_return r;
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
@@ -98,7 +102,11 @@ public:
     // auth-master PASS: whether the user exists, without a password.
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
         Outcome o = co_await fetch_async(key_for(*req), Secret(), Want::Exists);
-        co_return PassResult{o.status, req->user, {}, {}, std::move(o.detail), {}, -1};
+        PassResult r;
+        r.status = o.status;
+        r.user = req->user;
+        r.detail = std::move(o.detail);
+        co_return r;
     }
 
 private:

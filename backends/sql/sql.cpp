@@ -1,6 +1,8 @@
 // sql passdb and userdb over the connection pool.
 #include "backends/sql/sql.hpp"
 
+#include <algorithm>
+
 #include "auth/cache.hpp"
 
 #include "backends/sql/database.hpp"
@@ -104,9 +106,69 @@ std::string query_cache_key(const std::string& query, const auth::RequestInfo& r
     return key.str();
 }
 
+// The %-variables a template uses, by long name.
+std::vector<std::string> variables_of(const std::string& tmpl) {
+    std::vector<std::string> names;
+    auth::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
+        names.emplace_back(n);
+        return std::string();
+    };
+    (void)auth::expand(tmpl, record);
+    return names;
+}
+
+// Whether update_query can serve rehash on login: it must write the new
+// value and compare the old one, or a password changed meanwhile (by the
+// user in a web panel) could be overwritten with the old one's rehash.
+bool usable_update_query(const sql::SqlFile& f) {
+    if (f.update_query.empty()) return false;
+    const auto names = variables_of(f.update_query);
+    const bool writes = std::find(names.begin(), names.end(), "password") != names.end();
+    const bool compares = std::find(names.begin(), names.end(), "old_password") != names.end();
+    if (!writes || !compares)
+        log::warning("sql {}:{}: update_query is not used for rehash on login: it needs %{{password}} (the new "
+                     "hash) and %{{old_password}} in its WHERE clause (e.g. AND password = '%{{old_password}}')",
+                     f.path, f.line_of("update_query"));
+    return writes && compares;
+}
+
+// Server error text with the values of a statement taken out.
+std::string redacted(std::string text, const std::vector<std::string_view>& values) {
+    for (auto v : values) {
+        if (v.size() < 4) continue;
+        for (auto pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3))
+            text.replace(pos, v.size(), "***");
+    }
+    return log::safe(text, kMaxLoggedError);
+}
+
 class SqlPassdb final : public Passdb {
 public:
-    SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool) : db_(std::move(db)), pool_(pool) {}
+    SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool)
+        : db_(std::move(db)), pool_(pool), can_update_(usable_update_query(db_->file())) {}
+    bool can_update_password() const override { return can_update_; }
+
+    asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored, std::string old_stored) override {
+        if (!can_update_ || old_stored.empty()) co_return false;
+        auth::VarLookup vars = [req, stored, old_stored](std::string_view n) -> std::optional<std::string> {
+            if (n == "password") return stored;
+            if (n == "old_password") return old_stored;
+            return req->var(n);
+        };
+        QueryResult q = co_await db_->run(db_->file().update_query, vars);
+        bool ok = false;
+        if (q.status != QueryResult::Status::Ok)
+            log::warning("sql {}: update_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
+                         redacted(std::move(q.error), {stored, old_stored}));
+        else if (q.affected == 0)
+            log::warning("sql {}: update_query for user \"{}\" changed no row: the stored password changed since "
+                         "the login (or the row is gone); it is not overwritten", db_->describe(), log::safe(req->user));
+        else
+            ok = true;
+        wipe(stored);
+        wipe(old_stored);
+        co_return ok;
+    }
     std::string_view driver() const override { return "sql"; }
     bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
@@ -134,6 +196,10 @@ public:
         r.status = v.status;
         r.detail = v.detail;
         r.scheme = v.scheme;
+        r.weak = v.weak;
+        // With noscheme the column holds no {SCHEME} prefix: a rehash would
+        // write one the next read misunderstands. No compare value, no rehash.
+        if (r.status == PassStatus::Ok && can_update_ && !l.row.noscheme) r.stored = *l.row.password;
         if (v.operator_error)
             log::error("sql {}: user \"{}\": {}", db_->describe(), log::safe(req->user), v.detail);
         co_return r;
@@ -227,6 +293,7 @@ private:
 
     std::shared_ptr<sql::Database> db_;
     BlockingPool* pool_;
+    bool can_update_ = false;
 };
 
 // Dovecot's default user_query.

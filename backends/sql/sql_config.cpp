@@ -258,8 +258,9 @@ SqlFile parse_sql_settings(const std::vector<RawSetting>& raw, const std::string
         } else if (s.key == "password_query") f.password_query = s.value;
         else if (s.key == "user_query") f.user_query = s.value;
         else if (s.key == "iterate_query") f.iterate_query = s.value;
-        else if (s.key == "update_query" || s.key == "userdb_warning_disable") {
-            // Accepted for compatibility; postern does not write from the daemon.
+        else if (s.key == "update_query") f.update_query = s.value;
+        else if (s.key == "userdb_warning_disable") {
+            // Accepted for compatibility; it means nothing to postern.
         } else {
             fail_at(s.file, s.line, s.key, "unknown setting");
         }

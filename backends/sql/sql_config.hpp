@@ -42,6 +42,10 @@ struct SqlFile {
     std::string password_query;
     std::string user_query;
     std::string iterate_query;
+    // Rehash on login writes the new hash with this statement: %{password}
+    // (or %w) is the new stored value, %{old_password} the one the login
+    // verified (compare-and-set). Without %{old_password} it is not used.
+    std::string update_query;
     // Line of each key in the file, for later errors about a query.
     std::vector<std::pair<std::string, long>> lines;
     long line_of(std::string_view key) const;

@@ -1,11 +1,16 @@
 // Passdb/userdb chains and shared authentication state.
 #include "auth/engine.hpp"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <asio/co_spawn.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -185,6 +190,15 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
         }
     }
     backend::PassResult r = co_await verify_chain(&passdbs_, request, password.clone());
+    // The stored value (compare-and-set for a rehash) is never cached.
+    std::string verified = std::move(r.stored);
+    r.stored.clear();
+    if (r.status == PassStatus::Ok && r.weak && !weak_scheme_allowed(*request, r)) {
+        r.status = PassStatus::Mismatch;
+        r.detail = "weak password scheme refused";
+        wipe(verified);
+        co_return r;
+    }
     if (cache_) {
         if (r.status == PassStatus::Ok) {
             cache_->store_verified(cs.key, cs.generation, password.view(), r, request->user);
@@ -196,8 +210,48 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
             }
         }
     }
-    if (r.status == PassStatus::Ok) maybe_rehash(request, r, password.view());
+    if (r.status == PassStatus::Ok) maybe_rehash(request, r, password.view(), std::move(verified));
     co_return r;
+}
+
+bool Engine::rehash_possible(const backend::PassResult& result) const {
+    return !cfg_.rehash_scheme.empty() && result.source >= 0 &&
+           passdbs_[static_cast<std::size_t>(result.source)]->can_update_password();
+}
+
+bool Engine::weak_scheme_allowed(const RequestInfo& request, const backend::PassResult& result) {
+    using WS = config::Config::WeakSchemes;
+    const std::string scheme = result.scheme.empty() ? std::string("?") : result.scheme;
+    switch (cfg_.weak_schemes) {
+        case WS::Allow:
+            return true;
+        case WS::Warn: {
+            // Once per user per hour: a busy account does not flood the log.
+            const auto now = std::chrono::steady_clock::now();
+            if (weak_warned_.size() > kMaxWeakWarned) {
+                for (auto it = weak_warned_.begin(); it != weak_warned_.end();)
+                    it = now - it->second >= std::chrono::hours(1) ? weak_warned_.erase(it) : std::next(it);
+                if (weak_warned_.size() > kMaxWeakWarned) weak_warned_.clear();
+            }
+            auto [it, fresh] = weak_warned_.try_emplace(request.user, now);
+            if (fresh || now - it->second >= std::chrono::hours(1)) {
+                it->second = now;
+                log::warning("auth: user \"{}\" logged in with a weak password scheme ({}){}", log::safe(request.user),
+                             scheme, rehash_possible(result) ? "; it is rehashed now" : "");
+            }
+            return true;
+        }
+        case WS::Refuse:
+            if (rehash_possible(result)) {
+                log::info("auth: user \"{}\": weak password scheme {} accepted once to be rehashed to {}",
+                          log::safe(request.user), scheme, cfg_.rehash_scheme);
+                return true;
+            }
+            log::warning("auth: user \"{}\": weak password scheme {} refused (weak_schemes = \"refuse\")",
+                         log::safe(request.user), scheme);
+            return false;
+    }
+    return true;
 }
 
 // Master logins are not cached: they are rare, and their answers belong to
@@ -205,6 +259,7 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
 asio::awaitable<backend::PassResult> Engine::verify_master(RequestPtr request, Secret password) {
     backend::PassResult r = co_await verify_chain(&master_passdbs_, std::move(request), std::move(password));
     r.source = -1;  // never rehashed through the normal chain
+    wipe(r.stored);
     co_return r;
 }
 
@@ -327,6 +382,17 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
 
 namespace {
 
+// Appends one line to a file (created 0640 if missing); "" or the error.
+std::string append_line(const std::string& path, const std::string& line) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) return std::strerror(errno);
+    const ssize_t n = ::write(fd, line.data(), line.size());
+    const int err = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(line.size())) return n < 0 ? std::strerror(err) : "short write";
+    return {};
+}
+
 // Rough strength order of password schemes for rehash-on-login: a stored
 // password is rehashed when its scheme ranks below the target's.
 int scheme_strength(std::string_view scheme) {
@@ -345,18 +411,23 @@ int scheme_strength(std::string_view scheme) {
 
 }  // namespace
 
-void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password) {
-    if (cfg_.rehash_scheme.empty() || result.scheme.empty() || result.source < 0) return;
-    if (scheme_strength(result.scheme) >= scheme_strength(cfg_.rehash_scheme)) return;
-    if (!rehashing_.insert(request->user).second) return;  // one at a time per user
-    asio::co_spawn(services_.executor, rehash(request, result.scheme, Secret(std::string(password)), result.source),
+void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password,
+                          std::string verified) {
+    // A weak stored scheme is always worth a rehash; otherwise only one that
+    // ranks below the target.
+    if (!rehash_possible(result) || result.scheme.empty()) return wipe(verified);
+    if (!result.weak && scheme_strength(result.scheme) >= scheme_strength(cfg_.rehash_scheme)) return wipe(verified);
+    if (!rehashing_.insert(request->user).second) return wipe(verified);  // one at a time per user
+    asio::co_spawn(services_.executor,
+                   rehash(request, result.scheme, Secret(std::string(password)), result.source, Secret(std::move(verified))),
                    [this, user = request->user](std::exception_ptr e) {
                        rehashing_.erase(user);
                        if (e) log::error("auth: rehash of user \"{}\" failed unexpectedly", log::safe(user));
                    });
 }
 
-asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme, Secret password, int source) {
+asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme, Secret password, int source,
+                                     Secret verified) {
     auto job = [scheme = cfg_.rehash_scheme, pw = std::move(password)]() {
         return password::generate(scheme, pw.view());
     };
@@ -366,12 +437,24 @@ asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme,
         co_return;
     }
     std::string stored = std::move(**made);
-    const bool ok = co_await passdbs_[static_cast<std::size_t>(source)]->update_password(request, std::move(stored));
-    if (ok)
-        log::info("auth: rehashed user \"{}\" from {} to {}", log::safe(request->user), old_scheme, cfg_.rehash_scheme);
-    else
-        log::warning("auth: rehash of user \"{}\" from {} to {} not written; the old hash stays",
-                     log::safe(request->user), old_scheme, cfg_.rehash_scheme);
+    const bool ok = co_await passdbs_[static_cast<std::size_t>(source)]->update_password(
+        request, std::move(stored), std::string(verified.view()));
+    if (!ok) {
+        log::warning("auth: rehash of user \"{}\" from {} to {} not written; the old hash stays (tried again at "
+                     "the next login)", log::safe(request->user), old_scheme, cfg_.rehash_scheme);
+        co_return;
+    }
+    log::info("auth: rehashed user \"{}\" from {} to {}", log::safe(request->user), old_scheme, cfg_.rehash_scheme);
+    if (cfg_.rehash_log.empty()) co_return;
+    // One line per upgrade for `postern user audit --since` (user names
+    // never hold tabs or control bytes: valid_name). File I/O: on the pool.
+    auto append = [path = cfg_.rehash_log,
+                   line = std::to_string(std::time(nullptr)) + "\t" + request->user + "\t" + old_scheme + "\t" +
+                          cfg_.rehash_scheme + "\n"]() { return append_line(path, line); };
+    auto written = co_await run_blocking(pool_, std::move(append));
+    if (!written || !written->empty())
+        log::warning("auth: rehash_log {}: {}", log::safe(cfg_.rehash_log),
+                     written ? log::safe(*written) : std::string("hashing pool queue full"));
 }
 
 asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {

@@ -124,8 +124,17 @@ private:
     asio::awaitable<backend::CredResult> lookup_credentials_chain(RequestPtr request, std::string scheme);
     asio::awaitable<backend::UserResult> lookup_user_chain(RequestPtr request);
     asio::awaitable<CacheState> userdb_cache_state(RequestPtr request);
-    void maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password);
-    asio::awaitable<void> rehash(RequestPtr request, std::string old_scheme, Secret password, int source);
+    void maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password,
+                      std::string verified);
+    asio::awaitable<void> rehash(RequestPtr request, std::string old_scheme, Secret password, int source,
+                                 Secret verified);
+    // Whether the passdb that answered can take a rehash to rehash_scheme.
+    bool rehash_possible(const backend::PassResult& result) const;
+    // The [auth] weak_schemes policy for a successful login with a weak
+    // stored scheme: true lets it in (logging as configured).
+    bool weak_scheme_allowed(const RequestInfo& request, const backend::PassResult& result);
+    static constexpr std::size_t kMaxWeakWarned = 100000;
+    std::map<std::string, std::chrono::steady_clock::time_point> weak_warned_;
     static asio::awaitable<backend::PassResult> verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
                                                              RequestPtr request, Secret password);
     const config::Config& cfg_;

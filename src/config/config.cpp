@@ -163,6 +163,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     if (auto a = root.subtable("auth")) {
         a->reject_unknown({"mechanisms", "failure_delay", "failure_delay_jitter", "username_format", "max_username_length",
                            "request_timeout", "handshake_timeout", "rehash_scheme", "master_user_separator",
+                           "weak_schemes", "rehash_log",
                            "anonymous_user", "realms", "hostname"});
         c.mechanisms = a->string_list("mechanisms", c.mechanisms);
         if (c.mechanisms.empty()) a->error("mechanisms", "at least one mechanism is needed");
@@ -191,6 +192,14 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
             if (!canonical) a->error("rehash_scheme", "unknown password scheme \"" + c.rehash_scheme + "\"");
             c.rehash_scheme = *canonical;
         }
+        const std::string weak = a->string("weak_schemes", "warn");
+        if (weak == "allow") c.weak_schemes = Config::WeakSchemes::Allow;
+        else if (weak == "warn") c.weak_schemes = Config::WeakSchemes::Warn;
+        else if (weak == "refuse") c.weak_schemes = Config::WeakSchemes::Refuse;
+        else a->error("weak_schemes", "must be \"allow\", \"warn\" or \"refuse\"");
+        c.rehash_log = a->string("rehash_log", "");
+        if (!c.rehash_log.empty() && c.rehash_log.front() != '/')
+            a->error("rehash_log", "must be an absolute path");
         c.handshake_timeout = a->duration("handshake_timeout", 30.0, 3600.0);
         if (c.handshake_timeout <= 0) a->error("handshake_timeout", "must be greater than 0");
     }

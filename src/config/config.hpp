@@ -88,6 +88,12 @@ struct Config {
     double request_timeout = 150.0;
     double failure_delay_jitter = 0;  // each failure waits failure_delay +- up to this
     std::string rehash_scheme;        // "": rehash on login off
+    // Logins whose stored hash uses a scheme Dovecot 2.4 calls weak
+    // (password::is_weak): let them in, log them (once per user per hour),
+    // or refuse them unless rehash_scheme upgrades the hash on the spot.
+    enum class WeakSchemes { Allow, Warn, Refuse };
+    WeakSchemes weak_schemes = WeakSchemes::Warn;
+    std::string rehash_log;           // "": off; else one line per rehash (postern user audit --since)
     CacheSettings cache;
     PenaltySettings penalty;
     std::string master_user_separator;  // "" = no user*master logins

@@ -327,6 +327,19 @@ Result<std::string> credentials(std::string_view stored, std::string_view wanted
     return converted;
 }
 
+bool is_weak(std::string_view stored, const StoredContext& ctx) {
+    auto resolved = resolve(stored, ctx);
+    if (!resolved) return false;
+    const SchemeRow& row = *resolved->scheme.row;
+    if (row.weak) return true;
+    if (row.group != "CRYPT") return false;
+    // {CRYPT} holds whatever crypt(3) takes: DES and MD5-crypt contents are
+    // as weak as their own schemes (Dovecot 2.4 refuses them too).
+    auto raw = decode(row, resolved->scheme.suffix, resolved->data);
+    if (!raw || raw->empty()) return false;
+    return raw->starts_with("$1$") || (*raw)[0] != '$';
+}
+
 bool credentials_costly(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx) {
     auto wanted = lookup(wanted_scheme);
     auto resolved = resolve(stored, ctx);

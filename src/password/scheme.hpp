@@ -84,6 +84,12 @@ std::optional<std::string> stored_scheme(std::string_view stored, const StoredCo
 // error that says "have X, need Y".
 Result<std::string> credentials(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);
 
+// True when the stored value uses a scheme Dovecot 2.4 calls weak and
+// refuses without auth_allow_weak_schemes: MD5, MD5-CRYPT, SMD5, HMAC-MD5,
+// PLAIN-MD4, PLAIN-MD5, LDAP-MD5, DES-CRYPT, and {CRYPT} data that is DES or
+// MD5-crypt ("$1$"). False for unknown schemes.
+bool is_weak(std::string_view stored, const StoredContext& ctx);
+
 // True when credentials(stored, wanted_scheme, ctx) costs real CPU (a
 // plaintext turned into SCRAM keys runs PBKDF2): run it off the event loop.
 bool credentials_costly(std::string_view stored, std::string_view wanted_scheme, const StoredContext& ctx);

@@ -198,6 +198,16 @@ class MariaDB(_Server):
             raise AssertionError(f"mariadb: {p.stderr}")
         return p.stdout
 
+    def session(self, database=None):
+        """An interactive client as root on stdin (a transaction held open
+        across test steps); write statements, then close stdin."""
+        argv = [MARIADB, "--no-defaults", f"--socket={self.socket}", "-uroot", "--batch", "--unbuffered",
+                "--default-character-set=utf8mb4"]
+        if database:
+            argv.append(database)
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
     def setup_postfixadmin(self):
         self.sql(f"CREATE DATABASE {DB_NAME};\n"
                  f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';\n"
@@ -261,6 +271,13 @@ class PostgreSQL(_Server):
         if p.returncode != 0:
             raise AssertionError(f"psql: {p.stderr}")
         return p.stdout
+
+    def session(self, database="postgres"):
+        """As MariaDB.session."""
+        return subprocess.Popen([PSQL, "-h", self.sockdir, "-p", str(self.port), "-U", "postgres", "-d", database,
+                                 "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-X"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **_run_as())
 
     def setup_postfixadmin(self):
         self.sql(f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{DB_PASSWORD}';\n")

@@ -5,6 +5,7 @@
 # and Postfix + swaks authenticating through posternd against both.
 # Each server starts once for the module (databases.py).
 
+import hashlib
 import os
 import re
 import shutil
@@ -120,7 +121,7 @@ def tearDownModule():
 
 
 def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, iterate_query=None,
-             connect=None, scheme="SHA512-CRYPT"):
+             connect=None, scheme="SHA512-CRYPT", update_query=None):
     lines = [f"# dovecot-sql.conf.ext for {server.driver}",
              f"driver = {server.driver}",
              f"connect = {connect if connect is not None else server.connect_string()}",
@@ -128,6 +129,8 @@ def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, i
              f"password_query = {password_query}",
              f"user_query = {user_query or PFA_USER_QUERY[server.driver]}",
              f"iterate_query = {iterate_query or PFA_ITERATE_QUERY}"]
+    if update_query:
+        lines.append(f"update_query = {update_query}")
     write_file(path, "\n".join(lines) + "\n", 0o644)
     return path
 
@@ -179,6 +182,43 @@ def master_request(path, *lines, timeout=10):
             buf += chunk
         return [l for l in buf.decode("utf-8", "replace").split("\n") if l and
                 not l.startswith(("VERSION", "SPID"))]
+
+
+# Rehash on login writes through this: the new hash, compared with the one
+# the login verified, so a password changed meanwhile is never overwritten.
+REHASH_UPDATE = ("UPDATE mailbox SET password = '%{password}' "
+                 "WHERE username = '%u' AND password = '%{old_password}'")
+REHASH_PASSWORD = "Rehash-sql-Pa55-e41b"
+SECRETS.append(REHASH_PASSWORD)
+
+
+def md5_crypt(password):
+    p = subprocess.run(["openssl", "passwd", "-1", password], capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError(p.stderr)
+    harness.register_secret(p.stdout.strip())
+    return p.stdout.strip()
+
+
+def add_mailboxes(server, rows):
+    """Inserts (user, stored) rows; returns a function that removes them."""
+    server.sql("".join(_mailbox(server, user, stored) for user, stored in rows), databases.DB_NAME)
+    names = ", ".join(server.quote(user) for user, _ in rows)
+    return lambda: server.sql(f"DELETE FROM mailbox WHERE username IN ({names});\n", databases.DB_NAME)
+
+
+def stored_password(server, user):
+    return server.sql(f"SELECT password FROM mailbox WHERE username = {server.quote(user)};\n",
+                      databases.DB_NAME).strip()
+
+
+def wait_until(predicate, timeout=20, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def is_temp_fail(fields):
@@ -266,6 +306,100 @@ class SqlTests:
         self.assert_fail(scram_login(c, 3, "SCRAM-SHA-256", "alice@example.com", WRONG_PASSWORD), 3)
         self.assert_fail(scram_login(c, 4, "SCRAM-SHA-256", "dave@example.com", CAROL_PASSWORD), 4)
         self.assertTrue(d.alive())
+
+    # --- rehash on login ---
+
+    def start_rehash(self, rows, **kw):
+        self.addCleanup(add_mailboxes(self.server, rows))
+        return self.start_sql(update_query=REHASH_UPDATE,
+                              extra_auth='rehash_scheme = "ARGON2ID"\nweak_schemes = "refuse"', **kw)
+
+    def test_rehash_on_login(self):
+        md5 = md5_crypt(REHASH_PASSWORD)
+        # Hostile names are values in the UPDATE as in the SELECT.
+        users = ["rehash@example.com", "re'hash\\x%u@example.com", "rehash-crypt@example.com"]
+        rows = [(users[0], "{MD5-CRYPT}" + md5), (users[1], "{MD5-CRYPT}" + md5), (users[2], "{CRYPT}" + md5)]
+        d, sock, _ = self.start_rehash(rows)
+        for user in users:
+            with self.subTest(user=user):
+                self.assert_ok(self.auth(sock, user, REHASH_PASSWORD), 1, user)
+                self.assertTrue(wait_until(lambda: stored_password(self.server, user).startswith("{ARGON2ID}$argon2id$")),
+                                f"{stored_password(self.server, user)[:12]}...\n{d.stderr()[-2000:]}")
+                new = stored_password(self.server, user)
+                harness.register_secret(new)
+                if shutil.which("doveadm"):
+                    p = subprocess.run(["doveadm", "-c", "/dev/null", "pw", "-t", new, "-p", REHASH_PASSWORD],
+                                       capture_output=True, text=True, timeout=60)
+                    self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                # The next login verifies the new hash; nothing is rewritten.
+                self.assert_ok(self.auth(sock, user, REHASH_PASSWORD), 1, user)
+                self.assert_fail(self.auth(sock, user, WRONG_PASSWORD), 1)
+                time.sleep(0.5)
+                self.assertEqual(stored_password(self.server, user), new)
+                logged = user.replace("\\", "\\x5c").replace('"', "\\x22")  # as log lines escape it
+                self.assertEqual(d.stderr().count(f'rehashed user "{logged}"'), 1, d.stderr()[-2000:])
+        # Other rows were not touched by the UPDATEs.
+        self.assertEqual(stored_password(self.server, "alice@example.com"), "{PLAIN}" + ALICE_PASSWORD)
+
+    def test_rehash_update_refused_keeps_the_old_hash(self):
+        # A database user that may only SELECT: the login still succeeds
+        # (the policy lets it in to be rehashed), the old hash stays, and
+        # the next login tries again.
+        user = "rehash-ro@example.com"
+        stored = "{MD5-CRYPT}" + md5_crypt(REHASH_PASSWORD)
+        conn = self.server.connect_string().replace(f"user={databases.DB_USER}", "user=limited").replace(
+            f"password={databases.DB_PASSWORD}", f"password={LIMITED_PASSWORD}")
+        d, sock, _ = self.start_rehash([(user, stored)], connect=conn, pool_size=1)
+        for n in (1, 2):
+            self.assert_ok(self.auth(sock, user, REHASH_PASSWORD), 1, user)
+            self.assertTrue(wait_until(lambda: len(re.findall(r"not written; the old hash stays", d.stderr())) >= n),
+                            d.stderr()[-2000:])
+        self.assertRegex(d.stderr(), rf'update_query for user "{re.escape(user)}" failed: ')
+        self.assertEqual(stored_password(self.server, user), stored)
+
+    def test_rehash_never_overwrites_a_changed_password(self):
+        # The row changes between the login's SELECT and the rehash's UPDATE:
+        # a transaction holds the new password uncommitted while the login
+        # reads the old one, so the UPDATE waits for it and then finds
+        # another value than the one verified.
+        user = "rehash-race@example.com"
+        d, sock, _ = self.start_rehash([(user, "{MD5-CRYPT}" + md5_crypt(REHASH_PASSWORD))])
+        changed = "{PLAIN}" + ALICE_PASSWORD
+        s = self.server.session(databases.DB_NAME)
+        try:
+            s.stdin.write(f"BEGIN;\nUPDATE mailbox SET password = {self.server.quote(changed)} "
+                          f"WHERE username = {self.server.quote(user)};\n")
+            s.stdin.flush()
+            time.sleep(0.5)
+            self.assert_ok(self.auth(sock, user, REHASH_PASSWORD), 1, user)
+            time.sleep(1.5)  # the rehash is hashed and its UPDATE waits for the lock
+            s.stdin.write("COMMIT;\n")
+            s.stdin.close()
+            s.wait(30)
+        finally:
+            if s.poll() is None:
+                s.kill()
+        self.assertTrue(wait_until(lambda: "changed no row" in d.stderr()), d.stderr()[-2000:])
+        self.assertEqual(stored_password(self.server, user), changed)
+        self.assertNotIn(f'rehashed user "{user}"', d.stderr())
+
+    def test_weak_scheme_policy(self):
+        user = "weak-policy@example.com"
+        self.addCleanup(add_mailboxes(self.server, [(user, "{PLAIN-MD5}" + hashlib.md5(REHASH_PASSWORD.encode()).hexdigest())]))
+        for policy, weak_ok in (("allow", True), ("warn", True), ("refuse", False)):
+            with self.subTest(policy=policy):
+                d, sock, _ = self.start_sql(extra_auth=f'weak_schemes = "{policy}"', name=f"{policy}.conf.ext")
+                r = self.auth(sock, user, REHASH_PASSWORD)
+                if weak_ok:
+                    self.assert_ok(r, 1, user)
+                else:
+                    self.assert_fail(r, 1)
+                self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+                warned = f'user "{user}" logged in with a weak password scheme (PLAIN-MD5)' in d.stderr()
+                self.assertEqual(warned, policy == "warn", d.stderr()[-2000:])
+                refused = f'user "{user}": weak password scheme PLAIN-MD5 refused' in d.stderr()
+                self.assertEqual(refused, policy == "refuse", d.stderr()[-2000:])
+                d.stop()
 
     def test_master_user_targets(self):
         # The target is looked up with password_query, without a password:
@@ -717,12 +851,12 @@ class PgsqlTest(SqlTests, SqlCase):
 from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing  # noqa: E402
 
 
-@require_binaries
-@unittest.skipIf(postfix_missing(), postfix_missing() or "")
-class PostfixSqlTest(unittest.TestCase):
+class PostfixSqlBase(unittest.TestCase):
     """Postfix smtpd -> posternd -> passdb chain [mysql, pgsql] with
     PostfixAdmin's recommended queries; swaks as the mail client. Each
     database holds one user the other does not."""
+    extra_auth = ""
+    update_query = None
 
     @classmethod
     def setUpClass(cls):
@@ -740,10 +874,12 @@ class PostfixSqlTest(unittest.TestCase):
             raise AssertionError(f"openssl failed: {gen.stderr}")
         cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), harness.free_tcp_port(),
                                  harness.free_tcp_port(), cert, key)
-        paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d]) for d in cls.drivers]
+        paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d], update_query=cls.update_query)
+                 for d in cls.drivers]
         extra_auth, extra = master_passdb(os.path.join(cls.tmp, "masters"))
         cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths,
-                                                           extra_auth=extra_auth, extra=extra))
+                                                           extra_auth=extra_auth + "\n" + cls.extra_auth,
+                                                           extra=extra))
         cls.addClassCleanup(cls.check_daemon_log)
         cls.daemon.start()
         cls.addClassCleanup(cls.stop_postfix)
@@ -780,6 +916,12 @@ class PostfixSqlTest(unittest.TestCase):
         return self.swaks("--auth", mech, "--auth-user", user, "--auth-password", password,
                           "--quit-after", "AUTH")
 
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing(), postfix_missing() or "")
+class PostfixSqlTest(PostfixSqlBase):
+
     def test_each_database_authenticates(self):
         for d in self.drivers:
             with self.subTest(driver=d):
@@ -809,6 +951,32 @@ class PostfixSqlTest(unittest.TestCase):
                          "--auth-password", ALICE_PASSWORD)
         self.assert_reply(out, 235)
         self.assertRegex(out, r"250 2\.0\.0 Ok: queued", f"{out}\n{self.pf.log()}")
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing(), postfix_missing() or "")
+class PostfixSqlRehashTest(PostfixSqlBase):
+    """Rehash on login behind Postfix: an MD5-CRYPT row becomes Argon2id."""
+    extra_auth = 'rehash_scheme = "ARGON2ID"'
+    update_query = REHASH_UPDATE
+
+    def test_md5_crypt_row_upgraded(self):
+        for d in self.drivers:
+            with self.subTest(driver=d):
+                user = f"pf-rehash-{d}@example.com"
+                self.addCleanup(add_mailboxes(SERVERS[d], [(user, "{MD5-CRYPT}" + md5_crypt(REHASH_PASSWORD))]))
+                self.assert_reply(self.auth("PLAIN", user, REHASH_PASSWORD), 235)
+                self.assertTrue(wait_until(lambda: stored_password(SERVERS[d], user).startswith("{ARGON2ID}")),
+                                self.daemon.stderr()[-2000:])
+                new = stored_password(SERVERS[d], user)
+                harness.register_secret(new)
+                if shutil.which("doveadm"):
+                    p = subprocess.run(["doveadm", "-c", "/dev/null", "pw", "-t", new, "-p", REHASH_PASSWORD],
+                                       capture_output=True, text=True, timeout=60)
+                    self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assert_reply(self.auth("LOGIN", user, REHASH_PASSWORD), 235)
+                self.assert_reply(self.auth("PLAIN", user, WRONG_PASSWORD), 535)
+                self.assertEqual(stored_password(SERVERS[d], user), new)
 
 
 if __name__ == "__main__":
