@@ -108,3 +108,44 @@ struct SchemeListing {
 std::vector<SchemeListing> list_schemes();
 
 }  // namespace postern::password
+
+// ---- Describing stored values for audits (describe.cpp, postern user audit) ----
+namespace postern::password {
+
+// What a stored value is made of, without its secret parts.
+struct StoredDescription {
+    std::string scheme;  // as stored_scheme(): "SHA512-CRYPT", "CRYPT", "MD5-CRYPT" ...
+    // What the data really is where a scheme takes several formats: the
+    // crypt(3) algorithm of crypt-family data ({CRYPT} holding "DES-CRYPT",
+    // "MD5-CRYPT", "SHA512-CRYPT", "BLF-CRYPT", "YESCRYPT", or "crypt $7$" for
+    // ids postern has no scheme for), "PLAIN-MD5" for {MD5} digests, the
+    // variant of argon2 data; else the scheme itself.
+    std::string algorithm;
+    // Cost parameters as written in the data, normalised: "rounds=5000"
+    // (sha-crypt, the default made explicit; PBKDF2), "cost=10" (bcrypt),
+    // "m=65536,t=3,p=1" (argon2), "N=4096,r=32" (yescrypt),
+    // "iterations=4096" (SCRAM). Empty when the format has none (digests,
+    // DES, MD5-crypt) or the data is malformed.
+    std::string cost;
+    bool weak = false;       // is_weak()
+    bool cleartext = false;  // the data is the password itself (PLAIN, CLEAR, CLEARTEXT, PLAIN-TRUNC)
+    bool malformed = false;  // the data does not decode for its scheme, or is no crypt(3) string (a login fails)
+    // SHA-256 of the decoded data (of the whole value when it does not
+    // decode): equal for two stored values with the same salt and hash,
+    // whatever their {SCHEME} prefix or encoding. For cleartext and unsalted
+    // schemes it is an unsalted hash of the password: keep it in memory,
+    // never print or store it.
+    std::string identity;
+};
+
+// nullopt when the scheme is unknown (or `stored` is empty).
+std::optional<StoredDescription> describe_stored(std::string_view stored, const StoredContext& ctx);
+
+// True when `algorithm` (a scheme name, e.g. StoredDescription::algorithm)
+// turns one password into the same stored value every time (no random
+// salt), so equal stored values mean equal passwords: PLAIN, SHA, PLAIN-MD5
+// .... Found by generating twice, which costs what one login costs in
+// that scheme: call it once per scheme. False for names it cannot generate.
+bool scheme_unsalted(std::string_view algorithm);
+
+}  // namespace postern::password
