@@ -9,6 +9,7 @@
 #include "backends/backend.hpp"
 #include "backends/passwd_file/store.hpp"
 #include "backends/user_store.hpp"
+#include "cli/audit.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/import.hpp"
@@ -284,6 +285,7 @@ void add_user(CLI::App& app, int& exit_code) {
             exit_code = run_import(*store, *opts);
         });
     }
+    add_user_audit(*user, exit_code);
 }
 
 }  // namespace postern::cli
