@@ -332,9 +332,10 @@ bool is_weak(std::string_view stored, const StoredContext& ctx) {
     if (!resolved) return false;
     const SchemeRow& row = *resolved->scheme.row;
     if (row.weak) return true;
-    if (row.group != "CRYPT") return false;
-    // {CRYPT} holds whatever crypt(3) takes: DES and MD5-crypt contents are
-    // as weak as their own schemes (Dovecot 2.4 refuses them too).
+    // Schemes checked by crypt(3) take whatever crypt(3) takes: DES and
+    // MD5-crypt contents are as weak as their own schemes, whatever the
+    // prefix says (Dovecot 2.4 refuses them too).
+    if (row.verify != verify_crypt) return false;
     auto raw = decode(row, resolved->scheme.suffix, resolved->data);
     if (!raw || raw->empty()) return false;
     return raw->starts_with("$1$") || (*raw)[0] != '$';

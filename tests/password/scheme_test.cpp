@@ -512,3 +512,25 @@ TEST_CASE("argon2 strings outside libsodium's range go through libargon2") {
     CHECK(V("{ARGON2ID}$argon2d$v=19$m=1024,t=1,p=1$c2FsdHNhbHRzYWx0MTIzNA$2uErAZ7ZIQEl4GvOgOcxyMRmAHJ6NBd2jMRefXksSQ4",
             "password") == Verdict::Mismatch);
 }
+
+TEST_CASE("weak schemes: Dovecot 2.4's list, and crypt(3) data by what it holds") {
+    password::StoredContext ctx;
+    for (const char* weak : {"{MD5-CRYPT}$1$abcdefgh$0123456789012345678901", "{PLAIN-MD5}5f4dcc3b5aa765d61d8327deb882cf99",
+                             "{SMD5}c2FsdHNhbHRzYWx0c2FsdA==", "{DES-CRYPT}abJnggxhB/yWI", "{CRYPT}abJnggxhB/yWI",
+                             "{CRYPT}$1$abcdefgh$0123456789012345678901", "{SHA512-CRYPT}$1$abcdefgh$0123456789012345678901",
+                             "{LDAP-MD5}X03MO1qnZdYdgyfeuILPmQ==", "{PLAIN-MD4}8a9d093f14f8701df17732b2bb182c74"}) {
+        CAPTURE(weak);
+        CHECK(password::is_weak(weak, ctx));
+    }
+    for (const char* strong : {"{PLAIN}x", "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "{SSHA512}aaaa",
+                               "{SHA512-CRYPT}$6$salt$abc", "{CRYPT}$2y$05$abcdefghijklmnopqrstuv", "{CRYPT}$y$j9T$a$b",
+                               "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA", "{NOSUCH}x", ""}) {
+        CAPTURE(strong);
+        CHECK_FALSE(password::is_weak(strong, ctx));
+    }
+    // A bare value read with a default scheme: MD5-crypt data is weak there too.
+    password::StoredContext sha;
+    sha.default_scheme = "SHA512-CRYPT";
+    CHECK(password::is_weak("$1$abcdefgh$0123456789012345678901", sha));
+    CHECK_FALSE(password::is_weak("$6$salt$abc", sha));
+}
