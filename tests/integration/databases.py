@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import unittest
 
 from harness import FIXTURES, free_tcp_port
 
@@ -300,3 +302,51 @@ class PostgreSQL(_Server):
         return "'" + value.replace("'", "''") + "'"
 
 
+
+
+class ServerSet:
+    """MariaDB and PostgreSQL for one test module, started in parallel with
+    PostfixAdmin's schema and `load(server)` applied; a server that cannot
+    start is left out and its reason kept for the tests that need it."""
+
+    def __init__(self, load):
+        self.load = load
+        self.servers = {}   # driver ("mysql", "pgsql") -> server
+        self.errors = {}    # driver -> why it is not there
+
+    def _start(self, cls):
+        s = None
+        try:
+            s = cls()
+            s.start()
+            s.setup_postfixadmin()
+            self.load(s)
+            self.servers[s.driver] = s
+        except Exception as e:  # reported by the tests that need this server
+            self.errors[cls.driver] = str(e)
+            if s is not None:
+                s.destroy()
+
+    def start(self):
+        threads = []
+        for cls, missing in ((MariaDB, mariadb_missing()), (PostgreSQL, postgres_missing())):
+            if missing:
+                self.errors[cls.driver] = missing
+                continue
+            t = threading.Thread(target=self._start, args=(cls,))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+        return self
+
+    def destroy(self):
+        for s in self.servers.values():
+            s.destroy()
+        self.servers.clear()
+
+    def get(self, driver):
+        """The running server, or unittest.SkipTest saying why not."""
+        if driver not in self.servers:
+            raise unittest.SkipTest(f"{driver} server unavailable: {self.errors.get(driver, 'not started')}")
+        return self.servers[driver]

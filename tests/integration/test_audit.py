@@ -406,8 +406,6 @@ class SasldbAuditTest(AuditCase):
 
 # ---- PostfixAdmin on MariaDB and PostgreSQL ----
 
-SERVERS = {}
-_START_ERRORS = {}
 
 
 def sql_fixture():
@@ -444,22 +442,15 @@ SQL_EXPECTED = {
 }
 
 
-def _start(cls):
-    s = None
-    try:
-        s = cls()
-        s.start()
-        s.setup_postfixadmin()
-        sql = "INSERT INTO domain (domain, description, active) VALUES ('example.com', 'audit', '1');\n"
-        for user, stored in SQL_FIXTURE.users:
-            sql += _mailbox(s, user, stored)
-        sql += _mailbox(s, *SQL_INACTIVE, active="0")  # not in iterate_query: not audited
-        s.sql(sql, databases.DB_NAME)
-        SERVERS[s.driver] = s
-    except Exception as e:  # reported by the tests that need this server
-        _START_ERRORS[cls.driver] = str(e)
-        if s is not None:
-            s.destroy()
+def _load(s):
+    sql = "INSERT INTO domain (domain, description, active) VALUES ('example.com', 'audit', '1');\n"
+    for user, stored in SQL_FIXTURE.users:
+        sql += _mailbox(s, user, stored)
+    sql += _mailbox(s, *SQL_INACTIVE, active="0")  # not in iterate_query: not audited
+    s.sql(sql, databases.DB_NAME)
+
+
+DATABASES = databases.ServerSet(_load)
 
 
 def setUpModule():
@@ -467,23 +458,11 @@ def setUpModule():
     if harness.binaries_missing():
         return
     SQL_FIXTURE = sql_fixture()
-    threads = []
-    for cls, missing in ((databases.MariaDB, databases.mariadb_missing()),
-                         (databases.PostgreSQL, databases.postgres_missing())):
-        if missing:
-            _START_ERRORS[cls.driver] = missing
-            continue
-        t = threading.Thread(target=_start, args=(cls,))
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
+    DATABASES.start()
 
 
 def tearDownModule():
-    for s in SERVERS.values():
-        s.destroy()
-    SERVERS.clear()
+    DATABASES.destroy()
 
 
 class SqlAudit:
@@ -491,10 +470,7 @@ class SqlAudit:
 
     @classmethod
     def setUpClass(cls):
-        if cls.driver not in SERVERS:
-            raise unittest.SkipTest(f"{cls.driver} server unavailable: "
-                                    f"{_START_ERRORS.get(cls.driver, 'not started')}")
-        cls.server = SERVERS[cls.driver]
+        cls.server = DATABASES.get(cls.driver)
 
     def test_postfixadmin_counts(self):
         path = sql_file(self.path("sql.conf.ext"), self.server, iterate_query=PFA_ITERATE_QUERY,

@@ -50,8 +50,8 @@ PFA_USER_QUERY = {
 }
 PFA_ITERATE_QUERY = "SELECT username AS user FROM mailbox WHERE active = '1'"
 
-SERVERS = {}
-_START_ERRORS = {}
+DATABASES = databases.ServerSet(lambda s: load_test_data(s))
+SERVERS = DATABASES.servers
 
 
 def _mailbox(server, user, stored, active="1"):
@@ -84,40 +84,13 @@ def load_test_data(server):
         server.sql("GRANT SELECT ON mailbox, domain TO limited;\n", databases.DB_NAME)
 
 
-def _start(cls):
-    s = None
-    try:
-        s = cls()
-        s.start()
-        s.setup_postfixadmin()
-        load_test_data(s)
-        SERVERS[s.driver] = s
-    except Exception as e:  # reported by the tests that need this server
-        _START_ERRORS[cls.driver] = str(e)
-        if s is not None:
-            s.destroy()
-
-
 def setUpModule():
-    if harness.binaries_missing():
-        return
-    threads = []
-    for cls, missing in ((databases.MariaDB, databases.mariadb_missing()),
-                         (databases.PostgreSQL, databases.postgres_missing())):
-        if missing:
-            _START_ERRORS[cls.driver] = missing
-            continue
-        t = threading.Thread(target=_start, args=(cls,))
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
+    if not harness.binaries_missing():
+        DATABASES.start()
 
 
 def tearDownModule():
-    for s in SERVERS.values():
-        s.destroy()
-    SERVERS.clear()
+    DATABASES.destroy()
 
 
 def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, iterate_query=None,
@@ -230,10 +203,7 @@ class SqlCase(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        if cls.driver not in SERVERS:
-            raise unittest.SkipTest(f"{cls.driver} server unavailable: "
-                                    f"{_START_ERRORS.get(cls.driver, 'not started')}")
-        cls.server = SERVERS[cls.driver]
+        cls.server = DATABASES.get(cls.driver)
 
     def start_sql(self, name="sql.conf.ext", master=True, pool_size=None, query_timeout=None,
                   extra_auth="", extra="", **kw):
@@ -862,7 +832,7 @@ class PostfixSqlBase(unittest.TestCase):
     def setUpClass(cls):
         cls.drivers = [d for d in ("mysql", "pgsql") if d in SERVERS]
         if not cls.drivers:
-            raise unittest.SkipTest(f"no database server: {_START_ERRORS}")
+            raise unittest.SkipTest(f"no database server: {DATABASES.errors}")
         cls.tmp = tempfile.mkdtemp(prefix="postern-it-sqlpf-")
         os.chmod(cls.tmp, 0o755)
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
