@@ -11,9 +11,10 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
 # Postfix's Cyrus smtpd needs Cyrus SASL's PLAIN and LOGIN plugins (libsasl2-modules,
-# only recommended by libsasl2-2).
+# only recommended by libsasl2-2), and its sql auxprop plugin (libsasl2-modules-sql)
+# for the Cyrus-to-postern import test.
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
-    libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libpam-wrapper fail2ban mariadb-server postgresql
+    libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
     clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql)
 
 pkgs=("${build_pkgs[@]}")

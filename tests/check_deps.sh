@@ -198,6 +198,15 @@ check_cyrus_plugins() {
     done
 }
 
+check_cyrus_sql_plugin() {
+    local f
+    for f in /usr/lib/*/sasl2/libsql.so* /usr/lib/sasl2/libsql.so*; do
+        [[ -e $f ]] && return 0
+    done
+    echo "Cyrus SASL's sql auxprop plugin (libsql.so) not found"
+    return 1
+}
+
 check_testsaslauthd() {
     local t out
     t=$(tool testsaslauthd) || return 1
@@ -282,6 +291,7 @@ check dovecot-sql "dovecot-mysql dovecot-pgsql" check_dovecot_sql
 check saslpasswd2 sasl2-bin check_sasldb
 check testsaslauthd sasl2-bin check_testsaslauthd
 check cyrus-sasl-plugins "libsasl2-modules sasl2-bin" check_cyrus_plugins
+check cyrus-sasl-sql "libsasl2-modules-sql" check_cyrus_sql_plugin
 check pam_wrapper libpam-wrapper check_pam_wrapper
 check pam_unix "passwd libpam-modules" check_pam_unix
 check fail2ban-regex fail2ban check_fail2ban
