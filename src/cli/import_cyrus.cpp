@@ -99,38 +99,26 @@ std::map<std::string, Setting> parse_shell(const std::string& path, const std::s
     return out;
 }
 
+// `v` between `q` quotes, backslash before `q` and backslash: the form of
+// TOML basic strings, of the sql settings file's quoted values ('"') and of
+// connect-string values ('\'').
+std::string quoted(std::string_view v, char q) {
+    std::string out(1, q);
+    for (char c : v) {
+        if (c == q || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + q;
+}
+
 std::string toml(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out + "\"";
+    std::string one_line;
+    for (char c : s) one_line += c == '\n' ? ' ' : c;
+    return quoted(one_line, '"');
 }
 
-// A value for a connect string, quoted for parse_connect and for the
-// settings file's own double quotes.
-std::string connect_value(std::string_view v) {
-    std::string out = "'";
-    for (char c : v) {
-        if (c == '\'' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "'";
-}
-
-std::string settings_quoted(std::string_view v) {
-    std::string out = "\"";
-    for (char c : v) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
+std::string connect_value(std::string_view v) { return quoted(v, '\''); }
+std::string settings_quoted(std::string_view v) { return quoted(v, '"'); }
 
 bool is_loopback(const std::string& host) {
     return host == "localhost" || host.starts_with("127.") || host == "::1" || host == "[::1]";
