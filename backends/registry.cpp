@@ -1,5 +1,6 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
+#include "backends/imap/imap.hpp"
 #include "backends/pam/pam.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
 #include "backends/passwd_file/store.hpp"
@@ -82,6 +83,7 @@ const std::vector<DriverInfo>& drivers() {
         {"sasldb", make_sasldb_passdb, {}, make_sasldb_store},
         {"pam", make_pam_passdb, {}},
         {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
+        {"imap", make_imap_passdb, {}},
     };
     return rows;
 }
