@@ -200,6 +200,27 @@ def sha512_crypt(password, rounds=None):
     return None
 
 
+SASLPASSWD2 = shutil.which("saslpasswd2") or (
+    "/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
+
+
+def saslpasswd2(path, user, password, realm=None, delete=False):
+    """Adds (or with delete, removes) user in the sasldb2 file at path with
+    the real saslpasswd2 (sasl2-bin); SASLPASSWD2 is None when missing."""
+    cmd = [SASLPASSWD2, "-f", path]
+    if delete:
+        cmd.append("-d")
+    else:
+        cmd += ["-p", "-c"]
+    if realm is not None:
+        cmd += ["-u", realm]
+    cmd.append(user)
+    p = subprocess.run(cmd, input=b"" if delete else password.encode("utf-8"),
+                       capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError(f"saslpasswd2 failed: {p.stderr!r}")
+
+
 def free_tcp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

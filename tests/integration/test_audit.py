@@ -19,9 +19,8 @@ import unittest
 
 import databases
 import harness
-from harness import (EX_CONFIG, POSTERN, DaemonTestCase, passwd_line, register_secret,
-                     require_binaries, run_cli, toml_str, write_file)
-from test_sasldb import SASLPASSWD2, saslpasswd2
+from harness import (EX_CONFIG, POSTERN, SASLPASSWD2, DaemonTestCase, passwd_line,
+                     register_secret, require_binaries, run_cli, saslpasswd2, toml_str, write_file)
 from test_sql import PFA_ITERATE_QUERY, _mailbox, sql_file
 
 EX_TEMP = 2

@@ -21,10 +21,10 @@ import unittest
 
 import databases
 import harness
-from harness import (ALICE_PASSWORD, SECRETS, WRONG_PASSWORD, DaemonTestCase, free_tcp_port,
-                     register_secret, require_binaries, run_cli, write_file)
+from harness import (ALICE_PASSWORD, SASLPASSWD2, SECRETS, WRONG_PASSWORD, DaemonTestCase,
+                     free_tcp_port, register_secret, require_binaries, run_cli, saslpasswd2,
+                     write_file)
 from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing
-from test_sasldb import SASLPASSWD2, saslpasswd2
 
 CYRUS_SQL_PASSWORD = "Cyrus-clear-Pa55-8d2e"
 HOSTILE_DB_PASSWORD = "db'pa\"ss#wo\\rd 7"

@@ -22,13 +22,11 @@ import subprocess
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, MASTER_PASSWORD, WRONG_PASSWORD, AuthClient, DaemonTestCase,
-                     MasterClient, b64, fields_dict, passwd_line, plain_payload, require_binaries,
-                     toml_str, write_file)
+from harness import (ALICE_PASSWORD, MASTER_PASSWORD, SASLPASSWD2, WRONG_PASSWORD, AuthClient,
+                     DaemonTestCase, MasterClient, b64, fields_dict, passwd_line, plain_payload,
+                     require_binaries, saslpasswd2, toml_str, write_file)
 
 DOVEADM = shutil.which("doveadm")
-SASLPASSWD2 = shutil.which("saslpasswd2") or (
-    "/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
 
 
 def listener(path, role, mode="0666"):
@@ -221,9 +219,7 @@ class SasldbTargetTest(MasterUserCase):
     def setUp(self):
         super().setUp()
         self.db = self.path("sasldb2")
-        p = subprocess.run([SASLPASSWD2, "-f", self.db, "-p", "-c", "-u", "example.com", "alice"],
-                           input=ALICE_PASSWORD.encode(), capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        saslpasswd2(self.db, "alice", ALICE_PASSWORD, realm="example.com")
         os.chmod(self.db, 0o644)
         body = f'driver = "sasldb"\npath = {toml_str(self.db)}\ndefault_realm = "example.com"'
         self.daemon = self.start_daemon(master_user_config(self.tmp, [body], self.write_masters()))

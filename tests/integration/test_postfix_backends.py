@@ -10,11 +10,10 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import (ALICE_PASSWORD, NEW_PASSWORD, SECRETS, WRONG_PASSWORD, free_tcp_port,
-                     require_binaries, toml_str, write_file)
+from harness import (ALICE_PASSWORD, NEW_PASSWORD, SASLPASSWD2, SECRETS, WRONG_PASSWORD,
+                     free_tcp_port, require_binaries, saslpasswd2, toml_str, write_file)
 from pam_support import PamDaemon, pam_missing, write_services
 from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing
-from test_sasldb import SASLPASSWD2, saslpasswd2
 
 
 def missing():

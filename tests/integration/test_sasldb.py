@@ -9,28 +9,11 @@ import subprocess
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, BOB_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD,
-                     DaemonTestCase, passwd_line, require_binaries, scram_login, toml_str,
-                     write_file)
+from harness import (ALICE_PASSWORD, BOB_PASSWORD, NEW_PASSWORD, SASLPASSWD2, WRONG_PASSWORD,
+                     DaemonTestCase, passwd_line, require_binaries, saslpasswd2, scram_login,
+                     toml_str, write_file)
 
-SASLPASSWD2 = shutil.which("saslpasswd2") or (
-    "/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
 ODD_REALM = "odd realm:%u/\u00e4"
-
-
-def saslpasswd2(path, user, password, realm=None, delete=False):
-    cmd = [SASLPASSWD2, "-f", path]
-    if delete:
-        cmd.append("-d")
-    else:
-        cmd += ["-p", "-c"]
-    if realm is not None:
-        cmd += ["-u", realm]
-    cmd.append(user)
-    p = subprocess.run(cmd, input=b"" if delete else password.encode("utf-8"),
-                       capture_output=True, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError(f"saslpasswd2 failed: {p.stderr!r}")
 
 
 def sasldb_config(sock, sasldb, fallback_users=None, default_realm="example.com"):
