@@ -1,6 +1,7 @@
 # Throwaway MariaDB and PostgreSQL servers for the integration tests: each
 # runs unprivileged (as nobody when the tests run as root) on 127.0.0.1 and a
 # free port, with its data directory in a temp dir, and is stopped by PID.
+# PostfixAdmin's queries and a dovecot-sql.conf.ext writer are at the end.
 # Python 3.11 standard library only.
 
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import FIXTURES, free_tcp_port
+from harness import FIXTURES, free_tcp_port, write_file
 
 DB_USER = "postfix"
 DB_PASSWORD = "Db-user-Pa55-8a1e"   # in harness.SECRETS via the test modules
@@ -350,3 +351,45 @@ class ServerSet:
         if driver not in self.servers:
             raise unittest.SkipTest(f"{driver} server unavailable: {self.errors.get(driver, 'not started')}")
         return self.servers[driver]
+
+
+# PostfixAdmin's recommended queries and a dovecot-sql.conf.ext using them
+# (test_sql.py, test_audit.py).
+PFA_PASSWORD_QUERY = ("SELECT m.username AS user, m.password FROM mailbox m "
+                      "JOIN domain d ON d.domain = m.domain "
+                      "WHERE m.username = '%u' AND m.active = '1' AND d.active = '1'")
+PFA_USER_QUERY = {
+    "mysql": ("SELECT CONCAT('/var/vmail/', maildir) AS home, 2000 AS uid, 2000 AS gid, "
+              "CONCAT('*:bytes=', quota) AS quota_rule FROM mailbox "
+              "WHERE username = '%u' AND active = '1'"),
+    "pgsql": ("SELECT '/var/vmail/' || maildir AS home, 2000 AS uid, 2000 AS gid, "
+              "'*:bytes=' || quota AS quota_rule FROM mailbox "
+              "WHERE username = '%u' AND active = '1'"),
+}
+PFA_ITERATE_QUERY = "SELECT username AS user FROM mailbox WHERE active = '1'"
+
+
+def mailbox_insert(server, user, stored, active="1"):
+    """An INSERT of one PostfixAdmin mailbox row (user is local@domain)."""
+    local, _, domain = user.partition("@")
+    q = server.quote
+    return (f"INSERT INTO mailbox (username, password, name, maildir, quota, local_part, domain, "
+            f"active) VALUES ({q(user)}, {q(stored)}, '', {q(domain + '/' + local + '/')}, 0, "
+            f"{q(local)}, {q(domain)}, '{active}');\n")
+
+
+def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, iterate_query=None,
+             connect=None, scheme="SHA512-CRYPT", update_query=None):
+    """Writes a dovecot-sql.conf.ext for server at path (PostfixAdmin's
+    recommended queries unless given) and returns path."""
+    lines = [f"# dovecot-sql.conf.ext for {server.driver}",
+             f"driver = {server.driver}",
+             f"connect = {connect if connect is not None else server.connect_string()}",
+             f"default_pass_scheme = {scheme}",
+             f"password_query = {password_query}",
+             f"user_query = {user_query or PFA_USER_QUERY[server.driver]}",
+             f"iterate_query = {iterate_query or PFA_ITERATE_QUERY}"]
+    if update_query:
+        lines.append(f"update_query = {update_query}")
+    write_file(path, "\n".join(lines) + "\n", 0o644)
+    return path

@@ -19,9 +19,9 @@ import unittest
 
 import databases
 import harness
+from databases import PFA_ITERATE_QUERY, mailbox_insert, sql_file
 from harness import (EX_CONFIG, POSTERN, SASLPASSWD2, DaemonTestCase, passwd_line,
                      register_secret, require_binaries, run_cli, saslpasswd2, toml_str, write_file)
-from test_sql import PFA_ITERATE_QUERY, _mailbox, sql_file
 
 EX_TEMP = 2
 EX_USAGE = 64
@@ -444,8 +444,8 @@ SQL_EXPECTED = {
 def _load(s):
     sql = "INSERT INTO domain (domain, description, active) VALUES ('example.com', 'audit', '1');\n"
     for user, stored in SQL_FIXTURE.users:
-        sql += _mailbox(s, user, stored)
-    sql += _mailbox(s, *SQL_INACTIVE, active="0")  # not in iterate_query: not audited
+        sql += mailbox_insert(s, user, stored)
+    sql += mailbox_insert(s, *SQL_INACTIVE, active="0")  # not in iterate_query: not audited
     s.sql(sql, databases.DB_NAME)
 
 

@@ -19,6 +19,7 @@ import unittest
 
 import databases
 import harness
+from databases import PFA_PASSWORD_QUERY, mailbox_insert, sql_file
 from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, MASTER_PASSWORD, SECRETS, WRONG_PASSWORD,
                      AuthClient, DaemonTestCase, b64, bob_hash, bob_password, passwd_line,
                      plain_payload, require_binaries, scram_login, toml_str, write_file)
@@ -37,43 +38,22 @@ STORE_DRIVER = os.path.join(BUILD_DIR, "tests", "backends", "store_driver")
 HOSTILE_REAL = ["o'brien@example.com", "back\\slash@example.com", "pct%u%%@example.com",
                 "j\u00f6rg@example.com"]
 
-PFA_PASSWORD_QUERY = ("SELECT m.username AS user, m.password FROM mailbox m "
-                      "JOIN domain d ON d.domain = m.domain "
-                      "WHERE m.username = '%u' AND m.active = '1' AND d.active = '1'")
-PFA_USER_QUERY = {
-    "mysql": ("SELECT CONCAT('/var/vmail/', maildir) AS home, 2000 AS uid, 2000 AS gid, "
-              "CONCAT('*:bytes=', quota) AS quota_rule FROM mailbox "
-              "WHERE username = '%u' AND active = '1'"),
-    "pgsql": ("SELECT '/var/vmail/' || maildir AS home, 2000 AS uid, 2000 AS gid, "
-              "'*:bytes=' || quota AS quota_rule FROM mailbox "
-              "WHERE username = '%u' AND active = '1'"),
-}
-PFA_ITERATE_QUERY = "SELECT username AS user FROM mailbox WHERE active = '1'"
-
 DATABASES = databases.ServerSet(lambda s: load_test_data(s))
 SERVERS = DATABASES.servers
-
-
-def _mailbox(server, user, stored, active="1"):
-    local, _, domain = user.partition("@")
-    q = server.quote
-    return (f"INSERT INTO mailbox (username, password, name, maildir, quota, local_part, domain, "
-            f"active) VALUES ({q(user)}, {q(stored)}, '', {q(domain + '/' + local + '/')}, 0, "
-            f"{q(local)}, {q(domain)}, '{active}');\n")
 
 
 def load_test_data(server):
     sql = ("INSERT INTO domain (domain, description, active) VALUES "
            "('example.com', 'test', '1'), ('off.example', 'inactive domain', '0');\n")
-    sql += _mailbox(server, "alice@example.com", "{PLAIN}" + ALICE_PASSWORD)
-    sql += _mailbox(server, "bob@example.com", bob_hash())  # bare $6$, like php_crypt
-    sql += _mailbox(server, "carol@off.example", "{PLAIN}" + CAROL_PASSWORD)
-    sql += _mailbox(server, "dave@example.com", "{PLAIN}" + CAROL_PASSWORD, active="0")
-    sql += _mailbox(server, "weird@example.com", "{NOSUCH}abcdef")
+    sql += mailbox_insert(server, "alice@example.com", "{PLAIN}" + ALICE_PASSWORD)
+    sql += mailbox_insert(server, "bob@example.com", bob_hash())  # bare $6$, like php_crypt
+    sql += mailbox_insert(server, "carol@off.example", "{PLAIN}" + CAROL_PASSWORD)
+    sql += mailbox_insert(server, "dave@example.com", "{PLAIN}" + CAROL_PASSWORD, active="0")
+    sql += mailbox_insert(server, "weird@example.com", "{NOSUCH}abcdef")
     for name in HOSTILE_REAL:
-        sql += _mailbox(server, name, "{PLAIN}" + HOSTILE_PASSWORD)
+        sql += mailbox_insert(server, name, "{PLAIN}" + HOSTILE_PASSWORD)
     # One user only in each database, for the chained Postfix test.
-    sql += _mailbox(server, f"only-{server.driver}@example.com", "{PLAIN}" + ALICE_PASSWORD)
+    sql += mailbox_insert(server, f"only-{server.driver}@example.com", "{PLAIN}" + ALICE_PASSWORD)
     server.sql(sql, databases.DB_NAME)
     if server.driver == "mysql":
         server.sql(f"CREATE USER 'limited'@'127.0.0.1' IDENTIFIED BY '{LIMITED_PASSWORD}' "
@@ -91,21 +71,6 @@ def setUpModule():
 
 def tearDownModule():
     DATABASES.destroy()
-
-
-def sql_file(path, server, password_query=PFA_PASSWORD_QUERY, user_query=None, iterate_query=None,
-             connect=None, scheme="SHA512-CRYPT", update_query=None):
-    lines = [f"# dovecot-sql.conf.ext for {server.driver}",
-             f"driver = {server.driver}",
-             f"connect = {connect if connect is not None else server.connect_string()}",
-             f"default_pass_scheme = {scheme}",
-             f"password_query = {password_query}",
-             f"user_query = {user_query or PFA_USER_QUERY[server.driver]}",
-             f"iterate_query = {iterate_query or PFA_ITERATE_QUERY}"]
-    if update_query:
-        lines.append(f"update_query = {update_query}")
-    write_file(path, "\n".join(lines) + "\n", 0o644)
-    return path
 
 
 def daemon_config(sock, master, sql_paths, pool_size=None, query_timeout=None, extra_auth="", extra=""):
@@ -175,7 +140,7 @@ def md5_crypt(password):
 
 def add_mailboxes(server, rows):
     """Inserts (user, stored) rows; returns a function that removes them."""
-    server.sql("".join(_mailbox(server, user, stored) for user, stored in rows), databases.DB_NAME)
+    server.sql("".join(mailbox_insert(server, user, stored) for user, stored in rows), databases.DB_NAME)
     names = ", ".join(server.quote(user) for user, _ in rows)
     return lambda: server.sql(f"DELETE FROM mailbox WHERE username IN ({names});\n", databases.DB_NAME)
 
