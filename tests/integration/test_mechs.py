@@ -17,10 +17,10 @@ import tempfile
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, MASTER_PASSWORD, SCRAM_PASSWORD, SECRETS, WRONG_PASSWORD,
-                     AuthClient, Daemon, DaemonTestCase, ScramClient, b64, fields_dict, free_tcp_port,
-                     make_config, passwd_line, plain_payload, require_binaries, toml_str,
-                     unb64, write_file)
+from harness import (ALICE_PASSWORD, MASTER_PASSWORD, SCRAM_PASSWORD, WRONG_PASSWORD, AuthClient,
+                     Daemon, DaemonTestCase, ScramClient, b64, fields_dict, make_config,
+                     passwd_line, plain_payload, require_binaries, toml_str, unb64, write_file)
+from postfix_support import PostfixTestCase, postfix_missing
 
 ALL_MECHS = ("PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
              "EXTERNAL", "ANONYMOUS", "OAUTHBEARER", "XOAUTH2")
@@ -508,15 +508,6 @@ class MechanismConfigTest(DaemonTestCase):
 # ---------------------------------------------------------------------------
 # Real SASL clients through Postfix.
 
-try:
-    from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing
-except ImportError:  # pragma: no cover - the module sits next to this one
-    PostfixInstance = None
-
-    def postfix_missing():
-        return "test_postfix.py not importable"
-
-
 def real_clients_missing():
     why = postfix_missing()
     if why:
@@ -529,24 +520,13 @@ def real_clients_missing():
 REALM = "postern-test.invalid"
 
 
-@require_binaries
 @unittest.skipIf(real_clients_missing(), real_clients_missing() or "")
-class RealClientsThroughPostfixTest(unittest.TestCase):
+class RealClientsThroughPostfixTest(PostfixTestCase):
     """gsasl and swaks as SMTP clients, Postfix smtpd asking posternd."""
+    tmp_prefix = "postern-it-mechs-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="postern-it-mechs-")
-        os.chmod(cls.tmp, 0o755)
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
-        gen = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                              "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
-                              "-days", "2"], capture_output=True, text=True, timeout=60)
-        if gen.returncode != 0:
-            raise AssertionError(f"openssl failed: {gen.stderr}")
-        cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), free_tcp_port(),
-                                 free_tcp_port(), cert, key)
+    def daemon_config(cls):
         users = os.path.join(cls.tmp, "users")
         write_file(users,
                    passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD) +
@@ -556,30 +536,7 @@ class RealClientsThroughPostfixTest(unittest.TestCase):
         config = make_config(cls.pf.auth_socket, users,
                              mechanisms=("PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5",
                                          "SCRAM-SHA-1", "SCRAM-SHA-256"))
-        config = config.replace("[auth]\n", f"[auth]\nrealms = [{toml_str(REALM)}]\n", 1)
-        cls.daemon = Daemon(cls.tmp, config)
-        cls.addClassCleanup(cls.check_daemon_log)
-        cls.daemon.start()
-        cls.addClassCleanup(cls.stop_postfix)
-        cls.pf.start()
-
-    @classmethod
-    def stop_postfix(cls):
-        left = cls.pf.stop()
-        if left:
-            raise AssertionError(f"Postfix processes still running: {left}")
-
-    @classmethod
-    def check_daemon_log(cls):
-        cls.daemon.stop()
-        text = cls.daemon.stderr()
-        for secret in SECRETS:
-            if secret in text:
-                raise AssertionError(f"password {secret!r} appears in {cls.daemon.log_path}")
-
-    def setUp(self):
-        if not self.daemon.alive():
-            self.fail(f"posternd died; stderr:\n{self.daemon.stderr()[-3000:]}")
+        return config.replace("[auth]\n", f"[auth]\nrealms = [{toml_str(REALM)}]\n", 1)
 
     def gsasl(self, mech, user, password, *extra):
         cmd = [GSASL, "--smtp", "--connect", f"127.0.0.1:{self.pf.smtp_port}", "--no-starttls",
@@ -588,19 +545,9 @@ class RealClientsThroughPostfixTest(unittest.TestCase):
                            stdin=subprocess.DEVNULL)
         return p.returncode, p.stdout + p.stderr
 
-    def swaks(self, mech, user, password):
-        cmd = [SWAKS, "--server", f"127.0.0.1:{self.pf.smtp_port}", "--timeout", "20",
-               "--from", "sender@postern-test.invalid", "--helo", "client.postern-test.invalid",
-               "--auth", mech, "--auth-user", user, "--auth-password", password,
-               "--to", "rcpt@outside.example", "--quit-after", "AUTH"]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=90,
-                           stdin=subprocess.DEVNULL)
-        return p.stdout + p.stderr
-
     def assert_gsasl(self, ok, mech, user, password, *extra):
         code, out = self.gsasl(mech, user, password, *extra)
-        detail = f"{out}\n--- maillog ---\n{self.pf.log()[-3000:]}\n--- posternd ---\n" \
-                 f"{self.daemon.stderr()[-3000:]}"
+        detail = f"{out}\n{self.logs()}"
         if ok:
             self.assertEqual(code, 0, detail)
             self.assertRegex(out, r"235[ -]", detail)
@@ -608,12 +555,8 @@ class RealClientsThroughPostfixTest(unittest.TestCase):
             self.assertNotEqual(code, 0, detail)
             self.assertRegex(out, r"535[ -]", detail)
 
-    def assert_swaks(self, out, code):
-        self.assertRegex(out, rf"(?m)^<[-~*]\*?\s+{code}[ -]",
-                         f"{out}\n--- maillog ---\n{self.pf.log()[-3000:]}")
-
     def test_ehlo_lists_the_mechanisms(self):
-        out = self.swaks("PLAIN", "alice", ALICE_PASSWORD)
+        out = self.auth("PLAIN", "alice", ALICE_PASSWORD)
         auth_line = re.search(r"250[- ]AUTH ([^\r\n]*)", out).group(1).split()
         for mech in ("CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"):
             self.assertIn(mech, auth_line)
@@ -639,14 +582,14 @@ class RealClientsThroughPostfixTest(unittest.TestCase):
         self.assert_gsasl(False, "DIGEST-MD5", "nosuchuser", WRONG_PASSWORD, *realm)
 
     def test_swaks_cram_md5(self):
-        self.assert_swaks(self.swaks("CRAM-MD5", "alice", ALICE_PASSWORD), 235)
-        self.assert_swaks(self.swaks("CRAM-MD5", "alice", WRONG_PASSWORD), 535)
-        self.assert_swaks(self.swaks("CRAM-MD5", "nosuchuser", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("CRAM-MD5", "alice", ALICE_PASSWORD), 235)
+        self.assert_reply(self.auth("CRAM-MD5", "alice", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("CRAM-MD5", "nosuchuser", WRONG_PASSWORD), 535)
 
     def test_swaks_digest_md5(self):
-        self.assert_swaks(self.swaks("DIGEST-MD5", "alice", ALICE_PASSWORD), 235)
-        self.assert_swaks(self.swaks("DIGEST-MD5", "alice", WRONG_PASSWORD), 535)
-        self.assert_swaks(self.swaks("DIGEST-MD5", "nosuchuser", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("DIGEST-MD5", "alice", ALICE_PASSWORD), 235)
+        self.assert_reply(self.auth("DIGEST-MD5", "alice", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("DIGEST-MD5", "nosuchuser", WRONG_PASSWORD), 535)
 
 
 if __name__ == "__main__":
