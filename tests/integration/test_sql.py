@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -23,6 +22,7 @@ from databases import PFA_PASSWORD_QUERY, mailbox_insert, sql_file
 from harness import (ALICE_PASSWORD, BUILD_DIR, EX_CONFIG, MASTER_PASSWORD, SECRETS, WRONG_PASSWORD,
                      AuthClient, DaemonTestCase, b64, bob_hash, bob_password, passwd_line,
                      plain_payload, require_binaries, scram_login, toml_str, write_file)
+from postfix_support import PostfixTestCase
 
 CAROL_PASSWORD = "Carol-Pa55w0rd-sql-5b1d"
 HOSTILE_PASSWORD = "Hostile-Pa55-sql-77ae"
@@ -783,13 +783,11 @@ class PgsqlTest(SqlTests, SqlCase):
     driver = "pgsql"
 
 
-from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing  # noqa: E402
-
-
-class PostfixSqlBase(unittest.TestCase):
+class PostfixSqlBase(PostfixTestCase):
     """Postfix smtpd -> posternd -> passdb chain [mysql, pgsql] with
     PostfixAdmin's recommended queries; swaks as the mail client. Each
     database holds one user the other does not."""
+    tmp_prefix = "postern-it-sqlpf-"
     extra_auth = ""
     update_query = None
 
@@ -798,63 +796,17 @@ class PostfixSqlBase(unittest.TestCase):
         cls.drivers = [d for d in ("mysql", "pgsql") if d in SERVERS]
         if not cls.drivers:
             raise unittest.SkipTest(f"no database server: {DATABASES.errors}")
-        cls.tmp = tempfile.mkdtemp(prefix="postern-it-sqlpf-")
-        os.chmod(cls.tmp, 0o755)
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
-        gen = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                              "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
-                              "-days", "2"], capture_output=True, text=True, timeout=60)
-        if gen.returncode != 0:
-            raise AssertionError(f"openssl failed: {gen.stderr}")
-        cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), harness.free_tcp_port(),
-                                 harness.free_tcp_port(), cert, key)
+        super().setUpClass()
+
+    @classmethod
+    def daemon_config(cls):
         paths = [sql_file(os.path.join(cls.tmp, f"{d}.conf.ext"), SERVERS[d], update_query=cls.update_query)
                  for d in cls.drivers]
         extra_auth, extra = master_passdb(os.path.join(cls.tmp, "masters"))
-        cls.daemon = harness.Daemon(cls.tmp, daemon_config(cls.pf.auth_socket, None, paths,
-                                                           extra_auth=extra_auth + "\n" + cls.extra_auth,
-                                                           extra=extra))
-        cls.addClassCleanup(cls.check_daemon_log)
-        cls.daemon.start()
-        cls.addClassCleanup(cls.stop_postfix)
-        cls.pf.start()
-
-    @classmethod
-    def stop_postfix(cls):
-        left = cls.pf.stop()
-        if left:
-            raise AssertionError(f"Postfix processes still running: {left}")
-
-    @classmethod
-    def check_daemon_log(cls):
-        cls.daemon.stop()
-        text = cls.daemon.stderr()
-        for secret in SECRETS:
-            if secret in text:
-                raise AssertionError(f"password {secret!r} appears in {cls.daemon.log_path}")
-
-    def swaks(self, *args):
-        cmd = [SWAKS, "--server", f"127.0.0.1:{self.pf.smtp_port}", "--timeout", "20",
-               "--from", "sender@postern-test.invalid", "--helo", "client.postern-test.invalid",
-               "--to", "rcpt@outside.example", *args]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=90,
-                           stdin=subprocess.DEVNULL)
-        return p.stdout + p.stderr
-
-    def assert_reply(self, output, code):
-        self.assertRegex(output, rf"(?m)^<[-~*]\*?\s+{code}[ -]",
-                         f"{output}\n--- maillog ---\n{self.pf.log()}\n--- posternd ---\n"
-                         f"{self.daemon.stderr()[-3000:]}")
-
-    def auth(self, mech, user, password):
-        return self.swaks("--auth", mech, "--auth-user", user, "--auth-password", password,
-                          "--quit-after", "AUTH")
+        return daemon_config(cls.pf.auth_socket, None, paths, extra_auth=extra_auth + "\n" + cls.extra_auth,
+                             extra=extra)
 
 
-
-@require_binaries
-@unittest.skipIf(postfix_missing(), postfix_missing() or "")
 class PostfixSqlTest(PostfixSqlBase):
 
     def test_each_database_authenticates(self):
@@ -882,14 +834,12 @@ class PostfixSqlTest(PostfixSqlBase):
 
     def test_relay_after_auth(self):
         d = self.drivers[-1]
-        out = self.swaks("--auth", "PLAIN", "--auth-user", f"only-{d}@example.com",
-                         "--auth-password", ALICE_PASSWORD)
+        out = self.swaks(self.pf.smtp_port, "--to", "rcpt@outside.example", "--auth", "PLAIN",
+                         "--auth-user", f"only-{d}@example.com", "--auth-password", ALICE_PASSWORD)
         self.assert_reply(out, 235)
         self.assertRegex(out, r"250 2\.0\.0 Ok: queued", f"{out}\n{self.pf.log()}")
 
 
-@require_binaries
-@unittest.skipIf(postfix_missing(), postfix_missing() or "")
 class PostfixSqlRehashTest(PostfixSqlBase):
     """Rehash on login behind Postfix: an MD5-CRYPT row becomes Argon2id."""
     extra_auth = 'rehash_scheme = "ARGON2ID"'
