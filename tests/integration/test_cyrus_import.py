@@ -13,18 +13,14 @@
 
 import os
 import re
-import shutil
 import stat
-import subprocess
-import tempfile
 import unittest
 
 import databases
 import harness
-from harness import (ALICE_PASSWORD, SASLPASSWD2, SECRETS, WRONG_PASSWORD, DaemonTestCase,
-                     free_tcp_port, register_secret, require_binaries, run_cli, saslpasswd2,
-                     write_file)
-from test_postfix import OPENSSL, SWAKS, PostfixInstance, postfix_missing
+from harness import (ALICE_PASSWORD, SASLPASSWD2, WRONG_PASSWORD, DaemonTestCase, free_tcp_port,
+                     register_secret, require_binaries, run_cli, saslpasswd2, write_file)
+from postfix_support import PostfixTestCase, postfix_missing
 
 CYRUS_SQL_PASSWORD = "Cyrus-clear-Pa55-8d2e"
 HOSTILE_DB_PASSWORD = "db'pa\"ss#wo\\rd 7"
@@ -176,17 +172,14 @@ def cyrus_missing():
     return None
 
 
-@require_binaries
 @unittest.skipIf(cyrus_missing(), cyrus_missing() or "")
-class CyrusToPosternTest(unittest.TestCase):
+class CyrusToPosternTest(PostfixTestCase):
     """One Postfix: Cyrus smtpds (sasldb, sql) and, after the import, dovecot
     smtpds through posternd on the imported configurations."""
+    tmp_prefix = "postern-it-cyrus-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="postern-it-cyrus-")
-        os.chmod(cls.tmp, 0o755)
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+    def prepare(cls):
         cls.db = None
         if CYRUS_SQL_PLUGIN and not databases.mariadb_missing():
             cls.db = databases.MariaDB()
@@ -201,84 +194,49 @@ class CyrusToPosternTest(unittest.TestCase):
                 cls.db.destroy()
                 raise
             cls.addClassCleanup(cls.db.destroy)
-        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
-        gen = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
-                              cert, "-subj", "/CN=localhost", "-days", "2"], capture_output=True, text=True, timeout=60)
-        if gen.returncode != 0:
-            raise AssertionError(f"openssl failed: {gen.stderr}")
-        cls.pf = PostfixInstance(os.path.join(cls.tmp, "postfix"), free_tcp_port(), free_tcp_port(), cert, key)
         cls.sasldb = os.path.join(cls.tmp, "sasldb2")
         saslpasswd2(cls.sasldb, "alice", ALICE_PASSWORD, realm="example.com")
         os.chmod(cls.sasldb, 0o644)
         # Cyrus SASL application configs, as an administrator writes them.
-        sasl_dir = os.path.join(cls.pf.conf, "sasl")
-        os.makedirs(sasl_dir, mode=0o755)
         cls.cyrus_confs = {
-            "sasldb": write_file(os.path.join(sasl_dir, "smtpd-sasldb.conf"),
-                                 "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
-                                 f"sasldb_path: {cls.sasldb}\nmech_list: PLAIN LOGIN CRAM-MD5\n", 0o644)
-            or os.path.join(sasl_dir, "smtpd-sasldb.conf")}
+            "sasldb": cls.pf.add_sasl_config("smtpd-sasldb",
+                                             "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                                             f"sasldb_path: {cls.sasldb}\nmech_list: PLAIN LOGIN CRAM-MD5\n")}
         if cls.db:
-            cls.cyrus_confs["sql"] = write_file(
-                os.path.join(sasl_dir, "smtpd-sql.conf"),
+            cls.cyrus_confs["sql"] = cls.pf.add_sasl_config(
+                "smtpd-sql",
                 "pwcheck_method: auxprop\nauxprop_plugin: sql\nsql_engine: mysql\n"
                 f"sql_hostnames: 127.0.0.1:{cls.db.port}\nsql_user: {databases.DB_USER}\n"
                 f"sql_passwd: {databases.DB_PASSWORD}\nsql_database: {databases.DB_NAME}\n"
                 "sql_select: SELECT password FROM mailbox WHERE username = '%u@%r' AND active = '1'\n"
-                "mech_list: PLAIN LOGIN CRAM-MD5\n", 0o644) or os.path.join(sasl_dir, "smtpd-sql.conf")
+                "mech_list: PLAIN LOGIN CRAM-MD5\n")
         cls.ports = {}
-        private = os.path.join(cls.pf.queue, "private")
-        with open(os.path.join(cls.pf.conf, "master.cf"), "a", encoding="utf-8") as f:
-            for store in cls.cyrus_confs:
-                cyrus, dovecot = free_tcp_port(), free_tcp_port()
-                cls.ports[store] = (cyrus, dovecot)
-                f.write(f"127.0.0.1:{cyrus} inet n - n - - smtpd\n"
-                        "  -o smtpd_sasl_type=cyrus\n"
-                        f"  -o smtpd_sasl_path=smtpd-{store}\n"
-                        f"127.0.0.1:{dovecot} inet n - n - - smtpd\n"
-                        "  -o smtpd_sasl_type=dovecot\n"
-                        f"  -o smtpd_sasl_path=private/auth-{store}\n")
+        for store in cls.cyrus_confs:
+            cyrus, dovecot = free_tcp_port(), free_tcp_port()
+            cls.ports[store] = (cyrus, dovecot)
+            cls.pf.add_smtpd(cyrus, smtpd_sasl_type="cyrus", smtpd_sasl_path=f"smtpd-{store}")
+            cls.pf.add_smtpd(dovecot, smtpd_sasl_type="dovecot", smtpd_sasl_path=f"private/auth-{store}")
+
+    @classmethod
+    def make_daemons(cls):
         # The imports, then one posternd per imported configuration.
-        cls.daemons = {}
+        cls.store_daemons = {}
         for store, path in cls.cyrus_confs.items():
             out = os.path.join(cls.tmp, f"postern-{store}.conf")
-            p = import_cyrus("--from-cyrus", path, "-o", out, "--socket", os.path.join(private, f"auth-{store}"))
+            p = import_cyrus("--from-cyrus", path, "-o", out, "--socket",
+                             os.path.join(cls.pf.private, f"auth-{store}"))
             if p.returncode != 0:
                 raise AssertionError(f"import of {path} failed:\n{p.stdout}{p.stderr}")
             with open(out, encoding="utf-8") as f:
                 conf = f.read()
-            d = harness.Daemon(cls.tmp, '[log]\nlevel = "debug"\n' + conf.replace("[auth]\n", "[auth]\nfailure_delay = 0\n", 1),
-                               name=f"posternd-{store}")
-            d.start()
-            cls.daemons[store] = d
-            cls.addClassCleanup(cls.check_daemon_log, d)
-        cls.addClassCleanup(cls.stop_postfix)
-        cls.pf.start()
-        for cyrus, dovecot in cls.ports.values():
-            cls.pf.wait_port(cyrus)
-            cls.pf.wait_port(dovecot)
+            cls.store_daemons[store] = harness.Daemon(
+                cls.tmp, '[log]\nlevel = "debug"\n' + conf.replace("[auth]\n", "[auth]\nfailure_delay = 0\n", 1),
+                name=f"posternd-{store}")
+        return list(cls.store_daemons.values())
 
-    @classmethod
-    def stop_postfix(cls):
-        left = cls.pf.stop()
-        if left:
-            raise AssertionError(f"Postfix processes still running: {left}")
-
-    @staticmethod
-    def check_daemon_log(d):
-        d.stop()
-        text = d.stderr()
-        for secret in SECRETS:
-            if secret in text:
-                raise AssertionError(f"password {secret!r} appears in {d.log_path}")
-
-    def auth(self, port, mech, user, password):
-        p = subprocess.run([SWAKS, "--server", f"127.0.0.1:{port}", "--timeout", "20",
-                            "--from", "sender@postern-test.invalid", "--helo", "client.postern-test.invalid",
-                            "--auth", mech, "--auth-user", user, "--auth-password", password,
-                            "--to", "rcpt@outside.example", "--quit-after", "AUTH"],
-                           capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
-        out = p.stdout + p.stderr
+    def reply_code(self, port, mech, user, password):
+        """235, 535, ... from an AUTH on port, or the transcript if none."""
+        out = self.auth(mech, user, password, port)
         m = re.search(r"(?m)^<[-~*]\*?\s+(235|535|454|501|504)[ -]", out)
         return m.group(1) if m else out
 
@@ -286,10 +244,10 @@ class CyrusToPosternTest(unittest.TestCase):
         cyrus, dovecot = self.ports[store]
         for mech, user, password, expected in cases:
             with self.subTest(store=store, mech=mech, user=user, expected=expected):
-                before = self.auth(cyrus, mech, user, password)
-                after = self.auth(dovecot, mech, user, password)
+                before = self.reply_code(cyrus, mech, user, password)
+                after = self.reply_code(dovecot, mech, user, password)
                 self.assertEqual(before, expected, f"Cyrus smtpd: {before}\n{self.pf.log()[-3000:]}")
-                self.assertEqual(after, expected, f"posternd: {after}\n{self.daemons[store].stderr()[-3000:]}")
+                self.assertEqual(after, expected, f"posternd: {after}\n{self.store_daemons[store].stderr()[-3000:]}")
 
     def test_sasldb_same_answers(self):
         self.compare("sasldb", [
