@@ -19,7 +19,7 @@
 #include "auth/var_expand.hpp"
 #include "backends/pam/wire.hpp"
 #include "backends/pam/worker.hpp"
-#include "server/spawn.hpp"
+#include "util/spawn.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
@@ -177,7 +177,7 @@ public:
                                   : "PAM worker " + std::to_string(w->pid) + " failed: " +
                                         (ec ? ec.message() : std::string("malformed reply"));
             log::error("pam: {}; {} worker(s) left, starting a new one", fail.detail, self->live());
-            asio::co_spawn(self->ex_, refill(self, w->pid), server::LogExceptions{"pam refill"});
+            asio::co_spawn(self->ex_, refill(self, w->pid), LogExceptions{"pam refill"});
             self->wake_one();
             co_return fail;
         }

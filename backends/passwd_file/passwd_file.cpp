@@ -27,6 +27,8 @@ namespace passwd_file {
 // Re-check the file at most this often: a stat per lookup would be wasted
 // work under load, and admins expect a change to show within a second or so.
 constexpr auto kCheckInterval = std::chrono::seconds(1);
+// How long a request waits for the first load of a file (start-up).
+constexpr auto kFirstLoadWait = std::chrono::seconds(5);
 // A passwd-file larger than this is refused (a mistake, not a user list).
 constexpr long long kMaxFileSize = 1LL << 30;
 
@@ -90,6 +92,7 @@ asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
     auto job = [p = self->path_, s = self->stamp_] { return load(p, s); };
     auto result = co_await run_blocking(*self->pool_, std::move(job));
     self->loading_ = false;
+    if (self->load_done_) self->load_done_->set();
     if (result && result->changed) {
         self->stamp_ = result->stamp;
         ++self->generation_;
@@ -115,15 +118,16 @@ asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
 asio::awaitable<Snapshot> File::get() {
     // Before the first table exists, wait for a load in progress instead of
     // answering "unavailable" (the first requests after start-up).
-    for (int i = 0; i < 1000 && loading_ && !table_; ++i) {
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
-        co_await t.async_wait(asio::use_awaitable);
+    if (loading_ && !table_ && load_done_) {
+        auto self = shared_from_this();
+        co_await with_deadline(load_done_->wait(), Clock::now() + kFirstLoadWait);
     }
     const auto now = std::chrono::steady_clock::now();
     if (!loading_ && now - last_check_ >= kCheckInterval) {
         loading_ = true;
         last_check_ = now;
         auto self = shared_from_this();
+        if (!table_) load_done_ = std::make_unique<Event>(co_await asio::this_coro::executor);
         if (table_) {
             // Re-read in the background: no lookup waits for it, even when
             // the read blocks (a hung mount, a FIFO).

@@ -10,6 +10,7 @@
 
 #include "backends/backend.hpp"
 #include "backends/passwd_file/parser.hpp"
+#include "util/deadline.hpp"
 
 namespace postern::backend {
 
@@ -60,6 +61,9 @@ private:
     std::chrono::steady_clock::time_point last_check_{};
     bool loading_ = false;
     std::uint64_t generation_ = 1;
+    // Set when a load ends: requests that arrive before the first table
+    // exists wait for it (bounded) instead of answering "unavailable".
+    std::unique_ptr<Event> load_done_;
 };
 
 std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool);

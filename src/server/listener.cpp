@@ -20,7 +20,7 @@
 #include "server/auth_client_session.hpp"
 #include "server/master_session.hpp"
 #include "server/saslauthd_session.hpp"
-#include "server/spawn.hpp"
+#include "util/spawn.hpp"
 #include "util/log.hpp"
 
 namespace postern::server {

@@ -8,13 +8,13 @@
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
 #include "auth/fields.hpp"
 #include "protocol/line.hpp"
-#include "server/spawn.hpp"
+#include "util/deadline.hpp"
+#include "util/spawn.hpp"
 #include "util/log.hpp"
 
 namespace postern::server {
@@ -41,13 +41,13 @@ namespace {
 struct MasterState {
     MasterState(Socket s, auth::Engine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
         : socket(std::move(s)), engine(e), listener(l), peer(std::move(p)), slot(std::move(sl)),
-          handshake_timer(socket.get_executor()) {}
+          version_seen(socket.get_executor()) {}
     Socket socket;
     auth::Engine& engine;
     const config::Listener& listener;
     std::string peer;
     std::shared_ptr<const void> slot;
-    asio::steady_timer handshake_timer;
+    Event version_seen;  // set at VERSION, or when the session ends
     std::optional<pid_t> peer_pid;  // SO_PEERCRED, unix sockets only
     // Restricted userdb access (a 0666 userdb socket and a peer that is
     // neither its owner nor in its group): USER only for the peer's own uid.
@@ -64,21 +64,17 @@ using StatePtr = std::shared_ptr<MasterState>;
 
 // Writes everything or marks the connection broken; a peer that does not
 // read within kWriteTimeout is cut off.
-asio::awaitable<bool> write_all(StatePtr st, std::string data) {
-    if (st->write_failed) co_return false;
-    asio::steady_timer deadline(st->socket.get_executor());
-    deadline.expires_after(kWriteTimeout);
-    deadline.async_wait([st](asio::error_code ec) {
-        if (!ec) {
-            asio::error_code ignored;
-            st->socket.cancel(ignored);
-        }
-    });
+asio::awaitable<bool> write_data(StatePtr st, std::string data) {
     asio::error_code ec;
     co_await asio::async_write(st->socket, asio::buffer(data), asio::redirect_error(asio::use_awaitable, ec));
-    deadline.cancel();
-    if (ec) st->write_failed = true;
     co_return !ec;
+}
+
+asio::awaitable<bool> write_all(StatePtr st, std::string data) {
+    if (st->write_failed) co_return false;
+    auto written = co_await with_deadline(write_data(st, std::move(data)), Clock::now() + kWriteTimeout);
+    if (!written || !*written) st->write_failed = true;
+    co_return !st->write_failed;
 }
 
 // The LIST sink: one user name from the userdb iteration.
@@ -258,13 +254,13 @@ asio::awaitable<std::string> dispatch(const StatePtr& st, protocol::MasterComman
     return ready(protocol::format_cache_flushed(flush.id, n));
 }
 
-asio::awaitable<void> handshake_timer(StatePtr st) {
-    st->handshake_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(st->engine.config().handshake_timeout)));
-    asio::error_code ec;
-    co_await st->handshake_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && !st->got_version && st->socket.is_open()) {
+asio::awaitable<void> watch_handshake(StatePtr st) {
+    const auto limit = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(st->engine.config().handshake_timeout));
+    const bool seen = co_await with_deadline(st->version_seen.wait(), Clock::now() + limit);
+    if (!seen && !st->got_version && st->socket.is_open()) {
         log::info("auth-master {}: no VERSION in time; closing", st->peer);
+        asio::error_code ec;
         st->socket.close(ec);
     }
 }
@@ -288,6 +284,7 @@ asio::awaitable<void> serve(StatePtr st) {
                     co_return;
                 }
                 st->got_version = true;
+                st->version_seen.set();
                 continue;
             }
             if (must_close(st, cmd)) co_return;
@@ -306,7 +303,7 @@ asio::awaitable<void> run_master(StatePtr st) {
     co_await serve(st);
     // Whatever ended the session, the peer sees the close now.
     asio::error_code ec;
-    st->handshake_timer.cancel();
+    st->version_seen.set();
     st->socket.shutdown(asio::socket_base::shutdown_both, ec);
     st->socket.close(ec);
 }
@@ -331,7 +328,7 @@ void start_master_session(Socket socket, auth::Engine& engine, const config::Lis
         }
     }
     auto ex = st->socket.get_executor();
-    asio::co_spawn(ex, handshake_timer(st), LogExceptions{"auth-master handshake timer"});
+    asio::co_spawn(ex, watch_handshake(st), LogExceptions{"auth-master handshake"});
     asio::co_spawn(ex, run_master(std::move(st)), LogExceptions{"auth-master session"});
 }
 

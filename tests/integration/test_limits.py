@@ -122,8 +122,12 @@ class LimitsTest(DaemonTestCase):
         c = self.connect(self.path("auth"))
         n = 12
         start = time.monotonic()
-        c.send("".join(f"AUTH\t{i}\tPLAIN\tservice=smtp\tnologin\tresp="
-                       f"{b64(plain_payload('slowbob', BOB_PASSWORD))}\n" for i in range(1, n + 1)))
+        lines = [f"AUTH\t{i}\tPLAIN\tservice=smtp\tnologin\tresp={b64(plain_payload('slowbob', BOB_PASSWORD))}\n"
+                 for i in range(1, n + 1)]
+        # The first job reaches the hashing thread before the others queue up.
+        c.send(lines[0])
+        time.sleep(0.2)
+        c.send("".join(lines[1:]))
         temp_at = []
         results = {}
         for _ in range(n):

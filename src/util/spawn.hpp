@@ -8,7 +8,7 @@
 
 #include "util/log.hpp"
 
-namespace postern::server {
+namespace postern {
 
 struct LogExceptions {
     const char* what;
@@ -24,4 +24,4 @@ struct LogExceptions {
     }
 };
 
-}  // namespace postern::server
+}  // namespace postern
