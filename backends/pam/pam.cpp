@@ -19,6 +19,7 @@
 #include "auth/var_expand.hpp"
 #include "backends/pam/wire.hpp"
 #include "backends/pam/worker.hpp"
+#include "util/deadline.hpp"
 #include "util/spawn.hpp"
 #include "util/log.hpp"
 
@@ -79,7 +80,7 @@ using Stream = asio::local::stream_protocol::socket;
 
 struct Worker {
     pid_t pid;
-    std::unique_ptr<Stream> socket;
+    std::shared_ptr<Stream> socket;  // shared: a cancelled exchange may still hold it
     bool busy = false;
     bool dead = false;
 };
@@ -124,45 +125,13 @@ public:
         w->busy = true;
         std::string frame = encode_frame(payload);
         wipe(payload);
-        // A watchdog, not a race: at the deadline the socket is closed, the
-        // pending read fails, and the worker is written off. Its state is
-        // shared, since a handler already queued may run after we are done.
-        struct Watch {
-            bool expired = false;
-            bool done = false;
-        };
-        auto watch = std::make_shared<Watch>();
-        asio::steady_timer watchdog(self->ex_);
-        watchdog.expires_after(self->reply_limit());
-        Stream* sock = w->socket.get();
-        watchdog.async_wait([watch, sock](const asio::error_code& ec) {
-            if (ec || watch->done) return;
-            watch->expired = true;
-            asio::error_code ignored;
-            sock->close(ignored);
-        });
-        asio::error_code ec;
-        co_await asio::async_write(*sock, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
-        wipe(frame);
-        std::string reply_bytes;
-        if (!ec) {
-            unsigned char len[4];
-            co_await asio::async_read(*sock, asio::buffer(len), asio::redirect_error(asio::use_awaitable, ec));
-            if (!ec) {
-                const std::size_t n = (std::size_t(len[0]) << 24) | (std::size_t(len[1]) << 16) |
-                                      (std::size_t(len[2]) << 8) | std::size_t(len[3]);
-                if (n > kMaxFrame) {
-                    ec = asio::error::message_size;
-                } else {
-                    reply_bytes.resize(n);
-                    co_await asio::async_read(*sock, asio::buffer(reply_bytes),
-                                              asio::redirect_error(asio::use_awaitable, ec));
-                }
-            }
-        }
-        watch->done = true;
-        watchdog.cancel();
-        const bool expired = watch->expired;
+        // At the deadline the exchange is cancelled and the worker written
+        // off below (closing our end makes a stuck one exit).
+        auto exchanged = co_await with_deadline(exchange(w->socket, std::move(frame)),
+                                                std::chrono::steady_clock::now() + self->reply_limit());
+        const bool expired = !exchanged;
+        asio::error_code ec = exchanged ? exchanged->first : asio::error::timed_out;
+        std::string reply_bytes = exchanged ? std::move(exchanged->second) : std::string();
         std::optional<WorkerReply> reply;
         if (!ec) reply = decode_reply(reply_bytes);
         if (!reply) {
@@ -184,6 +153,31 @@ public:
         w->busy = false;
         self->wake_one();
         co_return std::move(*reply);
+    }
+
+    // One request frame out, one reply frame back: the error, and the reply's bytes.
+    static asio::awaitable<std::pair<asio::error_code, std::string>> exchange(std::shared_ptr<Stream> sock,
+                                                                              std::string frame) {
+        asio::error_code ec;
+        co_await asio::async_write(*sock, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
+        wipe(frame);
+        std::string reply_bytes;
+        if (!ec) {
+            unsigned char len[4];
+            co_await asio::async_read(*sock, asio::buffer(len), asio::redirect_error(asio::use_awaitable, ec));
+            if (!ec) {
+                const std::size_t n = (std::size_t(len[0]) << 24) | (std::size_t(len[1]) << 16) |
+                                      (std::size_t(len[2]) << 8) | std::size_t(len[3]);
+                if (n > kMaxFrame) {
+                    ec = asio::error::message_size;
+                } else {
+                    reply_bytes.resize(n);
+                    co_await asio::async_read(*sock, asio::buffer(reply_bytes),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+                }
+            }
+        }
+        co_return std::make_pair(ec, std::move(reply_bytes));
     }
 
     // Asks the spawner for a worker to replace `gone`.

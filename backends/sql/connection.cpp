@@ -9,8 +9,9 @@
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+
+#include "util/deadline.hpp"
 
 namespace postern::backend::sql {
 
@@ -20,26 +21,33 @@ namespace {
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 }
 
-asio::awaitable<int> wait_fd(asio::posix::stream_descriptor& sd, bool want_read, bool want_write, Deadline deadline) {
-    if (Clock::now() >= deadline) co_return 0;
-    asio::steady_timer timer(sd.get_executor(), deadline);
+namespace {
+
+// Readiness of the descriptor, without a deadline: 1 readable, 2 writable,
+// -1 the wait failed.
+asio::awaitable<int> ready(asio::posix::stream_descriptor& sd, bool want_read, bool want_write) {
     using W = asio::posix::descriptor_base::wait_type;
     if (want_read && want_write) {
         // The composed wait is a named object: g++ 12 mishandles temporaries
         // inside a co_await expression.
-        auto either = sd.async_wait(W::wait_read, kTuple) || sd.async_wait(W::wait_write, kTuple) ||
-                      timer.async_wait(kTuple);
+        auto either = sd.async_wait(W::wait_read, kTuple) || sd.async_wait(W::wait_write, kTuple);
         auto r = co_await std::move(either);
-        if (r.index() == 2) co_return 0;
         const auto& ec = r.index() == 0 ? std::get<0>(std::get<0>(r)) : std::get<0>(std::get<1>(r));
         if (ec) co_return -1;
         co_return r.index() == 0 ? 1 : 2;
     }
-    auto either = sd.async_wait(want_read ? W::wait_read : W::wait_write, kTuple) || timer.async_wait(kTuple);
-    auto r = co_await std::move(either);
-    if (r.index() == 1) co_return 0;
-    if (std::get<0>(std::get<0>(r))) co_return -1;
+    auto r = co_await sd.async_wait(want_read ? W::wait_read : W::wait_write, kTuple);
+    if (std::get<0>(r)) co_return -1;
     co_return want_read ? 1 : 2;
+}
+
+}  // namespace
+
+asio::awaitable<int> wait_fd(asio::posix::stream_descriptor& sd, bool want_read, bool want_write, Deadline deadline) {
+    if (Clock::now() >= deadline) co_return 0;
+    // At the deadline the wait is cancelled; the caller drops the connection.
+    auto r = co_await with_deadline(ready(sd, want_read, want_write), deadline);
+    co_return r ? *r : 0;
 }
 
 Result<void> watch_fd(asio::posix::stream_descriptor& sd, int library_fd) {
