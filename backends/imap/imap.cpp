@@ -1,6 +1,6 @@
 // imap passdb: settings, the limit on logins in flight, and one login per
 // fresh connection (resolve, connect, TLS, the Dialogue of protocol.hpp),
-// raced against the login's deadline.
+// within the login's deadline (util/deadline.hpp).
 #include "backends/imap/imap.hpp"
 
 #include <openssl/ssl.h>
@@ -12,7 +12,6 @@
 
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/ssl.hpp>
@@ -23,15 +22,14 @@
 #include "auth/cache.hpp"
 #include "auth/var_expand.hpp"
 #include "backends/imap/protocol.hpp"
+#include "util/deadline.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
 
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 using asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
 using imap::Verdict;
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -164,13 +162,15 @@ struct Attempt {
     std::string detail;
 };
 
-// `text` with every occurrence of the password taken out: server text is
-// logged, and a broken or hostile server might echo what it was sent.
+// `text` with every occurrence of the password taken out, and cut short:
+// server text is logged, and a broken or hostile server might echo what it
+// was sent. Still raw: whoever logs it passes it through log::safe.
 std::string scrub(std::string text, std::string_view password) {
     if (!password.empty())
         for (auto pos = text.find(password); pos != std::string::npos; pos = text.find(password, pos + 3))
             text.replace(pos, password.size(), "***");
-    return log::safe(text, kMaxLoggedText);
+    if (text.size() > kMaxLoggedText) text.resize(kMaxLoggedText);
+    return text;
 }
 
 class ImapPassdb final : public Passdb {
@@ -231,7 +231,7 @@ public:
                 r.detail = a.detail;
                 note_up();
                 log::info("imap {}: user \"{}\" (sent as \"{}\"): login refused: {}", describe_, log::safe(req->user),
-                          log::safe(*name), a.detail);
+                          log::safe(*name), log::safe(a.detail, kMaxLoggedText));
                 break;
             case Verdict::TempFail:
                 r.status = PassStatus::TempFail;
@@ -249,30 +249,63 @@ private:
         return std::move(*e);
     }
 
-    // Connect, talk and log out, within the deadline.
+    // Resolve, connect, talk and log out, within the deadline.
     asio::awaitable<Attempt> login(std::string user, Secret password, Clock::time_point deadline) {
-        auto conn = std::make_unique<Conn>(ex_, *tls_);
-        asio::steady_timer timer(ex_, deadline);
-        auto work = exchange(conn.get(), std::move(user), std::move(password), deadline);
-        // Named: g++ 12 mishandles temporaries inside a co_await expression.
-        auto race = std::move(work) || timer.async_wait(kTuple);
-        auto result = co_await std::move(race);
-        if (result.index() == 1) {
-            Attempt a;
+        Attempt a;
+        std::vector<tcp::endpoint> endpoints;
+        asio::error_code not_ip;
+        const auto addr = asio::ip::make_address(st_.host, not_ip);
+        if (!not_ip) {
+            endpoints.emplace_back(addr, st_.port);
+        } else {
+            // A pending getaddrinfo cannot be cancelled: at the deadline it
+            // is left to finish on its own and this login temp-fails.
+            auto lookup = resolve(ex_, st_.host, std::to_string(st_.port));
+            auto found = co_await with_deadline(std::move(lookup), deadline, OnDeadline::Abandon);
+            if (!found) {
+                a.detail = "resolving " + st_.host + " did not finish within the timeout";
+                co_return a;
+            }
+            if (!found->error.empty()) {
+                a.detail = "cannot resolve " + st_.host + ": " + found->error;
+                co_return a;
+            }
+            endpoints = std::move(found->endpoints);
+        }
+        // The exchange owns its connection: at the deadline its pending
+        // operation is cancelled and it unwinds after this login has answered.
+        auto work = exchange(std::make_shared<Conn>(ex_, *tls_), std::move(endpoints), std::move(user),
+                             std::move(password));
+        auto done = co_await with_deadline(std::move(work), deadline);
+        if (!done) {
             a.detail = "no answer within the timeout (" + std::to_string(st_.timeout.count()) + " ms)";
             co_return a;
         }
-        co_return std::move(std::get<0>(result));
+        co_return std::move(*done);
     }
 
-    asio::awaitable<Attempt> exchange(Conn* c, std::string user, Secret password, Clock::time_point deadline) {
+    struct Resolved {
+        std::vector<tcp::endpoint> endpoints;
+        std::string error;
+    };
+
+    // Asio's resolver runs getaddrinfo off the loop.
+    static asio::awaitable<Resolved> resolve(asio::any_io_executor ex, std::string host, std::string port) {
+        Resolved out;
+        tcp::resolver resolver(ex);
+        auto r = co_await resolver.async_resolve(host, port, kTuple);
+        const asio::error_code ec = std::get<0>(r);
+        if (ec) out.error = ec.message();
+        else
+            for (const auto& entry : std::get<1>(r)) out.endpoints.push_back(entry.endpoint());
+        if (!ec && out.endpoints.empty()) out.error = "no address";
+        co_return out;
+    }
+
+    asio::awaitable<Attempt> exchange(std::shared_ptr<Conn> conn, std::vector<tcp::endpoint> endpoints,
+                                      std::string user, Secret password) {
+        Conn* c = conn.get();
         Attempt fail;
-        std::string resolve_error;
-        auto endpoints = co_await resolve(deadline, &resolve_error);
-        if (endpoints.empty()) {
-            fail.detail = resolve_error;
-            co_return fail;
-        }
         auto connected = co_await asio::async_connect(c->stream.next_layer(), endpoints, kTuple);
         if (std::get<0>(connected)) {
             fail.detail = "connect: " + std::get<0>(connected).message();
@@ -340,43 +373,6 @@ private:
         }
     }
 
-    // Addresses of the host: an IP literal as written; a name through Asio's
-    // resolver, which runs getaddrinfo off the loop. Its completion wakes a
-    // timer that also expires at the deadline, so a lookup that hangs costs
-    // this login only its timeout (a pending getaddrinfo cannot be cancelled).
-    asio::awaitable<std::vector<tcp::endpoint>> resolve(Clock::time_point deadline, std::string* error) {
-        std::vector<tcp::endpoint> out;
-        asio::error_code ec;
-        const auto addr = asio::ip::make_address(st_.host, ec);
-        if (!ec) {
-            out.emplace_back(addr, st_.port);
-            co_return out;
-        }
-        struct Lookup {
-            explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), wake(ex) {}
-            tcp::resolver resolver;
-            asio::steady_timer wake;
-            bool done = false;
-            asio::error_code ec;
-            std::vector<tcp::endpoint> endpoints;
-        };
-        auto l = std::make_shared<Lookup>(ex_);
-        l->wake.expires_at(deadline);
-        l->resolver.async_resolve(st_.host, std::to_string(st_.port),
-                                  [l](const asio::error_code& e, const tcp::resolver::results_type& results) {
-                                      l->ec = e;
-                                      for (const auto& entry : results) l->endpoints.push_back(entry.endpoint());
-                                      l->done = true;
-                                      l->wake.cancel();
-                                  });
-        co_await l->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (!l->done) *error = "resolving " + st_.host + " did not finish within the timeout";
-        else if (l->ec || l->endpoints.empty())
-            *error = "cannot resolve " + st_.host + ": " + (l->ec ? l->ec.message() : std::string("no address"));
-        else out = std::move(l->endpoints);
-        co_return out;
-    }
-
     // The TLS handshake; "" when it succeeded, else why not.
     asio::awaitable<std::string> start_tls(Conn* c) {
         auto why = std::make_shared<std::string>();
@@ -439,7 +435,8 @@ private:
         if (down_) return;
         down_ = true;
         down_since_ = Clock::now();
-        log::error("imap {}: server unavailable, answering temp-fail until it is back: {}", describe_, why);
+        log::error("imap {}: server unavailable, answering temp-fail until it is back: {}", describe_,
+                   log::safe(why, kMaxLoggedText));
     }
 
     void note_up() {
