@@ -179,6 +179,62 @@ std::size_t Engine::flush_cache(const std::vector<std::string>& users) {
     return cache_ ? cache_->flush(users) : 0;
 }
 
+namespace {
+
+// What one backend's answer means to its chain.
+enum class Link {
+    Answer,    // this is the chain's answer
+    TempFail,  // remember that the chain could not be sure; ask the next
+    Keep,      // the best "no" so far: keep it as the answer if nobody says more
+    Next,      // no opinion; ask the next
+};
+
+void set_temp_fail(backend::PassResult& r) { r.status = backend::PassStatus::TempFail; }
+void set_temp_fail(backend::CredResult& r) { r.status = backend::PassStatus::TempFail; }
+void set_temp_fail(backend::UserResult& r) { r.status = backend::UserStatus::TempFail; }
+
+// The one way a chain of passdbs or userdbs is asked: in order, until one
+// answers. A backend that failed temporarily makes the chain's answer a
+// temporary failure unless a later one answers, never a "no": a user it
+// might know must not look unknown. `applies(b)` filters the backends that
+// can take the question, `ask(b, i)` starts it, `link(r)` classifies the
+// answer; `none` is the answer when nobody has one.
+template <class Result, class Backend, class Applies, class Ask, class Classify>
+asio::awaitable<Result> ask_chain(std::vector<std::unique_ptr<Backend>>& chain, const char* kind, Applies applies,
+                                  Ask ask, Classify link, Result none) {
+    Result kept = std::move(none);
+    bool temp = false;
+    std::string temp_detail;
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+        Backend& b = *chain[i];
+        if (!applies(b)) continue;
+        Result r = co_await ask(b, i);
+        switch (link(r, b)) {
+            case Link::Answer:
+                co_return r;
+            case Link::TempFail:
+                temp = true;
+                temp_detail = r.detail;
+                log::warning("{} {}: temporary failure: {}", kind, b.driver(), log::safe(r.detail, 256));
+                break;
+            case Link::Keep:
+                kept = std::move(r);
+                break;
+            case Link::Next:
+                break;
+        }
+    }
+    if (!temp) co_return kept;
+    Result r;
+    set_temp_fail(r);
+    r.detail = std::move(temp_detail);
+    co_return r;
+}
+
+bool every_backend(const auto&) { return true; }
+
+}  // namespace
+
 asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Secret password) {
     using backend::PassStatus;
     CacheState cs;
@@ -266,39 +322,25 @@ asio::awaitable<backend::PassResult> Engine::verify_master(RequestPtr request, S
 asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
                                                           RequestPtr request, Secret password) {
     using backend::PassStatus;
-    backend::PassResult worst;
-    worst.status = PassStatus::UnknownUser;
-    bool temp = false;
-    std::string temp_detail;
-    for (std::size_t i = 0; i < chain->size(); ++i) {
-        auto& p = (*chain)[i];
-        backend::PassResult r = co_await p->verify_plain(request, password.clone());
-        r.source = static_cast<int>(i);
+    auto ask = [&request, &password](backend::Passdb& p, std::size_t) { return p.verify_plain(request, password.clone()); };
+    std::size_t index = 0;
+    auto link = [&index](backend::PassResult& r, backend::Passdb&) {
+        r.source = static_cast<int>(index++);
         switch (r.status) {
             case PassStatus::Ok:
             case PassStatus::Disabled:
-            case PassStatus::Expired:
-                co_return r;
-            case PassStatus::TempFail:
-                temp = true;
-                temp_detail = r.detail;
-                log::warning("passdb {}: temporary failure: {}", p->driver(), log::safe(r.detail, 256));
-                break;
-            case PassStatus::Mismatch:
-                worst = std::move(r);
-                break;
+            case PassStatus::Expired: return Link::Answer;
+            case PassStatus::TempFail: return Link::TempFail;
+            case PassStatus::Mismatch: return Link::Keep;
             case PassStatus::UnknownUser:
-            case PassStatus::SchemeUnavailable:
-                break;
+            case PassStatus::SchemeUnavailable: return Link::Next;
         }
-    }
-    if (temp) {
-        backend::PassResult r;
-        r.status = PassStatus::TempFail;
-        r.detail = temp_detail;
-        co_return r;
-    }
-    co_return worst;
+        return Link::Next;
+    };
+    backend::PassResult none;
+    none.status = PassStatus::UnknownUser;
+    backend::PassResult r = co_await ask_chain(*chain, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
+    co_return r;
 }
 
 asio::awaitable<backend::CredResult> Engine::lookup_credentials(RequestPtr request, std::string scheme) {
@@ -320,27 +362,27 @@ asio::awaitable<backend::CredResult> Engine::lookup_credentials(RequestPtr reque
 
 asio::awaitable<backend::CredResult> Engine::lookup_credentials_chain(RequestPtr request, std::string scheme) {
     using backend::PassStatus;
-    backend::CredResult last;
-    last.status = PassStatus::UnknownUser;
-    bool temp = false;
-    for (auto& p : passdbs_) {
-        if (!p->can_lookup_credentials()) continue;
-        backend::CredResult r = co_await p->lookup_credentials(request, scheme);
-        if (r.status == PassStatus::Ok || r.status == PassStatus::Disabled || r.status == PassStatus::Expired)
-            co_return r;
-        if (r.status == PassStatus::TempFail) temp = true;
-        else if (r.status == PassStatus::SchemeUnavailable) {
-            log::warning("passdb {}: cannot serve {} credentials for user \"{}\": {}", p->driver(), scheme,
-                         log::safe(request->user), log::safe(r.detail));
-            last = std::move(r);
+    auto applies = [](const backend::Passdb& p) { return p.can_lookup_credentials(); };
+    auto ask = [&request, &scheme](backend::Passdb& p, std::size_t) { return p.lookup_credentials(request, scheme); };
+    auto link = [&request, &scheme](backend::CredResult& r, backend::Passdb& p) {
+        switch (r.status) {
+            case PassStatus::Ok:
+            case PassStatus::Disabled:
+            case PassStatus::Expired: return Link::Answer;
+            case PassStatus::TempFail: return Link::TempFail;
+            case PassStatus::SchemeUnavailable:
+                log::warning("passdb {}: cannot serve {} credentials for user \"{}\": {}", p.driver(), scheme,
+                             log::safe(request->user), log::safe(r.detail));
+                return Link::Keep;
+            case PassStatus::UnknownUser:
+            case PassStatus::Mismatch: return Link::Next;
         }
-    }
-    if (temp) {
-        backend::CredResult r;
-        r.status = PassStatus::TempFail;
-        co_return r;
-    }
-    co_return last;
+        return Link::Next;
+    };
+    backend::CredResult none;
+    none.status = PassStatus::UnknownUser;
+    backend::CredResult r = co_await ask_chain(passdbs_, "passdb", applies, ask, link, std::move(none));
+    co_return r;
 }
 
 asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
@@ -359,25 +401,24 @@ asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
 }
 
 asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr request) {
-    backend::UserResult last;
-    last.status = backend::UserStatus::NotFound;
-    bool temp = false;
-    for (auto& u : userdbs_) {
-        backend::UserResult r = co_await u->lookup_user(request);
-        if (r.status == backend::UserStatus::Found) {
-            // As in Dovecot, the passdb's userdb_* fields are the defaults a
-            // userdb's own answer overrides.
-            for (const auto& [k, v] : request->prefetch)
-                if (!protocol::has_field(r.fields, k)) r.fields.emplace_back(k, v);
-            co_return r;
+    auto ask = [&request](backend::Userdb& u, std::size_t) { return u.lookup_user(request); };
+    auto link = [&request](backend::UserResult& r, backend::Userdb&) {
+        switch (r.status) {
+            case backend::UserStatus::Found:
+                // As in Dovecot, the passdb's userdb_* fields are the defaults a
+                // userdb's own answer overrides.
+                for (const auto& [k, v] : request->prefetch)
+                    if (!protocol::has_field(r.fields, k)) r.fields.emplace_back(k, v);
+                return Link::Answer;
+            case backend::UserStatus::TempFail: return Link::TempFail;
+            case backend::UserStatus::NotFound: return Link::Next;
         }
-        if (r.status == backend::UserStatus::TempFail) {
-            temp = true;
-            log::warning("userdb {}: temporary failure: {}", u->driver(), log::safe(r.detail, 256));
-        }
-    }
-    if (temp) last.status = backend::UserStatus::TempFail;
-    co_return last;
+        return Link::Next;
+    };
+    backend::UserResult none;
+    none.status = backend::UserStatus::NotFound;
+    backend::UserResult r = co_await ask_chain(userdbs_, "userdb", every_backend<backend::Userdb>, ask, link, std::move(none));
+    co_return r;
 }
 
 namespace {
@@ -459,36 +500,27 @@ asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme,
 
 asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
     using backend::PassStatus;
-    backend::PassResult last;
-    last.status = PassStatus::SchemeUnavailable;
-    last.detail = "no passdb can look up a user without a password";
-    bool temp = false;
-    for (auto& p : passdbs_) {
-        backend::PassResult r = co_await p->lookup(request);
+    auto ask = [&request](backend::Passdb& p, std::size_t) { return p.lookup(request); };
+    auto link = [](backend::PassResult& r, backend::Passdb&) {
         switch (r.status) {
             case PassStatus::Ok:
             case PassStatus::Disabled:
-            case PassStatus::Expired:
-                co_return r;
-            case PassStatus::TempFail:
-                temp = true;
-                log::warning("passdb {}: temporary failure: {}", p->driver(), log::safe(r.detail, 256));
-                break;
+            case PassStatus::Expired: return Link::Answer;
+            case PassStatus::TempFail: return Link::TempFail;
             case PassStatus::UnknownUser:
             case PassStatus::Mismatch:
-                last.status = PassStatus::UnknownUser;
-                last.detail.clear();
-                break;
-            case PassStatus::SchemeUnavailable:
-                break;
+                r.status = PassStatus::UnknownUser;
+                r.detail.clear();
+                return Link::Keep;
+            case PassStatus::SchemeUnavailable: return Link::Next;
         }
-    }
-    if (temp) {
-        backend::PassResult r;
-        r.status = PassStatus::TempFail;
-        co_return r;
-    }
-    co_return last;
+        return Link::Next;
+    };
+    backend::PassResult none;
+    none.status = PassStatus::SchemeUnavailable;
+    none.detail = "no passdb can look up a user without a password";
+    backend::PassResult r = co_await ask_chain(passdbs_, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
+    co_return r;
 }
 
 asio::awaitable<backend::IterStatus> Engine::iterate_users(backend::Userdb::IterSink each) {
