@@ -13,9 +13,7 @@
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/redirect_error.hpp>
 #include <asio/ssl.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -119,12 +117,13 @@ public:
             --free_;
             co_return true;
         }
-        Waiter w{asio::steady_timer(ex_, deadline)};
-        waiters_.push_back(&w);
-        asio::error_code ec;
-        co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (w.granted) co_return true;
-        waiters_.remove(&w);
+        auto turn = std::make_shared<Event>(ex_);
+        waiters_.push_back(turn);
+        auto wait = turn->wait();
+        (void)co_await with_deadline(std::move(wait), deadline);
+        // Handed a slot, even if just as the deadline came: it is ours.
+        if (turn->is_set()) co_return true;
+        waiters_.remove(turn);
         co_return false;
     }
 
@@ -133,20 +132,14 @@ public:
             ++free_;
             return;
         }
-        Waiter* w = waiters_.front();
+        waiters_.front()->set();
         waiters_.pop_front();
-        w->granted = true;
-        w->timer.cancel();
     }
 
 private:
-    struct Waiter {
-        asio::steady_timer timer;
-        bool granted = false;
-    };
     asio::any_io_executor ex_;
     unsigned free_;
-    std::list<Waiter*> waiters_;
+    std::list<std::shared_ptr<Event>> waiters_;
 };
 
 // One connection: TCP, with TLS on top once started.

@@ -1,6 +1,8 @@
 // IMAP quoting, response framing and parsing, and the login dialogue.
 #include "backends/imap/protocol.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -10,16 +12,8 @@ namespace postern::backend::imap {
 
 namespace {
 
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-           });
+    return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 // Splits at the first space: {word, rest}.
@@ -33,7 +27,7 @@ std::vector<std::string> split_caps(std::string_view s) {
     std::vector<std::string> caps;
     while (!s.empty()) {
         auto [w, rest] = word(s);
-        if (!w.empty()) caps.push_back(upper(w));
+        if (!w.empty()) caps.emplace_back(w);
         s = rest;
     }
     return caps;
@@ -244,12 +238,12 @@ Step Dialogue::begin_auth() {
 Step Dialogue::answer(const Response& r) {
     Verdict v = Verdict::TempFail;
     std::string detail;
-    const std::string code_name = upper(word(r.code).first);
+    const std::string_view code_name = word(r.code).first;
     if (r.cond == Cond::Ok) {
         v = Verdict::Ok;
     } else if (r.cond == Cond::No) {
         // RFC 5530: the server could not check (its own backend is down), not "wrong password".
-        if (code_name == "UNAVAILABLE" || code_name == "SERVERBUG") {
+        if (iequals(code_name, "UNAVAILABLE") || iequals(code_name, "SERVERBUG")) {
             detail = "the server cannot check passwords now: NO [" + r.code + "] " + r.text;
         } else {
             v = Verdict::Mismatch;

@@ -56,12 +56,13 @@ struct Response {
     Cond cond = Cond::Other;
     std::string code;  // response code without brackets: "UNAVAILABLE", "CAPABILITY IMAP4rev1 ..."
     std::string text;  // the human-readable rest
-    std::vector<std::string> capabilities;  // from CAPABILITY data or a [CAPABILITY ...] code, upper case
+    std::vector<std::string> capabilities;  // from CAPABILITY data or a [CAPABILITY ...] code
 };
 
 // nullopt: not an IMAP response (empty, NUL byte, a tagged line whose
 // condition is not OK, NO or BAD, a bad response code).
 std::optional<Response> parse_response(std::string_view line);
+// Capability names compare without regard to case (RFC 3501 §9).
 bool has_capability(const std::vector<std::string>& caps, std::string_view name);
 
 // How the dialogue logs in.
