@@ -207,8 +207,8 @@ service imap-login {{
         return self.log().count(f"Login: user=<{user}>")
 
 
-def imap_passdb(port, tls="starttls", ca=None, extra=()):
-    lines = ["[[passdb]]", 'driver = "imap"', 'host = "127.0.0.1"', f"port = {port}",
+def imap_passdb(port, tls="starttls", ca=None, extra=(), host="127.0.0.1"):
+    lines = ["[[passdb]]", 'driver = "imap"', f"host = {toml_str(host)}", f"port = {port}",
              f"tls = {toml_str(tls)}"]
     if ca:
         lines.append(f"ca_file = {toml_str(ca)}")
@@ -369,6 +369,24 @@ class ImapPassdbTest(DaemonTestCase):
         r = self.login(c, 1, "alice", USERS["alice"])
         self.assertTrue(is_temp_fail(r), r)
         self.assertRegex(d.stderr(), r"the certificate is not for .*mail\.example\.org")
+
+    def test_host_name_resolved(self):
+        # A name: looked up asynchronously (localhost may give ::1 first,
+        # where nobody listens: the next address is tried), sent as SNI and
+        # checked against the certificate's DNS name.
+        d, c = self.start_imap(imap_passdb(self.dovecot.port, ca=self.ca, host="localhost"))
+        self.assert_ok(self.login(c, 1, "alice", USERS["alice"]), 1, "alice")
+        r = self.login(c, 2, "alice", WRONG)
+        self.assert_fail(r, 2)
+        self.assertFalse(is_temp_fail(r), r)
+        # A name that does not resolve: temp-fail, whatever the resolver does.
+        d2 = self.start_daemon(make_config(self.path("auth2"), extra=imap_passdb(
+            self.dovecot.port, ca=self.ca, host="no-such-host.invalid", extra=['timeout = "2s"'])),
+            name="posternd2")
+        c2 = self.connect(self.path("auth2"))
+        r = self.login(c2, 1, "alice", USERS["alice"], timeout=15)
+        self.assertTrue(is_temp_fail(r), r)
+        self.assertRegex(d2.stderr(), r"cannot resolve no-such-host\.invalid|resolving no-such-host\.invalid")
 
     def test_unknown_ca_is_temp_fail(self):
         for tls, port in (("starttls", self.dovecot.port), ("implicit", self.dovecot.tls_port)):
