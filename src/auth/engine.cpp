@@ -23,10 +23,6 @@
 
 namespace postern::auth {
 
-// Bound on kept login requests, so a login client cannot grow memory without
-// limit by never redeeming.
-constexpr std::size_t kMaxPendingLogins = 100000;
-
 namespace {
 
 std::string read_key_file(const config::Config& cfg, const config::OAuth2::Key& k) {
@@ -68,7 +64,10 @@ std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Confi
 }  // namespace
 
 Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
-    : cfg_(cfg), pool_(pool), penalty_(cfg.penalty) {
+    : cfg_(cfg), pool_(pool),
+      logins_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(cfg.request_timeout))),
+      penalty_(cfg.penalty) {
     if (cfg.cache.enabled) cache_ = std::make_unique<AuthCache>(cfg.cache);
     if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
     randombytes_buf(digest_key_, sizeof digest_key_);
@@ -535,47 +534,6 @@ asio::awaitable<backend::IterStatus> Engine::iterate_users(backend::Userdb::Iter
     }
     co_return any ? backend::IterStatus::Done : backend::IterStatus::Unsupported;
 }
-
-void Engine::expire_logins() {
-    const auto now = std::chrono::steady_clock::now();
-    for (auto it = logins_.begin(); it != logins_.end();) {
-        if (it->second.expires <= now) it = logins_.erase(it);
-        else ++it;
-    }
-}
-
-void Engine::remember_login(unsigned long cpid, std::uint32_t id, PendingLogin login) {
-    if (logins_.size() >= kMaxPendingLogins) expire_logins();
-    if (logins_.size() >= kMaxPendingLogins) return;
-    // A successful login waits for its REQUEST as long as any request may
-    // live (auth.request_timeout; Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS
-    // is the same 150 s default).
-    login.expires = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(cfg_.request_timeout));
-    logins_[{cpid, id}] = std::move(login);
-}
-
-std::optional<PendingLogin> Engine::redeem_login(unsigned long cpid, std::uint32_t id, std::string_view cookie) {
-    auto it = logins_.find({cpid, id});
-    if (it == logins_.end()) return std::nullopt;
-    if (it->second.expires <= std::chrono::steady_clock::now()) {
-        logins_.erase(it);
-        return std::nullopt;
-    }
-    if (!ct_equal(it->second.cookie, cookie)) return std::nullopt;
-    PendingLogin p = std::move(it->second);
-    logins_.erase(it);
-    return p;
-}
-
-bool Engine::claim_cpid(unsigned long cpid, const std::string& owner, std::string& holder) {
-    auto [it, inserted] = live_cpids_.try_emplace(cpid, owner);
-    if (!inserted) holder = it->second;
-    return inserted;
-}
-
-void Engine::release_cpid(unsigned long cpid) { live_cpids_.erase(cpid); }
 
 void Engine::invalidate_backends() {
     for (auto& p : passdbs_) p->invalidate();

@@ -1,6 +1,6 @@
 // Engine: the daemon-wide authentication state shared by every connection —
 // the configured mechanisms, the passdb and userdb chains, the hashing pool,
-// and the store of successful login-socket requests awaiting a master REQUEST.
+// the cache and penalty, and the login-socket logins awaiting a master REQUEST.
 // Lives on the event loop thread; no locking.
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "auth/cache.hpp"
+#include "auth/pending_logins.hpp"
 #include "auth/penalty.hpp"
 #include "auth/request_info.hpp"
 #include "backends/backend.hpp"
@@ -25,18 +26,6 @@
 #include "util/blocking_pool.hpp"
 
 namespace postern::auth {
-
-// A successful AUTH on a login-role listener, kept until the master side
-// redeems it once (REQUEST) or it expires.
-struct PendingLogin {
-    std::string cookie;  // the connection's COOKIE (hex)
-    std::string user;
-    std::string mech;
-    backend::Fields userdb;  // prefetched userdb fields, if any
-    protocol::RequestParams params;  // the AUTH's parameters (service, rip...) for the userdb lookup
-    std::string master_user;  // a master user's login as `user`: who authenticated
-    std::chrono::steady_clock::time_point expires;
-};
 
 class Engine {
 public:
@@ -83,16 +72,8 @@ public:
     // Stopped (the sink said stop), TempFail, or Unsupported when none can.
     asio::awaitable<backend::IterStatus> iterate_users(backend::Userdb::IterSink each);
 
-    void remember_login(unsigned long cpid, std::uint32_t id, PendingLogin login);
-    // Removes and returns a pending login when pid, id and cookie match and
-    // it is younger than auth.request_timeout (Dovecot: 150 s).
-    std::optional<PendingLogin> redeem_login(unsigned long cpid, std::uint32_t id, std::string_view cookie);
-
-    // Client pids of live login-listener connections. A second connection
-    // that announces the pid of a live one is refused (its logins would
-    // replace the first one's pending REQUESTs); `holder` says who has it.
-    bool claim_cpid(unsigned long cpid, const std::string& owner, std::string& holder);
-    void release_cpid(unsigned long cpid);
+    // Login-socket logins awaiting their REQUEST, and live login pids.
+    PendingLogins& logins() { return logins_; }
 
     void invalidate_backends();
 
@@ -119,7 +100,6 @@ public:
     unsigned long next_cuid() { return ++cuid_; }
 
 private:
-    void expire_logins();
     asio::awaitable<CacheState> passdb_cache_state(RequestPtr request);
     asio::awaitable<backend::CredResult> lookup_credentials_chain(RequestPtr request, std::string scheme);
     asio::awaitable<backend::UserResult> lookup_user_chain(RequestPtr request);
@@ -146,8 +126,7 @@ private:
     std::vector<std::unique_ptr<backend::Passdb>> master_passdbs_;
     std::shared_ptr<const mech::MechSettings> mech_settings_;
     std::vector<std::unique_ptr<backend::Userdb>> userdbs_;
-    std::map<std::pair<unsigned long, std::uint32_t>, PendingLogin> logins_;
-    std::map<unsigned long, std::string> live_cpids_;
+    PendingLogins logins_;
     unsigned long cuid_ = 0;
     std::unique_ptr<AuthCache> cache_;
     Penalty penalty_;

@@ -362,7 +362,7 @@ void Request::finish_ok(const std::string& user, const std::string& final_data) 
         p.userdb = userdb_;
         p.params = params_;
         p.master_user = master_user_;
-        engine_.remember_login(origin_.client_pid, id_, std::move(p));
+        engine_.logins().remember(origin_.client_pid, id_, std::move(p));
     }
     port_->done(id_);
     port_->ok(id_, user, out);

@@ -54,7 +54,7 @@ void AuthClientSession::close(std::string_view why) {
     closed_ = true;
     if (!why.empty()) log::info("auth-client {}: closing connection: {}", peer_, why);
     if (owns_cpid_) {
-        engine_.release_cpid(origin_.client_pid);
+        engine_.logins().release_cpid(origin_.client_pid);
         owns_cpid_ = false;
     }
     asio::error_code ec;
@@ -190,7 +190,7 @@ void AuthClientSession::on_cpid(unsigned long pid) {
     // One live connection per login process: a second one with the same pid
     // could replace the first one's pending logins.
     std::string holder;
-    if (!engine_.claim_cpid(pid, peer_, holder)) {
+    if (!engine_.logins().claim_cpid(pid, peer_, holder)) {
         log::warning("auth-client {}: CPID {} is already in use by connection {}; refusing the new connection", peer_,
                      pid, holder);
         return close("");

@@ -175,7 +175,7 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
                      *cmd.session_pid, *st->peer_pid);
         co_return protocol::format_master_fail(cmd.id);
     }
-    auto login = st->engine.redeem_login(cmd.client_pid, cmd.auth_id, cmd.cookie);
+    auto login = st->engine.logins().redeem(cmd.client_pid, cmd.auth_id, cmd.cookie);
     if (!login) {
         log::info("auth-master {}: REQUEST {}: no pending login for pid {} id {} with that cookie", st->peer, cmd.id,
                   cmd.client_pid, cmd.auth_id);

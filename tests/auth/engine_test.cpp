@@ -162,17 +162,28 @@ TEST_CASE("engine: pending logins are redeemed once, with pid, id and cookie") {
         p.mech = "PLAIN";
         return p;
     };
-    f.engine->remember_login(100, 1, pending());
-    CHECK_FALSE(f.engine->redeem_login(101, 1, "00112233445566778899aabbccddeeff"));  // wrong pid
-    CHECK_FALSE(f.engine->redeem_login(100, 2, "00112233445566778899aabbccddeeff"));  // wrong id
-    CHECK_FALSE(f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeefe"));  // wrong cookie
-    CHECK_FALSE(f.engine->redeem_login(100, 1, ""));                                  // empty cookie
-    auto got = f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeeff");
+    f.engine->logins().remember(100, 1, pending());
+    CHECK_FALSE(f.engine->logins().redeem(101, 1, "00112233445566778899aabbccddeeff"));  // wrong pid
+    CHECK_FALSE(f.engine->logins().redeem(100, 2, "00112233445566778899aabbccddeeff"));  // wrong id
+    CHECK_FALSE(f.engine->logins().redeem(100, 1, "00112233445566778899aabbccddeefe"));  // wrong cookie
+    CHECK_FALSE(f.engine->logins().redeem(100, 1, ""));                                  // empty cookie
+    auto got = f.engine->logins().redeem(100, 1, "00112233445566778899aabbccddeeff");
     REQUIRE(got);
     CHECK(got->user == "alice");
-    CHECK_FALSE(f.engine->redeem_login(100, 1, "00112233445566778899aabbccddeeff"));  // used up
+    CHECK_FALSE(f.engine->logins().redeem(100, 1, "00112233445566778899aabbccddeeff"));  // used up
 
-    f.engine->remember_login(100, 3, pending());
+    f.engine->logins().remember(100, 3, pending());
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    CHECK_FALSE(f.engine->redeem_login(100, 3, "00112233445566778899aabbccddeeff"));  // expired
+    CHECK_FALSE(f.engine->logins().redeem(100, 3, "00112233445566778899aabbccddeeff"));  // expired
+}
+
+TEST_CASE("pending logins: a live client pid is claimed once, and free again after release") {
+    auth::PendingLogins logins(std::chrono::seconds(150));
+    std::string holder;
+    CHECK(logins.claim_cpid(42, "login#1", holder));
+    CHECK_FALSE(logins.claim_cpid(42, "login#2", holder));
+    CHECK(holder == "login#1");
+    CHECK(logins.claim_cpid(43, "login#3", holder));
+    logins.release_cpid(42);
+    CHECK(logins.claim_cpid(42, "login#4", holder));
 }
