@@ -25,39 +25,13 @@ namespace postern::auth {
 
 namespace {
 
-std::string read_key_file(const config::Config& cfg, const config::OAuth2::Key& k) {
-    std::ifstream in(k.file, std::ios::binary);
-    if (!in) throw config::ConfigError(cfg.file, k.line, "oauth2.key.file", "cannot read " + k.file);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
-    // An HS256 secret file usually ends with a newline that is not part of it.
-    if (k.alg == "HS256")
-        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return text;
-}
-
 std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Config& cfg) {
     auto s = std::make_shared<mech::MechSettings>();
     s->anonymous_user = cfg.anonymous_user;
     s->digest_realms = cfg.realms;
     s->hostname = cfg.hostname;
     s->scram_max_iterations = password::CostLimits{}.max_pbkdf2_rounds;
-    if (!cfg.oauth2.keys.empty()) {
-        auto v = std::make_shared<mech::JwtValidator>();
-        v->issuer = cfg.oauth2.issuer;
-        v->audience = cfg.oauth2.audience;
-        v->username_claim = cfg.oauth2.username_claim;
-        v->leeway = static_cast<std::int64_t>(cfg.oauth2.leeway);
-        for (const auto& k : cfg.oauth2.keys) {
-            std::string material = read_key_file(cfg, k);
-            auto key = mech::make_jwt_key(k.alg, k.kid, material);
-            wipe(material);
-            if (!key) throw config::ConfigError(cfg.file, k.line, "oauth2.key", k.file + ": " + key.error().message);
-            v->keys.push_back(std::move(*key));
-        }
-        s->oauth2 = std::move(v);
-    }
+    s->oauth2 = cfg.oauth2.validator;
     return s;
 }
 

@@ -1,13 +1,16 @@
 // TOML configuration loader and validator.
 #include "config/config.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "auth/penalty.hpp"
 #include "auth/var_expand.hpp"
 #include "password/scheme.hpp"
+#include "protocol/mech/jwt.hpp"
 #include "protocol/mech/mechanism.hpp"
+#include "util/secret.hpp"
 
 namespace postern::config {
 
@@ -130,6 +133,46 @@ void parse_oauth2(const Section& root, Config& c) {
     }
 }
 
+std::string read_key_file(const Config& c, const OAuth2::Key& k) {
+    // A key is a small regular file: anything else (a device, a FIFO, a
+    // directory, a huge file) is a mistake, refused before it is read.
+    constexpr std::uintmax_t kMaxKeyFile = 64 * 1024;
+    std::error_code ec;
+    const auto st = std::filesystem::status(k.file, ec);
+    if (!ec && st.type() != std::filesystem::file_type::regular)
+        throw ConfigError(c.file, k.line, "oauth2.key.file", k.file + " is not a regular file");
+    if (!ec && std::filesystem::file_size(k.file, ec) > kMaxKeyFile && !ec)
+        throw ConfigError(c.file, k.line, "oauth2.key.file", k.file + " is larger than 64 KiB");
+    std::ifstream in(k.file, std::ios::binary);
+    if (!in) throw ConfigError(c.file, k.line, "oauth2.key.file", "cannot read " + k.file);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    // An HS256 secret file usually ends with a newline that is not part of it.
+    if (k.alg == "HS256")
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return text;
+}
+
+// The token validator of OAUTHBEARER/XOAUTH2, with the key files read now:
+// a key that cannot be read or parsed is an error naming its line.
+void load_oauth2_keys(Config& c) {
+    if (c.oauth2.keys.empty()) return;
+    auto v = std::make_shared<mech::JwtValidator>();
+    v->issuer = c.oauth2.issuer;
+    v->audience = c.oauth2.audience;
+    v->username_claim = c.oauth2.username_claim;
+    v->leeway = static_cast<std::int64_t>(c.oauth2.leeway);
+    for (const auto& k : c.oauth2.keys) {
+        std::string material = read_key_file(c, k);
+        auto key = mech::make_jwt_key(k.alg, k.kid, material);
+        wipe(material);
+        if (!key) throw ConfigError(c.file, k.line, "oauth2.key", k.file + ": " + key.error().message);
+        v->keys.push_back(std::move(*key));
+    }
+    c.oauth2.validator = std::move(v);
+}
+
 // Mechanisms that cannot work without their settings are a start-up error.
 void check_mech_settings(const Section& root, const Config& c) {
     for (const auto& m : c.mechanisms) {
@@ -233,6 +276,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
             if (!auth::parse_network(net)) p->error("exempt", "\"" + net + "\" is not an address or CIDR network");
     }
     parse_oauth2(root, c);
+    load_oauth2_keys(c);
 
     if (const auto* n = doc->get("listener")) {
         const auto* arr = n->as_array();

@@ -2,11 +2,13 @@
 // Loading never touches the network or sockets; errors name file:line:key.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/section.hpp"
+#include "protocol/mech/jwt.hpp"
 #include "util/log.hpp"
 #include "util/result.hpp"
 
@@ -70,6 +72,8 @@ struct OAuth2 {
     std::string issuer, audience;
     std::string username_claim = "email";
     double leeway = 30.0;
+    // The keys read and parsed at load time; null without keys.
+    std::shared_ptr<const mech::JwtValidator> validator;
 };
 
 struct Config {

@@ -2,6 +2,14 @@
 // [[master_passdb]], and the start-up errors for mechanisms missing settings.
 #include <doctest/doctest.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "config/config.hpp"
@@ -23,9 +31,29 @@ std::string error_key(const std::string& text) {
     return "(no error)";
 }
 
+// Key files for [[oauth2.key]], read when the configuration loads: an RSA
+// public key (PEM) and an HS256 secret.
+struct KeyFiles {
+    std::string dir, pem, secret;
+    KeyFiles() {
+        char tmpl[] = "/tmp/postern-oauth-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+        pem = dir + "/idp.pem";
+        secret = dir + "/hs.key";
+        EVP_PKEY* key = EVP_RSA_gen(2048);
+        FILE* f = std::fopen(pem.c_str(), "w");
+        PEM_write_PUBKEY(f, key);
+        std::fclose(f);
+        EVP_PKEY_free(key);
+        std::ofstream(secret) << "an-hs256-secret-of-32-bytes-or-more\n";
+    }
+    ~KeyFiles() { std::filesystem::remove_all(dir); }
+};
+
 }  // namespace
 
 TEST_CASE("config: mechanism settings") {
+    const KeyFiles keys;
     const std::string text =
         "[auth]\n"
         "mechanisms = [\"plain\", \"cram-md5\", \"SCRAM-SHA-256\", \"ANONYMOUS\", \"OAUTHBEARER\", \"XOAUTH2\"]\n"
@@ -38,8 +66,8 @@ TEST_CASE("config: mechanism settings") {
         "audience = \"mail\"\n"
         "username_claim = \"preferred_username\"\n"
         "leeway = \"1m\"\n"
-        "[[oauth2.key]]\nalg = \"RS256\"\nkid = \"k1\"\nfile = \"/etc/postern/idp.pem\"\n"
-        "[[oauth2.key]]\nalg = \"HS256\"\nfile = \"/etc/postern/hs.key\"\n"
+        "[[oauth2.key]]\nalg = \"RS256\"\nkid = \"k1\"\nfile = \"" + keys.pem + "\"\n"
+        "[[oauth2.key]]\nalg = \"HS256\"\nfile = \"" + keys.secret + "\"\n"
         "[[master_passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/masters\"\n" +
         kRest;
     const Config c = load_string(text, "m.toml");
@@ -55,7 +83,11 @@ TEST_CASE("config: mechanism settings") {
     REQUIRE(c.oauth2.keys.size() == 2);
     CHECK(c.oauth2.keys[0].alg == "RS256");
     CHECK(c.oauth2.keys[0].kid == "k1");
-    CHECK(c.oauth2.keys[1].file == "/etc/postern/hs.key");
+    CHECK(c.oauth2.keys[1].file == keys.secret);
+    // The key files were read and parsed with the configuration.
+    REQUIRE(c.oauth2.validator);
+    CHECK(c.oauth2.validator->keys.size() == 2);
+    CHECK(c.oauth2.validator->username_claim == "preferred_username");
     REQUIRE(c.master_passdbs.size() == 1);
     CHECK(c.master_passdbs[0].driver == "passwd-file");
 }
