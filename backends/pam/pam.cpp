@@ -30,7 +30,7 @@ namespace {
 // Defaults and limits, with their reasons.
 constexpr long long kDefaultWorkers = 4;   // PAM logins are rare next to hashing; a few in parallel suffice
 constexpr long long kMaxWorkers = 128;
-constexpr double kDefaultTimeout = 20.0;   // well under Postfix's 60 s auth timeout
+constexpr auto kDefaultTimeout = std::chrono::seconds(20);  // well under Postfix's 60 s auth timeout
 // The daemon waits this much longer than the worker's own PAM deadline
 // before it gives up on the worker itself.
 constexpr auto kWorkerGrace = std::chrono::seconds(5);
@@ -40,7 +40,7 @@ constexpr std::size_t kMaxWaiting = 1024;
 struct Settings {
     std::string service = "smtp";
     unsigned workers = kDefaultWorkers;
-    double timeout = kDefaultTimeout;
+    config::Duration timeout = kDefaultTimeout;
     bool session = false;
     bool setcred = false;
     std::string tty = "postern";
@@ -58,8 +58,8 @@ Settings read_settings(const config::Section& s) {
     if (st.service.find('%') == std::string::npos && !valid_service_name(st.service))
         s.error("service", "not a PAM service name (letters, digits, '.', '_', '-')");
     st.workers = static_cast<unsigned>(s.integer("workers", kDefaultWorkers, 1, kMaxWorkers));
-    st.timeout = s.duration("timeout", kDefaultTimeout, 3600);
-    if (st.timeout <= 0) s.error("timeout", "must be positive");
+    st.timeout = s.duration("timeout", kDefaultTimeout, std::chrono::hours(1));
+    if (st.timeout <= config::Duration::zero()) s.error("timeout", "must be positive");
     st.session = s.boolean("session", false);
     st.setcred = s.boolean("setcred", false);
     st.tty = s.string("tty", "postern");
@@ -87,7 +87,7 @@ struct Worker {
 
 class Pool : public std::enable_shared_from_this<Pool> {
 public:
-    Pool(asio::any_io_executor ex, const Started& started, double timeout) : ex_(ex), timeout_(timeout) {
+    Pool(asio::any_io_executor ex, const Started& started, config::Duration timeout) : ex_(ex), timeout_(timeout) {
         for (const auto& w : started.workers) attach(w);
         if (started.spawner.fd >= 0) {
             spawner_ = std::make_unique<asio::posix::stream_descriptor>(ex);
@@ -222,9 +222,7 @@ public:
     }
 
 private:
-    std::chrono::steady_clock::duration wait_limit() const {
-        return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_));
-    }
+    std::chrono::steady_clock::duration wait_limit() const { return timeout_; }
     std::chrono::steady_clock::duration reply_limit() const { return wait_limit() + kWorkerGrace; }
 
     // Takes a worker's socket; reuses the slot of a dead worker (no request
@@ -256,7 +254,7 @@ private:
     }
 
     asio::any_io_executor ex_;
-    double timeout_;
+    config::Duration timeout_;
     std::deque<Worker> workers_;  // stable addresses
     std::unique_ptr<asio::posix::stream_descriptor> spawner_;
     int refilling_ = 0;  // replacements asked for and not yet arrived

@@ -97,8 +97,8 @@ std::optional<std::string> read_frame(int fd, FrameDecoder& dec) {
     }
 }
 
-// Runs the transaction in a child and waits for it at most timeout_s.
-WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
+// Runs the transaction in a child and waits for it at most `timeout`.
+WorkerReply serve(const WorkerRequest& req, std::chrono::steady_clock::duration timeout, int worker_fd) {
     WorkerReply reply;
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
@@ -122,8 +122,7 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
         ::_exit(ok ? 0 : 1);
     }
     ::close(p[1]);
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     FrameDecoder dec;
     std::optional<std::string> payload;
     bool timed_out = false;
@@ -160,7 +159,7 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
     while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
     }
     if (timed_out) {
-        reply.detail = fmt::format("PAM did not answer within {:g} s (service {}); its process was killed", timeout_s,
+        reply.detail = fmt::format("PAM did not answer within {:g} s (service {}); its process was killed", std::chrono::duration<double>(timeout).count(),
                                    req.service);
         log::error("pam worker: {}", reply.detail);
         return reply;
@@ -177,7 +176,7 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
     return reply;
 }
 
-[[noreturn]] void worker_main(int fd, double timeout_s) {
+[[noreturn]] void worker_main(int fd, std::chrono::steady_clock::duration timeout) {
     FrameDecoder dec;
     for (;;) {
         auto frame = read_frame(fd, dec);
@@ -188,7 +187,7 @@ WorkerReply serve(const WorkerRequest& req, double timeout_s, int worker_fd) {
         if (!req) {
             reply.detail = "malformed request from posternd";
         } else {
-            reply = serve(*req, timeout_s, fd);
+            reply = serve(*req, timeout, fd);
         }
         if (!write_all(fd, encode_frame(encode_reply(reply)))) ::_exit(0);
     }
@@ -247,7 +246,7 @@ namespace {
 // Forks a helper process that keeps only stdin/stdout/stderr and one end of
 // a fresh socketpair (as fd 3): no listener, no other worker's socket.
 // Returns the helper's pid and the other end.
-Result<SpawnedWorker> fork_helper(int type, const char* name, void (*body)(int fd, double timeout_s), double timeout_s) {
+Result<SpawnedWorker> fork_helper(int type, const char* name, void (*body)(int fd, std::chrono::steady_clock::duration timeout), std::chrono::steady_clock::duration timeout) {
     int sv[2];
     if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
         return fail(std::string("pam: socketpair: ") + std::strerror(errno));
@@ -268,28 +267,28 @@ Result<SpawnedWorker> fork_helper(int type, const char* name, void (*body)(int f
         ::prctl(PR_SET_NAME, name, 0, 0, 0);
         ::signal(SIGPIPE, SIG_IGN);
         ::signal(SIGCHLD, SIG_DFL);  // workers wait for their PAM processes
-        body(3, timeout_s);
+        body(3, timeout);
         ::_exit(0);
     }
     ::close(sv[1]);
     return SpawnedWorker{pid, sv[0]};
 }
 
-void worker_body(int fd, double timeout_s) {
-    worker_main(fd, timeout_s);
+void worker_body(int fd, std::chrono::steady_clock::duration timeout) {
+    worker_main(fd, timeout);
 }
 
 // The spawner: one root process that forks replacement workers on request
 // and hands their socket to posternd (SCM_RIGHTS), so the pool can be refilled
 // after the daemon has dropped root.
-void spawner_body(int fd, double timeout_s) {
+void spawner_body(int fd, std::chrono::steady_clock::duration timeout) {
     ::signal(SIGCHLD, SIG_IGN);  // its workers are reaped automatically
     for (;;) {
         char c = 0;
         const ssize_t n = ::read(fd, &c, 1);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) ::_exit(0);  // posternd is gone
-        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout_s);
+        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout);
         std::int32_t pid = w ? static_cast<std::int32_t>(w->pid) : -1;
         iovec iov{&pid, sizeof pid};
         msghdr msg{};
@@ -315,18 +314,18 @@ void spawner_body(int fd, double timeout_s) {
 
 }  // namespace
 
-Result<std::vector<SpawnedWorker>> spawn_workers(unsigned count, double timeout_s) {
+Result<std::vector<SpawnedWorker>> spawn_workers(unsigned count, std::chrono::steady_clock::duration timeout) {
     std::vector<SpawnedWorker> out;
     for (unsigned i = 0; i < count; ++i) {
-        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout_s);
+        auto w = fork_helper(SOCK_STREAM, "posternd-pam", worker_body, timeout);
         if (!w) return fail(w.error().message);
         out.push_back(*w);
     }
     return out;
 }
 
-Result<SpawnedWorker> spawn_spawner(double timeout_s) {
-    return fork_helper(SOCK_SEQPACKET, "posternd-pamspn", spawner_body, timeout_s);
+Result<SpawnedWorker> spawn_spawner(std::chrono::steady_clock::duration timeout) {
+    return fork_helper(SOCK_SEQPACKET, "posternd-pamspn", spawner_body, timeout);
 }
 
 Result<std::optional<SpawnedWorker>> receive_worker(int spawner_fd) {

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <optional>
 #include <vector>
 
@@ -26,14 +27,14 @@ struct SpawnedWorker {
 };
 
 // Forks `count` workers. timeout_s bounds each PAM transaction.
-Result<std::vector<SpawnedWorker>> spawn_workers(unsigned count, double timeout_s);
+Result<std::vector<SpawnedWorker>> spawn_workers(unsigned count, std::chrono::steady_clock::duration timeout);
 
 // Forks the spawner (a root process named posternd-pamspn): for each byte
 // posternd writes to the returned fd (a SOCK_SEQPACKET socket) it forks one
 // more worker and answers with one message: the worker's pid (int32) and its
 // socket as SCM_RIGHTS. This is how the unprivileged daemon replaces a
 // worker that died.
-Result<SpawnedWorker> spawn_spawner(double timeout_s);
+Result<SpawnedWorker> spawn_spawner(std::chrono::steady_clock::duration timeout);
 // Reads one spawner answer without blocking: nullopt when none is there yet.
 Result<std::optional<SpawnedWorker>> receive_worker(int spawner_fd);
 

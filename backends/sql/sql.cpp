@@ -20,7 +20,7 @@ using sql::QueryResult;
 // Longest driver error text quoted in the log.
 constexpr std::size_t kMaxLoggedError = 300;
 // Upper bound for query_timeout: past this a client has long given up.
-constexpr double kMaxQueryTimeout = 300.0;
+constexpr auto kMaxQueryTimeout = std::chrono::seconds(300);
 
 struct SqlSettings {
     sql::SqlFile file;
@@ -42,8 +42,8 @@ SqlSettings read_settings(const config::Section& s) {
         s.error("args", path + ": driver " + (st.file.driver == sql::DriverKind::Mysql ? "mysql" : "pgsql") +
                             " is not compiled in");
     st.pool.size = static_cast<unsigned>(s.integer("pool_size", st.file.connect.maxconns, 1, 1024));
-    st.pool.query_timeout = std::chrono::milliseconds(
-        static_cast<long long>(s.duration("query_timeout", 5.0, kMaxQueryTimeout) * 1000.0));
+    st.pool.query_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        s.duration("query_timeout", std::chrono::seconds(5), kMaxQueryTimeout));
     if (st.pool.query_timeout.count() <= 0) s.error("query_timeout", "must be positive");
     return st;
 }

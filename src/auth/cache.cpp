@@ -57,8 +57,7 @@ AuthCache::Entry* AuthCache::find(const std::string& key, std::uint64_t generati
         // Outdated entries stay until replaced or evicted: while the backend
         // is down they may still give a stale answer (when configured).
         if (e.generation != generation || e.expires <= now) return nullptr;
-    } else if (e.expires + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s_.stale_max_age)) <=
-               now) {
+    } else if (e.expires + s_.stale_max_age <= now) {
         return nullptr;
     }
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -72,9 +71,9 @@ void AuthCache::erase(List::iterator it) {
     stats_.entries = index_.size();
 }
 
-void AuthCache::insert(Entry e, double ttl) {
-    if (!s_.enabled || ttl <= 0) return;
-    e.expires = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ttl));
+void AuthCache::insert(Entry e, Clock::duration ttl) {
+    if (!s_.enabled || ttl <= Clock::duration::zero()) return;
+    e.expires = Clock::now() + ttl;
     e.bytes = kEntryOverhead + 2 * e.key.size() + e.user.size() + e.digest.size();
     std::visit(
         [&e](const auto& v) {

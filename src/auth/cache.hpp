@@ -92,7 +92,7 @@ private:
 
     std::string digest(std::string_view password) const;
     Entry* find(const std::string& key, std::uint64_t generation, bool allow_stale);
-    void insert(Entry e, double ttl);
+    void insert(Entry e, Clock::duration ttl);
     void erase(List::iterator it);
 
     CacheSettings s_;

@@ -39,8 +39,7 @@ std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Confi
 
 Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
     : cfg_(cfg), pool_(pool),
-      logins_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::duration<double>(cfg.request_timeout))),
+      logins_(cfg.request_timeout),
       penalty_(cfg.penalty) {
     if (cfg.cache.enabled) cache_ = std::make_unique<AuthCache>(cfg.cache);
     if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");

@@ -90,11 +90,10 @@ std::string Penalty::group_of(std::string_view ip) const {
 
 void Penalty::decay(Entry& e, Clock::time_point now) const {
     if (e.failures == 0) return;
-    const double quiet = std::chrono::duration<double>(now - e.last).count();
-    const auto forgiven = static_cast<unsigned long>(quiet / s_.decay);
+    const auto forgiven = static_cast<unsigned long>((now - e.last) / s_.decay);
     if (forgiven == 0) return;
     e.failures = forgiven >= e.failures ? 0 : e.failures - static_cast<unsigned>(forgiven);
-    e.last += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(forgiven * s_.decay));
+    e.last += s_.decay * static_cast<long>(forgiven);
 }
 
 Penalty::Entry* Penalty::find(const std::string& group, Clock::time_point now) {
@@ -108,8 +107,10 @@ Penalty::Clock::duration Penalty::delay(const std::string& group, Clock::time_po
     if (!s_.enabled || group.empty()) return {};
     Entry* e = find(group, now);
     if (!e || e->failures < 2) return {};
-    const double seconds = std::min(s_.max, s_.base * std::ldexp(1.0, static_cast<int>(std::min(e->failures - 2, 30u))));
-    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    // base doubled per failure after the first, capped (no overflow: max is at most 300 s).
+    Clock::duration d = s_.base;
+    for (unsigned i = 2; i < e->failures && d < s_.max; ++i) d *= 2;
+    return std::min(d, s_.max);
 }
 
 unsigned Penalty::failures(const std::string& group, Clock::time_point now) {

@@ -28,10 +28,6 @@ double random_unit() {
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-Clock::duration seconds(double s) {
-    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
 }  // namespace
 
 Request::Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
@@ -98,7 +94,7 @@ void Request::send_cont(std::string_view data) {
 asio::awaitable<void> Request::watch_cont(std::uint64_t round, Event arrived) {
     auto self = shared_from_this();
     const bool answered =
-        co_await with_deadline(arrived.wait(), started_ + seconds(engine_.config().request_timeout));
+        co_await with_deadline(arrived.wait(), started_ + engine_.config().request_timeout);
     if (answered || over_ || !awaiting_cont_ || round != cont_round_) co_return;
     over_ = true;
     awaiting_cont_ = false;
@@ -134,7 +130,7 @@ asio::awaitable<void> Request::run(mech::Step step) {
                 // the chain's late answer is dropped (backends end their own
                 // work by their own timeouts: abandoned, not cancelled).
                 auto answered = co_await with_deadline(passdb_call(std::move(step)),
-                                                       last_input_ + seconds(engine_.config().request_timeout),
+                                                       last_input_ + engine_.config().request_timeout,
                                                        OnDeadline::Abandon);
                 if (over_) co_return;
                 if (!answered) {
@@ -390,14 +386,14 @@ asio::awaitable<void> Request::finish_fail(std::string reason, bool temp, bool n
     // Every failure waits the same delay whatever the cause, so timing does
     // not tell an unknown user from a wrong password. Each request has its
     // own timer: no shared tick, no work while waiting.
-    double delay = engine_.config().failure_delay;
-    if (const double jitter = engine_.config().failure_delay_jitter; jitter > 0 && delay > 0)
-        delay += jitter * (2.0 * random_unit() - 1.0);
-    if (delay > 0 && !nodelay && !temp) {
+    Clock::duration delay = engine_.config().failure_delay;
+    if (const auto jitter = engine_.config().failure_delay_jitter; jitter > Clock::duration::zero() && delay > Clock::duration::zero())
+        delay += std::chrono::duration_cast<Clock::duration>(jitter * (2.0 * random_unit() - 1.0));
+    if (delay > Clock::duration::zero() && !nodelay && !temp) {
         asio::steady_timer t(ex_);
         // Measured from the client's last message, so the time spent in the
         // backend (hashing or not, user known or not) is hidden inside it.
-        t.expires_at(last_input_ + seconds(delay));
+        t.expires_at(last_input_ + delay);
         asio::error_code ec;
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }

@@ -154,7 +154,7 @@ void add_config(CLI::App& app, int& exit_code) {
             std::printf("%s: valid\n", file->c_str());
             std::printf("mechanisms:");
             for (const auto& m : cfg.mechanisms) std::printf(" %s", m.c_str());
-            std::printf("\nfailure_delay: %gs\n", cfg.failure_delay);
+            std::printf("\nfailure_delay: %gs\n", std::chrono::duration<double>(cfg.failure_delay).count());
             for (const auto& l : cfg.listeners)
                 std::printf("listener: %s role=%s\n", l.describe().c_str(), std::string(config::to_string(l.role)).c_str());
             for (const auto& p : cfg.passdbs) std::printf("passdb: %s\n", p.driver.c_str());

@@ -15,6 +15,8 @@
 namespace postern::config {
 
 using auth::expand;
+using std::chrono::hours;
+using std::chrono::seconds;
 
 std::string_view to_string(Role r) {
     switch (r) {
@@ -117,7 +119,7 @@ void parse_oauth2(const Section& root, Config& c) {
     c.oauth2.audience = o->string("audience", "");
     c.oauth2.username_claim = o->string("username_claim", "email");
     if (c.oauth2.username_claim.empty()) o->error("username_claim", "must not be empty");
-    c.oauth2.leeway = o->duration("leeway", 30.0, 3600.0);
+    c.oauth2.leeway = o->duration("leeway", seconds(30), hours(1));
     if (!o->has("key")) o->error("key", "at least one [[oauth2.key]] is needed");
     for (std::size_t i = 0;; ++i) {
         auto k = o->array_table("key", i);
@@ -162,7 +164,7 @@ void load_oauth2_keys(Config& c) {
     v->issuer = c.oauth2.issuer;
     v->audience = c.oauth2.audience;
     v->username_claim = c.oauth2.username_claim;
-    v->leeway = static_cast<std::int64_t>(c.oauth2.leeway);
+    v->leeway = std::chrono::duration_cast<std::chrono::seconds>(c.oauth2.leeway).count();
     for (const auto& k : c.oauth2.keys) {
         std::string material = read_key_file(c, k);
         auto key = mech::make_jwt_key(k.alg, k.kid, material);
@@ -215,7 +217,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
             if (!info) a->error("mechanisms", "unknown mechanism \"" + m + "\"");
             m = std::string(info->name);
         }
-        c.failure_delay = a->duration("failure_delay", 2.0, 60.0);
+        c.failure_delay = a->duration("failure_delay", seconds(2), seconds(60));
         c.username_format = a->string("username_format", "%Lu");
         auto probe = expand(c.username_format, [](std::string_view n) -> std::optional<std::string> {
             if (n == "user" || n == "username" || n == "domain") return std::string("x");
@@ -223,10 +225,10 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         });
         if (!probe) a->error("username_format", probe.error().message + " (only %u, %n and %d are known here)");
         c.max_username_length = static_cast<std::size_t>(a->integer("max_username_length", 256, 1, 4096));
-        c.request_timeout = a->duration("request_timeout", 150.0, 3600.0);
-        if (c.request_timeout <= 0) a->error("request_timeout", "must be greater than 0");
+        c.request_timeout = a->duration("request_timeout", seconds(150), hours(1));
+        if (c.request_timeout <= Duration::zero()) a->error("request_timeout", "must be greater than 0");
         parse_mech_settings(*a, c);
-        c.failure_delay_jitter = a->duration("failure_delay_jitter", 0.0, 60.0);
+        c.failure_delay_jitter = a->duration("failure_delay_jitter", Duration::zero(), seconds(60));
         if (c.failure_delay_jitter > c.failure_delay)
             a->error("failure_delay_jitter", "must not exceed failure_delay");
         c.rehash_scheme = a->string("rehash_scheme", "");
@@ -243,30 +245,30 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         c.rehash_log = a->string("rehash_log", "");
         if (!c.rehash_log.empty() && c.rehash_log.front() != '/')
             a->error("rehash_log", "must be an absolute path");
-        c.handshake_timeout = a->duration("handshake_timeout", 30.0, 3600.0);
-        if (c.handshake_timeout <= 0) a->error("handshake_timeout", "must be greater than 0");
+        c.handshake_timeout = a->duration("handshake_timeout", seconds(30), hours(1));
+        if (c.handshake_timeout <= Duration::zero()) a->error("handshake_timeout", "must be greater than 0");
     }
     if (auto k = root.subtable("cache")) {
         k->reject_unknown({"enabled", "ttl", "negative_ttl", "size", "serve_stale", "stale_max_age"});
         auto& cs = c.cache;
         cs.enabled = k->boolean("enabled", true);
-        cs.ttl = k->duration("ttl", cs.ttl, 7 * 86400.0);
-        cs.negative_ttl = k->duration("negative_ttl", cs.negative_ttl, 86400.0);
+        cs.ttl = k->duration("ttl", cs.ttl, hours(7 * 24));
+        cs.negative_ttl = k->duration("negative_ttl", cs.negative_ttl, hours(24));
         cs.max_bytes = static_cast<std::size_t>(k->integer("size", static_cast<long long>(cs.max_bytes), 4096,
                                                            1LL << 34));
         cs.serve_stale = k->boolean("serve_stale", false);
-        cs.stale_max_age = k->duration("stale_max_age", cs.stale_max_age, 7 * 86400.0);
+        cs.stale_max_age = k->duration("stale_max_age", cs.stale_max_age, hours(7 * 24));
     }
     if (auto p = root.subtable("penalty")) {
         p->reject_unknown({"enabled", "base", "max", "decay", "ipv4_prefix", "ipv6_prefix", "max_entries",
                            "ignore_repeated_password", "exempt"});
         auto& ps = c.penalty;
         ps.enabled = p->boolean("enabled", true);
-        ps.base = p->duration("base", ps.base, 60.0);
-        ps.max = p->duration("max", ps.max, 300.0);
+        ps.base = p->duration("base", ps.base, seconds(60));
+        ps.max = p->duration("max", ps.max, seconds(300));
         if (ps.max < ps.base) p->error("max", "must be at least base");
-        ps.decay = p->duration("decay", ps.decay, 86400.0);
-        if (ps.decay <= 0) p->error("decay", "must be greater than 0");
+        ps.decay = p->duration("decay", ps.decay, hours(24));
+        if (ps.decay <= Duration::zero()) p->error("decay", "must be greater than 0");
         ps.ipv4_prefix = static_cast<unsigned>(p->integer("ipv4_prefix", 32, 8, 32));
         ps.ipv6_prefix = static_cast<unsigned>(p->integer("ipv6_prefix", 64, 16, 128));
         ps.max_entries = static_cast<std::size_t>(p->integer("max_entries", 65536, 16, 10000000));

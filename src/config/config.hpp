@@ -34,19 +34,19 @@ struct Listener {
 // [cache]: see src/auth/cache.hpp.
 struct CacheSettings {
     bool enabled = false;
-    double ttl = 3600;            // seconds, positive entries
-    double negative_ttl = 0;      // seconds, "no such user" lookups; 0 = never cached
+    Duration ttl = std::chrono::hours(1);            // positive entries
+    Duration negative_ttl{};                         // "no such user" lookups; 0 = never cached
     std::size_t max_bytes = 16u << 20;
     bool serve_stale = false;     // answer from an expired positive entry while the backend temp-fails
-    double stale_max_age = 3600;  // seconds past expiry that a stale entry may still serve
+    Duration stale_max_age = std::chrono::hours(1);  // past expiry that a stale entry may still serve
 };
 
 // [penalty]: see src/auth/penalty.hpp.
 struct PenaltySettings {
     bool enabled = true;
-    double base = 1.0;            // seconds of delay at the second failure, doubling after
-    double max = 15.0;            // cap, seconds
-    double decay = 60.0;          // one failure forgiven per this many quiet seconds
+    Duration base = std::chrono::seconds(1);    // delay at the second failure, doubling after
+    Duration max = std::chrono::seconds(15);    // cap
+    Duration decay = std::chrono::seconds(60);  // one failure forgiven per this much quiet time
     unsigned ipv4_prefix = 32;
     unsigned ipv6_prefix = 64;
     std::size_t max_entries = 65536;
@@ -71,7 +71,7 @@ struct OAuth2 {
     std::vector<Key> keys;
     std::string issuer, audience;
     std::string username_claim = "email";
-    double leeway = 30.0;
+    Duration leeway = std::chrono::seconds(30);
     // The keys read and parsed at load time; null without keys.
     std::shared_ptr<const mech::JwtValidator> validator;
 };
@@ -86,11 +86,11 @@ struct Config {
     log::Level log_level = log::Level::Info;
     // [auth]
     std::vector<std::string> mechanisms{"PLAIN", "LOGIN"};
-    double failure_delay = 2.0;
+    Duration failure_delay = std::chrono::seconds(2);
     std::string username_format = "%Lu";
     std::size_t max_username_length = 256;
-    double request_timeout = 150.0;
-    double failure_delay_jitter = 0;  // each failure waits failure_delay +- up to this
+    Duration request_timeout = std::chrono::seconds(150);
+    Duration failure_delay_jitter{};  // each failure waits failure_delay +- up to this
     std::string rehash_scheme;        // "": rehash on login off
     // Logins whose stored hash uses a scheme Dovecot 2.4 calls weak
     // (password::is_weak): let them in, log them (once per user per hour),
@@ -106,7 +106,7 @@ struct Config {
     std::string hostname;               // CRAM-MD5 challenge host, DIGEST-MD5 digest-uri host check
     OAuth2 oauth2;
     std::vector<Driver> master_passdbs; // [[master_passdb]]: who may log in as another user
-    double handshake_timeout = 30.0;
+    Duration handshake_timeout = std::chrono::seconds(30);
     std::vector<Listener> listeners;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;

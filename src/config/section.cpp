@@ -68,7 +68,8 @@ bool Section::boolean(std::string_view key, bool fallback) const {
     error(key, "expected true or false");
 }
 
-double Section::duration(std::string_view key, double fallback, double max_seconds) const {
+Duration Section::duration(std::string_view key, Duration fallback, Duration max) const {
+    const double max_seconds = std::chrono::duration<double>(max).count();
     const auto* n = node(key);
     if (!n) return fallback;
     double v = 0;
@@ -95,7 +96,7 @@ double Section::duration(std::string_view key, double fallback, double max_secon
     }
     if (!std::isfinite(v) || v < 0 || v > max_seconds)
         error(key, "must be between 0 and " + std::to_string(static_cast<long long>(max_seconds)) + " seconds");
-    return v;
+    return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v));
 }
 
 std::vector<std::string> Section::string_list(std::string_view key, std::vector<std::string> fallback) const {

@@ -3,6 +3,8 @@
 // failure, caught before anything listens).
 #pragma once
 
+#include <chrono>
+
 #include <toml++/toml.h>
 
 #include <initializer_list>
@@ -14,6 +16,10 @@
 #include <vector>
 
 namespace postern::config {
+
+// Every duration of the configuration, as the timers take it.
+using Duration = std::chrono::steady_clock::duration;
+
 
 class ConfigError : public std::runtime_error {
 public:
@@ -43,8 +49,14 @@ public:
     std::string required_string(std::string_view key) const;
     long long integer(std::string_view key, long long fallback, long long min, long long max) const;
     bool boolean(std::string_view key, bool fallback) const;
-    // Seconds; accepts a number (2, 0.5) or a string with unit ("2s", "500ms", "1m").
-    double duration(std::string_view key, double fallback, double max_seconds) const;
+    // A number of seconds (2, 0.5) or a string with a unit ("2s", "500ms", "1m", "1h").
+    Duration duration(std::string_view key, Duration fallback, Duration max) const;
+    // The same in seconds, for settings not yet moved to Duration.
+    double duration(std::string_view key, double fallback, double max_seconds) const {
+        return std::chrono::duration<double>(duration(key, std::chrono::duration_cast<Duration>(std::chrono::duration<double>(fallback)),
+                                                      std::chrono::duration_cast<Duration>(std::chrono::duration<double>(max_seconds))))
+            .count();
+    }
     std::vector<std::string> string_list(std::string_view key, std::vector<std::string> fallback) const;
     // File mode written as a string of octal digits ("0660").
     std::optional<unsigned> mode(std::string_view key) const;

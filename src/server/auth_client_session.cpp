@@ -117,9 +117,7 @@ asio::awaitable<void> AuthClientSession::writer() {
 
 asio::awaitable<void> AuthClientSession::watch_handshake() {
     auto self = shared_from_this();
-    const auto limit = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(engine_.config().handshake_timeout));
-    const bool done = co_await with_deadline(handshake_done_.wait(), Clock::now() + limit);
+    const bool done = co_await with_deadline(handshake_done_.wait(), Clock::now() + engine_.config().handshake_timeout);
     if (!done && !closed_) close("handshake not completed in time");
 }
 

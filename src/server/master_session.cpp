@@ -255,9 +255,7 @@ asio::awaitable<std::string> dispatch(const StatePtr& st, protocol::MasterComman
 }
 
 asio::awaitable<void> watch_handshake(StatePtr st) {
-    const auto limit = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(st->engine.config().handshake_timeout));
-    const bool seen = co_await with_deadline(st->version_seen.wait(), Clock::now() + limit);
+    const bool seen = co_await with_deadline(st->version_seen.wait(), Clock::now() + st->engine.config().handshake_timeout);
     if (!seen && !st->got_version && st->socket.is_open()) {
         log::info("auth-master {}: no VERSION in time; closing", st->peer);
         asio::error_code ec;

@@ -73,8 +73,7 @@ asio::awaitable<bool> read_request(ConnPtr c) {
 }
 
 asio::awaitable<void> run(ConnPtr c) {
-    auto limit = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c->engine.config().request_timeout));
-    if (limit > kSaslauthdMaxReadTime) limit = kSaslauthdMaxReadTime;
+    const Clock::duration limit = std::min<Clock::duration>(c->engine.config().request_timeout, kSaslauthdMaxReadTime);
     auto read = co_await with_deadline(read_request(c), Clock::now() + limit);
     if (!read || !*read) {
         if (!read)
@@ -114,9 +113,9 @@ asio::awaitable<void> run(ConnPtr c) {
     r->start(std::move(initial));
     // The request answers within request_timeout plus its failure delay;
     // the margin only guards against a request that never does.
-    const auto bound = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                          c->engine.config().request_timeout + c->engine.config().failure_delay +
-                                          c->engine.config().failure_delay_jitter + 5.0));
+    const auto& cfg = c->engine.config();
+    const auto bound = Clock::now() + cfg.request_timeout + cfg.failure_delay + cfg.failure_delay_jitter +
+                       std::chrono::seconds(5);
     if (!co_await with_deadline(c->answered.wait(), bound)) {
         r->cancel();
         c->answer(false, "temporary failure");

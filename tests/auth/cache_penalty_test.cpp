@@ -70,7 +70,7 @@ TEST_CASE("negative lookups are cached only with a negative TTL") {
     off.store_user("k", 1, nf, "u");
     CHECK_FALSE(off.find_user("k", 1).has_value());
     auto s = on();
-    s.negative_ttl = 60;
+    s.negative_ttl = std::chrono::seconds(60);
     AuthCache neg(s);
     neg.store_user("k", 1, nf, "u");
     CHECK(neg.find_user("k", 1).has_value());
@@ -104,9 +104,9 @@ TEST_CASE("penalty: address groups") {
 TEST_CASE("penalty: grows, caps, decays, resets on success") {
     using namespace std::chrono;
     config::PenaltySettings s;
-    s.base = 1;
-    s.max = 4;
-    s.decay = 60;
+    s.base = std::chrono::seconds(1);
+    s.max = std::chrono::seconds(4);
+    s.decay = std::chrono::seconds(60);
     Penalty p(s);
     const auto g = p.group_of("192.0.2.7");
     auto t = Penalty::Clock::now();

@@ -18,6 +18,9 @@ using namespace postern::config;
 
 namespace {
 
+double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+
 const std::string kRest =
     "[[listener]]\npath = \"/run/postern/auth\"\n"
     "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/users\"\n";
@@ -79,7 +82,7 @@ TEST_CASE("config: mechanism settings") {
     CHECK(c.oauth2.issuer == "https://idp.example");
     CHECK(c.oauth2.audience == "mail");
     CHECK(c.oauth2.username_claim == "preferred_username");
-    CHECK(c.oauth2.leeway == doctest::Approx(60.0));
+    CHECK(seconds_of(c.oauth2.leeway) == doctest::Approx(60.0));
     REQUIRE(c.oauth2.keys.size() == 2);
     CHECK(c.oauth2.keys[0].alg == "RS256");
     CHECK(c.oauth2.keys[0].kid == "k1");
