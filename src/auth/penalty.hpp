@@ -19,20 +19,9 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "util/net.hpp"
 
 namespace postern::auth {
-
-// An IP network: 16 address bytes (IPv4 as IPv4-mapped IPv6) and a prefix
-// length counted on those 128 bits.
-struct Network {
-    std::array<unsigned char, 16> addr{};
-    unsigned bits = 0;
-    bool contains(const std::array<unsigned char, 16>& a) const;
-};
-// "192.0.2.0/24", "2001:db8::/32", or a single address; nullopt if invalid.
-std::optional<Network> parse_network(std::string_view text);
-// An address as 16 bytes (IPv4 mapped); nullopt if `text` is not an IP address.
-std::optional<std::array<unsigned char, 16>> parse_address(std::string_view text);
 
 class Penalty {
 public:

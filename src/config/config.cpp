@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "auth/penalty.hpp"
+#include "util/net.hpp"
 #include "auth/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
@@ -275,7 +275,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         ps.ignore_repeated_password = p->boolean("ignore_repeated_password", true);
         ps.exempt = p->string_list("exempt", ps.exempt);
         for (const auto& net : ps.exempt)
-            if (!auth::parse_network(net)) p->error("exempt", "\"" + net + "\" is not an address or CIDR network");
+            if (!parse_network(net)) p->error("exempt", "\"" + net + "\" is not an address or CIDR network");
     }
     parse_oauth2(root, c);
     load_oauth2_keys(c);
