@@ -32,6 +32,7 @@ struct SchemeRow {
     GenerateFn generate;
     Cost cost;
     bool weak;               // refused by Dovecot 2.4 without auth_allow_weak_schemes
+    int strength;            // rank for rehash on login: 0 cleartext ... 5 argon2 (see strength())
     std::string_view group;  // credential alias group: same group = same credential
     // Written under this {SCHEME} prefix when set: YESCRYPT hashes are stored
     // as {CRYPT}$y$..., the form Dovecot (and crypt(3)) verifies.
@@ -48,39 +49,39 @@ constexpr auto COSTLY = Cost::Costly;
 
 // clang-format off
 const std::array kSchemes = {
-    //        name            enc    len verify               generate               cost     weak   group
-    SchemeRow{"PLAIN",        E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, "PLAIN"},
-    SchemeRow{"CLEAR",        E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, "PLAIN"},
-    SchemeRow{"CLEARTEXT",    E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, "PLAIN"},
-    SchemeRow{"PLAIN-TRUNC",  E_NONE, 0, verify_plain_trunc,  generate_plain_trunc,  CHEAP,  false, "PLAIN"},
-    SchemeRow{"CRYPT",        E_NONE, 0, verify_crypt,        generate_bcrypt,       COSTLY, false, "CRYPT"},
-    SchemeRow{"BLF-CRYPT",    E_NONE, 0, verify_blf_crypt,    generate_bcrypt,       COSTLY, false, "CRYPT"},
-    SchemeRow{"YESCRYPT",     E_NONE, 0, verify_crypt,        generate_yescrypt,     COSTLY, false, "CRYPT", "CRYPT"},
-    SchemeRow{"DES-CRYPT",    E_NONE, 0, verify_crypt,        generate_des_crypt,    COSTLY, true,  "DES-CRYPT"},
-    SchemeRow{"SHA256-CRYPT", E_NONE, 0, verify_crypt,        generate_sha256_crypt, COSTLY, false, "SHA256-CRYPT"},
-    SchemeRow{"SHA512-CRYPT", E_NONE, 0, verify_crypt,        generate_sha512_crypt, COSTLY, false, "SHA512-CRYPT"},
-    SchemeRow{"MD5",          E_NONE, 0, verify_md5_scheme,   generate_md5_crypt,    Cost::CostlyIfMd5Crypt, true, "MD5"},
-    SchemeRow{"MD5-CRYPT",    E_NONE, 0, verify_md5_crypt,    generate_md5_crypt,    COSTLY, true,  "MD5"},
-    SchemeRow{"SHA",          E_B64, 20, nullptr,             generate_sha1,         CHEAP,  false, "SHA"},
-    SchemeRow{"SHA1",         E_B64, 20, nullptr,             generate_sha1,         CHEAP,  false, "SHA"},
-    SchemeRow{"SHA256",       E_B64, 32, nullptr,             generate_sha256,       CHEAP,  false, "SHA256"},
-    SchemeRow{"SHA512",       E_B64, 64, nullptr,             generate_sha512,       CHEAP,  false, "SHA512"},
-    SchemeRow{"SSHA",         E_B64,  0, verify_ssha,         generate_ssha,         CHEAP,  false, "SSHA"},
-    SchemeRow{"SSHA256",      E_B64,  0, verify_ssha256,      generate_ssha256,      CHEAP,  false, "SSHA256"},
-    SchemeRow{"SSHA512",      E_B64,  0, verify_ssha512,      generate_ssha512,      CHEAP,  false, "SSHA512"},
-    SchemeRow{"SMD5",         E_B64,  0, verify_smd5,         generate_smd5,         CHEAP,  true,  "SMD5"},
-    SchemeRow{"PLAIN-MD5",    E_HEX, 16, nullptr,             generate_md5,          CHEAP,  true,  "PLAIN-MD5"},
-    SchemeRow{"LDAP-MD5",     E_B64, 16, nullptr,             generate_md5,          CHEAP,  true,  "PLAIN-MD5"},
-    SchemeRow{"PLAIN-MD4",    E_HEX, 16, nullptr,             generate_md4,          CHEAP,  true,  "PLAIN-MD4"},
-    SchemeRow{"CRAM-MD5",     E_HEX, 32, nullptr,             generate_cram_md5,     CHEAP,  false, "CRAM-MD5"},
-    SchemeRow{"HMAC-MD5",     E_HEX, 32, nullptr,             generate_cram_md5,     CHEAP,  true,  "CRAM-MD5"},
-    SchemeRow{"DIGEST-MD5",   E_HEX, 16, nullptr,             generate_digest_md5,   CHEAP,  false, "DIGEST-MD5"},
-    SchemeRow{"PBKDF2",       E_NONE, 0, verify_pbkdf2,       generate_pbkdf2,       COSTLY, false, "PBKDF2"},
-    SchemeRow{"SCRAM-SHA-1",  E_NONE, 0, verify_scram_sha1,   generate_scram_sha1,   COSTLY, false, "SCRAM-SHA-1"},
-    SchemeRow{"SCRAM-SHA-256",E_NONE, 0, verify_scram_sha256, generate_scram_sha256, COSTLY, false, "SCRAM-SHA-256"},
-    SchemeRow{"OTP",          E_NONE, 0, verify_otp,          generate_otp,          CHEAP,  false, "OTP"},
-    SchemeRow{"ARGON2I",      E_NONE, 0, verify_argon2,       generate_argon2i,      COSTLY, false, "ARGON2I"},
-    SchemeRow{"ARGON2ID",     E_NONE, 0, verify_argon2,       generate_argon2id,     COSTLY, false, "ARGON2ID"},
+    //        name            enc    len verify               generate               cost     weak  rank group
+    SchemeRow{"PLAIN",        E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, 0, "PLAIN"},
+    SchemeRow{"CLEAR",        E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, 0, "PLAIN"},
+    SchemeRow{"CLEARTEXT",    E_NONE, 0, verify_plain,        generate_plain,        CHEAP,  false, 0, "PLAIN"},
+    SchemeRow{"PLAIN-TRUNC",  E_NONE, 0, verify_plain_trunc,  generate_plain_trunc,  CHEAP,  false, 0, "PLAIN"},
+    SchemeRow{"CRYPT",        E_NONE, 0, verify_crypt,        generate_bcrypt,       COSTLY, false, 4, "CRYPT"},
+    SchemeRow{"BLF-CRYPT",    E_NONE, 0, verify_blf_crypt,    generate_bcrypt,       COSTLY, false, 4, "CRYPT"},
+    SchemeRow{"YESCRYPT",     E_NONE, 0, verify_crypt,        generate_yescrypt,     COSTLY, false, 4, "CRYPT", "CRYPT"},
+    SchemeRow{"DES-CRYPT",    E_NONE, 0, verify_crypt,        generate_des_crypt,    COSTLY, true,  1, "DES-CRYPT"},
+    SchemeRow{"SHA256-CRYPT", E_NONE, 0, verify_crypt,        generate_sha256_crypt, COSTLY, false, 3, "SHA256-CRYPT"},
+    SchemeRow{"SHA512-CRYPT", E_NONE, 0, verify_crypt,        generate_sha512_crypt, COSTLY, false, 3, "SHA512-CRYPT"},
+    SchemeRow{"MD5",          E_NONE, 0, verify_md5_scheme,   generate_md5_crypt,    Cost::CostlyIfMd5Crypt, true,  1, "MD5"},
+    SchemeRow{"MD5-CRYPT",    E_NONE, 0, verify_md5_crypt,    generate_md5_crypt,    COSTLY, true,  1, "MD5"},
+    SchemeRow{"SHA",          E_B64, 20, nullptr,             generate_sha1,         CHEAP,  false, 1, "SHA"},
+    SchemeRow{"SHA1",         E_B64, 20, nullptr,             generate_sha1,         CHEAP,  false, 1, "SHA"},
+    SchemeRow{"SHA256",       E_B64, 32, nullptr,             generate_sha256,       CHEAP,  false, 2, "SHA256"},
+    SchemeRow{"SHA512",       E_B64, 64, nullptr,             generate_sha512,       CHEAP,  false, 2, "SHA512"},
+    SchemeRow{"SSHA",         E_B64,  0, verify_ssha,         generate_ssha,         CHEAP,  false, 1, "SSHA"},
+    SchemeRow{"SSHA256",      E_B64,  0, verify_ssha256,      generate_ssha256,      CHEAP,  false, 2, "SSHA256"},
+    SchemeRow{"SSHA512",      E_B64,  0, verify_ssha512,      generate_ssha512,      CHEAP,  false, 2, "SSHA512"},
+    SchemeRow{"SMD5",         E_B64,  0, verify_smd5,         generate_smd5,         CHEAP,  true,  1, "SMD5"},
+    SchemeRow{"PLAIN-MD5",    E_HEX, 16, nullptr,             generate_md5,          CHEAP,  true,  1, "PLAIN-MD5"},
+    SchemeRow{"LDAP-MD5",     E_B64, 16, nullptr,             generate_md5,          CHEAP,  true,  1, "PLAIN-MD5"},
+    SchemeRow{"PLAIN-MD4",    E_HEX, 16, nullptr,             generate_md4,          CHEAP,  true,  1, "PLAIN-MD4"},
+    SchemeRow{"CRAM-MD5",     E_HEX, 32, nullptr,             generate_cram_md5,     CHEAP,  false, 1, "CRAM-MD5"},
+    SchemeRow{"HMAC-MD5",     E_HEX, 32, nullptr,             generate_cram_md5,     CHEAP,  true,  1, "CRAM-MD5"},
+    SchemeRow{"DIGEST-MD5",   E_HEX, 16, nullptr,             generate_digest_md5,   CHEAP,  false, 1, "DIGEST-MD5"},
+    SchemeRow{"PBKDF2",       E_NONE, 0, verify_pbkdf2,       generate_pbkdf2,       COSTLY, false, 3, "PBKDF2"},
+    SchemeRow{"SCRAM-SHA-1",  E_NONE, 0, verify_scram_sha1,   generate_scram_sha1,   COSTLY, false, 3, "SCRAM-SHA-1"},
+    SchemeRow{"SCRAM-SHA-256",E_NONE, 0, verify_scram_sha256, generate_scram_sha256, COSTLY, false, 3, "SCRAM-SHA-256"},
+    SchemeRow{"OTP",          E_NONE, 0, verify_otp,          generate_otp,          CHEAP,  false, 1, "OTP"},
+    SchemeRow{"ARGON2I",      E_NONE, 0, verify_argon2,       generate_argon2i,      COSTLY, false, 5, "ARGON2I"},
+    SchemeRow{"ARGON2ID",     E_NONE, 0, verify_argon2,       generate_argon2id,     COSTLY, false, 5, "ARGON2ID"},
 };
 // clang-format on
 
@@ -349,6 +350,11 @@ bool credentials_costly(std::string_view stored, std::string_view wanted_scheme,
     // can be converted, by the wanted scheme's generator (PBKDF2 for SCRAM).
     if (resolved->scheme.row->group == wanted->row->group) return false;
     return resolved->scheme.row->group == "PLAIN" && wanted->row->cost != Cost::Cheap;
+}
+
+int strength(std::string_view scheme) {
+    auto found = lookup(scheme);
+    return found ? found->row->strength : kUnknownStrength;
 }
 
 std::vector<SchemeListing> list_schemes() {

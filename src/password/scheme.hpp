@@ -149,3 +149,17 @@ std::optional<StoredDescription> describe_stored(std::string_view stored, const 
 bool scheme_unsalted(std::string_view algorithm);
 
 }  // namespace postern::password
+
+// ---- Ranking schemes for rehash on login (registry.cpp's strength column) ----
+namespace postern::password {
+
+// How strong a scheme is, for deciding whether a stored hash is worth
+// upgrading to [auth] rehash_scheme: 0 cleartext; 1 MD4/MD5/SHA-1 digests,
+// DES and MD5 crypt, CRAM-MD5, DIGEST-MD5, OTP; 2 SHA-2 digests; 3 SHA-crypt,
+// PBKDF2, SCRAM; 4 bcrypt, yescrypt and CRYPT; 5 argon2. `scheme` as
+// stored_scheme() or canonical_name() give it (case and .ENC suffix do not
+// matter). A name the table does not know ranks kUnknownStrength.
+inline constexpr int kUnknownStrength = 4;  // crypt(3) flavours postern has no row for
+int strength(std::string_view scheme);
+
+}  // namespace postern::password

@@ -534,3 +534,29 @@ TEST_CASE("weak schemes: Dovecot 2.4's list, and crypt(3) data by what it holds"
     CHECK(password::is_weak("$1$abcdefgh$0123456789012345678901", sha));
     CHECK_FALSE(password::is_weak("$6$salt$abc", sha));
 }
+
+TEST_CASE("strength: the rank column of the scheme table") {
+    // The ranks rehash on login compares: a stored hash below rehash_scheme's rank is upgraded.
+    const std::pair<const char*, int> ranks[] = {
+        {"PLAIN", 0}, {"CLEAR", 0}, {"CLEARTEXT", 0}, {"PLAIN-TRUNC", 0},
+        {"PLAIN-MD4", 1}, {"PLAIN-MD5", 1}, {"LDAP-MD5", 1}, {"SMD5", 1}, {"SHA", 1}, {"SHA1", 1}, {"SSHA", 1},
+        {"DES-CRYPT", 1}, {"MD5", 1}, {"MD5-CRYPT", 1}, {"CRAM-MD5", 1}, {"HMAC-MD5", 1}, {"DIGEST-MD5", 1},
+        {"OTP", 1}, {"SHA256", 2}, {"SHA512", 2}, {"SSHA256", 2}, {"SSHA512", 2},
+        {"SHA256-CRYPT", 3}, {"SHA512-CRYPT", 3}, {"PBKDF2", 3}, {"SCRAM-SHA-1", 3}, {"SCRAM-SHA-256", 3},
+        {"CRYPT", 4}, {"BLF-CRYPT", 4}, {"YESCRYPT", 4}, {"ARGON2I", 5}, {"ARGON2ID", 5},
+    };
+    CHECK(std::size(ranks) == list_schemes().size());  // every row has its rank here
+    for (const auto& [name, rank] : ranks) {
+        CAPTURE(name);
+        CHECK(strength(name) == rank);
+    }
+    // Names as canonical_name() gives them, in any case, with an encoding suffix.
+    CHECK(strength("sha512-crypt") == 3);
+    CHECK(strength("SSHA256.B64") == 2);
+    CHECK(strength("PLAIN-MD5.hex") == 1);
+    // Unknown names rank as an unknown crypt(3) flavour.
+    for (const char* unknown : {"", "NOSUCH", "SHA.xyz", "{SHA}"}) {
+        CAPTURE(unknown);
+        CHECK(strength(unknown) == kUnknownStrength);
+    }
+}
