@@ -1,10 +1,10 @@
-// Fuzz target: every mechanism of the registry (CRAM-MD5, DIGEST-MD5,
-// SCRAM-SHA-1/256, EXTERNAL, ANONYMOUS, OAUTHBEARER, XOAUTH2, PLAIN, LOGIN)
-// driven through a whole exchange by hostile client messages. The input is
-// split at 0xff bytes: the first part picks the mechanism, the rest are the
-// client's messages in order. Every passdb answer is "no" (with a made-up
-// credential where one was asked for), so no mechanism may ever succeed,
-// except ANONYMOUS, which needs no passdb and is off here (no anonymous user).
+// Fuzz target: every row of mech::registry(), so a new mechanism is fuzzed
+// as soon as it has its row, driven through a whole exchange by hostile
+// client messages. The input is split at 0xff bytes: the first part picks the
+// mechanism, the rest are the client's messages in order. Every passdb answer
+// is "no" (with a made-up credential where one was asked for), so no
+// mechanism may ever succeed (ANONYMOUS, which needs no passdb, is off here:
+// no anonymous user).
 #include <vector>
 
 #include "fuzz.hpp"

@@ -26,7 +26,7 @@ if ! command -v clang++ >/dev/null; then
     exit 0
 fi
 if [[ ! -f "$build/build.ninja" ]]; then
-    # UBSan is added per target in tests/fuzz/meson.build (see the note there).
+    # Coverage instrumentation and UBSan for the whole core: the top-level meson.build.
     CXX=clang++ meson setup "$build" -Dfuzz=true -Dtests=false -Db_sanitize=address -Db_lundef=false \
         >"$build.setup.log" 2>&1 || { cat "$build.setup.log"; echo "fuzz: 0 passed, 1 failed, 0 skipped"; exit 1; }
     rm -f "$build.setup.log"
