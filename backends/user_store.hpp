@@ -48,6 +48,11 @@ public:
     // Whether a password in this scheme can be stored (sasldb2 keeps cleartext
     // only). `scheme` is canonical, e.g. "SHA512-CRYPT" or "PLAIN".
     virtual bool accepts_scheme(std::string_view scheme) const { (void)scheme; return true; }
+    // `postern user add|import --create`: from now on a write creates the
+    // store when it does not exist yet (passwd-file: an empty file). Stores
+    // that are created elsewhere (an SQL schema) or on every first write
+    // anyway (sasldb2) ignore it.
+    virtual void create_if_missing() {}
 
     virtual StoreResult add(const StoredUser& user) = 0;
     // Adds several users in one write where the store can; `each` is told the

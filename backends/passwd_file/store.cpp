@@ -208,6 +208,7 @@ public:
 
     std::string describe() const override { return "passwd-file " + o_.path; }
     std::string default_scheme() const override { return o_.write_scheme; }
+    void create_if_missing() override { o_.create = true; }
 
     StoreResult add(const StoredUser& user) override {
         StoreResult result;

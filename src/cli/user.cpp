@@ -7,7 +7,6 @@
 #include <memory>
 
 #include "backends/backend.hpp"
-#include "backends/passwd_file/store.hpp"
 #include "backends/user_store.hpp"
 #include "cli/audit.hpp"
 #include "cli/commands.hpp"
@@ -41,46 +40,49 @@ int report(const backend::StoreResult& r) {
     return store_exit(r);
 }
 
+// The store of the first [[passdb]] postern user can edit (or of the one
+// --passdb names); on failure prints why, sets `code` and returns nullptr.
+std::unique_ptr<backend::UserStore> configured_store(const Target& t, int& code) {
+    auto cfg = config::load_file(t.config);
+    if (t.passdb > cfg.passdbs.size()) {
+        std::fprintf(stderr, "postern: %s has %zu [[passdb]] sections, not %u\n", t.config.c_str(),
+                     cfg.passdbs.size(), t.passdb);
+        code = kExitUsage;
+        return nullptr;
+    }
+    for (std::size_t i = 0; i < cfg.passdbs.size(); ++i) {
+        if (t.passdb && i + 1 != t.passdb) continue;
+        const auto& d = cfg.passdbs[i];
+        const auto* info = backend::find_driver(d.driver);
+        if (!info || !info->store) {
+            if (t.passdb) d.settings.error("driver", "driver \"" + d.driver + "\" cannot be edited by postern user");
+            continue;
+        }
+        return backend::make_user_store(d.driver, d.settings);
+    }
+    std::string editable;  // the drivers whose registry row has a store: "passwd-file, sasldb, sql"
+    for (const auto& d : backend::drivers())
+        if (d.store) editable += (editable.empty() ? "" : ", ") + std::string(d.name);
+    std::fprintf(stderr, "postern: %s: no [[passdb]] that postern user can edit (%s)\n", t.config.c_str(),
+                 editable.c_str());
+    code = kExitConfig;
+    return nullptr;
+}
+
+// -f PATH: the passwd-file driver's store, as a [[passdb]] with that path
+// would make it.
+std::unique_ptr<backend::UserStore> file_store(const std::string& path) {
+    auto table = std::make_shared<toml::table>();
+    table->insert("path", path);
+    return backend::make_user_store("passwd-file", config::Section(table, table.get(), path, "--passwd-file"));
+}
+
 // Opens the store; on failure prints why and sets `code`.
 std::unique_ptr<backend::UserStore> open_target(const Target& t, int& code) {
-    if (!t.passwd_file.empty()) {
-        backend::passwd_file::StoreOptions o;
-        o.path = t.passwd_file;
-        o.create = t.create;
-        return backend::passwd_file::open_store(std::move(o));
-    }
     try {
-        auto cfg = config::load_file(t.config);
-        if (t.passdb > cfg.passdbs.size()) {
-            std::fprintf(stderr, "postern: %s has %zu [[passdb]] sections, not %u\n", t.config.c_str(),
-                         cfg.passdbs.size(), t.passdb);
-            code = kExitUsage;
-            return nullptr;
-        }
-        for (std::size_t i = 0; i < cfg.passdbs.size(); ++i) {
-            if (t.passdb && i + 1 != t.passdb) continue;
-            const auto& d = cfg.passdbs[i];
-            const auto* info = backend::find_driver(d.driver);
-            if (!info || !info->store) {
-                if (t.passdb) d.settings.error("driver", "driver \"" + d.driver + "\" cannot be edited by postern user");
-                continue;
-            }
-            auto store = backend::make_user_store(d.driver, d.settings);
-            if (t.create) {
-                // Only passwd-file knows --create; re-open it with the flag.
-                if (d.driver == "passwd-file") {
-                    backend::passwd_file::StoreOptions o;
-                    o.path = d.settings.required_string("path");
-                    o.write_scheme = store->default_scheme();
-                    o.create = true;
-                    store = backend::passwd_file::open_store(std::move(o));
-                }
-            }
-            return store;
-        }
-        std::fprintf(stderr, "postern: %s: no [[passdb]] that postern user can edit (passwd-file, sasldb, sql)\n",
-                     t.config.c_str());
-        code = kExitConfig;
+        auto store = t.passwd_file.empty() ? configured_store(t, code) : file_store(t.passwd_file);
+        if (store && t.create) store->create_if_missing();
+        return store;
     } catch (const config::ConfigError& e) {
         std::fprintf(stderr, "postern: %s\n", e.what());
         code = kExitConfig;

@@ -2,11 +2,16 @@
 // uid/gid resolver so no system database is consulted.
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "backends/passwd_file/parser.hpp"
+#include "backends/passwd_file/store.hpp"
 
 using namespace postern::backend::passwd_file;
 using postern::protocol::Fields;
@@ -299,4 +304,26 @@ TEST_CASE("passwd-file: huge inputs") {
         CHECK(user(t, "user12345").password == "{PLAIN}pw12345");
         CHECK(user(t, "user12345").line == 12346);
     }
+}
+
+TEST_CASE("passwd-file store: a missing file is created only after create_if_missing") {
+    char dir[] = "/tmp/postern-store-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/users";
+    StoreOptions o;
+    o.path = path;
+    auto store = open_store(o);
+    const postern::backend::StoredUser u{"alice", "{PLAIN}secret", {}};
+    CHECK(store->add(u).status == postern::backend::StoreStatus::Unavailable);
+    struct stat st {};
+    CHECK(::stat(path.c_str(), &st) != 0);
+    store->create_if_missing();
+    CHECK(store->add(u).ok());
+    CHECK(::stat(path.c_str(), &st) == 0);
+    postern::backend::StoredUser shown;
+    CHECK(store->show("alice", shown).ok());
+    CHECK(shown.password == "{PLAIN}secret");
+    ::unlink(path.c_str());
+    ::unlink((path + ".lock").c_str());
+    ::rmdir(dir);
 }
