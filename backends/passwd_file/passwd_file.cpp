@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -243,48 +244,93 @@ std::string file_cache_key(const Settings& st, const passwd_file::File& file, co
     return key;
 }
 
-class PasswdFilePassdb final : public Passdb {
+// What the passdb and the userdb on a file share: their settings, the loaded
+// file, and the lookup every call starts with.
+class FileSource {
+protected:
+    FileSource(Settings st, BlockingPool* pool) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, pool)) {}
+
+    // The request's entry in the current table: null when the file cannot be
+    // read (`unavailable` says why) or holds no such user. `table` keeps the
+    // entry alive across the caller's co_awaits.
+    struct Found {
+        std::shared_ptr<const passwd_file::Table> table;
+        const Entry* entry = nullptr;
+        std::string unavailable;
+    };
+
+    asio::awaitable<Found> find(auth::RequestPtr req) {
+        Found f;
+        auto snap = co_await file_->get();
+        if (!snap.table) {
+            f.unavailable = unavailable(st_, snap);
+            co_return f;
+        }
+        f.entry = find_entry(st_, *snap.table, *req);
+        f.table = std::move(snap.table);
+        co_return f;
+    }
+
+    // The answer when find() found no entry: a temporary failure when the
+    // file cannot be read, else an unknown user.
+    template <class R>
+    static R not_found(const Found& f) {
+        R r;
+        const bool temp = !f.unavailable.empty();
+        if constexpr (std::is_same_v<R, UserResult>) r.status = temp ? UserStatus::TempFail : UserStatus::NotFound;
+        else r.status = temp ? PassStatus::TempFail : PassStatus::UnknownUser;
+        r.detail = f.unavailable;
+        return r;
+    }
+
+    // A passdb answer for the entry: the user and its expanded fields; the
+    // caller sets the status.
+    template <class R>
+    static R passdb_answer(const Entry& e, const auth::RequestInfo& req) {
+        R r;
+        r.user = req.user;
+        r.extra = expand_fields(e.extra, req);
+        r.userdb = expand_fields(e.userdb, req);
+        return r;
+    }
+
+    asio::awaitable<std::uint64_t> file_generation() {
+        co_await file_->get();
+        co_return file_->generation();
+    }
+
+    Settings st_;
+    std::shared_ptr<passwd_file::File> file_;
+};
+
+class PasswdFilePassdb final : public Passdb, private FileSource {
 public:
-    PasswdFilePassdb(Settings st, Services& sv) : st_(std::move(st)), pool_(sv.pool), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
+    PasswdFilePassdb(Settings st, Services& sv) : FileSource(std::move(st), sv.pool), pool_(sv.pool) {}
     std::string_view driver() const override { return "passwd-file"; }
     bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
     void invalidate() override { file_->invalidate(); }
     std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }
-    asio::awaitable<std::uint64_t> generation() override {
-        co_await file_->get();
-        co_return file_->generation();
-    }
+    asio::awaitable<std::uint64_t> generation() override { return file_generation(); }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
-        PassResult r;
-        auto snap = co_await file_->get();
-        if (!snap.table) {
-            r.status = PassStatus::TempFail;
-            r.detail = unavailable(st_, snap);
-            co_return r;
-        }
-        const Entry* e = find_entry(st_, *snap.table, *req);
-        if (!e) {
-            r.status = PassStatus::UnknownUser;
-            co_return r;
-        }
-        r.user = req->user;
-        r.extra = expand_fields(e->extra, *req);
-        r.userdb = expand_fields(e->userdb, *req);
-        if (protocol::has_field(e->extra, "nopassword")) {
+        auto found = co_await find(req);
+        if (!found.entry) co_return not_found<PassResult>(found);
+        const Entry& e = *found.entry;
+        auto r = passdb_answer<PassResult>(e, *req);
+        if (protocol::has_field(e.extra, "nopassword")) {
             r.status = PassStatus::Ok;
             co_return r;
         }
-        if (!e->password || e->password->empty()) {
+        if (!e.password || e.password->empty()) {
             r.status = PassStatus::Mismatch;
             r.detail = "no password in passwd-file entry";
             co_return r;
         }
-        const auto v = co_await verify_stored(*pool_, *e->password, std::move(password), stored_context(st_, *req));
+        const auto v = co_await verify_stored(*pool_, *e.password, std::move(password), stored_context(st_, *req));
         r.status = v.status;
         r.detail = v.detail;
-        if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e->line, v.detail);
+        if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e.line, v.detail);
         r.scheme = v.scheme;
         r.weak = v.weak;
         co_return r;
@@ -314,42 +360,18 @@ public:
     }
 
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
-        PassResult r;
-        auto snap = co_await file_->get();
-        if (!snap.table) {
-            r.status = PassStatus::TempFail;
-            r.detail = unavailable(st_, snap);
-            co_return r;
-        }
-        const Entry* e = find_entry(st_, *snap.table, *req);
-        if (!e) {
-            r.status = PassStatus::UnknownUser;
-            co_return r;
-        }
+        auto found = co_await find(req);
+        if (!found.entry) co_return not_found<PassResult>(found);
+        auto r = passdb_answer<PassResult>(*found.entry, *req);
         r.status = PassStatus::Ok;
-        r.user = req->user;
-        r.extra = expand_fields(e->extra, *req);
-        r.userdb = expand_fields(e->userdb, *req);
         co_return r;
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
-        CredResult r;
-        auto snap = co_await file_->get();
-        if (!snap.table) {
-            r.status = PassStatus::TempFail;
-            r.detail = unavailable(st_, snap);
-            co_return r;
-        }
-        const Entry* found = find_entry(st_, *snap.table, *req);
-        if (!found) {
-            r.status = PassStatus::UnknownUser;
-            co_return r;
-        }
-        const Entry& e = *found;
-        r.user = req->user;
-        r.extra = expand_fields(e.extra, *req);
-        r.userdb = expand_fields(e.userdb, *req);
+        auto found = co_await find(req);
+        if (!found.entry) co_return not_found<CredResult>(found);
+        const Entry& e = *found.entry;
+        auto r = passdb_answer<CredResult>(e, *req);
         if (!e.password) {
             r.status = PassStatus::SchemeUnavailable;
             co_return r;
@@ -362,36 +384,22 @@ public:
     }
 
 private:
-    Settings st_;
     BlockingPool* pool_;
-    std::shared_ptr<passwd_file::File> file_;
 };
 
-class PasswdFileUserdb final : public Userdb {
+class PasswdFileUserdb final : public Userdb, private FileSource {
 public:
-    PasswdFileUserdb(Settings st, Services& sv) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, sv.pool)) {}
+    PasswdFileUserdb(Settings st, Services& sv) : FileSource(std::move(st), sv.pool) {}
     std::string_view driver() const override { return "passwd-file"; }
     void invalidate() override { file_->invalidate(); }
     std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }
-    asio::awaitable<std::uint64_t> generation() override {
-        co_await file_->get();
-        co_return file_->generation();
-    }
+    asio::awaitable<std::uint64_t> generation() override { return file_generation(); }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
+        auto found = co_await find(req);
+        if (!found.entry) co_return not_found<UserResult>(found);
+        const Entry& e = *found.entry;
         UserResult r;
-        auto snap = co_await file_->get();
-        if (!snap.table) {
-            r.status = UserStatus::TempFail;
-            r.detail = unavailable(st_, snap);
-            co_return r;
-        }
-        const Entry* found = find_entry(st_, *snap.table, *req);
-        if (!found) {
-            r.status = UserStatus::NotFound;
-            co_return r;
-        }
-        const Entry& e = *found;
         r.status = UserStatus::Found;
         r.user = req->user;
         if (!e.uid.empty()) r.fields.emplace_back("uid", e.uid);
@@ -417,10 +425,6 @@ public:
         }
         co_return IterStatus::Done;
     }
-
-private:
-    Settings st_;
-    std::shared_ptr<passwd_file::File> file_;
 };
 
 }  // namespace
