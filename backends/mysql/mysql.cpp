@@ -4,7 +4,6 @@
 // socket (a dup awaited with Asio) is ready.
 #include <mysql.h>
 #include <errmsg.h>
-#include <sys/socket.h>
 
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -30,27 +29,22 @@ constexpr int kAbortSteps = 16;
 
 class MysqlConnection final : public Connection {
 public:
-    MysqlConnection(asio::any_io_executor ex, const ConnectSettings& s) : sd_(ex), settings_(s) {}
+    MysqlConnection(asio::any_io_executor ex, const ConnectSettings& s) : sock_(ex), settings_(s) {}
     ~MysqlConnection() override { close(); }
 
     bool connected() const override { return m_ != nullptr && ok_; }
 
     void close() override {
-        asio::error_code ignored;
-        if (sd_.is_open()) sd_.close(ignored);
+        sock_.close();
         if (m_) {
             // After a failure the socket is shut down first so that nothing
             // can wait.
-            if (!ok_) {
-                const auto fd = mysql_get_socket(m_);
-                if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
-            }
+            if (!ok_) break_socket(mysql_get_socket(m_));
             // The non-blocking close: if COM_QUIT cannot be written at once,
             // break the socket and let the close finish on the error.
             int st = mysql_close_start(m_);
             if (st) {
-                const auto fd = mysql_get_socket(m_);
-                if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+                break_socket(mysql_get_socket(m_));
                 for (int i = 0; st && i < kAbortSteps; ++i) st = mysql_close_cont(m_, st);
             }
             m_ = nullptr;
@@ -97,16 +91,12 @@ public:
         }
         const unsigned port = settings_.port.empty() ? 0 : static_cast<unsigned>(std::stoul(settings_.port));
         MYSQL* ret = nullptr;
-        int st = mysql_real_connect_start(&ret, m_, h, settings_.user.c_str(), settings_.password.c_str(),
-                                          settings_.dbname.empty() ? nullptr : settings_.dbname.c_str(), port, sock, flags);
-        while (st) {
-            const int ready = co_await wait_status(st, deadline);
-            if (ready < 0) {
-                abort_op(st, [&](int rd) { return mysql_real_connect_cont(&ret, m_, rd); });
-                co_return fail("connect timed out");
-            }
-            st = mysql_real_connect_cont(&ret, m_, ready);
-        }
+        const int st = mysql_real_connect_start(&ret, m_, h, settings_.user.c_str(), settings_.password.c_str(),
+                                                settings_.dbname.empty() ? nullptr : settings_.dbname.c_str(), port,
+                                                sock, flags);
+        auto cont = [&](int events) { return mysql_real_connect_cont(&ret, m_, events); };
+        const bool done = co_await finish(st, cont, deadline);
+        if (!done) co_return fail("connect timed out");
         if (!ret) {
             std::string err = mysql_error(m_);
             close();
@@ -137,29 +127,19 @@ public:
             co_return r;
         }
         int err = 0;
-        int st = mysql_real_query_start(&err, m_, text->data(), static_cast<unsigned long>(text->size()));
-        while (st) {
-            const int ready = co_await wait_status(st, deadline);
-            if (ready < 0) {
-                abort_op(st, [&](int rd) { return mysql_real_query_cont(&err, m_, rd); });
-                co_return timeout_result();
-            }
-            st = mysql_real_query_cont(&err, m_, ready);
-        }
+        const int sent = mysql_real_query_start(&err, m_, text->data(), static_cast<unsigned long>(text->size()));
+        auto query_cont = [&](int events) { return mysql_real_query_cont(&err, m_, events); };
+        const bool queried = co_await finish(sent, query_cont, deadline);
+        if (!queried) co_return timeout_result();
         if (err) co_return failed();
         MYSQL_RES* res = nullptr;
         if (sink) {
             res = mysql_use_result(m_);
         } else {
-            st = mysql_store_result_start(&res, m_);
-            while (st) {
-                const int ready = co_await wait_status(st, deadline);
-                if (ready < 0) {
-                    abort_op(st, [&](int rd) { return mysql_store_result_cont(&res, m_, rd); });
-                    co_return timeout_result();
-                }
-                st = mysql_store_result_cont(&res, m_, ready);
-            }
+            const int st = mysql_store_result_start(&res, m_);
+            auto store_cont = [&](int events) { return mysql_store_result_cont(&res, m_, events); };
+            const bool stored = co_await finish(st, store_cont, deadline);
+            if (!stored) co_return timeout_result();
         }
         if (!res) {
             if (mysql_field_count(m_) != 0) co_return failed();
@@ -173,20 +153,10 @@ public:
         for (;;) {
             MYSQL_ROW row = nullptr;
             if (sink) {
-                st = mysql_fetch_row_start(&row, res);
-                bool timeout = false;
-                while (st) {
-                    const int ready = co_await wait_status(st, deadline);
-                    if (ready < 0) {
-                        timeout = true;
-                        break;
-                    }
-                    st = mysql_fetch_row_cont(&row, res, ready);
-                }
-                if (timeout) {
-                    abort_op(st, [&](int rd) { return mysql_fetch_row_cont(&row, res, rd); });
-                    co_return timeout_result();
-                }
+                const int st = mysql_fetch_row_start(&row, res);
+                auto fetch_cont = [&](int events) { return mysql_fetch_row_cont(&row, res, events); };
+                const bool fetched = co_await finish(st, fetch_cont, deadline);
+                if (!fetched) co_return timeout_result();
             } else {
                 row = mysql_fetch_row(res);
             }
@@ -204,8 +174,7 @@ public:
                     // Unread rows would have to be drained; dropping the connection is
                     // simpler. The shutdown makes freeing the result read nothing.
                     ok_ = false;
-                    const auto fd = mysql_get_socket(m_);
-                    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+                    break_socket(mysql_get_socket(m_));
                     mysql_free_result(res);
                     close();
                     r.status = QueryResult::Status::Ok;
@@ -223,13 +192,29 @@ public:
     }
 
 private:
+    // Runs a non-blocking call to its end: `st` is what its _start call
+    // returned, `cont` resumes it (the _cont call) with the socket events
+    // that happened. False when the deadline passed first; the operation has
+    // then been aborted and the connection closed.
+    template <class Cont>
+    asio::awaitable<bool> finish(int st, Cont cont, Deadline deadline) {
+        while (st) {
+            const int ready = co_await wait_status(st, deadline);
+            if (ready < 0) {
+                abort_op(st, cont);
+                co_return false;
+            }
+            st = cont(ready);
+        }
+        co_return true;
+    }
+
     // Socket events the library asked for -> the events that happened (to
     // pass to _cont), or -1 when the deadline passed first.
     asio::awaitable<int> wait_status(int st, Deadline deadline) {
         const int fd = mysql_get_socket(m_);
-        if (fd != watched_ || !sd_.is_open()) {
-            if (!watch_fd(sd_, fd)) co_return -1;
-            watched_ = fd;
+        if (fd < 0 || fd != sock_.watched()) {
+            if (!sock_.watch(fd)) co_return -1;
         }
         Deadline until = deadline;
         bool lib_timeout = false;
@@ -243,12 +228,12 @@ private:
         const bool r = st & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT);
         const bool w = st & MYSQL_WAIT_WRITE;
         if (!r && !w) {
-            asio::steady_timer t(sd_.get_executor(), until);
+            asio::steady_timer t(sock_.get_executor(), until);
             asio::error_code ec;
             co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             co_return lib_timeout ? MYSQL_WAIT_TIMEOUT : -1;
         }
-        const int got = co_await wait_fd(sd_, r, w, until);
+        const int got = co_await sock_.wait(r, w, until);
         if (got == 0) co_return lib_timeout ? MYSQL_WAIT_TIMEOUT : -1;
         if (got < 0) co_return st & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE);  // let the library see the error
         co_return got == 1 ? MYSQL_WAIT_READ : MYSQL_WAIT_WRITE;
@@ -259,8 +244,7 @@ private:
     // closing a handle with an operation suspended). `cont` resumes it.
     template <class Cont>
     void abort_op(int st, Cont cont) {
-        const auto fd = mysql_get_socket(m_);
-        if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+        break_socket(mysql_get_socket(m_));
         ok_ = false;
         for (int i = 0; st && i < kAbortSteps; ++i) st = cont(st & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_TIMEOUT));
         if (st) m_ = nullptr;  // still suspended: leak the handle rather than free it under the library
@@ -297,10 +281,9 @@ private:
         return r;
     }
 
-    asio::posix::stream_descriptor sd_;
+    LibrarySocket sock_;
     ConnectSettings settings_;
     MYSQL* m_ = nullptr;
-    int watched_ = -1;
     bool ok_ = false;
 };
 

@@ -3,7 +3,6 @@
 // PQflush, PQconsumeInput / PQisBusy / PQgetResult, with the socket (a dup
 // awaited with Asio) telling the loop when to go on.
 #include <libpq-fe.h>
-#include <sys/socket.h>
 
 #include "backends/sql/connection.hpp"
 #include "util/log.hpp"
@@ -14,19 +13,15 @@ namespace {
 
 class PgsqlConnection final : public Connection {
 public:
-    PgsqlConnection(asio::any_io_executor ex, const ConnectSettings& s) : sd_(ex), settings_(s) {}
+    PgsqlConnection(asio::any_io_executor ex, const ConnectSettings& s) : sock_(ex), settings_(s) {}
     ~PgsqlConnection() override { close(); }
 
     bool connected() const override { return c_ != nullptr && ok_; }
 
     void close() override {
-        asio::error_code ignored;
-        if (sd_.is_open()) sd_.close(ignored);
+        sock_.close();
         if (c_) {
-            if (!ok_) {
-                const int fd = PQsocket(c_);
-                if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
-            }
+            if (!ok_) break_socket(PQsocket(c_));
             PQfinish(c_);  // sends Terminate without waiting for an answer
             c_ = nullptr;
         }
@@ -68,8 +63,8 @@ public:
             if (poll == PGRES_POLLING_FAILED) co_return fail_connect();
             // The socket may change between steps (another address, SSL
             // retry), so watch the current one each time.
-            if (!watch_fd(sd_, PQsocket(c_))) co_return fail_connect();
-            const int got = co_await wait_fd(sd_, poll == PGRES_POLLING_READING, poll == PGRES_POLLING_WRITING, deadline);
+            if (!sock_.watch(PQsocket(c_))) co_return fail_connect();
+            const int got = co_await sock_.wait(poll == PGRES_POLLING_READING, poll == PGRES_POLLING_WRITING, deadline);
             if (got == 0) {
                 close();
                 co_return fail("connect timed out");
@@ -77,7 +72,7 @@ public:
             poll = PQconnectPoll(c_);
         }
         if (PQsetnonblocking(c_, 1) != 0) co_return fail_connect();
-        if (!watch_fd(sd_, PQsocket(c_))) co_return fail_connect();
+        if (!sock_.watch(PQsocket(c_))) co_return fail_connect();
         ok_ = true;
         co_return Result<void>{};
     }
@@ -108,7 +103,7 @@ public:
             const int f = PQflush(c_);
             if (f == 0) break;
             if (f < 0) co_return lost();
-            const int got = co_await wait_fd(sd_, true, true, deadline);
+            const int got = co_await sock_.wait(true, true, deadline);
             if (got == 0) co_return timed_out();
             if (got == 1 && !PQconsumeInput(c_)) co_return lost();
         }
@@ -116,7 +111,7 @@ public:
         bool stopped = false;
         for (;;) {
             while (PQisBusy(c_)) {
-                const int got = co_await wait_fd(sd_, true, false, deadline);
+                const int got = co_await sock_.wait(true, false, deadline);
                 if (got == 0) co_return timed_out();
                 if (!PQconsumeInput(c_)) co_return lost();
             }
@@ -198,7 +193,7 @@ private:
         return r;
     }
 
-    asio::posix::stream_descriptor sd_;
+    LibrarySocket sock_;
     ConnectSettings settings_;
     PGconn* c_ = nullptr;
     bool ok_ = false;

@@ -2,6 +2,7 @@
 #include "backends/sql/connection.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,28 +44,38 @@ asio::awaitable<int> ready(asio::posix::stream_descriptor& sd, bool want_read, b
 
 }  // namespace
 
-asio::awaitable<int> wait_fd(asio::posix::stream_descriptor& sd, bool want_read, bool want_write, Deadline deadline) {
+asio::awaitable<int> LibrarySocket::wait(bool want_read, bool want_write, Deadline deadline) {
     if (Clock::now() >= deadline) co_return 0;
     // At the deadline the wait is cancelled; the caller drops the connection.
-    auto r = co_await with_deadline(ready(sd, want_read, want_write), deadline);
+    auto r = co_await with_deadline(ready(sd_, want_read, want_write), deadline);
     co_return r ? *r : 0;
 }
 
-Result<void> watch_fd(asio::posix::stream_descriptor& sd, int library_fd) {
-    if (sd.is_open()) {
-        asio::error_code ignored;
-        sd.close(ignored);
-    }
+Result<void> LibrarySocket::watch(int library_fd) {
+    close();
     if (library_fd < 0) return fail("no socket");
     const int fd = ::fcntl(library_fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return fail(std::string("dup: ") + std::strerror(errno));
     asio::error_code ec;
-    sd.assign(fd, ec);
+    sd_.assign(fd, ec);
     if (ec) {
         ::close(fd);
         return fail("assign: " + ec.message());
     }
+    watched_ = library_fd;
     return {};
+}
+
+void LibrarySocket::close() {
+    if (sd_.is_open()) {
+        asio::error_code ignored;
+        sd_.close(ignored);
+    }
+    watched_ = -1;
+}
+
+void break_socket(int library_fd) {
+    if (library_fd >= 0) ::shutdown(library_fd, SHUT_RDWR);
 }
 
 }  // namespace postern::backend::sql

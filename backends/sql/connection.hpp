@@ -63,13 +63,35 @@ std::unique_ptr<Connection> make_mysql_connection(asio::any_io_executor ex, cons
 std::unique_ptr<Connection> make_pgsql_connection(asio::any_io_executor ex, const ConnectSettings& settings);
 bool driver_available(DriverKind kind);
 
-// Waits until `sd` is readable (want_read) and/or writable (want_write), or
-// the deadline passes. Returns the ready directions (1 = read, 2 = write), 0
-// on timeout, -1 on error.
-asio::awaitable<int> wait_fd(asio::posix::stream_descriptor& sd, bool want_read, bool want_write, Deadline deadline);
+// The library's socket as the loop sees it: a dup of the descriptor the
+// library owns (the library keeps, replaces and closes its own), awaited
+// with Asio. Both drivers wait through it and nothing else.
+class LibrarySocket {
+public:
+    explicit LibrarySocket(asio::any_io_executor ex) : sd_(std::move(ex)) {}
 
-// A dup of a library-owned socket for Asio to wait on (the library keeps and
-// closes its own descriptor).
-Result<void> watch_fd(asio::posix::stream_descriptor& sd, int library_fd);
+    // Watches `library_fd` from now on, through a fresh dup even when the
+    // number is the one watched already (the library may have closed and
+    // reopened it in between). Fails for a negative descriptor.
+    Result<void> watch(int library_fd);
+    // The library descriptor watched, or -1.
+    int watched() const { return watched_; }
+    // Waits until the watched socket is readable (want_read) and/or writable
+    // (want_write), or the deadline passes. Returns the ready direction (1 =
+    // read, 2 = write), 0 on timeout, -1 on error.
+    asio::awaitable<int> wait(bool want_read, bool want_write, Deadline deadline);
+    // Stops watching; the library's own descriptor stays open.
+    void close();
+    asio::any_io_executor get_executor() { return sd_.get_executor(); }
+
+private:
+    asio::posix::stream_descriptor sd_;
+    int watched_ = -1;
+};
+
+// Shuts the library's socket down both ways, so that whatever the library
+// has pending on it fails at once instead of waiting (a broken or abandoned
+// connection). Nothing for a negative descriptor.
+void break_socket(int library_fd);
 
 }  // namespace postern::backend::sql
