@@ -406,22 +406,6 @@ std::string append_line(const std::string& path, const std::string& line) {
     return {};
 }
 
-// Rough strength order of password schemes for rehash-on-login: a stored
-// password is rehashed when its scheme ranks below the target's.
-int scheme_strength(std::string_view scheme) {
-    static const std::pair<std::string_view, int> ranks[] = {
-        {"PLAIN", 0}, {"CLEAR", 0}, {"CLEARTEXT", 0}, {"PLAIN-TRUNC", 0},
-        {"PLAIN-MD4", 1}, {"PLAIN-MD5", 1}, {"LDAP-MD5", 1}, {"SMD5", 1}, {"SHA", 1}, {"SHA1", 1}, {"SSHA", 1},
-        {"DES-CRYPT", 1}, {"MD5", 1}, {"MD5-CRYPT", 1}, {"CRAM-MD5", 1}, {"HMAC-MD5", 1}, {"DIGEST-MD5", 1},
-        {"OTP", 1}, {"SHA256", 2}, {"SHA512", 2}, {"SSHA256", 2}, {"SSHA512", 2},
-        {"SHA256-CRYPT", 3}, {"SHA512-CRYPT", 3}, {"PBKDF2", 3}, {"SCRAM-SHA-1", 3}, {"SCRAM-SHA-256", 3},
-        {"CRYPT", 4}, {"BLF-CRYPT", 4}, {"ARGON2I", 5}, {"ARGON2ID", 5},
-    };
-    for (const auto& [name, rank] : ranks)
-        if (name == scheme) return rank;
-    return 4;  // unknown crypt flavours (yescrypt...) count as strong
-}
-
 }  // namespace
 
 void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password,
@@ -429,7 +413,7 @@ void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result,
     // A weak stored scheme is always worth a rehash; otherwise only one that
     // ranks below the target.
     if (!rehash_possible(result) || result.scheme.empty()) return wipe(verified);
-    if (!result.weak && scheme_strength(result.scheme) >= scheme_strength(cfg_.rehash_scheme)) return wipe(verified);
+    if (!result.weak && password::strength(result.scheme) >= password::strength(cfg_.rehash_scheme)) return wipe(verified);
     if (!rehashing_.insert(request->user).second) return wipe(verified);  // one at a time per user
     asio::co_spawn(services_.executor,
                    rehash(request, result.scheme, Secret(std::string(password)), result.source, Secret(std::move(verified))),
