@@ -107,12 +107,7 @@ public:
     }
 
     asio::awaitable<QueryResult> query(Marked statement, Deadline deadline, RowSink sink) override {
-        QueryResult r;
-        if (!connected()) {
-            r.status = QueryResult::Status::ConnectionLost;
-            r.error = "not connected";
-            co_return r;
-        }
+        if (!connected()) co_return QueryResult::failure(QueryResult::Status::ConnectionLost, "not connected");
         MYSQL* m = m_;
         auto escape = [m](std::string_view v) {
             std::string out(v.size() * 2 + 1, '\0');
@@ -121,17 +116,14 @@ public:
             return out;
         };
         auto text = render_mysql(statement, escape);
-        if (!text) {
-            r.status = QueryResult::Status::QueryError;
-            r.error = text.error().message;
-            co_return r;
-        }
+        if (!text) co_return QueryResult::failure(QueryResult::Status::QueryError, text.error().message);
         int err = 0;
         const int sent = mysql_real_query_start(&err, m_, text->data(), static_cast<unsigned long>(text->size()));
         auto query_cont = [&](int events) { return mysql_real_query_cont(&err, m_, events); };
         const bool queried = co_await finish(sent, query_cont, deadline);
-        if (!queried) co_return timeout_result();
+        if (!queried) co_return QueryResult::timeout();
         if (err) co_return failed();
+        QueryResult r;
         MYSQL_RES* res = nullptr;
         if (sink) {
             res = mysql_use_result(m_);
@@ -139,7 +131,7 @@ public:
             const int st = mysql_store_result_start(&res, m_);
             auto store_cont = [&](int events) { return mysql_store_result_cont(&res, m_, events); };
             const bool stored = co_await finish(st, store_cont, deadline);
-            if (!stored) co_return timeout_result();
+            if (!stored) co_return QueryResult::timeout();
         }
         if (!res) {
             if (mysql_field_count(m_) != 0) co_return failed();
@@ -156,7 +148,7 @@ public:
                 const int st = mysql_fetch_row_start(&row, res);
                 auto fetch_cont = [&](int events) { return mysql_fetch_row_cont(&row, res, events); };
                 const bool fetched = co_await finish(st, fetch_cont, deadline);
-                if (!fetched) co_return timeout_result();
+                if (!fetched) co_return QueryResult::timeout();
             } else {
                 row = mysql_fetch_row(res);
             }
@@ -249,13 +241,6 @@ private:
         for (int i = 0; st && i < kAbortSteps; ++i) st = cont(st & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_TIMEOUT));
         if (st) m_ = nullptr;  // still suspended: leak the handle rather than free it under the library
         close();
-    }
-
-    static QueryResult timeout_result() {
-        QueryResult r;
-        r.status = QueryResult::Status::Timeout;
-        r.error = "query timed out";
-        return r;
     }
 
     QueryResult failed() {

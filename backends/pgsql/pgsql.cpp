@@ -11,6 +11,13 @@ namespace postern::backend::sql {
 
 namespace {
 
+// A libpq message without its trailing newline.
+std::string message(const char* text) {
+    std::string out = text;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+}
+
 class PgsqlConnection final : public Connection {
 public:
     PgsqlConnection(asio::any_io_executor ex, const ConnectSettings& s) : sock_(ex), settings_(s) {}
@@ -78,18 +85,9 @@ public:
     }
 
     asio::awaitable<QueryResult> query(Marked statement, Deadline deadline, RowSink sink) override {
-        QueryResult r;
-        if (!connected()) {
-            r.status = QueryResult::Status::ConnectionLost;
-            r.error = "not connected";
-            co_return r;
-        }
+        if (!connected()) co_return QueryResult::failure(QueryResult::Status::ConnectionLost, "not connected");
         auto st = render_pgsql(statement);
-        if (!st) {
-            r.status = QueryResult::Status::QueryError;
-            r.error = st.error().message;
-            co_return r;
-        }
+        if (!st) co_return QueryResult::failure(QueryResult::Status::QueryError, st.error().message);
         // Parameter types are left to the server to infer from where each one
         // stands, exactly as for the quoted literal the template had there.
         std::vector<const char*> values;
@@ -107,6 +105,7 @@ public:
             if (got == 0) co_return timed_out();
             if (got == 1 && !PQconsumeInput(c_)) co_return lost();
         }
+        QueryResult r;
         bool error = false;
         bool stopped = false;
         for (;;) {
@@ -155,8 +154,7 @@ public:
                 r.affected = n && *n ? std::strtoull(n, nullptr, 10) : 0;
             } else {
                 error = true;
-                r.error = PQresultErrorMessage(res);
-                while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) r.error.pop_back();
+                r.error = message(PQresultErrorMessage(res));
             }
             if (res) PQclear(res);
         }
@@ -167,30 +165,23 @@ public:
 
 private:
     Result<void> fail_connect() {
-        std::string err = c_ ? PQerrorMessage(c_) : "connect failed";
-        while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+        std::string err = c_ ? message(PQerrorMessage(c_)) : "connect failed";
         ok_ = false;
         close();
         return fail(err);
     }
 
     QueryResult lost() {
-        QueryResult r;
-        r.status = QueryResult::Status::ConnectionLost;
-        r.error = c_ ? PQerrorMessage(c_) : "connection lost";
-        while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) r.error.pop_back();
+        std::string error = c_ ? message(PQerrorMessage(c_)) : "connection lost";
         ok_ = false;
         close();
-        return r;
+        return QueryResult::failure(QueryResult::Status::ConnectionLost, std::move(error));
     }
 
     QueryResult timed_out() {
         ok_ = false;
         close();
-        QueryResult r;
-        r.status = QueryResult::Status::Timeout;
-        r.error = "query timed out";
-        return r;
+        return QueryResult::timeout();
     }
 
     LibrarySocket sock_;

@@ -40,6 +40,16 @@ struct QueryResult {
     std::vector<Row> rows;
     unsigned long long affected = 0;
     std::string error;  // operator text from the library or server (sanitise before logging)
+
+    // A result without rows: `status` and the operator text.
+    static QueryResult failure(Status status, std::string error) {
+        QueryResult r;
+        r.status = status;
+        r.error = std::move(error);
+        return r;
+    }
+    // The deadline passed (the driver has dropped the connection).
+    static QueryResult timeout() { return failure(Status::Timeout, "query timed out"); }
 };
 
 // Receives rows one at a time (iterate_query); returning false stops the
