@@ -78,62 +78,54 @@ TEST_CASE("imap: which strings can be sent, and how they are quoted") {
 }
 
 TEST_CASE("imap: response framing") {
-    SUBCASE("overlong line without an end") {
+    // Each chunk is fed, then next() is called until it stops giving
+    // responses: the transcript lists what it gave, "<need>" or "<too long>".
+    struct Case {
+        const char* label;
+        std::vector<std::string> chunks;
+        std::vector<std::string> transcript;
+        bool pending;  // bytes left over at the end
+    };
+    const std::vector<Case> cases = {
+        {"overlong line without an end",
+         {std::string(kMaxResponse, 'x'), "x"},
+         {"<need>", "<too long>"},
+         true},
+        {"overlong line with its end", {"* " + std::string(kMaxResponse, 'x') + "\r\n"}, {"<too long>"}, true},
+        {"literal announced larger than the cap", {"* OK {65537}\r\n"}, {"<too long>"}, true},
+        {"literal size overflowing", {"* OK {99999999999999999999999}\r\n"}, {"<too long>"}, true},
+        {"truncated line waits",
+         {"* OK gre", "eting\r", "\n"},
+         {"<need>", "<need>", "* OK greeting", "<need>"},
+         false},
+        {"several responses in one read; bare LF accepted",
+         {"* CAPABILITY IMAP4rev1\r\nP1 OK done\nP2 NO"},
+         {"* CAPABILITY IMAP4rev1", "P1 OK done", "<need>"},
+         true},
+        {"a literal, split across reads, with a CRLF inside",
+         {"* OK {4}\r\na\r", "\nb rest\r\nP1 OK x\r\n"},
+         {"<need>", "* OK {4}\r\na\r\nb rest", "P1 OK x", "<need>"},
+         false},
+        {"NUL passes framing (parsing refuses it)", {"* OK a\0b\r\n"s}, {"* OK a\0b"s, "<need>"}, false},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
         ResponseReader r;
-        std::string out;
-        r.feed(std::string(kMaxResponse, 'x'));
-        CHECK(r.next(out) == ResponseReader::Status::Need);
-        r.feed("x");
-        CHECK(r.next(out) == ResponseReader::Status::TooLong);
-    }
-    SUBCASE("overlong line with its end") {
-        ResponseReader r;
-        std::string out;
-        r.feed("* " + std::string(kMaxResponse, 'x') + "\r\n");
-        CHECK(r.next(out) == ResponseReader::Status::TooLong);
-    }
-    SUBCASE("literal announced larger than the cap") {
-        ResponseReader r;
-        std::string out;
-        r.feed("* OK {65537}\r\n");
-        CHECK(r.next(out) == ResponseReader::Status::TooLong);
-        ResponseReader huge;
-        huge.feed("* OK {99999999999999999999999}\r\n");
-        CHECK(huge.next(out) == ResponseReader::Status::TooLong);
-    }
-    SUBCASE("truncated line waits") {
-        ResponseReader r;
-        std::string out;
-        r.feed("* OK gre");
-        CHECK(r.next(out) == ResponseReader::Status::Need);
-        r.feed("eting\r");
-        CHECK(r.next(out) == ResponseReader::Status::Need);
-        r.feed("\n");
-        REQUIRE(r.next(out) == ResponseReader::Status::Ready);
-        CHECK(out == "* OK greeting");
-        CHECK_FALSE(r.has_pending());
-    }
-    SUBCASE("several responses in one read; bare LF accepted") {
-        ResponseReader r;
-        std::string out;
-        r.feed("* CAPABILITY IMAP4rev1\r\nP1 OK done\nP2 NO");
-        REQUIRE(r.next(out) == ResponseReader::Status::Ready);
-        CHECK(out == "* CAPABILITY IMAP4rev1");
-        REQUIRE(r.next(out) == ResponseReader::Status::Ready);
-        CHECK(out == "P1 OK done");
-        CHECK(r.next(out) == ResponseReader::Status::Need);
-        CHECK(r.has_pending());
-    }
-    SUBCASE("a literal, split across reads, with a CRLF inside") {
-        ResponseReader r;
-        std::string out;
-        r.feed("* OK {4}\r\na\r");
-        CHECK(r.next(out) == ResponseReader::Status::Need);
-        r.feed("\nb rest\r\nP1 OK x\r\n");
-        REQUIRE(r.next(out) == ResponseReader::Status::Ready);
-        CHECK(out == "* OK {4}\r\na\r\nb rest");
-        REQUIRE(r.next(out) == ResponseReader::Status::Ready);
-        CHECK(out == "P1 OK x");
+        std::vector<std::string> got;
+        for (const auto& chunk : c.chunks) {
+            r.feed(chunk);
+            for (std::string out;;) {
+                const auto st = r.next(out);
+                if (st == ResponseReader::Status::Ready) {
+                    got.push_back(out);
+                    continue;
+                }
+                got.emplace_back(st == ResponseReader::Status::Need ? "<need>" : "<too long>");
+                break;
+            }
+        }
+        CHECK(got == c.transcript);
+        CHECK(r.has_pending() == c.pending);
     }
 }
 
