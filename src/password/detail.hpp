@@ -2,6 +2,8 @@
 // per-family implementation files. Not installed, not used outside src/password.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -44,6 +46,8 @@ enum class Hash { Md4, Md5, Sha1, Sha256, Sha512 };
 std::size_t hash_size(Hash h);
 std::string hash_bytes(Hash h, std::string_view data);
 std::string hmac(Hash h, std::string_view key, std::string_view data);
+// OpenSSL's digest for `h`; nullptr for MD4 (computed by hand, see sha.cpp).
+const EVP_MD* evp_for(Hash h);
 
 // MD5 chaining state after compressing exactly one 64-byte block from the
 // standard initial state (A, B, C, D). Used by the CRAM-MD5 stored form.

@@ -15,17 +15,6 @@ constexpr unsigned long kDefaultPbkdf2Rounds = 5000;  // doveadm's default
 constexpr std::size_t kPbkdf2SaltChars = 16;
 constexpr std::size_t kPbkdf2KeyLen = 20;  // SHA-1 output length, as Dovecot stores
 
-const EVP_MD* evp_for(Hash h) {
-    switch (h) {
-        case Hash::Md5: return EVP_md5();
-        case Hash::Sha1: return EVP_sha1();
-        case Hash::Sha256: return EVP_sha256();
-        case Hash::Sha512: return EVP_sha512();
-        case Hash::Md4: break;
-    }
-    return nullptr;
-}
-
 }  // namespace
 
 bool pbkdf2(Hash h, std::string_view password, std::string_view salt, unsigned long iterations, std::size_t out_len,

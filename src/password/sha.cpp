@@ -88,12 +88,16 @@ void md4_transform(std::uint32_t st[4], const unsigned char* block) {
     for (int i = 0; i < 4; ++i) st[i] += v[i];
 }
 
-std::string md4(std::string_view data) {
-    std::uint32_t st[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
+// The rest of an MD4 or MD5 digest (RFC 1320/1321 section 3): `data`'s
+// blocks, the padding and the little-endian bit length compressed into the
+// chaining state `st` by `transform`, then the state as 16 bytes.
+// `prefix_len` bytes were compressed into `st` before (0 from the start).
+std::string md_finish(std::uint32_t st[4], std::string_view data, std::uint64_t prefix_len,
+                      void (*transform)(std::uint32_t st[4], const unsigned char* block)) {
     const auto* p = reinterpret_cast<const unsigned char*>(data.data());
     std::size_t n = data.size();
     while (n >= 64) {
-        md4_transform(st, p);
+        transform(st, p);
         p += 64;
         n -= 64;
     }
@@ -101,24 +105,18 @@ std::string md4(std::string_view data) {
     std::memcpy(tail, p, n);
     tail[n] = 0x80;
     const std::size_t tail_len = n < 56 ? 64 : 128;
-    const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+    const std::uint64_t bits = (static_cast<std::uint64_t>(data.size()) + prefix_len) * 8;
     for (int i = 0; i < 8; ++i) tail[tail_len - 8 + i] = static_cast<unsigned char>((bits >> (8 * i)) & 0xff);
-    md4_transform(st, tail);
-    if (tail_len == 128) md4_transform(st, tail + 64);
+    transform(st, tail);
+    if (tail_len == 128) transform(st, tail + 64);
     std::string out(16, '\0');
     for (int i = 0; i < 4; ++i) store_le32(st[i], out.data() + 4 * i);
     return out;
 }
 
-const EVP_MD* evp_for(Hash h) {
-    switch (h) {
-        case Hash::Md5: return EVP_md5();
-        case Hash::Sha1: return EVP_sha1();
-        case Hash::Sha256: return EVP_sha256();
-        case Hash::Sha512: return EVP_sha512();
-        case Hash::Md4: break;
-    }
-    return nullptr;
+std::string md4(std::string_view data) {
+    std::uint32_t st[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
+    return md_finish(st, data, 0, md4_transform);
 }
 
 std::string salted_digest(Hash h, std::string_view password, std::string_view salt) {
@@ -144,6 +142,17 @@ Result<std::string> generate_salted(Hash h, std::string_view password) {
 }
 
 }  // namespace
+
+const EVP_MD* evp_for(Hash h) {
+    switch (h) {
+        case Hash::Md5: return EVP_md5();
+        case Hash::Sha1: return EVP_sha1();
+        case Hash::Sha256: return EVP_sha256();
+        case Hash::Sha512: return EVP_sha512();
+        case Hash::Md4: break;
+    }
+    return nullptr;
+}
 
 std::size_t hash_size(Hash h) {
     switch (h) {
@@ -286,24 +295,7 @@ Result<std::string> generate_cram_md5(std::string_view password, const GenerateO
 namespace {
 // MD5 of a message whose first 64 bytes were already compressed into `st`.
 std::string md5_after_block(std::uint32_t st[4], std::string_view data) {
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-    std::size_t n = data.size();
-    while (n >= 64) {
-        md5_transform(st, p);
-        p += 64;
-        n -= 64;
-    }
-    unsigned char tail[128] = {};
-    std::memcpy(tail, p, n);
-    tail[n] = 0x80;
-    const std::size_t tail_len = n < 56 ? 64 : 128;
-    const std::uint64_t bits = (static_cast<std::uint64_t>(data.size()) + kHmacBlock) * 8;
-    for (int i = 0; i < 8; ++i) tail[tail_len - 8 + i] = static_cast<unsigned char>((bits >> (8 * i)) & 0xff);
-    md5_transform(st, tail);
-    if (tail_len == 128) md5_transform(st, tail + 64);
-    std::string out(16, '\0');
-    for (int i = 0; i < 4; ++i) store_le32(st[i], out.data() + 4 * i);
-    return out;
+    return md_finish(st, data, kHmacBlock, md5_transform);
 }
 }  // namespace
 
