@@ -33,8 +33,8 @@ using imap::Verdict;
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Defaults and limits, with their reasons.
-constexpr double kDefaultTimeout = 10.0;     // well under Postfix's 60 s auth timeout
-constexpr double kMaxTimeout = 300.0;        // past this a client has long given up
+constexpr auto kDefaultTimeout = std::chrono::seconds(10);   // well under Postfix's 60 s auth timeout
+constexpr auto kMaxTimeout = std::chrono::seconds(300);      // past this a client has long given up
 constexpr long long kDefaultConnections = 4; // an IMAP server limits logins per IP; stay polite
 constexpr long long kMaxConnections = 1024;
 constexpr std::size_t kMaxLoggedText = 300;
@@ -79,9 +79,8 @@ Settings read_settings(const config::Section& s) {
     auto probe = auth::expand(st.username, [](std::string_view n) { return auth::RequestInfo().var(n); });
     if (!probe) s.error("username", probe.error().message);
     if (st.username.empty()) s.error("username", "must not be empty");
-    const double timeout = s.duration("timeout", kDefaultTimeout, kMaxTimeout);
-    if (timeout <= 0) s.error("timeout", "must be positive");
-    st.timeout = std::chrono::milliseconds(static_cast<long long>(timeout * 1000.0));
+    st.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.duration("timeout", kDefaultTimeout, kMaxTimeout));
+    if (st.timeout <= std::chrono::milliseconds::zero()) s.error("timeout", "must be positive");
     st.max_connections = static_cast<unsigned>(s.integer("max_connections", kDefaultConnections, 1, kMaxConnections));
     if (st.tls == TlsMode::None && (!st.ca_file.empty() || !st.tls_name.empty()))
         log::warning("{}:{}: {}: ca_file and tls_name do nothing with tls = \"none\"", s.file(), s.line(), s.path());

@@ -51,12 +51,6 @@ public:
     bool boolean(std::string_view key, bool fallback) const;
     // A number of seconds (2, 0.5) or a string with a unit ("2s", "500ms", "1m", "1h").
     Duration duration(std::string_view key, Duration fallback, Duration max) const;
-    // The same in seconds, for settings not yet moved to Duration.
-    double duration(std::string_view key, double fallback, double max_seconds) const {
-        return std::chrono::duration<double>(duration(key, std::chrono::duration_cast<Duration>(std::chrono::duration<double>(fallback)),
-                                                      std::chrono::duration_cast<Duration>(std::chrono::duration<double>(max_seconds))))
-            .count();
-    }
     std::vector<std::string> string_list(std::string_view key, std::vector<std::string> fallback) const;
     // File mode written as a string of octal digits ("0660").
     std::optional<unsigned> mode(std::string_view key) const;
