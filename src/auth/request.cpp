@@ -88,7 +88,7 @@ void Request::send_cont(std::string_view data) {
     // the AUTH) loses the request.
     cont_arrived_ = Event(ex_);
     asio::co_spawn(ex_, watch_cont(++cont_round_, cont_arrived_), LogExceptions{"auth request"});
-    port_->cont(id_, data);
+    if (auto port = port_.lock()) port->cont(id_, data);
 }
 
 asio::awaitable<void> Request::watch_cont(std::uint64_t round, Event arrived) {
@@ -98,7 +98,7 @@ asio::awaitable<void> Request::watch_cont(std::uint64_t round, Event arrived) {
     if (answered || over_ || !awaiting_cont_ || round != cont_round_) co_return;
     over_ = true;
     awaiting_cont_ = false;
-    port_->done(id_);
+    if (auto port = port_.lock()) port->done(id_);
 }
 
 asio::awaitable<void> Request::run(mech::Step step) {
@@ -360,8 +360,10 @@ void Request::finish_ok(const std::string& user, const std::string& final_data) 
         p.master_user = master_user_;
         engine_.logins().remember(origin_.client_pid, id_, std::move(p));
     }
-    port_->done(id_);
-    port_->ok(id_, user, out);
+    if (auto port = port_.lock()) {
+        port->done(id_);
+        port->ok(id_, user, out);
+    }
 }
 
 void Request::reply_fail(bool temp) {
@@ -370,8 +372,10 @@ void Request::reply_fail(bool temp) {
     if (engine_.valid_name(user_)) f.emplace_back("user", user_);
     if (temp) f.emplace_back("code", "temp_fail");
     else if (!fail_code_.empty()) f.emplace_back("code", fail_code_);
-    port_->done(id_);
-    port_->fail(id_, f);
+    if (auto port = port_.lock()) {
+        port->done(id_);
+        port->fail(id_, f);
+    }
 }
 
 asio::awaitable<void> Request::finish_fail(std::string reason, bool temp, bool nodelay) {

@@ -85,7 +85,10 @@ private:
 
     asio::any_io_executor ex_;
     Engine& engine_;
-    std::shared_ptr<ReplyPort> port_;
+    // Weak: the connection keeps its requests, not the other way round, so
+    // a request still in a backend when the daemon stops leaves no cycle.
+    // A connection that is gone hears nothing.
+    std::weak_ptr<ReplyPort> port_;
     Origin origin_;
     std::uint32_t id_;
     const mech::MechInfo& info_;
