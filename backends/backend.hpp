@@ -16,16 +16,16 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/params.hpp"
 #include "auth/request_info.hpp"
 #include "config/section.hpp"
-#include "protocol/auth_client.hpp"
 #include "util/blocking_pool.hpp"
 #include "util/result.hpp"
 #include "util/secret.hpp"
 
 namespace postern::backend {
 
-using Fields = protocol::Fields;
+using Fields = auth::Fields;
 
 enum class PassStatus {
     Ok,

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/params.hpp"
 #include "config/section.hpp"
-#include "protocol/auth_client.hpp"
 
 namespace postern::backend {
 
@@ -21,7 +21,7 @@ namespace postern::backend {
 struct StoredUser {
     std::string user;
     std::string password;    // stored form: "{SCHEME}..." or the store's native form; may be empty
-    protocol::Fields fields; // uid, gid, home, extra and userdb_* fields, in file/column order
+    auth::Fields fields; // uid, gid, home, extra and userdb_* fields, in file/column order
 };
 
 enum class StoreStatus {

@@ -36,12 +36,6 @@ bool append_field(std::string& line, std::string_view raw_key, std::string_view 
 
 }  // namespace
 
-bool has_field(const Fields& fields, std::string_view key) {
-    for (const auto& [k, v] : fields)
-        if (k == key) return true;
-    return false;
-}
-
 void apply_param(RequestParams& p, std::string_view key, std::string_view value, bool has_value) {
     std::string v(value);
     if (key == "service") p.service = v;

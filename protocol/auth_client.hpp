@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "auth/params.hpp"
+
 namespace postern::protocol {
 
 // Dovecot's client socket input limit; a longer line closes the connection.
@@ -18,27 +20,9 @@ inline constexpr std::size_t kAuthClientMaxLine = 16384;
 // Replies are kept under what Exim (8192) and Dovecot's master client read.
 inline constexpr std::size_t kMaxReplyLine = 8000;
 
-using Fields = std::vector<std::pair<std::string, std::string>>;
-
-// True if fields holds key (with or without a value).
-bool has_field(const Fields& fields, std::string_view key);
-
-// Request parameters that travel on AUTH (and on auth-master commands).
-// Unknown parameters are kept in `extra` and otherwise ignored.
-struct RequestParams {
-    std::string service;
-    std::string lip, rip, real_lip, real_rip;  // as sent; may be empty or not an IP
-    std::string lport, rport, real_lport, real_rport;
-    std::string local_name, session, client_id, cert_username;
-    bool secured = false;
-    std::string secured_value;  // "tls", "" ...
-    bool valid_client_cert = false;
-    bool no_penalty = false;
-    bool nologin = false;
-    bool debug = false;
-    bool final_resp_ok = false;
-    Fields extra;
-};
+using auth::Fields;
+using auth::has_field;
+using auth::RequestParams;
 
 struct VersionCmd {
     unsigned long major = 0, minor = 0;

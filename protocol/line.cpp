@@ -85,12 +85,4 @@ bool LineBuffer::overflowed() const {
     return len > max_line_;
 }
 
-std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max) {
-    if (text.empty() || text.size() > 20) return std::nullopt;
-    unsigned long v = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || p != text.data() + text.size() || v > max) return std::nullopt;
-    return v;
-}
-
 }  // namespace postern::protocol

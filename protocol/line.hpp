@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/encoding.hpp"
+
 namespace postern::protocol {
 
 std::string tab_escape(std::string_view value);
@@ -37,7 +39,6 @@ private:
     std::size_t max_line_;
 };
 
-// Parses a decimal unsigned 32-bit number; no sign, no spaces, no overflow.
-std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max = 0xffffffffUL);
+using postern::parse_uint;
 
 }  // namespace postern::protocol

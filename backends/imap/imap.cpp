@@ -17,11 +17,11 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
-#include "auth/cache.hpp"
-#include "auth/var_expand.hpp"
 #include "backends/imap/protocol.hpp"
+#include "util/cache_key.hpp"
 #include "util/deadline.hpp"
 #include "util/log.hpp"
+#include "util/var_expand.hpp"
 
 namespace postern::backend {
 
@@ -76,7 +76,7 @@ Settings read_settings(const config::Section& s) {
     else if (auth == "plain") st.auth = imap::Mechanism::Plain;
     else s.error("auth", "expected \"login\" or \"plain\"");
     st.username = s.string("username", "%u");
-    auto probe = auth::expand(st.username, [](std::string_view n) { return auth::RequestInfo().var(n); });
+    auto probe = util::expand(st.username, [](std::string_view n) { return auth::RequestInfo().var(n); });
     if (!probe) s.error("username", probe.error().message);
     if (st.username.empty()) s.error("username", "must not be empty");
     st.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.duration("timeout", kDefaultTimeout, kMaxTimeout));
@@ -180,7 +180,7 @@ public:
     // variables come in through it) and the password (the cache keeps
     // only its keyed hash); the result carries the request's user name.
     std::string cache_key(const auth::RequestInfo& req) const override {
-        auth::CacheKey key;
+        util::CacheKey key;
         key.add(req.user).add(login_name(req).value_or(std::string()));
         return key.str();
     }
@@ -236,7 +236,7 @@ public:
 
 private:
     std::optional<std::string> login_name(const auth::RequestInfo& req) const {
-        auto e = auth::expand(st_.username, [&req](std::string_view n) { return req.var(n); });
+        auto e = util::expand(st_.username, [&req](std::string_view n) { return req.var(n); });
         if (!e) return std::nullopt;
         return std::move(*e);
     }

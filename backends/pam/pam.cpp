@@ -16,7 +16,7 @@
 #include <deque>
 #include <map>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "backends/pam/wire.hpp"
 #include "backends/pam/worker.hpp"
 #include "util/deadline.hpp"
@@ -50,7 +50,7 @@ Settings read_settings(const config::Section& s) {
     s.reject_unknown({"driver", "service", "workers", "timeout", "session", "setcred", "tty"});
     Settings st;
     st.service = s.string("service", "smtp");
-    auto probe = auth::expand(st.service, [](std::string_view n) {
+    auto probe = util::expand(st.service, [](std::string_view n) {
         auth::RequestInfo probe_info;
         return probe_info.var(n);
     });
@@ -276,7 +276,7 @@ public:
         }
         std::string service = st_.service;
         if (service.find('%') != std::string::npos) {
-            auto e = auth::expand(st_.service, [&req](std::string_view n) { return req->var(n); });
+            auto e = util::expand(st_.service, [&req](std::string_view n) { return req->var(n); });
             service = e ? *e : std::string();
         }
         if (!valid_service_name(service)) {

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "protocol/line.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::backend::passwd_file {
 namespace {
@@ -27,7 +27,7 @@ std::vector<std::string_view> split_colons(std::string_view line) {
 
 bool resolve_id(std::string_view text, bool group, IdResolver resolver, std::string& out) {
     if (text.empty()) return true;
-    if (auto n = protocol::parse_uint(text)) {
+    if (auto n = parse_uint(text)) {
         if (*n == 0) return false;  // root ids are never valid mail ids
         out = std::to_string(*n);
         return true;

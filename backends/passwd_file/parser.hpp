@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "protocol/auth_client.hpp"
+#include "auth/params.hpp"
 
 namespace postern::backend::passwd_file {
 
@@ -18,8 +18,8 @@ struct Entry {
     std::optional<std::string> password;  // absent: the line has no password field
     std::string uid, gid;                 // numeric strings, empty if not given
     std::string home;
-    protocol::Fields extra;               // passdb extra fields
-    protocol::Fields userdb;              // userdb_* fields (prefix removed)
+    auth::Fields extra;               // passdb extra fields
+    auth::Fields userdb;              // userdb_* fields (prefix removed)
     std::size_t line = 0;
 };
 

@@ -16,7 +16,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "backends/passwd_file/store.hpp"
 #include "backends/verify.hpp"
 #include "password/scheme.hpp"
@@ -82,7 +82,7 @@ File::LoadResult File::load(std::string path, Stamp known) {
     for (const auto& [user, e] : t.users)
         for (const auto* fields : {&e.extra, &e.userdb})
             for (const auto& kv : *fields)
-                if (kv.second.find('%') != std::string::npos) (void)auth::expand(kv.second, record);
+                if (kv.second.find('%') != std::string::npos) (void)util::expand(kv.second, record);
     t.field_vars.assign(vars.begin(), vars.end());
     r.table = std::make_shared<const Table>(std::move(t));
     return r;
@@ -180,7 +180,7 @@ Settings read_settings(const config::Section& s, bool passdb) {
         if (!password::canonical_name(st.default_scheme)) s.error("default_scheme", "unknown password scheme \"" + st.default_scheme + "\"");
     }
     st.username_format = s.string("username_format", "%u");
-    auto probe = auth::expand(st.username_format, [](std::string_view n) {
+    auto probe = util::expand(st.username_format, [](std::string_view n) {
         auth::RequestInfo probe_info;
         return probe_info.var(n);
     });
@@ -190,7 +190,7 @@ Settings read_settings(const config::Section& s, bool passdb) {
 
 std::optional<std::string> lookup_key(const Settings& st, const auth::RequestInfo& req) {
     if (st.username_format == "%u") return req.user;
-    auto r = auth::expand(st.username_format, [&req](std::string_view n) { return req.var(n); });
+    auto r = util::expand(st.username_format, [&req](std::string_view n) { return req.var(n); });
     if (!r) return std::nullopt;
     return *r;
 }
@@ -222,7 +222,7 @@ Fields expand_fields(const Fields& in, const auth::RequestInfo& req) {
             out.emplace_back(k, v);
             continue;
         }
-        auto r = auth::expand(v, [&req](std::string_view n) { return req.var(n); });
+        auto r = util::expand(v, [&req](std::string_view n) { return req.var(n); });
         out.emplace_back(k, r ? *r : v);
     }
     return out;
@@ -318,7 +318,7 @@ public:
         if (!found.entry) co_return not_found<PassResult>(found);
         const Entry& e = *found.entry;
         auto r = passdb_answer<PassResult>(e, *req);
-        if (protocol::has_field(e.extra, "nopassword")) {
+        if (auth::has_field(e.extra, "nopassword")) {
             r.status = PassStatus::Ok;
             co_return r;
         }

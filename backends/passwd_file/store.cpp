@@ -16,7 +16,7 @@
 
 #include "backends/passwd_file/parser.hpp"
 #include "password/scheme.hpp"
-#include "protocol/line.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::backend::passwd_file {
 namespace {
@@ -143,7 +143,7 @@ std::string check_field(const std::string& key, const std::string& value) {
     }
     if (has_control(value)) return "field " + key + ": control characters are not allowed";
     if (key == "uid" || key == "gid") {
-        if (auto n = protocol::parse_uint(value)) {
+        if (auto n = parse_uint(value)) {
             if (*n == 0) return "field " + key + ": 0 (root) is never a valid mail " + key;
             return {};
         }

@@ -180,7 +180,7 @@ void Database::release(Slot* s) {
     wake_one();
 }
 
-asio::awaitable<QueryResult> Database::run(std::string tmpl, auth::VarLookup vars, RowSink sink) {
+asio::awaitable<QueryResult> Database::run(std::string tmpl, util::VarLookup vars, RowSink sink) {
     QueryResult r;
     auto marked = mark(tmpl, vars);
     if (!marked) {

@@ -36,7 +36,7 @@ public:
 
     // Expands `tmpl` with `vars` and runs it on a pooled connection. Status
     // ConnectionLost/Timeout mean "temporarily unavailable".
-    asio::awaitable<QueryResult> run(std::string tmpl, auth::VarLookup vars, RowSink sink = {});
+    asio::awaitable<QueryResult> run(std::string tmpl, util::VarLookup vars, RowSink sink = {});
 
     const SqlFile& file() const { return file_; }
     std::string describe() const;

@@ -7,7 +7,7 @@
 #include <cctype>
 #include <cstring>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 
 namespace postern::backend::sql {
 
@@ -84,12 +84,12 @@ PassRow pass_row(const std::vector<std::string>& columns, const Row& row, std::s
             }
         } else if (name == "username") {
             if (!v.empty()) {
-                user = v.find('@') != std::string::npos ? v : v + (auth::domain_part(user).empty() ? "" : "@" + auth::domain_part(user));
+                user = v.find('@') != std::string::npos ? v : v + (util::domain_part(user).empty() ? "" : "@" + util::domain_part(user));
                 rewritten = true;
             }
         } else if (name == "domain") {
             if (!v.empty()) {
-                user = auth::user_part(user) + "@" + v;
+                user = util::user_part(user) + "@" + v;
                 rewritten = true;
             }
         } else if (name.rfind("userdb_", 0) == 0 && name.size() > 7) {

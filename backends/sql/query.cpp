@@ -70,7 +70,7 @@ bool has_marker(const std::vector<Piece>& pieces) {
 
 }  // namespace
 
-Result<Marked> mark(std::string_view tmpl, const auth::VarLookup& lookup) {
+Result<Marked> mark(std::string_view tmpl, const util::VarLookup& lookup) {
     Marked m;
     auto escape = [&m](std::string_view v) {
         std::string marker(1, kOpen);
@@ -79,7 +79,7 @@ Result<Marked> mark(std::string_view tmpl, const auth::VarLookup& lookup) {
         m.values.emplace_back(v);
         return marker;
     };
-    auto text = auth::expand(tmpl, lookup, escape);
+    auto text = util::expand(tmpl, lookup, escape);
     if (!text) return fail(text.error().message);
     m.text = std::move(*text);
     return m;
@@ -204,7 +204,7 @@ Result<std::string> render_mysql(const Marked& m, const Escaper& escape) {
     return out;
 }
 
-auth::VarLookup named_values(std::vector<std::pair<std::string, std::string>> values) {
+util::VarLookup named_values(std::vector<std::pair<std::string, std::string>> values) {
     return [values = std::move(values)](std::string_view name) -> std::optional<std::string> {
         for (const auto& [k, v] : values)
             if (k == name) return v;

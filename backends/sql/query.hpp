@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "util/result.hpp"
 
 namespace postern::backend::sql {
@@ -23,7 +23,7 @@ struct Marked {
     std::vector<std::string> values;
 };
 
-Result<Marked> mark(std::string_view tmpl, const auth::VarLookup& lookup);
+Result<Marked> mark(std::string_view tmpl, const util::VarLookup& lookup);
 
 // Statement for PostgreSQL: $1..$N placeholders (types inferred by the server). A
 // value inside a longer literal ('/var/mail/%d/%n') becomes a concatenation
@@ -45,6 +45,6 @@ Result<std::string> render_mysql(const Marked& m, const Escaper& escape);
 // Variables whose template has no marker at all: for statements written by
 // postern itself, each value is wanted exactly where "%{name}" stands.
 // Looks values up by name in the given pairs.
-auth::VarLookup named_values(std::vector<std::pair<std::string, std::string>> values);
+util::VarLookup named_values(std::vector<std::pair<std::string, std::string>> values);
 
 }  // namespace postern::backend::sql

@@ -3,12 +3,11 @@
 
 #include <algorithm>
 
-#include "auth/cache.hpp"
-
 #include "backends/sql/database.hpp"
 #include "backends/sql/fields.hpp"
 #include "backends/verify.hpp"
 #include "password/scheme.hpp"
+#include "util/cache_key.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
@@ -48,7 +47,7 @@ SqlSettings read_settings(const config::Section& s) {
     return st;
 }
 
-auth::VarLookup request_vars(auth::RequestPtr req) {
+util::VarLookup request_vars(auth::RequestPtr req) {
     return [req](std::string_view n) { return req->var(n); };
 }
 
@@ -94,14 +93,14 @@ struct Lookup {
 // (DIGEST-MD5 hashes include it) and every %-variable of the query, so that
 // repeat logins with different ports or sessions still share a cache entry.
 std::string query_cache_key(const std::string& query, const auth::RequestInfo& req) {
-    auth::CacheKey key;
+    util::CacheKey key;
     key.add(req.user).add(req.original_user);
     std::vector<std::string> names;
-    auth::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
+    util::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
         names.emplace_back(n);
         return std::string();
     };
-    (void)auth::expand(query, record);
+    (void)util::expand(query, record);
     for (const auto& n : names) key.add(n).add(n == "password" ? std::string() : req.var(n).value_or(std::string()));
     return key.str();
 }
@@ -109,11 +108,11 @@ std::string query_cache_key(const std::string& query, const auth::RequestInfo& r
 // The %-variables a template uses, by long name.
 std::vector<std::string> variables_of(const std::string& tmpl) {
     std::vector<std::string> names;
-    auth::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
+    util::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
         names.emplace_back(n);
         return std::string();
     };
-    (void)auth::expand(tmpl, record);
+    (void)util::expand(tmpl, record);
     return names;
 }
 
@@ -150,7 +149,7 @@ public:
 
     asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored, std::string old_stored) override {
         if (!can_update_ || old_stored.empty()) co_return false;
-        auth::VarLookup vars = [req, stored, old_stored](std::string_view n) -> std::optional<std::string> {
+        util::VarLookup vars = [req, stored, old_stored](std::string_view n) -> std::optional<std::string> {
             if (n == "password") return stored;
             if (n == "old_password") return old_stored;
             return req->var(n);
@@ -180,7 +179,7 @@ public:
         PassResult r;
         Lookup l = co_await find(req, std::make_shared<Secret>(password.clone()));
         if (!take_row(l, *req, r)) co_return r;
-        if (protocol::has_field(r.extra, "nopassword")) {
+        if (auth::has_field(r.extra, "nopassword")) {
             r.status = PassStatus::Ok;
             co_return r;
         }
@@ -269,7 +268,7 @@ private:
     asio::awaitable<Lookup> find(auth::RequestPtr req, std::shared_ptr<Secret> typed = {}) {
         Lookup l;
         auto used_password = std::make_shared<bool>(false);
-        auth::VarLookup vars = [req, typed, used_password](std::string_view n) -> std::optional<std::string> {
+        util::VarLookup vars = [req, typed, used_password](std::string_view n) -> std::optional<std::string> {
             if (n == "password") {
                 *used_password = true;
                 return typed ? std::string(typed->view()) : std::string();
@@ -284,7 +283,7 @@ private:
             case RowCount::One: break;
         }
         l.row = sql::pass_row(q.columns, q.rows.front(), req->user);
-        if (!l.row.password_column && !protocol::has_field(l.row.extra, "nopassword")) {
+        if (!l.row.password_column && !auth::has_field(l.row.extra, "nopassword")) {
             log::error("sql {}: password_query returned no password column", db_->describe());
         }
         l.status = PassStatus::Ok;

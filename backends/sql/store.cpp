@@ -203,7 +203,7 @@ private:
 
     // Runs one statement. Server messages are quoted only for statements
     // that carry no password (a syntax error can echo the statement).
-    Outcome q(const std::string& tmpl, const auth::VarLookup& vars, bool quiet = false) {
+    Outcome q(const std::string& tmpl, const util::VarLookup& vars, bool quiet = false) {
         Outcome o;
         o.r = sync(db_->run(tmpl, vars));
         const bool secret = tmpl.find("%{password}") != std::string::npos;
@@ -213,7 +213,7 @@ private:
         return o;
     }
 
-    StoreResult transaction(std::vector<std::pair<std::string, bool>> steps, const auth::VarLookup& vars) {
+    StoreResult transaction(std::vector<std::pair<std::string, bool>> steps, const util::VarLookup& vars) {
         auto b = q("BEGIN", vars);
         if (!b.ok()) return b.result;
         for (const auto& [tmpl, must_change] : steps) {

@@ -3,7 +3,7 @@
 
 #include <cctype>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "backends/passwd_file/parser.hpp"
 #include "util/log.hpp"
 
@@ -42,7 +42,7 @@ std::pair<std::string, std::string> parse_template_field(const config::Section& 
         }
         if (value == "0") s.error("fields", key + " 0 (root) is never a mail user's " + key);
     }
-    auto probe = auth::expand(value, [](std::string_view n) {
+    auto probe = util::expand(value, [](std::string_view n) {
         auth::RequestInfo probe_info;
         return probe_info.var(n);
     });
@@ -62,7 +62,7 @@ std::optional<Fields> expand_template(const Fields& templ, const auth::RequestIn
             out.emplace_back(k, v);
             continue;
         }
-        auto r = auth::expand(v, [&req](std::string_view n) { return req.var(n); }, escape);
+        auto r = util::expand(v, [&req](std::string_view n) { return req.var(n); }, escape);
         if (!r) return std::nullopt;
         out.emplace_back(k, std::move(*r));
     }

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
@@ -82,7 +82,7 @@ public:
         UserResult r;
         std::string key = req->user;
         if (format_ != "%u") {
-            auto k = auth::expand(format_, [&req](std::string_view n) { return req->var(n); });
+            auto k = util::expand(format_, [&req](std::string_view n) { return req->var(n); });
             if (!k) {
                 r.status = UserStatus::NotFound;
                 co_return r;
@@ -142,7 +142,7 @@ private:
 std::unique_ptr<Userdb> make_passwd_userdb(const config::Section& s, Services& services) {
     s.reject_unknown({"driver", "username_format"});
     std::string format = s.string("username_format", "%u");
-    auto probe = auth::expand(format, [](std::string_view n) {
+    auto probe = util::expand(format, [](std::string_view n) {
         auth::RequestInfo probe_info;
         return probe_info.var(n);
     });

@@ -29,13 +29,6 @@ constexpr std::size_t kEntryOverhead = 256;  // list node, index slot, bookkeepi
 
 }  // namespace
 
-CacheKey& CacheKey::add(std::string_view field) {
-    key_ += std::to_string(field.size());
-    key_ += ':';
-    key_ += field;
-    return *this;
-}
-
 AuthCache::AuthCache(CacheSettings settings) : s_(settings) {
     if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
     randombytes_buf(hash_key_, sizeof hash_key_);

@@ -30,6 +30,7 @@
 
 #include "backends/backend.hpp"
 #include "config/config.hpp"
+#include "util/cache_key.hpp"
 
 namespace postern::auth {
 
@@ -40,15 +41,7 @@ struct CacheStats {
     std::size_t entries = 0, bytes = 0;
 };
 
-// Length-prefixed concatenation: no two different field lists give the same key.
-class CacheKey {
-public:
-    CacheKey& add(std::string_view field);
-    const std::string& str() const { return key_; }
-
-private:
-    std::string key_;
-};
+using util::CacheKey;
 
 class AuthCache {
 public:

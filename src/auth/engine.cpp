@@ -15,13 +15,17 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
 #include "util/log.hpp"
 #include "util/secret.hpp"
 
 namespace postern::auth {
+
+using util::domain_part;
+using util::expand;
+using util::user_part;
 
 namespace {
 
@@ -380,7 +384,7 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
                 // As in Dovecot, the passdb's userdb_* fields are the defaults a
                 // userdb's own answer overrides.
                 for (const auto& [k, v] : request->prefetch)
-                    if (!protocol::has_field(r.fields, k)) r.fields.emplace_back(k, v);
+                    if (!has_field(r.fields, k)) r.fields.emplace_back(k, v);
                 return Link::Answer;
             case backend::UserStatus::TempFail: return Link::TempFail;
             case backend::UserStatus::NotFound: return Link::Next;

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-#include "protocol/auth_client.hpp"
+#include "auth/params.hpp"
 
 namespace postern::auth {
 
@@ -20,8 +20,8 @@ struct PendingLogin {
     std::string cookie;  // the connection's COOKIE (hex)
     std::string user;
     std::string mech;
-    protocol::Fields userdb;         // prefetched userdb fields, if any
-    protocol::RequestParams params;  // the AUTH's parameters (service, rip...) for the userdb lookup
+    Fields userdb;         // prefetched userdb fields, if any
+    RequestParams params;  // the AUTH's parameters (service, rip...) for the userdb lookup
     std::string master_user;         // a master user's login as `user`: who authenticated
     std::chrono::steady_clock::time_point expires;
 };

@@ -18,7 +18,6 @@
 namespace postern::auth {
 
 using backend::PassStatus;
-using protocol::has_field;
 
 namespace {
 
@@ -31,7 +30,7 @@ double random_unit() {
 }  // namespace
 
 Request::Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
-                 std::uint32_t id, const mech::MechInfo& mech, protocol::RequestParams params)
+                 std::uint32_t id, const mech::MechInfo& mech, RequestParams params)
     : ex_(std::move(ex)), engine_(engine), port_(std::move(port)), origin_(origin), id_(id), info_(mech),
       params_(std::move(params)), cont_arrived_(ex_), started_(Clock::now()), last_input_(started_) {}
 

@@ -51,7 +51,7 @@ struct Origin {
 class Request : public std::enable_shared_from_this<Request> {
 public:
     Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
-            std::uint32_t id, const mech::MechInfo& mech, protocol::RequestParams params);
+            std::uint32_t id, const mech::MechInfo& mech, RequestParams params);
 
     // The AUTH: starts the exchange with the client's initial response.
     void start(std::optional<std::string> initial);
@@ -93,7 +93,7 @@ private:
     std::uint32_t id_;
     const mech::MechInfo& info_;
     std::unique_ptr<mech::Mechanism> mech_;
-    protocol::RequestParams params_;
+    RequestParams params_;
     std::string user_;  // last known user name (for FAIL user=)
     // From a credentials lookup, kept for a success a later step reports.
     backend::Fields extra_, userdb_;

@@ -3,9 +3,12 @@
 
 #include <unistd.h>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 
 namespace postern::auth {
+
+using util::domain_part;
+using util::user_part;
 
 std::optional<std::string> RequestInfo::var(std::string_view n) const {
     const auto& p = params;

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/auth_client.hpp"
+#include "auth/params.hpp"
 
 namespace postern::auth {
 
@@ -17,16 +17,16 @@ struct RequestInfo {
     std::string original_user;   // as the client sent it
     std::string mech;            // "PLAIN", "" for master lookups
     unsigned long client_pid = 0;
-    protocol::RequestParams params;
+    RequestParams params;
     // userdb_* fields of the passdb that authenticated this request (prefetch);
     // empty for plain master lookups.
-    protocol::Fields prefetch;
+    Fields prefetch;
     // A passdb already vouched for the user (a REQUEST after a successful
     // AUTH): userdbs that would otherwise ask the passdbs whether the user
     // exists (static) need not.
     bool passdb_checked = false;
 
-    // %-variable values by long name (see var_expand.hpp); the password is
+    // %-variable values by long name (see util/var_expand.hpp); the password is
     // never available here.
     std::optional<std::string> var(std::string_view name) const;
 };

@@ -114,7 +114,7 @@ std::optional<std::string> read_new_password(const backend::UserStore& store, co
     return std::move(*stored);
 }
 
-bool parse_field(const std::string& kv, protocol::Fields& out) {
+bool parse_field(const std::string& kv, auth::Fields& out) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
         std::fprintf(stderr, "postern: --field wants KEY=VALUE, got \"%s\"\n", kv.c_str());
@@ -164,7 +164,7 @@ void add_user(CLI::App& app, int& exit_code) {
         cmd->add_option("--field", *fields, "Extra field KEY=VALUE (repeatable), e.g. userdb_quota_rule=*:storage=1G");
         cmd->add_flag("--create", t->create, "Create the passwd-file if it does not exist");
         cmd->callback([=, &exit_code] {
-            protocol::Fields f;
+            auth::Fields f;
             if (!uid->empty()) f.emplace_back("uid", *uid);
             if (!gid->empty()) f.emplace_back("gid", *gid);
             if (!home->empty()) f.emplace_back("home", *home);

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "util/net.hpp"
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
 #include "protocol/mech/mechanism.hpp"
@@ -14,7 +14,7 @@
 
 namespace postern::config {
 
-using auth::expand;
+using util::expand;
 using std::chrono::hours;
 using std::chrono::seconds;
 

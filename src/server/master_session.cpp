@@ -91,7 +91,7 @@ asio::awaitable<bool> list_one(StatePtr st, std::string user) {
 
 // The request a master command looks up: the normalised name, the name as
 // sent, and the command's info parameters.
-std::shared_ptr<auth::RequestInfo> lookup_info(std::string user, std::string original, protocol::RequestParams params) {
+std::shared_ptr<auth::RequestInfo> lookup_info(std::string user, std::string original, auth::RequestParams params) {
     auto info = std::make_shared<auth::RequestInfo>();
     info->user = std::move(user);
     info->original_user = std::move(original);
@@ -199,7 +199,7 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
     fields.emplace_back("auth_mech", login->mech);
     if (!login->master_user.empty()) {
         // A master user's login: the mail process learns who really logged in.
-        if (!protocol::has_field(fields, "master_user")) fields.emplace_back("master_user", login->master_user);
+        if (!auth::has_field(fields, "master_user")) fields.emplace_back("master_user", login->master_user);
         fields.emplace_back("auth_user", login->master_user);
     }
     log::info("auth-master {}: REQUEST {}: login of \"{}\" handed over", st->peer, cmd.id, log::safe(login->user));

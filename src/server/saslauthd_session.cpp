@@ -95,7 +95,7 @@ asio::awaitable<void> run(ConnPtr c) {
     // keyed by user@domain see the name the user typed. The rest is a PLAIN
     // login like any other: the same chain, delays and result line.
     const std::string login = req.realm.empty() ? req.login : req.login + "@" + req.realm;
-    protocol::RequestParams params;
+    auth::RequestParams params;
     params.service = req.service.empty() ? "saslauthd" : req.service;
     auth::Origin origin;
     origin.role = c->listener.role;

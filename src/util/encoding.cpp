@@ -2,6 +2,7 @@
 #include "util/encoding.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 
 namespace postern {
@@ -102,5 +103,14 @@ std::optional<std::string> hex_decode(std::string_view text) {
     }
     return out;
 }
+
+std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max) {
+    if (text.empty() || text.size() > 20) return std::nullopt;
+    unsigned long v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size() || v > max) return std::nullopt;
+    return v;
+}
+
 
 }  // namespace postern

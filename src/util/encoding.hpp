@@ -16,4 +16,7 @@ std::optional<std::string> base64_decode(std::string_view text, bool allow_unpad
 std::string hex_encode(std::string_view raw);  // lowercase
 std::optional<std::string> hex_decode(std::string_view text);  // either case
 
+// Parses a decimal unsigned 32-bit number; no sign, no spaces, no overflow.
+std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max = 0xffffffffUL);
+
 }  // namespace postern

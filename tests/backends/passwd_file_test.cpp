@@ -14,7 +14,7 @@
 #include "backends/passwd_file/store.hpp"
 
 using namespace postern::backend::passwd_file;
-using postern::protocol::Fields;
+using postern::auth::Fields;
 using namespace std::string_literals;
 
 namespace {

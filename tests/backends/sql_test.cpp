@@ -14,14 +14,14 @@
 
 using namespace postern::backend::sql;
 using postern::config::ConfigError;
-using postern::protocol::Fields;
+using postern::auth::Fields;
 using namespace std::string_literals;
 
 namespace {
 
 SqlFile parse(const std::string& text) { return parse_sql_settings(parse_settings_text(text, "t.conf"), "t.conf"); }
 
-postern::auth::VarLookup user_vars(const std::string& user) {
+postern::util::VarLookup user_vars(const std::string& user) {
     return [user](std::string_view n) -> std::optional<std::string> {
         if (n == "user") return user;
         if (n == "username") return user.substr(0, user.find('@'));

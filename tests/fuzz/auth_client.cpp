@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto cmd = protocol::parse_client_line(line);
         if (auto* a = std::get_if<protocol::AuthCmd>(&cmd)) {
             FUZZ_CHECK(a->id != 0);
-            protocol::Fields f{{"user", a->params.service}, {"reason", a->mechanism}};
+            auth::Fields f{{"user", a->params.service}, {"reason", a->mechanism}};
             for (const auto& kv : a->params.extra) f.push_back(kv);
             check_reply(protocol::format_fail(a->id, f));
             check_reply(protocol::format_ok(a->id, a->mechanism, f));

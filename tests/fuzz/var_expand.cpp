@@ -1,6 +1,6 @@
 // Fuzz target: %-variable expansion of a hostile template (and of hostile
 // values: the first line is the template, the rest are variable values).
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 #include "fuzz.hpp"
 
 using namespace postern;
@@ -12,8 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string other = parts.size() > 2 ? parts[2] : "smtp";
     auto lookup = [&](std::string_view name) -> std::optional<std::string> {
         if (name == "user" || name == "orig_user") return user;
-        if (name == "username") return auth::user_part(user);
-        if (name == "domain") return auth::domain_part(user);
+        if (name == "username") return util::user_part(user);
+        if (name == "domain") return util::domain_part(user);
         if (name == "service" || name == "rip" || name == "lip" || name == "mech") return other;
         return std::nullopt;
     };
@@ -25,8 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         return out;
     };
-    (void)auth::expand(tmpl, lookup);
-    (void)auth::expand(tmpl, lookup, escape);
-    for (char c = 'a'; c <= 'z'; ++c) (void)auth::short_var_name(c);
+    (void)util::expand(tmpl, lookup);
+    (void)util::expand(tmpl, lookup, escape);
+    for (char c = 'a'; c <= 'z'; ++c) (void)util::short_var_name(c);
     return 0;
 }

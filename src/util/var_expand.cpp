@@ -1,10 +1,10 @@
 // %-variable expander.
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 
 #include <algorithm>
 #include <cctype>
 
-namespace postern::auth {
+namespace postern::util {
 
 std::string_view short_var_name(char c) {
     switch (c) {
@@ -100,4 +100,4 @@ Result<std::string> expand(std::string_view t, const VarLookup& lookup, const Va
     return out;
 }
 
-}  // namespace postern::auth
+}  // namespace postern::util

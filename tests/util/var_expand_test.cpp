@@ -6,9 +6,9 @@
 #include <string>
 #include <string_view>
 
-#include "auth/var_expand.hpp"
+#include "util/var_expand.hpp"
 
-using namespace postern::auth;
+using namespace postern::util;
 using namespace std::string_literals;
 
 namespace {

@@ -11,7 +11,7 @@
 
 #include "util/result.hpp"
 
-namespace postern::auth {
+namespace postern::util {
 
 // Returns the value of a variable by its long name ("user", "service"...), or
 // nullopt if the variable is unknown.
@@ -27,4 +27,4 @@ Result<std::string> expand(std::string_view tmpl, const VarLookup& lookup, const
 std::string user_part(std::string_view user);
 std::string domain_part(std::string_view user);
 
-}  // namespace postern::auth
+}  // namespace postern::util
