@@ -51,6 +51,23 @@ struct PassResult {
     // Never logged.
     std::string stored;
     int source = -1;     // set by the engine: index of the passdb that answered
+
+    // One expression per outcome: `co_return PassResult::temp_fail("...")`.
+    static PassResult of(PassStatus status, std::string detail = {}) {
+        PassResult r;
+        r.status = status;
+        r.detail = std::move(detail);
+        return r;
+    }
+    static PassResult ok(std::string user = {}) {
+        PassResult r = of(PassStatus::Ok);
+        r.user = std::move(user);
+        return r;
+    }
+    static PassResult mismatch(std::string detail = {}) { return of(PassStatus::Mismatch, std::move(detail)); }
+    static PassResult unknown_user(std::string detail = {}) { return of(PassStatus::UnknownUser, std::move(detail)); }
+    static PassResult unavailable(std::string detail) { return of(PassStatus::SchemeUnavailable, std::move(detail)); }
+    static PassResult temp_fail(std::string detail) { return of(PassStatus::TempFail, std::move(detail)); }
 };
 
 struct CredResult {
@@ -60,6 +77,20 @@ struct CredResult {
     Fields extra;
     Fields userdb;
     std::string detail;
+
+    static CredResult of(PassStatus status, std::string detail = {}) {
+        CredResult r;
+        r.status = status;
+        r.detail = std::move(detail);
+        return r;
+    }
+    static CredResult ok(Secret credentials) {
+        CredResult r = of(PassStatus::Ok);
+        r.credentials = std::move(credentials);
+        return r;
+    }
+    static CredResult unavailable(std::string detail) { return of(PassStatus::SchemeUnavailable, std::move(detail)); }
+    static CredResult temp_fail(std::string detail) { return of(PassStatus::TempFail, std::move(detail)); }
 };
 
 enum class UserStatus { Found, NotFound, TempFail };
@@ -69,6 +100,26 @@ struct UserResult {
     std::string user;
     Fields fields;
     std::string detail;
+
+    static UserResult found(std::string user, Fields fields = {}) {
+        UserResult r;
+        r.status = UserStatus::Found;
+        r.user = std::move(user);
+        r.fields = std::move(fields);
+        return r;
+    }
+    static UserResult not_found(std::string detail = {}) {
+        UserResult r;
+        r.status = UserStatus::NotFound;
+        r.detail = std::move(detail);
+        return r;
+    }
+    static UserResult temp_fail(std::string detail) {
+        UserResult r;
+        r.status = UserStatus::TempFail;
+        r.detail = std::move(detail);
+        return r;
+    }
 };
 
 class Passdb {

@@ -27,17 +27,11 @@ std::string_view to_string(PassStatus s) {
 }
 
 asio::awaitable<CredResult> Passdb::lookup_credentials(auth::RequestPtr, std::string) {
-    CredResult r;
-    r.status = PassStatus::SchemeUnavailable;
-    r.detail = "this passdb cannot look up credentials";
-    co_return r;
+    co_return CredResult::unavailable("this passdb cannot look up credentials");
 }
 
 asio::awaitable<PassResult> Passdb::lookup(auth::RequestPtr) {
-    PassResult r;
-    r.status = PassStatus::SchemeUnavailable;
-    r.detail = "this passdb cannot look up a user without a password";
-    co_return r;
+    co_return PassResult::unavailable("this passdb cannot look up a user without a password");
 }
 
 // Every input a %-variable can read, so a backend that says nothing about its

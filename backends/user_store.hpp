@@ -14,6 +14,7 @@
 
 #include "auth/params.hpp"
 #include "config/section.hpp"
+#include "password/scheme.hpp"
 
 namespace postern::backend {
 
@@ -45,6 +46,13 @@ public:
     virtual std::string describe() const = 0;
     // Scheme used for new passwords when the operator names none.
     virtual std::string default_scheme() const = 0;
+    // How the daemon reads this store's stored values that carry no {SCHEME}
+    // prefix (passwd-file: default_scheme and its crypt rules; sql: the
+    // file's default_pass_scheme; sasldb2: cleartext).
+    virtual password::StoredContext read_context() const = 0;
+    // Whether list() reports passwords; false: names only, show() has them
+    // (an SQL iterate_query).
+    virtual bool lists_passwords() const { return true; }
     // Whether a password in this scheme can be stored (sasldb2 keeps cleartext
     // only). `scheme` is canonical, e.g. "SHA512-CRYPT" or "PLAIN".
     virtual bool accepts_scheme(std::string_view scheme) const { (void)scheme; return true; }

@@ -186,26 +186,21 @@ public:
     }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
-        PassResult r;
-        r.user = req->user;
         const auto name = login_name(*req);
         if (!name || name->empty() || !imap::sendable(*name) || !imap::sendable(password.view())) {
             // Nothing a server could answer: never sent.
-            r.status = PassStatus::Mismatch;
-            r.detail = !name || name->empty() ? "the username template gives an empty name"
-                       : !imap::sendable(*name) ? "the user name contains CR, LF or NUL; not sent to the IMAP server"
-                                                : "the password contains CR, LF or NUL; not sent to the IMAP server";
+            auto r = PassResult::mismatch(
+                !name || name->empty()     ? "the username template gives an empty name"
+                : !imap::sendable(*name) ? "the user name contains CR, LF or NUL; not sent to the IMAP server"
+                                         : "the password contains CR, LF or NUL; not sent to the IMAP server");
             log::info("imap {}: user \"{}\": {}", describe_, log::safe(req->user), r.detail);
             co_return r;
         }
         const auto deadline = Clock::now() + st_.timeout;
         const bool admitted = co_await gate_.acquire(deadline);
-        if (!admitted) {
-            r.status = PassStatus::TempFail;
-            r.detail = "imap " + describe_ + ": all " + std::to_string(st_.max_connections) +
-                       " connections (max_connections) busy until the timeout";
-            co_return r;
-        }
+        if (!admitted)
+            co_return PassResult::temp_fail("imap " + describe_ + ": all " + std::to_string(st_.max_connections) +
+                                            " connections (max_connections) busy until the timeout");
         struct Release {
             Gate& gate;
             ~Release() { gate.release(); }
@@ -214,24 +209,15 @@ public:
         Attempt a = co_await login(*name, std::move(password), deadline);
         a.detail = scrub(std::move(a.detail), typed.view());
         switch (a.verdict) {
-            case Verdict::Ok:
-                r.status = PassStatus::Ok;
-                note_up();
-                break;
+            case Verdict::Ok: note_up(); co_return PassResult::ok(req->user);
             case Verdict::Mismatch:
-                r.status = PassStatus::Mismatch;
-                r.detail = a.detail;
                 note_up();
                 log::info("imap {}: user \"{}\" (sent as \"{}\"): login refused: {}", describe_, log::safe(req->user),
                           log::safe(*name), log::safe(a.detail, kMaxLoggedText));
-                break;
-            case Verdict::TempFail:
-                r.status = PassStatus::TempFail;
-                r.detail = "imap " + describe_ + ": " + a.detail;
-                note_down(a.detail);
-                break;
+                co_return PassResult::mismatch(a.detail);
+            case Verdict::TempFail: note_down(a.detail); co_return PassResult::temp_fail("imap " + describe_ + ": " + a.detail);
         }
-        co_return r;
+        co_return PassResult::temp_fail("imap " + describe_ + ": unexpected verdict");
     }
 
 private:

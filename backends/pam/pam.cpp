@@ -267,13 +267,7 @@ public:
     std::string_view driver() const override { return "pam"; }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
-        PassResult r;
-        r.user = req->user;
-        if (!pool_) {
-            r.status = PassStatus::TempFail;
-            r.detail = "PAM workers were not started";
-            co_return r;
-        }
+        if (!pool_) co_return PassResult::temp_fail("PAM workers were not started");
         std::string service = st_.service;
         if (service.find('%') != std::string::npos) {
             auto e = util::expand(st_.service, [&req](std::string_view n) { return req->var(n); });
@@ -281,8 +275,7 @@ public:
         }
         if (!valid_service_name(service)) {
             // The name comes from the client's service= (through %s).
-            r.status = PassStatus::Mismatch;
-            r.detail = "refusing PAM service name \"" + log::safe(service, 64) + "\"";
+            auto r = PassResult::mismatch("refusing PAM service name \"" + log::safe(service, 64) + "\"");
             log::info("pam: user \"{}\": {}", log::safe(req->user), r.detail);
             co_return r;
         }
@@ -295,8 +288,8 @@ public:
         wr.setcred = st_.setcred;
         wr.session = st_.session;
         WorkerReply reply = co_await Pool::run(pool_, encode_request(wr));
-        r.status = reply.status;
-        r.detail = std::move(reply.detail);
+        PassResult r = PassResult::of(reply.status, std::move(reply.detail));
+        r.user = req->user;
         // Why PAM said no (temporary failures are logged by the engine).
         if (r.status != PassStatus::Ok && r.status != PassStatus::TempFail && !r.detail.empty())
             log::info("pam: user \"{}\" service {}: {}", log::safe(req->user), service, log::safe(r.detail, 256));

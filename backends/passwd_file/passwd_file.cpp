@@ -275,19 +275,18 @@ protected:
     // file cannot be read, else an unknown user.
     template <class R>
     static R not_found(const Found& f) {
-        R r;
         const bool temp = !f.unavailable.empty();
-        if constexpr (std::is_same_v<R, UserResult>) r.status = temp ? UserStatus::TempFail : UserStatus::NotFound;
-        else r.status = temp ? PassStatus::TempFail : PassStatus::UnknownUser;
-        r.detail = f.unavailable;
-        return r;
+        if constexpr (std::is_same_v<R, UserResult>)
+            return temp ? UserResult::temp_fail(f.unavailable) : UserResult::not_found();
+        else
+            return R::of(temp ? PassStatus::TempFail : PassStatus::UnknownUser, f.unavailable);
     }
 
-    // A passdb answer for the entry: the user and its expanded fields; the
-    // caller sets the status.
+    // A passdb answer for the entry: the status, the user and its expanded fields.
     template <class R>
-    static R passdb_answer(const Entry& e, const auth::RequestInfo& req) {
-        R r;
+    static R passdb_answer(const Entry& e, const auth::RequestInfo& req, PassStatus status = PassStatus::Ok,
+                           std::string detail = {}) {
+        R r = R::of(status, std::move(detail));
         r.user = req.user;
         r.extra = expand_fields(e.extra, req);
         r.userdb = expand_fields(e.userdb, req);
@@ -317,19 +316,11 @@ public:
         auto found = co_await find(req);
         if (!found.entry) co_return not_found<PassResult>(found);
         const Entry& e = *found.entry;
-        auto r = passdb_answer<PassResult>(e, *req);
-        if (auth::has_field(e.extra, "nopassword")) {
-            r.status = PassStatus::Ok;
-            co_return r;
-        }
-        if (!e.password || e.password->empty()) {
-            r.status = PassStatus::Mismatch;
-            r.detail = "no password in passwd-file entry";
-            co_return r;
-        }
+        if (auth::has_field(e.extra, "nopassword")) co_return passdb_answer<PassResult>(e, *req);
+        if (!e.password || e.password->empty())
+            co_return passdb_answer<PassResult>(e, *req, PassStatus::Mismatch, "no password in passwd-file entry");
         const auto v = co_await verify_stored(*pool_, *e.password, std::move(password), stored_context(st_, *req));
-        r.status = v.status;
-        r.detail = v.detail;
+        auto r = passdb_answer<PassResult>(e, *req, v.status, v.detail);
         if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e.line, v.detail);
         r.scheme = v.scheme;
         r.weak = v.weak;
@@ -362,23 +353,16 @@ public:
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
         auto found = co_await find(req);
         if (!found.entry) co_return not_found<PassResult>(found);
-        auto r = passdb_answer<PassResult>(*found.entry, *req);
-        r.status = PassStatus::Ok;
-        co_return r;
+        co_return passdb_answer<PassResult>(*found.entry, *req);
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
         auto found = co_await find(req);
         if (!found.entry) co_return not_found<CredResult>(found);
         const Entry& e = *found.entry;
-        auto r = passdb_answer<CredResult>(e, *req);
-        if (!e.password) {
-            r.status = PassStatus::SchemeUnavailable;
-            co_return r;
-        }
+        if (!e.password) co_return passdb_answer<CredResult>(e, *req, PassStatus::SchemeUnavailable);
         CredResult d = co_await derive_credentials(*pool_, *e.password, std::move(scheme), stored_context(st_, *req));
-        r.status = d.status;
-        r.detail = std::move(d.detail);
+        auto r = passdb_answer<CredResult>(e, *req, d.status, std::move(d.detail));
         r.credentials = std::move(d.credentials);
         co_return r;
     }
@@ -399,9 +383,7 @@ public:
         auto found = co_await find(req);
         if (!found.entry) co_return not_found<UserResult>(found);
         const Entry& e = *found.entry;
-        UserResult r;
-        r.status = UserStatus::Found;
-        r.user = req->user;
+        UserResult r = UserResult::found(req->user);
         if (!e.uid.empty()) r.fields.emplace_back("uid", e.uid);
         if (!e.gid.empty()) r.fields.emplace_back("gid", e.gid);
         if (!e.home.empty()) r.fields.emplace_back("home", e.home);

@@ -208,6 +208,12 @@ public:
 
     std::string describe() const override { return "passwd-file " + o_.path; }
     std::string default_scheme() const override { return o_.write_scheme; }
+    password::StoredContext read_context() const override {
+        password::StoredContext ctx;
+        ctx.passwd_file_rules = true;
+        ctx.default_scheme = o_.read_scheme;
+        return ctx;
+    }
     void create_if_missing() override { o_.create = true; }
 
     StoreResult add(const StoredUser& user) override {
@@ -452,6 +458,7 @@ std::unique_ptr<UserStore> make_store(const config::Section& s) {
     auto canonical = password::canonical_name(o.write_scheme);
     if (!canonical) s.error("write_scheme", "unknown password scheme \"" + o.write_scheme + "\"");
     o.write_scheme = *canonical;
+    o.read_scheme = s.string("default_scheme", "CRYPT");
     return open_store(std::move(o));
 }
 

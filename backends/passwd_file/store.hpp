@@ -24,6 +24,7 @@ namespace postern::backend::passwd_file {
 struct StoreOptions {
     std::string path;
     std::string write_scheme = "SHA512-CRYPT";  // scheme for new passwords
+    std::string read_scheme = "CRYPT";          // the passdb's default_scheme, for values without {SCHEME}
     bool create = false;                        // create the file when missing
     unsigned lock_timeout_ms = 30000;
 };

@@ -8,15 +8,8 @@ class PrefetchUserdb final : public Userdb {
 public:
     std::string_view driver() const override { return "prefetch"; }
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
-        UserResult r;
-        if (req->prefetch.empty()) {
-            r.status = UserStatus::NotFound;
-            co_return r;
-        }
-        r.status = UserStatus::Found;
-        r.user = req->user;
-        r.fields = req->prefetch;
-        co_return r;
+        if (req->prefetch.empty()) co_return UserResult::not_found();
+        co_return UserResult::found(req->user, req->prefetch);
     }
 };
 

@@ -70,20 +70,14 @@ public:
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         Outcome o = co_await fetch_async(key_for(*req), std::move(password), Want::Verify);
-        PassResult r;
-        r.status = o.status;
-        r.user = req->user;
-        r.detail = std::move(o.detail);
-        co_return r;
+        co_return answer(o, *req);
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
-        CredResult r;
-        r.user = req->user;
         Outcome o = co_await fetch_async(key_for(*req), Secret(), Want::Cleartext);
         if (o.status != PassStatus::Ok) {
-            r.status = o.status;
-            r.detail = std::move(o.detail);
+            CredResult r = CredResult::of(o.status, std::move(o.detail));
+            r.user = req->user;
             co_return r;
         }
         // The stored value is cleartext: any scheme can be derived from it.
@@ -93,23 +87,23 @@ public:
         ctx.default_scheme = "PLAIN";
         ctx.user = req->original_user.empty() ? req->user : req->original_user;
         CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), std::move(ctx));
-        r.status = d.status;
-        r.detail = std::move(d.detail);
-        r.credentials = std::move(d.credentials);
-        co_return r;
+        d.user = req->user;
+        co_return d;
     }
 
     // auth-master PASS: whether the user exists, without a password.
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
         Outcome o = co_await fetch_async(key_for(*req), Secret(), Want::Exists);
-        PassResult r;
-        r.status = o.status;
-        r.user = req->user;
-        r.detail = std::move(o.detail);
-        co_return r;
+        co_return answer(o, *req);
     }
 
 private:
+    static PassResult answer(Outcome& o, const auth::RequestInfo& req) {
+        PassResult r = PassResult::of(o.status, std::move(o.detail));
+        r.user = req.user;
+        return r;
+    }
+
     enum class Want { Verify, Cleartext, Exists };
 
     std::string key_for(const auth::RequestInfo& req) const {
@@ -192,6 +186,11 @@ public:
     explicit SasldbStore(Settings st) : st_(std::move(st)) {}
     std::string describe() const override { return "sasldb " + st_.path; }
     std::string default_scheme() const override { return "PLAIN"; }
+    password::StoredContext read_context() const override {
+        password::StoredContext ctx;
+        ctx.default_scheme = "PLAIN";
+        return ctx;
+    }
     bool accepts_scheme(std::string_view scheme) const override {
         return scheme == "PLAIN" || scheme == "CLEAR" || scheme == "CLEARTEXT";
     }

@@ -176,13 +176,9 @@ public:
     }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
-        PassResult r;
         Lookup l = co_await find(req, std::make_shared<Secret>(password.clone()));
-        if (!take_row(l, *req, r)) co_return r;
-        if (auth::has_field(r.extra, "nopassword")) {
-            r.status = PassStatus::Ok;
-            co_return r;
-        }
+        auto r = take_row<PassResult>(l, *req);
+        if (r.status != PassStatus::Ok || auth::has_field(r.extra, "nopassword")) co_return r;
         if (!l.row.password || l.row.password->empty()) {
             r.status = PassStatus::Mismatch;
             r.detail = "no password in the password_query result";
@@ -205,14 +201,11 @@ public:
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
-        CredResult r;
         Lookup l = co_await find(req);
-        if (!take_row(l, *req, r)) co_return r;
-        if (!l.row.password || l.row.password->empty()) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = "no password in the password_query result";
-            co_return r;
-        }
+        auto r = take_row<CredResult>(l, *req);
+        if (r.status != PassStatus::Ok) co_return r;
+        if (!l.row.password || l.row.password->empty())
+            co_return CredResult::unavailable("no password in the password_query result");
         std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
         CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
         r.status = d.status;
@@ -222,32 +215,26 @@ public:
     }
 
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
-        PassResult r;
         Lookup l = co_await find(req);
         // Where the user may log in from does not matter to a lookup.
-        if (take_row(l, *req, r, false)) r.status = PassStatus::Ok;
-        co_return r;
+        co_return take_row<PassResult>(l, *req, false);
     }
 
 private:
-    // Moves the row's user name and fields into the result; false (with the
-    // result's status set) when the lookup failed or allow_nets refuses.
+    // The lookup's answer: Ok with the row's user name and fields moved in,
+    // or why not (the lookup failed, allow_nets refuses).
     template <class R>
-    static bool take_row(Lookup& l, const auth::RequestInfo& req, R& r, bool check_nets = true) {
-        r.detail = l.detail;
-        if (l.status != PassStatus::Ok) {
-            r.status = l.status;
-            return false;
-        }
+    static R take_row(Lookup& l, const auth::RequestInfo& req, bool check_nets = true) {
+        if (l.status != PassStatus::Ok) return R::of(l.status, l.detail);
+        R r = R::of(PassStatus::Ok, l.detail);
         r.user = l.row.user.empty() ? req.user : l.row.user;
         r.extra = std::move(l.row.extra);
         r.userdb = std::move(l.row.userdb);
         if (check_nets && !allowed(r.extra, req)) {
             r.status = PassStatus::Mismatch;
             r.detail = "remote address not in allow_nets";
-            return false;
         }
-        return true;
+        return r;
     }
 
     password::StoredContext context(const auth::RequestInfo& req) const {
@@ -308,19 +295,16 @@ public:
     }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
-        UserResult r;
         const std::string& q = db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query;
         QueryResult res = co_await db_->run(q, request_vars(req));
-        switch (one_row(*db_, res, "user_query", req->user, r.detail)) {
-            case RowCount::Failed: r.status = UserStatus::TempFail; co_return r;
-            case RowCount::None: r.status = UserStatus::NotFound; co_return r;
+        std::string detail;
+        switch (one_row(*db_, res, "user_query", req->user, detail)) {
+            case RowCount::Failed: co_return UserResult::temp_fail(std::move(detail));
+            case RowCount::None: co_return UserResult::not_found(std::move(detail));
             case RowCount::One: break;
         }
         auto row = sql::user_row(res.columns, res.rows.front());
-        r.status = UserStatus::Found;
-        r.user = row.user.empty() ? req->user : row.user;
-        r.fields = std::move(row.fields);
-        co_return r;
+        co_return UserResult::found(row.user.empty() ? req->user : row.user, std::move(row.fields));
     }
 
     asio::awaitable<IterStatus> iterate(IterSink each) override {

@@ -44,6 +44,14 @@ public:
 
     std::string describe() const override { return "sql " + db_->describe() + " (" + db_->file().path + ")"; }
 
+    password::StoredContext read_context() const override {
+        password::StoredContext ctx;
+        ctx.default_scheme = db_->file().default_pass_scheme;
+        return ctx;
+    }
+    // The iterate_query gives names; show() reads each one's password.
+    bool lists_passwords() const override { return false; }
+
     std::string default_scheme() const override {
         // New passwords in the scheme the file reads bare values as, unless
         // that is one of the weak defaults.

@@ -81,43 +81,31 @@ public:
     std::string_view driver() const override { return "static"; }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
-        UserResult r;
         if (!allow_all_ && !req->passdb_checked) {
             // A plain USER lookup (LDA, doveadm): the user exists only if a
             // passdb knows it, or every address would get a mailbox.
-            if (!passdb_lookup_) {
-                r.status = UserStatus::TempFail;
-                r.detail = "static userdb: no passdb to check the user against";
-                co_return r;
-            }
+            if (!passdb_lookup_) co_return UserResult::temp_fail("static userdb: no passdb to check the user against");
             PassResult p = co_await passdb_lookup_(req);
             switch (p.status) {
                 case PassStatus::Ok: break;
                 case PassStatus::TempFail:
-                    r.status = UserStatus::TempFail;
-                    r.detail = "static userdb: passdb check failed temporarily";
-                    co_return r;
-                case PassStatus::SchemeUnavailable:
-                    r.status = UserStatus::TempFail;
-                    r.detail = "static userdb: the passdbs cannot look users up; set allow_all_users = true";
+                    co_return UserResult::temp_fail("static userdb: passdb check failed temporarily");
+                case PassStatus::SchemeUnavailable: {
+                    auto r = UserResult::temp_fail(
+                        "static userdb: the passdbs cannot look users up; set allow_all_users = true");
                     log::warning("{}", r.detail);
                     co_return r;
-                default:
-                    r.status = UserStatus::NotFound;
-                    co_return r;
+                }
+                default: co_return UserResult::not_found();
             }
         }
         auto fields = static_db::expand_template(templ_, *req);
         if (!fields) {
             log::warning("static userdb: user \"{}\" does not fit the templates (a '/', '.' or '..' in a variable)",
                          log::safe(req->user));
-            r.status = UserStatus::NotFound;
-            co_return r;
+            co_return UserResult::not_found();
         }
-        r.status = UserStatus::Found;
-        r.user = req->user;
-        r.fields = std::move(*fields);
-        co_return r;
+        co_return UserResult::found(req->user, std::move(*fields));
     }
 
 private:

@@ -79,40 +79,22 @@ public:
     std::string_view driver() const override { return "passwd"; }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
-        UserResult r;
         std::string key = req->user;
         if (format_ != "%u") {
             auto k = util::expand(format_, [&req](std::string_view n) { return req->var(n); });
-            if (!k) {
-                r.status = UserStatus::NotFound;
-                co_return r;
-            }
+            if (!k) co_return UserResult::not_found();
             key = std::move(*k);
         }
-        if (key.empty()) {
-            r.status = UserStatus::NotFound;
-            co_return r;
-        }
+        if (key.empty()) co_return UserResult::not_found();
         auto job = [key]() { return system_db::getpw(key); };
         auto done = co_await run_blocking(*pool_, std::move(job));
-        if (!done) {
-            r.status = UserStatus::TempFail;
-            r.detail = "passwd userdb: blocking pool is full";
-            co_return r;
-        }
+        if (!done) co_return UserResult::temp_fail("passwd userdb: blocking pool is full");
         switch (done->status) {
-            case system_db::PwLookup::Status::NotFound:
-                r.status = UserStatus::NotFound;
-                co_return r;
-            case system_db::PwLookup::Status::Error:
-                r.status = UserStatus::TempFail;
-                r.detail = "passwd userdb: " + done->error;
-                co_return r;
-            case system_db::PwLookup::Status::Found:
-                break;
+            case system_db::PwLookup::Status::NotFound: co_return UserResult::not_found();
+            case system_db::PwLookup::Status::Error: co_return UserResult::temp_fail("passwd userdb: " + done->error);
+            case system_db::PwLookup::Status::Found: break;
         }
-        r.status = UserStatus::Found;
-        r.user = req->user;
+        UserResult r = UserResult::found(req->user);
         r.fields.emplace_back("uid", std::to_string(done->entry.uid));
         r.fields.emplace_back("gid", std::to_string(done->entry.gid));
         if (!done->entry.home.empty()) r.fields.emplace_back("home", done->entry.home);

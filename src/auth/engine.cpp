@@ -313,8 +313,7 @@ asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::uniqu
         }
         return Link::Next;
     };
-    backend::PassResult none;
-    none.status = PassStatus::UnknownUser;
+    auto none = backend::PassResult::unknown_user();
     backend::PassResult r = co_await ask_chain(*chain, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
     co_return r;
 }
@@ -355,8 +354,7 @@ asio::awaitable<backend::CredResult> Engine::lookup_credentials_chain(RequestPtr
         }
         return Link::Next;
     };
-    backend::CredResult none;
-    none.status = PassStatus::UnknownUser;
+    auto none = backend::CredResult::of(PassStatus::UnknownUser);
     backend::CredResult r = co_await ask_chain(passdbs_, "passdb", applies, ask, link, std::move(none));
     co_return r;
 }
@@ -391,8 +389,7 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
         }
         return Link::Next;
     };
-    backend::UserResult none;
-    none.status = backend::UserStatus::NotFound;
+    auto none = backend::UserResult::not_found();
     backend::UserResult r = co_await ask_chain(userdbs_, "userdb", every_backend<backend::Userdb>, ask, link, std::move(none));
     co_return r;
 }
@@ -476,9 +473,7 @@ asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
         }
         return Link::Next;
     };
-    backend::PassResult none;
-    none.status = PassStatus::SchemeUnavailable;
-    none.detail = "no passdb can look up a user without a password";
+    auto none = backend::PassResult::unavailable("no passdb can look up a user without a password");
     backend::PassResult r = co_await ask_chain(passdbs_, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
     co_return r;
 }

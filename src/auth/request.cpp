@@ -27,6 +27,13 @@ double random_unit() {
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// A refused login reported for `user` (a master login's target).
+backend::PassResult refusal(PassStatus status, std::string user) {
+    auto r = backend::PassResult::of(status);
+    r.user = std::move(user);
+    return r;
+}
+
 }  // namespace
 
 Request::Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
@@ -220,8 +227,6 @@ RequestPtr Request::info(const std::string& user, const std::string& original) c
 
 asio::awaitable<backend::PassResult> Request::verify_step(std::string login, std::string target, Secret password) {
     auto self = shared_from_this();
-    backend::PassResult out;
-    out.status = PassStatus::UnknownUser;
     // Master users: "target" logged in with the master's own password, as a
     // PLAIN authzid or (with auth.master_user_separator) "target*master".
     const std::string& sep = engine_.config().master_user_separator;
@@ -234,16 +239,14 @@ asio::awaitable<backend::PassResult> Request::verify_step(std::string login, std
     }
     if (target.empty()) {
         auto user = engine_.normalize_user(login);
-        if (!user) co_return out;  // user stays empty: never a valid name
+        if (!user) co_return backend::PassResult::unknown_user();  // user stays empty: never a valid name
         backend::PassResult r = co_await engine_.verify_plain(info(*user, login), std::move(password));
         if (r.user.empty()) r.user = *user;
         co_return r;
     }
     if (!engine_.has_master_passdb()) {
         log::info("auth-client {}: authorization identity refused: no master passdb configured", origin_.peer);
-        out.status = PassStatus::Mismatch;
-        out.user = engine_.valid_name(target) ? target : std::string();
-        co_return out;
+        co_return refusal(PassStatus::Mismatch, engine_.valid_name(target) ? target : std::string());
     }
     backend::PassResult r = co_await master_login(std::move(login), std::move(target), std::move(password));
     co_return r;
@@ -251,17 +254,12 @@ asio::awaitable<backend::PassResult> Request::verify_step(std::string login, std
 
 asio::awaitable<backend::PassResult> Request::master_login(std::string login, std::string target, Secret password) {
     auto self = shared_from_this();
-    backend::PassResult out;
-    out.status = PassStatus::UnknownUser;
     auto master = engine_.normalize_user(login);
     auto tgt = engine_.normalize_user(target);
-    if (!master || !tgt) co_return out;
+    if (!master || !tgt) co_return backend::PassResult::unknown_user();
     backend::PassResult r = co_await engine_.verify_master(info(*master, login), std::move(password));
-    out.user = *tgt;
-    if (r.status != PassStatus::Ok) {
-        out.status = r.status == PassStatus::TempFail ? PassStatus::TempFail : PassStatus::Mismatch;
-        co_return out;
-    }
+    if (r.status != PassStatus::Ok)
+        co_return refusal(r.status == PassStatus::TempFail ? PassStatus::TempFail : PassStatus::Mismatch, *tgt);
     // The master's password is right; the target must be a user the normal
     // passdb chain knows and lets in, looked up without a password. Its
     // fields (userdb_* prefetch...) are the target's; the master passdb's
@@ -274,8 +272,7 @@ asio::awaitable<backend::PassResult> Request::master_login(std::string login, st
                 log::info("auth-client {}: master user \"{}\" refused: target \"{}\" may not log in (nologin)", peer,
                           log::safe(*master), log::safe(*tgt));
                 fail_code_ = "authz_fail";
-                out.status = PassStatus::Disabled;
-                co_return out;
+                co_return refusal(PassStatus::Disabled, *tgt);
             }
             log::info("auth-client {}: master user \"{}\" logs in as \"{}\"", peer, log::safe(*master), log::safe(*tgt));
             master_user_ = *master;
@@ -283,31 +280,26 @@ asio::awaitable<backend::PassResult> Request::master_login(std::string login, st
             t.scheme.clear();
             t.source = -1;  // never rehashed: the password typed was the master's
             co_return t;
-        case PassStatus::TempFail:
-            out.status = PassStatus::TempFail;
-            co_return out;
+        case PassStatus::TempFail: co_return refusal(PassStatus::TempFail, *tgt);
         case PassStatus::Disabled:
         case PassStatus::Expired:
             log::info("auth-client {}: master user \"{}\" refused: target \"{}\": {}", peer, log::safe(*master),
                       log::safe(*tgt), backend::to_string(t.status));
             fail_code_ = t.status == PassStatus::Disabled ? "user_disabled" : "pass_expired";
-            out.status = t.status;
-            co_return out;
+            co_return refusal(t.status, *tgt);
         case PassStatus::SchemeUnavailable:
             log::warning("auth-client {}: master user \"{}\" refused: no passdb can look up the target \"{}\" "
                          "without a password (pam cannot)", peer, log::safe(*master), log::safe(*tgt));
             fail_code_ = "authz_fail";
-            out.status = PassStatus::UnknownUser;
-            co_return out;
+            co_return refusal(PassStatus::UnknownUser, *tgt);
         case PassStatus::UnknownUser:
         case PassStatus::Mismatch:
             log::info("auth-client {}: master user \"{}\" refused: target \"{}\" does not exist", peer,
                       log::safe(*master), log::safe(*tgt));
             fail_code_ = "authz_fail";
-            out.status = PassStatus::UnknownUser;
-            co_return out;
+            co_return refusal(PassStatus::UnknownUser, *tgt);
     }
-    co_return out;
+    co_return refusal(PassStatus::UnknownUser, *tgt);
 }
 
 std::string Request::fail_reason(const mech::Step& step) const {

@@ -23,7 +23,6 @@
 
 #include "backends/backend.hpp"
 #include "backends/passwd_file/store.hpp"
-#include "backends/sql/sql_config.hpp"
 #include "backends/user_store.hpp"
 #include "cli/common.hpp"
 #include "config/config.hpp"
@@ -201,9 +200,10 @@ private:
 // Reads every user of the store. The sql store's list() gives the names of
 // iterate_query only: each password then comes from show(), as `user show`
 // reads it. The other stores list their stored values.
-void audit_store(backend::UserStore& store, const password::StoredContext& ctx, bool names_only_list,
-                 PassdbAudit& a) {
+void audit_store(backend::UserStore& store, PassdbAudit& a) {
     a.store = store.describe();
+    const password::StoredContext ctx = store.read_context();
+    const bool names_only_list = !store.lists_passwords();
     Tally tally(a);
     std::vector<std::string> names_only;
     auto r = store.list([&](const backend::StoredUser& u) {
@@ -227,28 +227,6 @@ void audit_store(backend::UserStore& store, const password::StoredContext& ctx, 
         wipe(u.password);
     }
     tally.finish();
-}
-
-// How the daemon reads a stored value without a {SCHEME} prefix: the
-// passwd-file passdb's default_scheme (default CRYPT) and its rules, the sql
-// file's default_pass_scheme; sasldb's values come as {PLAIN}.
-password::StoredContext stored_context(const config::Driver& d) {
-    password::StoredContext ctx;
-    if (d.driver == "passwd-file") {
-        ctx.passwd_file_rules = true;
-        ctx.default_scheme = d.settings.string("default_scheme", "CRYPT");
-    } else if (d.driver == "sql") {
-        ctx.default_scheme = backend::sql::parse_sql_file(d.settings.required_string("args")).default_pass_scheme;
-    } else {
-        ctx.default_scheme = "PLAIN";
-    }
-    return ctx;
-}
-
-password::StoredContext passwd_file_context() {
-    password::StoredContext ctx;
-    ctx.passwd_file_rules = true;
-    return ctx;
 }
 
 // ---- the rehash log ----
@@ -545,7 +523,7 @@ int run_audit(const Options& o) {
             auto store = backend::passwd_file::open_store(std::move(so));
             PassdbAudit& a = audits.emplace_back();
             a.driver = "passwd-file";
-            audit_store(*store, passwd_file_context(), false, a);
+            audit_store(*store, a);
         } else {
             if (o.passdb > cfg->passdbs.size()) {
                 std::fprintf(stderr, "postern: %s has %zu [[passdb]] sections, not %u\n", o.config.c_str(),
@@ -565,7 +543,7 @@ int run_audit(const Options& o) {
                 PassdbAudit& a = audits.emplace_back();
                 a.index = static_cast<unsigned>(i + 1);
                 a.driver = d.driver;
-                audit_store(*store, stored_context(d), d.driver == "sql", a);
+                audit_store(*store, a);
             }
             if (audits.empty()) {
                 std::fprintf(stderr,
