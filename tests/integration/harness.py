@@ -200,6 +200,8 @@ def sha512_crypt(password, rounds=None):
     return None
 
 
+TESTSASLAUTHD = shutil.which("testsaslauthd") or (
+    "/usr/sbin/testsaslauthd" if os.path.exists("/usr/sbin/testsaslauthd") else None)
 SASLPASSWD2 = shutil.which("saslpasswd2") or (
     "/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
 

@@ -6,56 +6,14 @@
 
 import imaplib
 import os
-import pwd
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
 import unittest
 
+from dovecot_support import DovecotProcess, dovecot_missing
 from harness import (ALICE_PASSWORD, REPO_ROOT, WRONG_PASSWORD, DaemonTestCase, free_tcp_port,
                      passwd_line, require_binaries, toml_str, write_file)
 
-DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None)
-IMAP_BINARY = "/usr/lib/dovecot/imap"
 MAIL_UID = 5000   # above Dovecot's first_valid_uid below; no system user needed
-START_TIMEOUT = 15.0
-
-
-def skip_reason():
-    if not DOVECOT or not os.access(IMAP_BINARY, os.X_OK):
-        return "Dovecot IMAP not installed (apt-get install dovecot-imapd)"
-    if os.geteuid() != 0:
-        return "a private Dovecot instance needs root (it changes to the mail user's uid)"
-    for user in ("dovenull", "dovecot"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return f"system user {user} missing (created by dovecot-core)"
-    return None
-
-
-def descendants(pid):
-    """Pids of every process below pid (read from /proc)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 CONTRIB_CONF = os.path.join(REPO_ROOT, "contrib", "dovecot", "dovecot.conf")
@@ -93,7 +51,7 @@ default_internal_user = dovecot
 
 
 @require_binaries
-@unittest.skipIf(skip_reason(), skip_reason())
+@unittest.skipIf(dovecot_missing(), dovecot_missing() or "")
 class DovecotImapTest(DaemonTestCase):
 
     def setUp(self):
@@ -118,55 +76,13 @@ class DovecotImapTest(DaemonTestCase):
         write_file(self.path("dovecot-empty-users"), "")
         self.port = free_tcp_port()
         write_file(self.path("dovecot.conf"), dovecot_conf(tmp, self.port, login, master))
-        self.dovecot_out = open(self.path("dovecot.stdout"), "wb")
-        self.dovecot = subprocess.Popen([DOVECOT, "-F", "-c", self.path("dovecot.conf")],
-                                        stdin=subprocess.DEVNULL, stdout=self.dovecot_out,
-                                        stderr=self.dovecot_out, start_new_session=True)
+        self.dovecot = DovecotProcess(tmp, self.path("dovecot.conf"), self.port)
         # Registered after the base class cleanup, so it runs before it.
-        self.addCleanup(self.stop_dovecot)
-        self.wait_for_greeting()
+        self.addCleanup(self.dovecot.stop)
+        self.dovecot.start()
 
     def dovecot_log(self):
-        text = ""
-        for name in ("dovecot.stdout", "dovecot.log"):
-            try:
-                with open(self.path(name), "rb") as f:
-                    text += f.read().decode("utf-8", "replace")
-            except FileNotFoundError:
-                pass
-        return text
-
-    def wait_for_greeting(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.dovecot.poll() is not None:
-                self.fail(f"dovecot exited with {self.dovecot.returncode}:\n{self.dovecot_log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.fail(f"dovecot did not greet on port {self.port}:\n{self.dovecot_log()}")
-
-    def stop_dovecot(self):
-        # The master's children (auth, log, anvil, login and mail processes)
-        # can outlive it briefly: note them first, stop them all by pid.
-        pids = descendants(self.dovecot.pid)
-        if self.dovecot.poll() is None:
-            self.dovecot.send_signal(signal.SIGTERM)
-            try:
-                self.dovecot.wait(10)
-            except subprocess.TimeoutExpired:
-                self.dovecot.kill()
-                self.dovecot.wait()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.dovecot_out.close()
+        return self.dovecot.log()
 
     def imap(self):
         m = imaplib.IMAP4("127.0.0.1", self.port, timeout=15)

@@ -6,9 +6,7 @@
 # through Postfix + swaks and through testsaslauthd on a saslauthd listener.
 
 import os
-import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,14 +14,13 @@ import threading
 import time
 import unittest
 
-from harness import (AuthClient, Closed, DaemonTestCase, free_tcp_port, make_config, register_secret,
+from dovecot_support import DovecotProcess
+from dovecot_support import dovecot_missing as dovecot_imap_missing
+from harness import (TESTSASLAUTHD, AuthClient, Closed, DaemonTestCase, free_tcp_port, make_config, register_secret,
                      require_binaries, toml_str, write_file)
 from postfix_support import OPENSSL, PostfixTestCase, postfix_missing
-from test_imap import DOVECOT, IMAP_BINARY, descendants
-from test_saslauthd import TESTSASLAUTHD
 
 MAIL_UID = 5000
-START_TIMEOUT = 15.0
 
 # The IMAP server's users. Distinctive passwords (the log check looks for
 # them); some need a quoted string with escapes, some a literal.
@@ -41,18 +38,9 @@ for _pw in list(USERS.values()) + [WRONG, CRLF_PASSWORD, "Imap-Crlf-Pa55"]:
 
 
 def dovecot_missing():
-    if not DOVECOT or not os.access(IMAP_BINARY, os.X_OK):
-        return "Dovecot IMAP not installed (apt-get install dovecot-imapd)"
     if not OPENSSL:
         return "openssl not installed (needed for the test CA)"
-    if os.geteuid() != 0:
-        return "a private Dovecot instance needs root"
-    for user in ("dovenull", "dovecot"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return f"system user {user} missing (created by dovecot-core)"
-    return None
+    return dovecot_imap_missing()
 
 
 def openssl(*args, cwd):
@@ -88,7 +76,6 @@ class Dovecot:
         self.base = base
         self.port = free_tcp_port()
         self.tls_port = free_tcp_port()
-        self.proc = None
         users = os.path.join(base, "dovecot-users")
         home_root = os.path.join(base, "home")
         os.makedirs(home_root, mode=0o755)
@@ -153,55 +140,16 @@ service imap-login {{
   process_min_avail = 1
 }}
 """)
+        self.process = DovecotProcess(base, self.conf, self.port)
 
     def start(self):
-        self.out = open(os.path.join(self.base, "dovecot.stdout"), "ab")
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=self.out, start_new_session=True)
-        self.wait_for_greeting()
+        self.process.start()
 
     def log(self):
-        text = ""
-        for name in ("dovecot.stdout", "dovecot.log"):
-            try:
-                with open(os.path.join(self.base, name), "rb") as f:
-                    text += f.read().decode("utf-8", "replace")
-            except FileNotFoundError:
-                pass
-        return text
-
-    def wait_for_greeting(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"dovecot exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"dovecot did not greet on port {self.port}:\n{self.log()}")
+        return self.process.log()
 
     def stop(self):
-        if self.proc is None:
-            return
-        pids = descendants(self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc = None
-        self.out.close()
+        self.process.stop()
 
     def logins(self, user):
         return self.log().count(f"Login: user=<{user}>")
@@ -306,7 +254,7 @@ class ImapPassdbTest(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        if self.dovecot.proc is None or self.dovecot.proc.poll() is not None:
+        if not self.dovecot.process.running():
             self.dovecot.start()
 
     def start_imap(self, passdb, extra="", mechanisms=("PLAIN", "LOGIN")):

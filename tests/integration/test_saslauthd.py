@@ -2,18 +2,14 @@
 # client, and raw sockets for the malformed cases (auth-protocol.md §5).
 
 import os
-import shutil
 import socket
 import struct
 import subprocess
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, passwd_line,
+from harness import (ALICE_PASSWORD, TESTSASLAUTHD, WRONG_PASSWORD, DaemonTestCase, passwd_line,
                      require_binaries, toml_str, write_file)
-
-TESTSASLAUTHD = shutil.which("testsaslauthd") or (
-    "/usr/sbin/testsaslauthd" if os.path.exists("/usr/sbin/testsaslauthd") else None)
 
 
 def counted(data):
