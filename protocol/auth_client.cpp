@@ -39,6 +39,7 @@ bool append_field(std::string& line, std::string_view raw_key, std::string_view 
 void apply_param(RequestParams& p, std::string_view key, std::string_view value, bool has_value) {
     std::string v(value);
     if (key == "service") p.service = v;
+    else if (key == "protocol") p.protocol = v;
     else if (key == "lip") p.lip = v;
     else if (key == "rip") p.rip = v;
     else if (key == "lport") p.lport = v;
@@ -103,7 +104,8 @@ ClientCommand parse_client_line(std::string_view line) {
             }
             apply_param(a.params, key, value.value_or(""), value.has_value());
         }
-        if (a.params.service.empty()) return ProtocolViolation{"AUTH without service"};
+        a.params.resolve_service();
+        if (a.params.service.empty()) return ProtocolViolation{"AUTH without service or protocol"};
         return a;
     }
     if (cmd == "CONT") {
@@ -112,7 +114,16 @@ ClientCommand parse_client_line(std::string_view line) {
         if (tab2 == std::string_view::npos) return ProtocolViolation{"broken CONT request"};
         auto id = parse_id(rest.substr(0, tab2));
         if (!id) return ProtocolViolation{"broken CONT request"};
-        return ContCmd{*id, tab_unescape(rest.substr(tab2 + 1))};
+        // <id> <data> [key=value...]: parameters after the data come from
+        // minor-3 clients (Dovecot 2.4: channel_binding=).
+        auto f = split_fields(rest.substr(tab2 + 1));
+        ContCmd c{*id, f.empty() ? std::string() : std::move(f[0]), {}};
+        for (std::size_t i = 1; i < f.size() && c.params.size() < kMaxContParams; ++i) {
+            auto [key, value] = split_kv(f[i]);
+            c.params.emplace_back(std::string(key), std::string(value.value_or("")));
+        }
+        c.extra_fields = f.size() > 1;
+        return c;
     }
     if (cmd == "CANCEL") {
         auto id = tab == std::string_view::npos ? std::nullopt : parse_id(split_fields(rest)[0]);
@@ -143,6 +154,8 @@ std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long
     out += "\nDONE\n";
     return out;
 }
+
+std::string format_cancelled(std::uint32_t id) { return "CANCELLED\t" + std::to_string(id) + "\n"; }
 
 std::string format_cont(std::uint32_t id, std::string_view base64_data) {
     std::string out = "CONT\t" + std::to_string(id) + "\t";

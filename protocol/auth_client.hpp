@@ -38,9 +38,17 @@ struct AuthCmd {
     // "no initial response" depends on the client's minor version.
     std::optional<std::string> resp;
 };
+// Client minor versions and what they bring (Dovecot's auth-client protocol).
+inline constexpr unsigned long kMinorEmptyResp = 2;       // an empty resp= is an empty response
+inline constexpr unsigned long kMinorChannelBinding = 3;  // CONT parameters (channel_binding=)
+inline constexpr unsigned long kMinorCancelled = 4;       // CANCEL is answered with CANCELLED
+inline constexpr std::size_t kMaxContParams = 8;
+
 struct ContCmd {
     std::uint32_t id = 0;
     std::string data;  // base64 text
+    Fields params;     // key=value after the data (at most kMaxContParams kept)
+    bool extra_fields = false;  // anything followed the data
 };
 struct CancelCmd {
     std::uint32_t id = 0;
@@ -66,6 +74,7 @@ struct MechAdvert {
 
 std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long spid, unsigned long cuid,
                              std::string_view cookie_hex);
+std::string format_cancelled(std::uint32_t id);
 std::string format_cont(std::uint32_t id, std::string_view base64_data);
 std::string format_ok(std::uint32_t id, std::string_view user, const Fields& fields);
 std::string format_fail(std::uint32_t id, const Fields& fields);

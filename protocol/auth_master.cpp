@@ -27,6 +27,7 @@ void apply_params(RequestParams& params, const std::vector<std::string>& f, std:
         }
         apply_param(params, key, value, eq != std::string_view::npos);
     }
+    params.resolve_service();
 }
 
 void append_kv(std::string& out, std::string_view key, std::string_view value) {
@@ -65,7 +66,7 @@ MasterCommand parse_master_line(std::string_view line) {
         c.id = *id;
         c.user = f[2];
         apply_params(c.params, f, 3);
-        if (c.params.service.empty()) return MasterViolation{cmd + " without service="};
+        if (c.params.service.empty()) return MasterViolation{cmd + " without service= or protocol="};
         return c;
     }
     if (cmd == "LIST") {

@@ -24,7 +24,10 @@ inline bool has_field(const Fields& fields, std::string_view key) {
 // Request parameters that travel on AUTH (and on auth-master commands).
 // Unknown parameters are kept in `extra` and otherwise ignored.
 struct RequestParams {
+    // service= (Dovecot 2.3, Postfix, Exim) or protocol= (Dovecot 2.4); when
+    // a request carries both, service= wins (resolve_service).
     std::string service;
+    std::string protocol;  // protocol= as sent
     std::string lip, rip, real_lip, real_rip;  // as sent; may be empty or not an IP
     std::string lport, rport, real_lport, real_rport;
     std::string local_name, session, client_id, cert_username;
@@ -36,6 +39,11 @@ struct RequestParams {
     bool debug = false;
     bool final_resp_ok = false;
     Fields extra;
+
+    // After parsing: the service is service= if given, else protocol=.
+    void resolve_service() {
+        if (service.empty()) service = protocol;
+    }
 };
 
 }  // namespace postern::auth

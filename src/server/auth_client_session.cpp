@@ -173,6 +173,8 @@ void AuthClientSession::on_line(const std::string& line) {
             it->second->cancel();
             requests_.erase(it);
         }
+        // Dovecot 2.4.4+ clients (minor 4) wait for the server to confirm.
+        if (minor_ >= protocol::kMinorCancelled) send(protocol::format_cancelled(c->id));
         return;
     }
 }
@@ -206,7 +208,7 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
         return;
     }
     std::optional<std::string> initial;
-    if (cmd.resp && !(cmd.resp->empty() && minor_ < 2)) {
+    if (cmd.resp && !(cmd.resp->empty() && minor_ < protocol::kMinorEmptyResp)) {
         // An empty resp= from a minor-0 client (Postfix, Exim) means "none".
         auto decoded = base64_decode(*cmd.resp);
         if (!decoded) {
@@ -232,7 +234,8 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
         send(protocol::format_fail(cmd.id, {{"reason", "Unexpected continuation"}}));
         return;
     }
-    auto decoded = base64_decode(cmd.data);
+    // Parameters after the data only from clients that speak minor 3 (as Dovecot).
+    auto decoded = cmd.extra_fields && minor_ < protocol::kMinorChannelBinding ? std::nullopt : base64_decode(cmd.data);
     if (!decoded) {
         req->cancel();
         requests_.erase(it);

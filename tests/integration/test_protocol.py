@@ -300,3 +300,95 @@ class LoginMechTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@require_binaries
+class Dovecot24DialectTest(DaemonTestCase):
+    """What a Dovecot 2.4 auth client sends (lib-auth-client): protocol=
+    instead of service=, VERSION minor 3 and 4, CONT parameters, CANCELLED."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon, self.sock = self.start_standard()
+
+    def auth24(self, c, req_id, *params, resp=None):
+        fields = ["AUTH", str(req_id), "PLAIN", "protocol=imap", "final-resp-ok", "secured=tls",
+                  "session=s1", "lip=127.0.0.1", "rip=127.0.0.1", "lport=143", "rport=50000",
+                  "ssl_ja3_hash=0123", *params]
+        if resp is not None:
+            fields.append(f"resp={resp}")
+        c.send_line(*fields)
+
+    def test_protocol_stands_for_service(self):
+        c = self.connect(self.sock, minor=3)
+        self.auth24(c, 1, resp=b64(plain_payload("alice", ALICE_PASSWORD)))
+        self.assert_ok(c.reply(), 1, "alice")
+        self.auth24(c, 2, resp=b64(plain_payload("alice", WRONG_PASSWORD)))
+        self.assert_fail(c.reply_for(2), 2)
+        log = self.daemon.stderr()
+        # The protocol is the request's service in the result lines.
+        self.assertIn('result=ok user="alice" service=imap', log)
+        self.assertIn('result=fail user="alice" service=imap', log)
+
+    def test_service_wins_over_protocol(self):
+        c = self.connect(self.sock, minor=3)
+        c.send_line("AUTH", "3", "PLAIN", "protocol=imap", "service=smtp", "nologin",
+                    f"resp={b64(plain_payload('alice', ALICE_PASSWORD))}")
+        self.assert_ok(c.reply(), 3, "alice")
+        self.assertIn('result=ok user="alice" service=smtp', self.daemon.stderr())
+
+    def test_neither_service_nor_protocol_closes(self):
+        c = self.connect(self.sock, minor=3)
+        c.send_line("AUTH", "4", "PLAIN", "protocol=", f"resp={b64(plain_payload('alice', ALICE_PASSWORD))}")
+        self.assertTrue(c.wait_closed())
+
+    def test_cancel_is_confirmed_from_minor_4(self):
+        c4 = self.connect(self.sock, minor=4)
+        self.auth24(c4, 5)
+        self.assertEqual(c4.reply(), ["CONT", "5", ""])
+        c4.send_line("CANCEL", "5")
+        self.assertEqual(c4.reply(), ["CANCELLED", "5"])
+        # An id nobody uses is confirmed as well (as Dovecot 2.4 does).
+        c4.send_line("CANCEL", "99")
+        self.assertEqual(c4.reply(), ["CANCELLED", "99"])
+        # The connection goes on, and the cancelled id is free again.
+        self.auth24(c4, 5, resp=b64(plain_payload("alice", ALICE_PASSWORD)))
+        self.assert_ok(c4.reply(), 5, "alice")
+
+    def test_cancel_is_silent_below_minor_4(self):
+        c3 = self.connect(self.sock, minor=3)
+        self.auth24(c3, 6)
+        self.assertEqual(c3.reply(), ["CONT", "6", ""])
+        c3.send_line("CANCEL", "6")
+        self.auth24(c3, 7, resp=b64(plain_payload("alice", ALICE_PASSWORD)))
+        # The next line is the answer to 7: nothing was sent for the CANCEL.
+        self.assert_ok(c3.reply(), 7, "alice")
+
+    def test_cont_parameters_from_minor_3(self):
+        c3 = self.connect(self.sock, minor=3)
+        self.auth24(c3, 8)
+        self.assertEqual(c3.reply(), ["CONT", "8", ""])
+        c3.send_line("CONT", "8", b64(plain_payload("alice", ALICE_PASSWORD)), "channel_binding=Y2I=")
+        self.assert_ok(c3.reply(), 8, "alice")
+
+    def test_cont_parameters_below_minor_3_are_invalid_base64(self):
+        c2 = self.connect(self.sock, minor=2)
+        self.auth24(c2, 9)
+        self.assertEqual(c2.reply(), ["CONT", "9", ""])
+        c2.send_line("CONT", "9", b64(plain_payload("alice", ALICE_PASSWORD)), "channel_binding=Y2I=")
+        fields = c2.reply()
+        self.assert_fail(fields, 9)
+        self.assertEqual(fields_dict(fields).get("code"), "invalid_base64", fields)
+
+    def test_hostile_parameters(self):
+        c = self.connect(self.sock, minor=4)
+        huge = "x" * 8000
+        self.auth24(c, 10, f"forward_fields={huge}", f"ssl_client_cert_fp={huge[:100]}",
+                    resp=b64(plain_payload("alice", WRONG_PASSWORD)))
+        self.assert_fail(c.reply_for(10), 10)
+        self.auth24(c, 11)
+        self.assertEqual(c.reply(), ["CONT", "11", ""])
+        c.send_line("CONT", "11", b64(plain_payload("alice", WRONG_PASSWORD)), "channel_binding=!!!", "\x01t")
+        self.assert_fail(c.reply_for(11), 11)
+        self.auth24(c, 12, resp=b64(plain_payload("alice", ALICE_PASSWORD)))
+        self.assert_ok(c.reply(), 12, "alice")

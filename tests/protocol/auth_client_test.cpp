@@ -48,6 +48,7 @@ TEST_CASE("parse_client_line: protocol violations close the connection") {
         {"AUTH id only", "AUTH\t1"s},
         {"AUTH missing mechanism", "AUTH\t1\t\tservice=smtp"s},
         {"AUTH without service", "AUTH\t1\tPLAIN"s},
+        {"AUTH with an empty protocol only", "AUTH\t1\tPLAIN\tprotocol="s},
         {"AUTH without service, other params", "AUTH\t1\tPLAIN\tnologin\trip=1.2.3.4\tresp=AGEAYg=="s},
         {"AUTH id 0", "AUTH\t0\tPLAIN\tservice=smtp"s},
         {"AUTH non-numeric id", "AUTH\tx\tPLAIN\tservice=smtp"s},
@@ -187,6 +188,47 @@ TEST_CASE("parse_client_line: AUTH") {
         CHECK(a.params.extra.size() <= 64);
         CHECK(a.params.service == "smtp");
     }
+}
+
+TEST_CASE("parse_client_line: Dovecot 2.4's protocol= stands for service=") {
+    // What a Dovecot 2.4 imap-login sends (lib-auth-client).
+    auto a = parse_client_line("AUTH\t1\tPLAIN\tprotocol=imap\tfinal-resp-ok\tsecured=tls\tsession=abc\t"
+                               "lip=127.0.0.1\trip=192.0.2.7\tlport=143\trport=50000\tssl_ja3_hash=x\t"
+                               "forward_fields=a=1\tresp=AGEAYg==");
+    REQUIRE(std::holds_alternative<AuthCmd>(a));
+    const auto& p = std::get<AuthCmd>(a).params;
+    CHECK(p.service == "imap");
+    CHECK(p.protocol == "imap");
+    CHECK(p.final_resp_ok);
+    CHECK(p.secured);
+    CHECK(p.rip == "192.0.2.7");
+    CHECK(std::get<AuthCmd>(a).resp == "AGEAYg==");
+    // Both present: service= wins, whatever the order.
+    for (const char* line : {"AUTH\t1\tPLAIN\tprotocol=imap\tservice=smtp", "AUTH\t1\tPLAIN\tservice=smtp\tprotocol=imap"}) {
+        auto b = parse_client_line(line);
+        REQUIRE(std::holds_alternative<AuthCmd>(b));
+        CHECK(std::get<AuthCmd>(b).params.service == "smtp");
+        CHECK(std::get<AuthCmd>(b).params.protocol == "imap");
+    }
+}
+
+TEST_CASE("parse_client_line: CONT parameters (minor 3) and CANCELLED") {
+    auto c = parse_client_line("CONT\t5\tdGVzdA==\tchannel_binding=Y2I=\tflag");
+    REQUIRE(std::holds_alternative<ContCmd>(c));
+    const auto& cont = std::get<ContCmd>(c);
+    CHECK(cont.data == "dGVzdA==");
+    CHECK(cont.extra_fields);
+    REQUIRE(cont.params.size() == 2);
+    CHECK(cont.params[0] == std::pair<std::string, std::string>{"channel_binding", "Y2I="});
+    CHECK(cont.params[1].first == "flag");
+    CHECK_FALSE(std::get<ContCmd>(parse_client_line("CONT\t5\tdGVzdA==")).extra_fields);
+    // A flood of parameters is cut at kMaxContParams.
+    std::string many = "CONT\t6\tx";
+    for (int i = 0; i < 100; ++i) many += "\tk" + std::to_string(i) + "=v";
+    auto m = parse_client_line(many);
+    REQUIRE(std::holds_alternative<ContCmd>(m));
+    CHECK(std::get<ContCmd>(m).params.size() == kMaxContParams);
+    CHECK(format_cancelled(9) == "CANCELLED\t9\n");
 }
 
 TEST_CASE("parse_client_line: CONT and CANCEL") {

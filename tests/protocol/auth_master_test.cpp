@@ -83,6 +83,14 @@ TEST_CASE("parse_master_line: USER and PASS with request fields") {
     CHECK(parsed<LookupCmd>("USER\t1\t\tservice=imap").user.empty());
 }
 
+TEST_CASE("parse_master_line: Dovecot 2.4's protocol= stands for service=") {
+    auto u = parsed<LookupCmd>("USER\t1\talice\tprotocol=lmtp\trip=192.0.2.1");
+    CHECK(u.params.service == "lmtp");
+    CHECK(parsed<LookupCmd>("PASS\t2\talice\tprotocol=doveadm").params.service == "doveadm");
+    CHECK(parsed<LookupCmd>("USER\t3\talice\tprotocol=lmtp\tservice=imap").params.service == "imap");
+    CHECK(parsed<ListCmd>("LIST\t4\tuser=*\tprotocol=doveadm").params.service == "doveadm");
+}
+
 TEST_CASE("parse_master_line: LIST masks") {
     auto l = parsed<ListCmd>("LIST\t3");
     CHECK(l.id == 3);
