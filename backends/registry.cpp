@@ -1,6 +1,7 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
 #include "backends/imap/imap.hpp"
+#include "backends/ldap/ldap.hpp"
 #include "backends/pam/pam.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
 #include "backends/passwd_file/store.hpp"
@@ -78,6 +79,7 @@ const std::vector<DriverInfo>& drivers() {
         {"pam", make_pam_passdb, {}},
         {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
         {"imap", make_imap_passdb, {}},
+        {"ldap", make_ldap_passdb, make_ldap_userdb},
     };
     return rows;
 }

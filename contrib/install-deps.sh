@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
-    libmariadb-dev libpq-dev ccache)
+    libmariadb-dev libpq-dev libldap2-dev ccache)
 # tests/check_deps.sh checks that each of these can do its job. swaks's DIGEST-MD5
 # goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
@@ -15,7 +15,7 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # for the Cyrus-to-postern import test.
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi
@@ -34,5 +34,7 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Postfix must not ask questions or take over the machine's mail setup.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Nor slapd build a directory of its own: the tests run private instances.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -275,6 +275,31 @@ check_postgresql() {
     "$initdb" --version >/dev/null && "$postgres" --version >/dev/null
 }
 
+check_slapd() {
+    local slapd s
+    slapd=$(tool slapd) || return 1
+    tool ldapadd >/dev/null || return 1
+    # What tests/integration/ldap_support.py does: Debian's schemas and the
+    # mdb backend module in a private slapd.conf (slapd -Tt is slaptest).
+    for s in core cosine inetorgperson nis; do
+        [[ -e /etc/ldap/schema/$s.schema ]] || { echo "/etc/ldap/schema/$s.schema missing"; return 1; }
+    done
+    mkdir -p "$tmp/slapd-db"
+    cat >"$tmp/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+suffix "dc=example,dc=com"
+directory $tmp/slapd-db
+EOF
+    "$slapd" -Tt -f "$tmp/slapd.conf" -u >"$tmp/slaptest.log" 2>&1 || { tail -n 3 "$tmp/slaptest.log"; return 1; }
+    "$(tool ldapadd)" -VV 2>&1 | grep -q 'ldapadd' || { echo "ldapadd -VV failed"; return 1; }
+}
+
 check build "meson ninja-build g++ pkg-config" check_build
 check ccache ccache check_ccache
 check clang-libfuzzer "clang libclang-rt-14-dev" check_clang_fuzzer
@@ -297,6 +322,7 @@ check pam_unix "passwd libpam-modules" check_pam_unix
 check fail2ban-regex fail2ban check_fail2ban
 check mariadb mariadb-server check_mariadb
 check postgresql postgresql check_postgresql
+check slapd "slapd ldap-utils" check_slapd
 check checkout-access - check_checkout
 
 if ((missing)); then

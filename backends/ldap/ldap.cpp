@@ -1,0 +1,484 @@
+// ldap passdb and userdb over the connection pools.
+#include "backends/ldap/ldap.hpp"
+
+#include <ldap.h>
+
+#include <algorithm>
+#include <map>
+
+#include "backends/ldap/connection.hpp"
+#include "backends/ldap/entry.hpp"
+#include "backends/ldap/ldap_config.hpp"
+#include "backends/sql/fields.hpp"
+#include "backends/verify.hpp"
+#include "password/scheme.hpp"
+#include "util/cache_key.hpp"
+#include "util/log.hpp"
+
+namespace postern::backend {
+
+namespace {
+
+using ldap::OpResult;
+
+// Upper bound for timeout: past this a client has long given up.
+constexpr auto kMaxTimeout = std::chrono::seconds(300);
+// A lookup asks for two entries at most: one is the user, two is an error
+// (a filter that matches several entries never picks one of them).
+constexpr int kLookupSizeLimit = 2;
+// Longest server text quoted in the log.
+constexpr std::size_t kMaxLoggedError = 300;
+
+struct LdapSettings {
+    std::shared_ptr<const ldap::LdapFile> file;
+    ldap::PoolSettings pool;
+    unsigned page_size = 500;
+};
+
+LdapSettings read_settings(const config::Section& s) {
+    s.reject_unknown({"driver", "args", "pool_size", "timeout", "page_size"});
+    LdapSettings st;
+    const std::string path = s.required_string("args");
+    if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-ldap.conf.ext-style file");
+    try {
+        st.file = std::make_shared<const ldap::LdapFile>(ldap::parse_ldap_file(path));
+    } catch (const config::ConfigError& e) {
+        // Name both files: where the ldap file is referenced and what is wrong in it.
+        s.error("args", e.what());
+    }
+    st.pool.size = static_cast<unsigned>(s.integer("pool_size", 5, 1, 1024));
+    st.pool.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        s.duration("timeout", std::chrono::seconds(5), kMaxTimeout));
+    if (st.pool.timeout.count() <= 0) s.error("timeout", "must be positive");
+    // slapd's default size limit is 500 entries per search (and per page).
+    st.page_size = static_cast<unsigned>(s.integer("page_size", 500, 1, 100000));
+    return st;
+}
+
+// Passdb and userdb on the same file and pool settings share their pools.
+// Start-up only (factories run on the loop thread).
+std::shared_ptr<ldap::Pool> shared_pool(Services& services, const LdapSettings& st, ldap::Pool::Role role) {
+    static std::map<std::string, std::weak_ptr<ldap::Pool>> pools;
+    const std::string key = st.file->path + "\n" + std::to_string(st.pool.size) + "\n" +
+                            std::to_string(st.pool.timeout.count()) + "\n" +
+                            (role == ldap::Pool::Role::Bind ? "bind" : "lookup");
+    if (auto p = pools[key].lock()) return p;
+    auto p = std::make_shared<ldap::Pool>(services.executor, services.pool, st.file, st.pool, role);
+    pools[key] = p;
+    return p;
+}
+
+util::VarLookup request_vars(auth::RequestPtr req) {
+    return [req](std::string_view n) { return req->var(n); };
+}
+
+// The request variables (not %{ldap:...}) a template reads, by long name.
+void request_variables(const std::string& tmpl, std::vector<std::string>& names) {
+    util::VarLookup record = [&names](std::string_view n) -> std::optional<std::string> {
+        if (n.substr(0, 5) != "ldap:" && n.substr(0, 11) != "ldap_multi:") names.emplace_back(n);
+        return std::string();
+    };
+    std::string t = tmpl;
+    for (std::size_t p = t.find("%$"); p != std::string::npos; p = t.find("%$", p)) t.replace(p, 2, "");
+    (void)util::expand(t, record);
+}
+
+// The inputs an answer depends on: the user name, the name as typed
+// (DIGEST-MD5 hashes include it) and every variable the filter, the DN
+// template and the attribute templates read.
+std::string templates_cache_key(const std::vector<const std::string*>& templates,
+                                const std::vector<ldap::AttrMapping>& map, const auth::RequestInfo& req) {
+    std::vector<std::string> names;
+    for (const auto* t : templates) request_variables(*t, names);
+    for (const auto& m : map)
+        if (m.has_template) request_variables(m.tmpl, names);
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    util::CacheKey key;
+    key.add(req.user).add(req.original_user);
+    for (const auto& n : names) key.add(n).add(req.var(n).value_or(std::string()));
+    return key.str();
+}
+
+// What one entry says about a passdb user, after the attribute map.
+struct PassEntry {
+    std::string user;  // rewritten user name ("" = unchanged)
+    std::optional<std::string> password;
+    bool noscheme = false;
+    Fields extra, userdb;
+};
+
+PassEntry pass_entry(const ldap::Mapped& m, std::string_view request_user) {
+    PassEntry out;
+    std::string user(request_user);
+    bool rewritten = false;
+    for (const auto& [name, v] : m.fields) {
+        if (name == "password" || name == "password_noscheme") {
+            out.password = v;
+            out.noscheme = name == "password_noscheme";
+        } else if (name == "user") {
+            if (!v.empty()) {
+                user = v;
+                rewritten = true;
+            }
+        } else if (name == "username") {
+            if (!v.empty()) {
+                const std::string d = util::domain_part(user);
+                user = v.find('@') != std::string::npos || d.empty() ? v : v + "@" + d;
+                rewritten = true;
+            }
+        } else if (name == "domain") {
+            if (!v.empty()) {
+                user = util::user_part(user) + "@" + v;
+                rewritten = true;
+            }
+        } else if (name.rfind("userdb_", 0) == 0 && name.size() > 7) {
+            out.userdb.emplace_back(name.substr(7), v);
+        } else {
+            out.extra.emplace_back(name, v);
+        }
+    }
+    if (rewritten) out.user = user;
+    return out;
+}
+
+// One search for one user: its entry, none, or a failure.
+struct Found {
+    PassStatus status = PassStatus::TempFail;
+    ldap::Entry entry;
+    std::string detail;
+};
+
+void log_warnings(const ldap::Pool& pool, const std::string& user, const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) log::warning("ldap {}: user \"{}\": {}", pool.describe(), log::safe(user), log::safe(w));
+}
+
+asio::awaitable<Found> find_one(std::shared_ptr<ldap::Pool> pool, std::string filter_tmpl,
+                                std::vector<std::string> attrs, auth::RequestPtr req, const char* what) {
+    Found f;
+    auto filter = ldap::expand_filter(filter_tmpl, request_vars(req));
+    if (!filter) {
+        f.detail = std::string(what) + ": " + filter.error().message;
+        log::error("ldap {}: {}", pool->describe(), log::safe(f.detail, kMaxLoggedError));
+        co_return f;
+    }
+    ldap::SearchRequest sr;
+    sr.base = pool->file().base;
+    sr.filter = std::move(*filter);
+    sr.attrs = std::move(attrs);
+    sr.size_limit = kLookupSizeLimit;
+    OpResult r = co_await pool->search(std::move(sr));
+    if (r.unavailable()) {
+        f.detail = "ldap " + pool->describe() + ": " + r.error;
+        co_return f;
+    }
+    // More than one entry: the server may also say the size limit was hit.
+    if (r.entries.size() > 1) {
+        f.detail = std::string(what) + " matched more than one entry";
+        log::error("ldap {}: {} matched {} entries for user \"{}\"; refusing to pick one", pool->describe(), what,
+                   r.entries.size(), log::safe(req->user));
+        co_return f;
+    }
+    if (r.code != LDAP_SUCCESS && r.code != LDAP_NO_SUCH_OBJECT) {
+        f.detail = std::string(what) + " failed";
+        log::error("ldap {}: {} for user \"{}\" failed: {}", pool->describe(), what, log::safe(req->user),
+                   log::safe(r.error, kMaxLoggedError));
+        co_return f;
+    }
+    if (r.entries.empty()) {
+        f.status = PassStatus::UnknownUser;
+        f.detail = "no entry matches " + std::string(what);
+        co_return f;
+    }
+    f.status = PassStatus::Ok;
+    f.entry = std::move(r.entries.front());
+    co_return f;
+}
+
+class LdapPassdb final : public Passdb {
+public:
+    LdapPassdb(std::shared_ptr<ldap::Pool> lookup, std::shared_ptr<ldap::Pool> binds, BlockingPool* pool)
+        : lookup_(std::move(lookup)), binds_(std::move(binds)), pool_(pool) {}
+
+    std::string_view driver() const override { return "ldap"; }
+    bool can_lookup() const override { return file().auth_bind_userdn.empty() || !file().auth_bind; }
+    bool can_lookup_credentials() const override { return !file().auth_bind; }
+    std::string cache_key(const auth::RequestInfo& req) const override {
+        return templates_cache_key({&file().pass_filter, &file().auth_bind_userdn}, file().pass_attrs, req);
+    }
+
+    asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
+        if (file().auth_bind) co_return co_await bind_check(req, std::move(password));
+        PassResult r;
+        auto attrs = ldap::attributes_of(file().pass_attrs);
+        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
+        PassEntry e;
+        if (!take(f, req, r, e)) co_return r;
+        if (auth::has_field(r.extra, "nopassword")) {
+            r.status = PassStatus::Ok;
+            co_return r;
+        }
+        if (!e.password || e.password->empty()) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "no password in the entry";
+            log::error("ldap {}: user \"{}\": the entry has no password attribute (pass_attrs maps none, or the "
+                       "service account may not read it)", lookup_->describe(), log::safe(req->user));
+            co_return r;
+        }
+        std::string stored = e.noscheme ? "{PLAIN}" + *e.password : *e.password;
+        const auto v = co_await verify_stored(*pool_, std::move(stored), std::move(password), context(*req));
+        r.status = v.status;
+        r.detail = v.detail;
+        r.scheme = v.scheme;
+        r.weak = v.weak;
+        if (v.operator_error) log::error("ldap {}: user \"{}\": {}", lookup_->describe(), log::safe(req->user), v.detail);
+        co_return r;
+    }
+
+    asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
+        CredResult r;
+        if (file().auth_bind) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = "auth_bind: the ldap passdb cannot look up credentials";
+            co_return r;
+        }
+        auto attrs = ldap::attributes_of(file().pass_attrs);
+        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
+        PassEntry e;
+        if (!take(f, req, r, e)) co_return r;
+        if (!e.password || e.password->empty()) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = "no password in the entry";
+            co_return r;
+        }
+        std::string stored = e.noscheme ? "{PLAIN}" + *e.password : *e.password;
+        CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
+        r.status = d.status;
+        r.detail = std::move(d.detail);
+        r.credentials = std::move(d.credentials);
+        co_return r;
+    }
+
+    asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
+        PassResult r;
+        if (!can_lookup()) {
+            r.status = PassStatus::SchemeUnavailable;
+            r.detail = "auth_bind_userdn: the ldap passdb cannot look a user up";
+            co_return r;
+        }
+        auto attrs = ldap::attributes_of(file().pass_attrs);
+        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
+        PassEntry e;
+        // Where the user may log in from does not matter to a lookup.
+        if (take(f, req, r, e, false)) r.status = PassStatus::Ok;
+        co_return r;
+    }
+
+private:
+    const ldap::LdapFile& file() const { return lookup_->file(); }
+
+    password::StoredContext context(const auth::RequestInfo& req) const {
+        password::StoredContext ctx;
+        ctx.default_scheme = file().default_pass_scheme;
+        ctx.user = req.original_user.empty() ? req.user : req.original_user;
+        return ctx;
+    }
+
+    // Maps the found entry into the result; false (status set) when the
+    // search failed or allow_nets refuses.
+    template <class R>
+    bool take(Found& f, auth::RequestPtr req, R& r, PassEntry& e, bool check_nets = true) const {
+        r.detail = f.detail;
+        if (f.status != PassStatus::Ok) {
+            r.status = f.status;
+            return false;
+        }
+        auto mapped = ldap::map_entry(f.entry, file().pass_attrs, request_vars(req));
+        log_warnings(*lookup_, req->user, mapped.warnings);
+        e = pass_entry(mapped, req->user);
+        r.user = e.user.empty() ? req->user : e.user;
+        r.extra = std::move(e.extra);
+        r.userdb = std::move(e.userdb);
+        if (check_nets) {
+            for (const auto& [k, v] : r.extra) {
+                if (k == "allow_nets" && !sql::net_allowed(v, req->params.rip)) {
+                    r.status = PassStatus::Mismatch;
+                    r.detail = "remote address not in allow_nets";
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    // auth_bind = yes: the user's DN (built, or found with pass_filter),
+    // then a bind as it on the bind pool.
+    asio::awaitable<PassResult> bind_check(auth::RequestPtr req, Secret password) {
+        PassResult r;
+        std::string dn;
+        if (!file().auth_bind_userdn.empty()) {
+            auto built = ldap::expand_dn(file().auth_bind_userdn, request_vars(req));
+            if (!built) {
+                r.status = PassStatus::TempFail;
+                r.detail = "auth_bind_userdn: " + built.error().message;
+                log::error("ldap {}: {}", binds_->describe(), log::safe(r.detail, kMaxLoggedError));
+                co_return r;
+            }
+            dn = std::move(*built);
+            r.user = req->user;
+        } else {
+            // The password attribute is not asked for: only the DN and fields.
+            std::vector<ldap::AttrMapping> map;
+            for (const auto& m : file().pass_attrs)
+                if (m.field != "password" && m.field != "password_noscheme") map.push_back(m);
+            auto attrs = ldap::attributes_of(map);
+            Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
+            PassEntry e;
+            if (!take(f, req, r, e)) co_return r;
+            dn = f.entry.dn;
+        }
+        // An empty password would make a simple bind an unauthenticated one
+        // (RFC 4513 5.1.2), which servers accept: never a login.
+        if (password.empty()) {
+            r.status = PassStatus::Mismatch;
+            r.detail = "empty password";
+            co_return r;
+        }
+        auto secret = std::make_shared<const Secret>(std::move(password));
+        OpResult b = co_await binds_->bind(dn, secret);
+        if (b.unavailable()) {
+            r.status = PassStatus::TempFail;
+            r.detail = "ldap " + binds_->describe() + ": " + b.error;
+        } else if (b.code == LDAP_SUCCESS) {
+            r.status = PassStatus::Ok;
+        } else if (b.code == LDAP_INVALID_CREDENTIALS) {
+            // Wrong password, or (auth_bind_userdn) no such DN: servers say 49 for both.
+            r.status = PassStatus::Mismatch;
+            r.detail = "bind refused: invalid credentials";
+        } else {
+            r.status = PassStatus::TempFail;
+            r.detail = "bind failed";
+            log::error("ldap {}: bind as \"{}\" failed: {}", binds_->describe(), log::safe(dn), log::safe(b.error, kMaxLoggedError));
+        }
+        co_return r;
+    }
+
+    std::shared_ptr<ldap::Pool> lookup_;
+    std::shared_ptr<ldap::Pool> binds_;
+    BlockingPool* pool_;
+};
+
+class LdapUserdb final : public Userdb {
+public:
+    LdapUserdb(std::shared_ptr<ldap::Pool> pool, unsigned page_size) : pool_(std::move(pool)), page_size_(page_size) {}
+    std::string_view driver() const override { return "ldap"; }
+    std::string cache_key(const auth::RequestInfo& req) const override {
+        return templates_cache_key({&file().user_filter}, file().user_attrs, req);
+    }
+
+    asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
+        UserResult r;
+        auto attrs = ldap::attributes_of(file().user_attrs);
+        Found f = co_await find_one(pool_, file().user_filter, std::move(attrs), req, "user_filter");
+        r.detail = f.detail;
+        if (f.status == PassStatus::UnknownUser) {
+            r.status = UserStatus::NotFound;
+            co_return r;
+        }
+        if (f.status != PassStatus::Ok) {
+            r.status = UserStatus::TempFail;
+            co_return r;
+        }
+        auto mapped = ldap::map_entry(f.entry, file().user_attrs, request_vars(req));
+        log_warnings(*pool_, req->user, mapped.warnings);
+        r.status = UserStatus::Found;
+        r.user = req->user;
+        for (auto& [k, v] : mapped.fields) {
+            if (k == "user") {
+                if (!v.empty()) r.user = v;
+                continue;
+            }
+            r.fields.emplace_back(k, std::move(v));
+        }
+        co_return r;
+    }
+
+    asio::awaitable<IterStatus> iterate(IterSink each) override {
+        auto state = std::make_shared<IterState>();
+        state->each = std::move(each);
+        state->map = file().iterate_attrs;
+        ldap::SearchRequest sr;
+        sr.base = file().base;
+        // The iterate filter's variables have no request to come from.
+        util::VarLookup none = [](std::string_view) -> std::optional<std::string> { return std::string(); };
+        auto filter = ldap::expand_filter(file().iterate_filter, none);
+        if (!filter) {
+            log::error("ldap {}: iterate_filter: {}", pool_->describe(), filter.error().message);
+            co_return IterStatus::TempFail;
+        }
+        sr.filter = std::move(*filter);
+        sr.attrs = ldap::attributes_of(state->map);
+        ldap::Pool::EntrySink sink = [state](ldap::Entry e) { return feed(state, std::move(e)); };
+        OpResult r = co_await pool_->search_all(std::move(sr), page_size_, sink);
+        if (state->stopped) co_return IterStatus::Stopped;
+        if (r.unavailable() || r.code != LDAP_SUCCESS) {
+            log::error("ldap {}: iteration failed: {}", pool_->describe(), log::safe(r.error, kMaxLoggedError));
+            co_return IterStatus::TempFail;
+        }
+        co_return IterStatus::Done;
+    }
+
+private:
+    struct IterState {
+        IterSink each;
+        std::vector<ldap::AttrMapping> map;
+        bool stopped = false;
+    };
+
+    // Every value of the attribute mapped to "user" is a user (Dovecot
+    // lists each); a template gives one.
+    static asio::awaitable<bool> feed(std::shared_ptr<IterState> state, ldap::Entry e) {
+        std::vector<std::string> users;
+        for (const auto& m : state->map) {
+            if (m.field != "user") continue;
+            if (!m.has_template) {
+                if (const auto* vals = e.find(m.attr))
+                    for (const auto& v : *vals) users.push_back(v);
+            } else {
+                auto mapped = ldap::map_entry(e, {m}, {});
+                for (auto& [k, v] : mapped.fields) users.push_back(std::move(v));
+            }
+        }
+        for (auto& u : users) {
+            if (u.empty()) continue;
+            const bool more = co_await state->each(std::move(u));
+            if (!more) {
+                state->stopped = true;
+                co_return false;
+            }
+        }
+        co_return true;
+    }
+
+    const ldap::LdapFile& file() const { return pool_->file(); }
+
+    std::shared_ptr<ldap::Pool> pool_;
+    unsigned page_size_;
+};
+
+}  // namespace
+
+std::unique_ptr<Passdb> make_ldap_passdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    auto lookup = shared_pool(services, st, ldap::Pool::Role::Lookup);
+    std::shared_ptr<ldap::Pool> binds;
+    if (st.file->auth_bind) binds = shared_pool(services, st, ldap::Pool::Role::Bind);
+    return std::make_unique<LdapPassdb>(std::move(lookup), std::move(binds), services.pool);
+}
+
+std::unique_ptr<Userdb> make_ldap_userdb(const config::Section& s, Services& services) {
+    auto st = read_settings(s);
+    return std::make_unique<LdapUserdb>(shared_pool(services, st, ldap::Pool::Role::Lookup), st.page_size);
+}
+
+}  // namespace postern::backend

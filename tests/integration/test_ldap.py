@@ -1,0 +1,399 @@
+# The ldap passdb/userdb against a real OpenLDAP slapd (ldap_support.py):
+# lookup mode (userPassword in cleartext, {SSHA}, {CRYPT}$6$, {ARGON2ID})
+# with PLAIN, LOGIN, CRAM-MD5 and SCRAM-SHA-256; bind mode; hostile user
+# names; doveadm user and iteration through the userdb; slapd stopped under
+# load; a wrong service-account password; StartTLS and ldaps with a test CA.
+
+import hmac
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase, MasterClient, b64, make_config,
+                     require_binaries, scram_login, toml_str, unb64, write_file)
+from ldap_support import (SERVICE_DN, Slapd, ldap_conf, make_ca, make_users, slapd_missing)
+
+DOVEADM = shutil.which("doveadm")
+MECHS = ("PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256")
+HOSTILE = ["*", "*)(uid=*", "admin)(|(uid=*", "\\", "user000@example.co*", "user00*@example.com",
+           "*@example.com", "user000@example.com)(mail=*", "x" * 10240]
+
+
+class LdapBase(DaemonTestCase):
+    """One slapd (300 users) per class; a posternd per test."""
+
+    tls = False
+
+    @classmethod
+    def setUpClass(cls):
+        reason = slapd_missing()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.class_tmp = tempfile.mkdtemp(prefix="postern-ldap-")
+        os.chmod(cls.class_tmp, 0o755)
+        cls.users = make_users()
+        ca = make_ca(cls.class_tmp) if cls.tls else None
+        if cls.tls and not ca:
+            shutil.rmtree(cls.class_tmp, ignore_errors=True)
+            raise unittest.SkipTest("openssl not installed: no test CA for StartTLS/ldaps")
+        cls.ca = ca
+        cls.slapd = Slapd(cls.class_tmp, cls.users, tls=ca)
+        try:
+            cls.slapd.start()
+        except Exception:
+            cls.slapd.stop()
+            shutil.rmtree(cls.class_tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.slapd.stop()
+        shutil.rmtree(cls.class_tmp, ignore_errors=True)
+
+    def user(self, scheme):
+        return next(u for u in self.users if u.scheme == scheme and u.active and len(u.mails) == 1)
+
+    def start_ldap(self, conf_text, *, passdb=True, userdb=True, pool="", mechs=MECHS):
+        conf = self.path("dovecot-ldap.conf.ext")
+        write_file(conf, conf_text)
+        extra = ""
+        if passdb:
+            extra += f'[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\ntimeout = "3s"\n{pool}\n'
+        if userdb:
+            extra += (f'[[userdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\ntimeout = "3s"\npage_size = 50\n'
+                      f'{pool}\n')
+            extra += (f'[[listener]]\ntype = "unix"\npath = {toml_str(self.path("userdb"))}\n'
+                      'mode = "0666"\nrole = "userdb"\n\n')
+        # The auth cache is off by default, so each request reaches slapd.
+        sock = self.path("auth")
+        d = self.start_daemon(make_config(sock, None, mechanisms=mechs, extra=extra))
+        return d, sock
+
+    def client(self, sock):
+        c = AuthClient(sock)
+        self.addCleanup(c.close)
+        return c.handshake()
+
+    def plain(self, c, req_id, user, password, timeout=10):
+        c.auth_plain(req_id, user, password)
+        return c.reply_for(req_id, timeout=timeout)
+
+    def login_mech(self, c, req_id, user, password):
+        c.auth(req_id, "LOGIN", "lip=127.0.0.1", "rip=127.0.0.1")
+        r = c.reply_for(req_id, timeout=10)
+        self.assertEqual(r[0], "CONT", r)
+        c.send_line("CONT", str(req_id), b64(user))
+        r = c.reply_for(req_id, timeout=10)
+        self.assertEqual(r[0], "CONT", r)
+        c.send_line("CONT", str(req_id), b64(password))
+        return c.reply_for(req_id, timeout=10)
+
+    def cram(self, c, req_id, user, password):
+        c.auth(req_id, "CRAM-MD5", "lip=127.0.0.1", "rip=127.0.0.1")
+        r = c.reply_for(req_id, timeout=10)
+        self.assertEqual(r[0], "CONT", r)
+        challenge = unb64(r[2]).decode()
+        digest = hmac.new(password.encode(), challenge.encode(), "md5").hexdigest()
+        c.send_line("CONT", str(req_id), b64(f"{user} {digest}"))
+        return c.reply_for(req_id, timeout=10)
+
+    def assert_plain_fail(self, reply, req_id, temp=False):
+        self.assert_fail(reply, req_id)
+        self.assertEqual("code=temp_fail" in reply, temp, reply)
+
+
+@require_binaries
+class LookupModeTest(LdapBase):
+
+    def test_plain_and_login_for_every_stored_scheme(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd))
+        c = self.client(sock)
+        req = 0
+        for scheme in ("PLAIN", "SSHA", "CRYPT", "ARGON2ID"):
+            u = self.user(scheme)
+            with self.subTest(scheme=scheme):
+                req += 1
+                self.assert_ok(self.plain(c, req, u.login, u.password), req, u.login)
+                req += 1
+                self.assert_plain_fail(self.plain(c, req, u.login, WRONG_PASSWORD), req)
+                req += 1
+                self.assert_ok(self.login_mech(c, req, u.login, u.password), req, u.login)
+        req += 1
+        self.assert_plain_fail(self.plain(c, req, "nobody@example.com", WRONG_PASSWORD), req)
+
+    def test_inactive_account_is_filtered_out(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd))
+        c = self.client(sock)
+        inactive = next(u for u in self.users if not u.active)
+        self.assert_plain_fail(self.plain(c, 1, inactive.login, inactive.password), 1)
+
+    def test_second_mail_value_logs_in_as_the_first(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd))
+        c = self.client(sock)
+        u = next(u for u in self.users if len(u.mails) == 2)
+        self.assert_ok(self.plain(c, 1, u.mails[1], u.password), 1, u.mails[0])
+        self.assertIn("multiple values found for 'mail'", d.stderr())
+
+    def test_cram_md5_and_scram_sha_256_get_credentials(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd))
+        c = self.client(sock)
+        u = self.user("PLAIN")
+        self.assert_ok(self.cram(c, 1, u.login, u.password), 1, u.login)
+        self.assert_plain_fail(self.cram(c, 2, u.login, WRONG_PASSWORD), 2)
+        self.assert_ok(scram_login(c, 3, "SCRAM-SHA-256", u.login, u.password), 3, u.login)
+        r = scram_login(c, 4, "SCRAM-SHA-256", u.login, WRONG_PASSWORD)
+        self.assertNotEqual(r[0], "OK", r)
+        # A hashed password cannot give CRAM-MD5 credentials: a failure, never OK.
+        h = self.user("SSHA")
+        self.assert_fail(self.cram(c, 5, h.login, h.password), 5)
+
+    def test_hostile_names_find_nothing(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd))
+        c = self.client(sock)
+        first = self.users[0]
+        for i, name in enumerate(HOSTILE, start=1):
+            with self.subTest(name=name[:40]):
+                r = self.plain(c, i, name, first.password)
+                self.assert_fail(r, i)
+                self.assertNotIn("code=temp_fail", r)
+        # NUL inside the name: PLAIN cannot carry it, LOGIN can (the server
+        # may refuse it at the name already).
+        c.auth(100, "LOGIN", "lip=127.0.0.1", "rip=127.0.0.1")
+        self.assertEqual(c.reply_for(100)[0], "CONT")
+        c.send_line("CONT", "100", b64("user000@example.com\0x"))
+        r = c.reply_for(100)
+        if r[0] == "CONT":
+            c.send_line("CONT", "100", b64(first.password))
+            r = c.reply_for(100)
+        self.assert_fail(r, 100)
+        log = d.stderr()
+        self.assertNotIn("more than one entry", log)
+        self.assertNotIn("matched", log)
+
+    def test_wrong_service_password_is_temp_fail_with_a_clear_log_line(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd, dnpass="not-the-service-password"), userdb=False)
+        c = self.client(sock)
+        u = self.user("SSHA")
+        r = self.plain(c, 1, u.login, u.password)
+        self.assert_plain_fail(r, 1, temp=True)
+        log = d.stderr()
+        self.assertIn(f"bind as {SERVICE_DN}", log)
+        self.assertIn("Invalid credentials", log)
+
+    def test_unknown_setting_is_a_config_error_naming_the_line(self):
+        conf = self.path("bad-ldap.conf.ext")
+        write_file(conf, ldap_conf(self.slapd) + "pass_fliter = (uid=%u)\n")
+        cfg = self.path("bad.conf")
+        write_file(cfg, make_config(self.path("auth"), None,
+                                    extra=f'[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\n'))
+        p = subprocess.run([POSTERND, "-c", cfg], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("pass_fliter", p.stderr)
+        self.assertRegex(p.stderr, r"bad-ldap\.conf\.ext:\d+")
+
+
+@require_binaries
+class BindModeTest(LdapBase):
+
+    def test_plain_by_bind(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd, auth_bind=True), mechs=("PLAIN", "LOGIN"))
+        c = self.client(sock)
+        req = 0
+        # slapd verifies what it knows: cleartext, {SSHA}, {CRYPT}.
+        for scheme in ("PLAIN", "SSHA", "CRYPT"):
+            u = self.user(scheme)
+            with self.subTest(scheme=scheme):
+                req += 1
+                self.assert_ok(self.plain(c, req, u.login, u.password), req, u.login)
+                req += 1
+                self.assert_plain_fail(self.plain(c, req, u.login, WRONG_PASSWORD), req)
+        u = self.user("SSHA")
+        req += 1
+        # An empty password must never become an anonymous bind.
+        self.assert_plain_fail(self.plain(c, req, u.login, ""), req)
+        inactive = next(u for u in self.users if not u.active)
+        req += 1
+        self.assert_plain_fail(self.plain(c, req, inactive.login, inactive.password), req)
+        for name in HOSTILE:
+            req += 1
+            r = self.plain(c, req, name, self.users[0].password)
+            self.assert_plain_fail(r, req)
+
+    def test_bind_with_auth_bind_userdn(self):
+        conf = ldap_conf(self.slapd, auth_bind=True,
+                         extra="auth_bind_userdn = mail=%u,ou=users,domainName=example.com,o=domains,dc=example,dc=com\n")
+        d, sock = self.start_ldap(conf, userdb=False, mechs=("PLAIN",))
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        self.assert_plain_fail(self.plain(c, 2, u.login, WRONG_PASSWORD), 2)
+        # A DN-special name is escaped: it names no entry, the bind fails.
+        self.assert_plain_fail(self.plain(c, 3, u.login + ",ou=x", u.password), 3)
+
+
+@require_binaries
+@unittest.skipUnless(DOVEADM, "doveadm not installed (apt-get install dovecot-core)")
+class DoveadmUserdbTest(LdapBase):
+
+    def doveadm(self, *args):
+        return subprocess.run([DOVEADM, "-c", "/dev/null", "user", "-a", self.path("userdb"), *args],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def test_user_lookup(self):
+        d, _ = self.start_ldap(ldap_conf(self.slapd))
+        u = self.user("SSHA")
+        p = self.doveadm(u.login)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        fields = {}
+        for line in p.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                fields[parts[0]] = parts[-1]
+        self.assertEqual(fields.get("uid", "").strip(), str(5000 + u.i), p.stdout)
+        self.assertEqual(fields.get("gid", "").strip(), "5000", p.stdout)
+        self.assertEqual(fields.get("home", "").strip(), f"/var/vmail/example.com/{u.uid}", p.stdout)
+        self.assertEqual(fields.get("mail", "").strip(), f"maildir:/var/vmail/example.com/{u.uid}/Maildir", p.stdout)
+        inactive = next(x for x in self.users if not x.active)
+        p = self.doveadm(inactive.login)
+        self.assertEqual(p.returncode, 67, p.stdout + p.stderr)   # EX_NOUSER
+        self.assertIn("doesn't exist", p.stdout + p.stderr)
+        # doveadm takes '*' as an iteration mask: hostile names go over the
+        # protocol itself.
+        for i, name in enumerate(HOSTILE, start=1):
+            m = MasterClient(self.path("userdb"))
+            self.addCleanup(m.close)
+            m.master_handshake()
+            m.send_line("USER", str(i), name, "service=doveadm")
+            try:
+                self.assertEqual(m.reply_for(i, timeout=10)[:2], ["NOTFOUND", str(i)], name[:40])
+            except Closed:
+                # Longer than the protocol's line limit: the server hangs up.
+                self.assertGreater(len(name), 8192, name[:40])
+        self.assertTrue(d.alive())
+
+    def test_iteration_is_paged_and_complete(self):
+        self.start_ldap(ldap_conf(self.slapd))
+        p = self.doveadm("*")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = set(p.stdout.split())
+        want = {m for u in self.users if u.active for m in u.mails}
+        self.assertEqual(got, want)
+        self.assertEqual(len(want), 300)   # 299 active users, one of them with two mail values
+
+
+@require_binaries
+class OutageTest(LdapBase):
+
+    def test_slapd_stopped_under_load(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd), userdb=False, pool="pool_size = 4")
+        good = [u for u in self.users if u.active and u.scheme in ("PLAIN", "SSHA") and len(u.mails) == 1][:20]
+        stop = threading.Event()
+        results = {"ok": 0, "fail": 0, "temp": 0, "wrong_ok": [], "lost": []}
+        lock = threading.Lock()
+
+        def worker(n):
+            try:
+                c = AuthClient(sock, timeout=15)
+                c.handshake()
+            except Exception as e:  # noqa: BLE001 - reported below
+                with lock:
+                    results["lost"].append(repr(e))
+                return
+            req = 0
+            try:
+                while not stop.is_set():
+                    req += 1
+                    u = good[(n + req) % len(good)]
+                    wrong = req % 3 == 0
+                    r = self.plain(c, req, u.login, WRONG_PASSWORD if wrong else u.password, timeout=15)
+                    with lock:
+                        if r[0] == "OK":
+                            results["ok"] += 1
+                            if wrong:
+                                results["wrong_ok"].append(r)
+                        elif "code=temp_fail" in r:
+                            results["temp"] += 1
+                        else:
+                            results["fail"] += 1
+            except Exception as e:  # noqa: BLE001 - a lost reply is the failure we look for
+                with lock:
+                    results["lost"].append(repr(e))
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            self.slapd.stop()
+            time.sleep(2.0)
+            self.slapd.start()
+            restarted = time.monotonic()
+            # Service is back: a good login succeeds within a few seconds.
+            c = self.client(sock)
+            u = good[0]
+            back = None
+            for i in range(1000, 1100):
+                if self.plain(c, i, u.login, u.password)[0] == "OK":
+                    back = time.monotonic() - restarted
+                    break
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+            if self.slapd.proc is None or self.slapd.proc.poll() is not None:
+                self.slapd.start()
+        self.assertEqual(results["lost"], [])
+        self.assertEqual(results["wrong_ok"], [])
+        self.assertGreater(results["ok"], 0)
+        self.assertGreater(results["temp"], 0, results)
+        self.assertIsNotNone(back, "no successful login after slapd came back")
+        self.assertLess(back, 5.0)
+        log = d.stderr()
+        self.assertIn("no server usable, answering temp-fail", log)
+        self.assertRegex(log, r"connected to ldap://127\.0\.0\.1:\d+ again after")
+        print(f"\n  ldap outage: {results['ok']} ok, {results['fail']} fail, {results['temp']} temp-fail, "
+              f"back {back:.2f}s after slapd restarted")
+
+
+@require_binaries
+class TlsTest(LdapBase):
+    tls = True
+
+    def test_starttls(self):
+        conf = ldap_conf(self.slapd, extra=f"tls = yes\ntls_ca_cert_file = {self.ca[0]}\ntls_require_cert = demand\n")
+        d, sock = self.start_ldap(conf, userdb=False, mechs=("PLAIN",))
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+
+    def test_ldaps(self):
+        conf = ldap_conf(self.slapd, uris=self.slapd.ldaps_uri,
+                         extra=f"tls_ca_cert_file = {self.ca[0]}\ntls_require_cert = demand\n")
+        d, sock = self.start_ldap(conf, userdb=False, mechs=("PLAIN",))
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+
+    def test_untrusted_certificate_is_temp_fail(self):
+        # Another CA: the server's certificate cannot be verified.
+        other = self.path("other-ca")
+        os.makedirs(other)
+        other_ca = make_ca(other)[0]
+        conf = ldap_conf(self.slapd, uris=self.slapd.ldaps_uri,
+                         extra=f"tls_ca_cert_file = {other_ca}\ntls_require_cert = demand\n")
+        d, sock = self.start_ldap(conf, userdb=False, mechs=("PLAIN",))
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_plain_fail(self.plain(c, 1, u.login, u.password), 1, temp=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
