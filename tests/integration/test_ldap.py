@@ -7,15 +7,18 @@
 import hmac
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase, MasterClient, b64, make_config,
+from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, Daemon, DaemonTestCase, MasterClient, b64,
+                     free_tcp_port, make_config,
                      require_binaries, scram_login, toml_str, unb64, write_file)
 from ldap_support import (SERVICE_DN, Slapd, ldap_conf, make_ca, make_users, slapd_missing)
+from postfix_support import PostfixTestCase, postfix_missing
 
 DOVEADM = shutil.which("doveadm")
 MECHS = ("PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256")
@@ -363,6 +366,31 @@ class OutageTest(LdapBase):
               f"back {back:.2f}s after slapd restarted")
 
 
+    def test_stalled_slapd_is_temp_fail_at_the_timeout(self):
+        d, sock = self.start_ldap(ldap_conf(self.slapd), userdb=False)
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        os.kill(self.slapd.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            r = self.plain(c, 2, u.login, u.password, timeout=20)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(self.slapd.proc.pid, signal.SIGCONT)
+        self.assert_plain_fail(r, 2, temp=True)
+        self.assertLess(waited, 15.0)      # the passdb's timeout is 3 s
+        self.assertIn("timed out", d.stderr())
+        # The next request gets a fresh connection and an answer.
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.plain(c, 3, u.login, u.password)
+            if r[0] == "OK" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assert_ok(r, 3, u.login)
+
+
 @require_binaries
 class TlsTest(LdapBase):
     tls = True
@@ -393,6 +421,64 @@ class TlsTest(LdapBase):
         c = self.client(sock)
         u = self.user("SSHA")
         self.assert_plain_fail(self.plain(c, 1, u.login, u.password), 1, temp=True)
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing() or slapd_missing(), postfix_missing() or slapd_missing() or "")
+class PostfixLdapTest(PostfixTestCase):
+    """Postfix + swaks through posternd's ldap passdb: lookup mode on the
+    plain smtpd, bind mode on a second smtpd with its own posternd."""
+
+    tmp_prefix = "postern-it-pf-ldap-"
+
+    @classmethod
+    def prepare(cls):
+        cls.users = make_users(n=20, argon2_count=1)
+        cls.slapd = Slapd(cls.tmp, cls.users)
+        cls.addClassCleanup(cls.slapd.stop)
+        cls.slapd.start()
+        cls.bind_port = free_tcp_port()
+        cls.bind_socket = os.path.join(cls.pf.private, "auth-bind")
+        cls.pf.add_smtpd(cls.bind_port, smtpd_sasl_path="private/auth-bind")
+
+    @classmethod
+    def make_daemons(cls):
+        daemons = []
+        for name, sock, bind in (("lookup", cls.pf.auth_socket, False), ("bind", cls.bind_socket, True)):
+            conf = os.path.join(cls.tmp, f"dovecot-ldap-{name}.conf.ext")
+            write_file(conf, ldap_conf(cls.slapd, auth_bind=bind))
+            text = "\n".join([
+                "[log]", 'level = "debug"', "", "[auth]", "failure_delay = 0",
+                'mechanisms = ["PLAIN", "LOGIN", "CRAM-MD5"]', "", "[penalty]", "enabled = false", "",
+                "[[listener]]", 'type = "unix"', f"path = {toml_str(sock)}", 'mode = "0666"',
+                'role = "client"', "",
+                "[[passdb]]", 'driver = "ldap"', f"args = {toml_str(conf)}", ""])
+            daemons.append(Daemon(cls.tmp, text, name=f"posternd-{name}"))
+        return daemons
+
+    def test_lookup_mode(self):
+        port = self.pf.smtp_port
+        for scheme in ("PLAIN", "SSHA", "CRYPT", "ARGON2ID"):
+            u = next(x for x in self.users if x.scheme == scheme and x.active)
+            self.assert_reply(self.auth("PLAIN", u.login, u.password, port), 235)
+        u = next(x for x in self.users if x.scheme == "PLAIN" and x.active)
+        self.assert_reply(self.auth("LOGIN", u.login, u.password, port), 235)
+        self.assert_reply(self.auth("CRAM-MD5", u.login, u.password, port), 235)
+        self.assert_reply(self.auth("PLAIN", u.login, WRONG_PASSWORD, port), 535)
+        self.assert_reply(self.auth("PLAIN", "*)(uid=*", u.password, port), 535)
+        self.assertIn("result=ok", self.daemons[0].stderr())
+
+    def test_bind_mode(self):
+        port = self.bind_port
+        for scheme in ("PLAIN", "SSHA", "CRYPT"):
+            u = next(x for x in self.users if x.scheme == scheme and x.active)
+            self.assert_reply(self.auth("PLAIN", u.login, u.password, port), 235)
+        self.assert_reply(self.auth("LOGIN", u.login, u.password, port), 235)
+        self.assert_reply(self.auth("PLAIN", u.login, WRONG_PASSWORD, port), 535)
+        self.assert_reply(self.auth("PLAIN", "*)(uid=*", u.password, port), 535)
+        # The second smtpd asked the bind-mode daemon.
+        self.assertIn("result=ok", self.daemons[1].stderr())
+        self.assertIn("(auth binds)", self.daemons[1].stderr())
 
 
 if __name__ == "__main__":
