@@ -1,6 +1,7 @@
-// JWT validation with OpenSSL libcrypto, and the small JSON reader it needs
-// (RFC 8259 objects; only top-level string, number and string-array members
-// are kept).
+// JWT validation with OpenSSL libcrypto; JSON through util/json.hpp. The
+// signature is checked over the raw header.payload segments before the
+// payload is decoded or parsed (only the header is read first, to pick the
+// key by alg and kid).
 #include "protocol/mech/jwt.hpp"
 
 #include <openssl/bio.h>
@@ -10,11 +11,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <cmath>
-#include <map>
 #include <optional>
 
 #include "util/encoding.hpp"
+#include "util/json.hpp"
 
 namespace postern::mech {
 namespace {
@@ -22,203 +22,9 @@ namespace {
 // A token is one line in an AUTH/CONT request; anything longer is refused
 // before decoding.
 constexpr std::size_t kMaxToken = 8192;
-constexpr int kMaxJsonDepth = 16;
-
-struct JsonValue {
-    enum class Type { String, Number, Bool, Null, Array, Object } type = Type::Null;
-    std::string str;
-    double num = 0;
-    std::vector<std::string> strings;  // Array: its string elements
-};
-
-class JsonReader {
-public:
-    explicit JsonReader(std::string_view s) : s_(s) {}
-
-    std::optional<std::map<std::string, JsonValue>> top_object() {
-        std::map<std::string, JsonValue> out;
-        ws();
-        if (!eat('{')) return std::nullopt;
-        ws();
-        if (eat('}')) return finish(out);
-        for (;;) {
-            ws();
-            auto key = string();
-            if (!key) return std::nullopt;
-            ws();
-            if (!eat(':')) return std::nullopt;
-            JsonValue v;
-            if (!value(v, 1)) return std::nullopt;
-            if (!out.emplace(std::move(*key), std::move(v)).second) return std::nullopt;  // duplicate member
-            ws();
-            if (eat(',')) continue;
-            if (eat('}')) return finish(out);
-            return std::nullopt;
-        }
-    }
-
-private:
-    std::optional<std::map<std::string, JsonValue>> finish(std::map<std::string, JsonValue>& out) {
-        ws();
-        if (i_ != s_.size()) return std::nullopt;
-        return std::move(out);
-    }
-    void ws() {
-        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-    }
-    bool eat(char c) {
-        if (i_ < s_.size() && s_[i_] == c) {
-            ++i_;
-            return true;
-        }
-        return false;
-    }
-    bool literal(std::string_view w) {
-        if (s_.substr(i_, w.size()) != w) return false;
-        i_ += w.size();
-        return true;
-    }
-    static void put_utf8(std::string& out, std::uint32_t cp) {
-        if (cp < 0x80) out.push_back(static_cast<char>(cp));
-        else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        } else if (cp < 0x10000) {
-            out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        } else {
-            out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        }
-    }
-    std::optional<std::uint32_t> hex4() {
-        if (i_ + 4 > s_.size()) return std::nullopt;
-        std::uint32_t v = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char c = s_[i_++];
-            v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-            else return std::nullopt;
-        }
-        return v;
-    }
-    std::optional<std::string> string() {
-        if (!eat('"')) return std::nullopt;
-        std::string out;
-        while (i_ < s_.size()) {
-            const char c = s_[i_++];
-            if (c == '"') return out;
-            if (static_cast<unsigned char>(c) < 0x20) return std::nullopt;
-            if (c != '\\') {
-                out.push_back(c);
-                continue;
-            }
-            if (i_ >= s_.size()) return std::nullopt;
-            const char e = s_[i_++];
-            switch (e) {
-                case '"': out.push_back('"'); break;
-                case '\\': out.push_back('\\'); break;
-                case '/': out.push_back('/'); break;
-                case 'b': out.push_back('\b'); break;
-                case 'f': out.push_back('\f'); break;
-                case 'n': out.push_back('\n'); break;
-                case 'r': out.push_back('\r'); break;
-                case 't': out.push_back('\t'); break;
-                case 'u': {
-                    auto cp = hex4();
-                    if (!cp) return std::nullopt;
-                    if (*cp >= 0xd800 && *cp <= 0xdbff) {
-                        if (!literal("\\u")) return std::nullopt;
-                        auto lo = hex4();
-                        if (!lo || *lo < 0xdc00 || *lo > 0xdfff) return std::nullopt;
-                        *cp = 0x10000 + ((*cp - 0xd800) << 10) + (*lo - 0xdc00);
-                    } else if (*cp >= 0xdc00 && *cp <= 0xdfff) {
-                        return std::nullopt;
-                    }
-                    put_utf8(out, *cp);
-                    break;
-                }
-                default: return std::nullopt;
-            }
-        }
-        return std::nullopt;
-    }
-    bool number(JsonValue& v) {
-        const std::size_t start = i_;
-        eat('-');
-        if (i_ >= s_.size() || !(s_[i_] >= '0' && s_[i_] <= '9')) return false;
-        while (i_ < s_.size() && ((s_[i_] >= '0' && s_[i_] <= '9') || s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E' ||
-                                  s_[i_] == '+' || s_[i_] == '-'))
-            ++i_;
-        const std::string text(s_.substr(start, i_ - start));
-        char* end = nullptr;
-        v.num = std::strtod(text.c_str(), &end);
-        if (end != text.c_str() + text.size() || !std::isfinite(v.num)) return false;
-        v.type = JsonValue::Type::Number;
-        return true;
-    }
-    bool value(JsonValue& v, int depth) {
-        if (depth > kMaxJsonDepth) return false;
-        ws();
-        if (i_ >= s_.size()) return false;
-        const char c = s_[i_];
-        if (c == '"') {
-            auto s = string();
-            if (!s) return false;
-            v.type = JsonValue::Type::String;
-            v.str = std::move(*s);
-            return true;
-        }
-        if (c == '{') {
-            ++i_;
-            v.type = JsonValue::Type::Object;
-            ws();
-            if (eat('}')) return true;
-            for (;;) {
-                ws();
-                if (!string()) return false;
-                ws();
-                if (!eat(':')) return false;
-                JsonValue inner;
-                if (!value(inner, depth + 1)) return false;
-                ws();
-                if (eat(',')) continue;
-                return eat('}');
-            }
-        }
-        if (c == '[') {
-            ++i_;
-            v.type = JsonValue::Type::Array;
-            ws();
-            if (eat(']')) return true;
-            for (;;) {
-                JsonValue inner;
-                if (!value(inner, depth + 1)) return false;
-                if (inner.type == JsonValue::Type::String) v.strings.push_back(std::move(inner.str));
-                ws();
-                if (eat(',')) continue;
-                return eat(']');
-            }
-        }
-        if (literal("true") || literal("false")) {
-            v.type = JsonValue::Type::Bool;
-            return true;
-        }
-        if (literal("null")) {
-            v.type = JsonValue::Type::Null;
-            return true;
-        }
-        return number(v);
-    }
-
-    std::string_view s_;
-    std::size_t i_ = 0;
-};
+// Headers and claim sets are flat; a little nesting for "aud" arrays and
+// provider extras.
+constexpr int kMaxJsonDepth = 8;
 
 std::optional<std::string> base64url_decode(std::string_view in) {
     std::string s(in);
@@ -332,28 +138,26 @@ Result<std::string> JwtValidator::validate(std::string_view token, std::int64_t 
     const auto d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
     if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos)
         return fail("not a JWS compact token");
-    auto header_json = base64url_decode(token.substr(0, d1));
-    auto payload_json = base64url_decode(token.substr(d1 + 1, d2 - d1 - 1));
-    auto sig = base64url_decode(token.substr(d2 + 1));
-    if (!header_json || !payload_json || !sig) return fail("invalid base64url in token");
-    auto header = JsonReader(*header_json).top_object();
-    if (!header) return fail("token header is not a JSON object");
-    auto payload = JsonReader(*payload_json).top_object();
-    if (!payload) return fail("token payload is not a JSON object");
 
-    auto hs = [&](const char* k) -> std::optional<std::string> {
-        auto it = header->find(k);
-        if (it == header->end() || it->second.type != JsonValue::Type::String) return std::nullopt;
-        return it->second.str;
-    };
-    const auto alg = hs("alg");
+    // 1. The header only: it names the algorithm and the key.
+    auto header_json = base64url_decode(token.substr(0, d1));
+    if (!header_json) return fail("invalid base64url in the token header");
+    auto header = json::parse_object(*header_json, kMaxJsonDepth);
+    if (!header) return fail("token header: " + header.error().message);
+    const std::string* alg = json::string_member(*header, "alg");
     if (!alg) return fail("token header has no alg");
-    if (header->count("crit")) return fail("token header has critical extensions");
-    const auto kid = hs("kid");
+    if (header->contains("crit")) return fail("token header has critical extensions");
+    const std::string* kid = json::string_member(*header, "kid");
+
+    // 2. The signature over the raw segments, with a key of exactly that
+    // algorithm: "none", unknown algorithms and an HS256 header against an
+    // RSA or EC key match no key.
+    auto sig = base64url_decode(token.substr(d2 + 1));
+    if (!sig) return fail("invalid base64url in the token signature");
     const JwtKey* key = nullptr;
     bool tried = false;
     for (const auto& k : keys) {
-        if (alg_name(k.alg) != *alg) continue;  // "none" and unknown algorithms match no key
+        if (alg_name(k.alg) != *alg) continue;
         if (!k.kid.empty() && (!kid || *kid != k.kid)) continue;
         tried = true;
         if (verify_signature(k, token.substr(0, d2), *sig)) {
@@ -363,37 +167,41 @@ Result<std::string> JwtValidator::validate(std::string_view token, std::int64_t 
     }
     if (!key) return fail(tried ? "bad token signature" : "no key for algorithm " + alg->substr(0, 16));
 
+    // 3. Only a signed payload is decoded and parsed.
+    auto payload_json = base64url_decode(token.substr(d1 + 1, d2 - d1 - 1));
+    if (!payload_json) return fail("invalid base64url in the token payload");
+    auto payload = json::parse_object(*payload_json, kMaxJsonDepth);
+    if (!payload) return fail("token payload: " + payload.error().message);
+
     auto num = [&](const char* k) -> std::optional<double> {
         auto it = payload->find(k);
-        if (it == payload->end() || it->second.type != JsonValue::Type::Number) return std::nullopt;
-        return it->second.num;
+        if (it == payload->end() || !it->is_number()) return std::nullopt;
+        return it->get<double>();
     };
-    if (payload->count("exp") && !num("exp")) return fail("exp is not a number");
-    if (payload->count("nbf") && !num("nbf")) return fail("nbf is not a number");
+    if (payload->contains("exp") && !num("exp")) return fail("exp is not a number");
+    if (payload->contains("nbf") && !num("nbf")) return fail("nbf is not a number");
     const auto exp = num("exp");
     if (!exp && require_exp) return fail("token has no exp");
     if (exp && static_cast<double>(now) >= *exp + static_cast<double>(leeway)) return fail("token expired");
     if (const auto nbf = num("nbf"); nbf && static_cast<double>(now) + static_cast<double>(leeway) < *nbf)
         return fail("token not yet valid");
     if (!issuer.empty()) {
-        auto it = payload->find("iss");
-        if (it == payload->end() || it->second.type != JsonValue::Type::String || it->second.str != issuer)
-            return fail("wrong issuer");
+        const std::string* iss = json::string_member(*payload, "iss");
+        if (!iss || *iss != issuer) return fail("wrong issuer");
     }
     if (!audience.empty()) {
-        auto it = payload->find("aud");
         bool ok = false;
+        auto it = payload->find("aud");
         if (it != payload->end()) {
-            if (it->second.type == JsonValue::Type::String) ok = it->second.str == audience;
-            else if (it->second.type == JsonValue::Type::Array)
-                for (const auto& a : it->second.strings) ok = ok || a == audience;
+            if (it->is_string()) ok = it->get_ref<const std::string&>() == audience;
+            else if (it->is_array())
+                for (const auto& a : *it) ok = ok || (a.is_string() && a.get_ref<const std::string&>() == audience);
         }
         if (!ok) return fail("wrong audience");
     }
-    auto it = payload->find(username_claim);
-    if (it == payload->end() || it->second.type != JsonValue::Type::String || it->second.str.empty())
-        return fail("token has no string claim \"" + username_claim + "\"");
-    return it->second.str;
+    const std::string* user = json::string_member(*payload, username_claim);
+    if (!user || user->empty()) return fail("token has no string claim \"" + username_claim + "\"");
+    return *user;
 }
 
 }  // namespace postern::mech

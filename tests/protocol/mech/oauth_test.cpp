@@ -193,6 +193,55 @@ TEST_CASE("JWT: rejected tokens") {
     }
 }
 
+TEST_CASE("JWT: the signature is checked before the payload is decoded or parsed") {
+    auto v = validator();
+    const std::string header = b64url(R"({"alg":"HS256"})");
+    struct Case {
+        const char* label;
+        std::string payload_segment;
+    };
+    const Case cases[] = {
+        {"payload not JSON", b64url("this is not json {")},
+        {"payload JSON but not an object", b64url("[1,2,3]")},
+        {"payload nested deeply", b64url(std::string(1000, '[') + std::string(1000, ']'))},
+        {"payload not base64url", "!!not*base64!!"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        // A signature that does not fit: the answer is about the signature,
+        // whatever the payload holds.
+        const std::string input = header + "." + c.payload_segment;
+        const std::string bad = input + "." + b64url(hmac(true, kSecret, input + "x"));
+        auto u = v->validate(bad, kNow);
+        REQUIRE(!u.has_value());
+        CHECK(u.error().message == "bad token signature");
+        // Signed correctly, the payload itself is what is refused.
+        const std::string good = input + "." + b64url(hmac(true, kSecret, input));
+        auto g = v->validate(good, kNow);
+        REQUIRE(!g.has_value());
+        CHECK(g.error().message.find("payload") != std::string::npos);
+    }
+    SUBCASE("alg none and HS256 against RSA keys never reach the payload") {
+        auto rs = std::make_shared<JwtValidator>();
+        auto k = make_jwt_key("RS256", "", rsa().public_pem);
+        REQUIRE(k.has_value());
+        rs->keys.push_back(std::move(*k));
+        const std::string junk = b64url("not json");
+        auto none = rs->validate(b64url(R"({"alg":"none"})") + "." + junk + ".", kNow);
+        REQUIRE(!none.has_value());
+        CHECK(none.error().message.find("no key for algorithm") == 0);
+        const std::string input = b64url(R"({"alg":"HS256"})") + "." + junk;
+        auto hs = rs->validate(input + "." + b64url(hmac(true, rsa().public_pem, input)), kNow);
+        REQUIRE(!hs.has_value());
+        CHECK(hs.error().message.find("no key for algorithm") == 0);
+    }
+    SUBCASE("a header that is not JSON is refused before any key is tried") {
+        auto u = v->validate(b64url("{\"alg\":") + "." + b64url(kGood) + ".c2ln", kNow);
+        REQUIRE(!u.has_value());
+        CHECK(u.error().message.find("token header") == 0);
+    }
+}
+
 TEST_CASE("JWT: key loading") {
     CHECK(make_jwt_key("RS256", "", rsa().public_pem).has_value());
     CHECK(!make_jwt_key("RS256", "", ec().public_pem).has_value());
