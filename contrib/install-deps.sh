@@ -12,10 +12,11 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
 # Postfix's Cyrus smtpd needs Cyrus SASL's PLAIN and LOGIN plugins (libsasl2-modules,
 # only recommended by libsasl2-2), and its sql auxprop plugin (libsasl2-modules-sql)
-# for the Cyrus-to-postern import test.
+# for the Cyrus-to-postern import test. debootstrap builds the Debian 13 root
+# the Dovecot 2.4 tests run from (tests/dovecot24_root.sh).
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi
