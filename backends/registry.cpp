@@ -1,5 +1,6 @@
 // The driver registry: one row per backend driver.
 #include "backends/backend.hpp"
+#include "backends/http/http.hpp"
 #include "backends/imap/imap.hpp"
 #include "backends/ldap/ldap.hpp"
 #include "backends/pam/pam.hpp"
@@ -79,6 +80,7 @@ const std::vector<DriverInfo>& drivers() {
         {"pam", make_pam_passdb, {}},
         {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
         {"imap", make_imap_passdb, {}},
+        {"http", make_http_passdb, make_http_userdb},
         {"ldap", make_ldap_passdb, make_ldap_userdb},
     };
     return rows;
