@@ -191,6 +191,7 @@ asio::awaitable<void> Request::wait_penalty() {
 asio::awaitable<Request::PassdbOutcome> Request::passdb_call(mech::Step step) {
     auto self = shared_from_this();
     PassdbOutcome out;
+    typed_user_ = step.user;
     if (step.kind == mech::Step::Kind::VerifyPlain) {
         backend::PassResult r = co_await verify_step(step.user, step.authzid, std::move(step.password));
         out.status = r.status;
@@ -246,7 +247,9 @@ asio::awaitable<backend::PassResult> Request::verify_step(std::string login, std
     }
     if (!engine_.has_master_passdb()) {
         log::info("auth-client {}: authorization identity refused: no master passdb configured", origin_.peer);
-        co_return refusal(PassStatus::Mismatch, engine_.valid_name(target) ? target : std::string());
+        // Reported for the name that authenticated, as Dovecot does.
+        auto who = engine_.normalize_user(login);
+        co_return refusal(PassStatus::Mismatch, who ? *who : std::string());
     }
     backend::PassResult r = co_await master_login(std::move(login), std::move(target), std::move(password));
     co_return r;
@@ -340,6 +343,9 @@ void Request::finish_ok(const std::string& user, const std::string& final_data) 
     backend::Fields out;
     for (const auto& [k, v] : extra_)
         if (!internal_passdb_field(k)) out.emplace_back(k, v);
+    // As Dovecot: the name the client typed, when it is not the one logged in.
+    if (master_user_.empty() && !typed_user_.empty() && typed_user_ != user && !has_field(out, "original_user"))
+        out.emplace_back("original_user", typed_user_);
     if (!final_data.empty() && params_.final_resp_ok) out.emplace_back("resp", base64_encode(final_data));
     if (origin_.role == config::Role::Login && !params_.nologin && !has_field(extra_, "nologin")) {
         PendingLogin p;

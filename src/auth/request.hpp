@@ -95,6 +95,7 @@ private:
     std::unique_ptr<mech::Mechanism> mech_;
     RequestParams params_;
     std::string user_;  // last known user name (for FAIL user=)
+    std::string typed_user_;  // the name as the client sent it (OK original_user= when it differs)
     // From a credentials lookup, kept for a success a later step reports.
     backend::Fields extra_, userdb_;
     // Why a credentials lookup said no, while the mechanism goes on with a
