@@ -1,0 +1,280 @@
+# The http passdb and userdb (driver = "http") through posternd against
+# http_support.PanelServer, a Python standard-library server that stands in
+# for a mail panel's API (mailcow, Mailu, a PostfixAdmin-style panel), since
+# none runs on this machine: PLAIN, LOGIN and CRAM-MD5 (lookup mode), the
+# userdb through the auth-master socket, HTTPS with the test CA and with an
+# unknown one, a unix socket, a bearer token, hostile names sent as JSON,
+# every misbehaviour a temporary failure and never OK, and the server going
+# away under load.
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+import unittest
+
+from harness import (ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, MasterClient, b64, fields_dict,
+                     make_config, register_secret, require_binaries, sha512_crypt, toml_str, unb64, write_file)
+from http_support import MISBEHAVIOURS, PanelServer, make_ca
+
+PANEL_PASSWORD = "Panel-Pa55w0rd-5e1b"
+BEARER_TOKEN = "panel-api-token-0c93d1f2"
+register_secret(PANEL_PASSWORD)
+register_secret(BEARER_TOKEN)
+
+
+def users():
+    stored = sha512_crypt(PANEL_PASSWORD) or "{PLAIN}" + PANEL_PASSWORD
+    return {
+        "alice@example.com": {"password": ALICE_PASSWORD, "stored": "{PLAIN}" + ALICE_PASSWORD,
+                              "fields": {"userdb_quota_rule": "*:storage=1G", "quota_class": "gold"},
+                              "userdb": {"home": "/var/vmail/example.com/alice", "uid": 5000, "gid": 5000,
+                                         "mail": "maildir:~/Maildir"}},
+        "bob@example.com": {"password": PANEL_PASSWORD, "stored": stored},
+        "carol@example.com": {"password": ALICE_PASSWORD, "stored": "{PLAIN}" + ALICE_PASSWORD,
+                              "nologin": True, "reason": "mailbox moved"},
+        "Dave@Example.com": {"password": ALICE_PASSWORD, "stored": "{PLAIN}" + ALICE_PASSWORD,
+                             "rename": "dave@example.com"},
+    }
+
+
+def is_temp_fail(fields):
+    return fields[0] == "FAIL" and "code=temp_fail" in fields[2:]
+
+
+@require_binaries
+class HttpBase(DaemonTestCase):
+    mechanisms = ("PLAIN", "LOGIN")
+    passdb_extra = ""
+    timeout = "1s"
+
+    def setUp(self):
+        super().setUp()
+        self.panel = self.make_panel()
+        self.panel.start()
+        self.addCleanup(self.panel.stop)
+        self.sock = self.path("auth")
+        self.start_daemon(self.config())
+
+    def make_panel(self):
+        return PanelServer(users(), slow_seconds=3)
+
+    def driver_settings(self):
+        return (f'driver = "http"\nurl = {toml_str(self.panel.url)}\ntimeout = {toml_str(self.timeout)}\n'
+                + self.passdb_extra)
+
+    def config(self):
+        body = self.driver_settings()
+        extra = ("[[listener]]\ntype = \"unix\"\npath = " + toml_str(self.path("master")) +
+                 '\nmode = "0666"\nrole = "master"\n\n'
+                 "[[passdb]]\n" + body + "\n[[userdb]]\n" + body.replace('mode = "lookup"\n', "") + "\n")
+        return make_config(self.sock, None, mechanisms=self.mechanisms, extra=extra)
+
+    def plain(self, user, password, req_id=1):
+        c = self.connect(self.sock)
+        c.auth_plain(req_id, user, password)
+        return c.reply_for(req_id)
+
+
+class HttpVerifyTest(HttpBase):
+
+    def test_plain_ok_wrong_unknown(self):
+        r = self.plain("alice@example.com", ALICE_PASSWORD)
+        self.assert_ok(r, 1, "alice@example.com")
+        req = self.panel.requests[-1]
+        self.assertEqual(req["request"], "verify")
+        self.assertEqual(req["password"], ALICE_PASSWORD)
+        self.assertEqual((req["service"], req["mechanism"], req["remote_ip"], req["secured"]),
+                         ("smtp", "PLAIN", "127.0.0.1", True))
+        for user, pw in (("alice@example.com", WRONG_PASSWORD), ("nobody@example.com", ALICE_PASSWORD)):
+            r = self.plain(user, pw, 2)
+            self.assert_fail(r, 2)
+            self.assertFalse(is_temp_fail(r), r)
+
+    def test_login_mechanism_and_rename(self):
+        c = self.connect(self.sock)
+        c.auth(1, "LOGIN", "lip=127.0.0.1", "rip=127.0.0.1")
+        self.assertEqual(c.reply_for(1)[0], "CONT")
+        c.send_line("CONT", "1", b64(b"Dave@Example.com"))
+        self.assertEqual(c.reply_for(1)[0], "CONT")
+        c.send_line("CONT", "1", b64(ALICE_PASSWORD.encode()))
+        self.assert_ok(c.reply_for(1), 1, "dave@example.com")
+
+    def test_nologin(self):
+        # As a passwd-file nologin: the fields go to the client, which refuses.
+        r = self.plain("carol@example.com", ALICE_PASSWORD)
+        self.assertIn("nologin=y", r, r)
+        self.assertIn("reason=mailbox moved", r, r)
+        r = self.plain("carol@example.com", WRONG_PASSWORD, 2)
+        self.assert_fail(r, 2)
+
+    def test_userdb_through_master_socket(self):
+        m = MasterClient(self.path("master"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        m.send_line("USER", "1", "alice@example.com", "service=imap")
+        r = m.reply_for(1)
+        self.assertEqual(r[:3], ["USER", "1", "alice@example.com"], r)
+        f = fields_dict(r[1:])
+        self.assertEqual((f.get("home"), f.get("uid"), f.get("gid")), ("/var/vmail/example.com/alice", "5000", "5000"))
+        req = [q for q in self.panel.requests if q["request"] == "userdb"][-1]
+        self.assertNotIn("password", req)
+        m.send_line("USER", "2", "nobody@example.com", "service=imap")
+        self.assertEqual(m.reply_for(2)[0], "NOTFOUND")
+        # PASS: a passdb lookup without a password.
+        m.send_line("PASS", "3", "alice@example.com", "service=imap")
+        self.assertEqual(m.reply_for(3)[0], "PASS")
+        self.assertNotIn("password", self.panel.requests[-1])
+
+    def test_hostile_names_sent_as_json(self):
+        names = ['quo"te\\back@example.com', "x" * 200 + "@example.com", "tab\there@example.com",
+                 "j\u00f6rg@example.com"]
+        for i, name in enumerate(names, 1):
+            r = self.plain(name, ALICE_PASSWORD, i)
+            self.assertEqual(r[0], "FAIL", r)
+            self.assertFalse(is_temp_fail(r), r)
+        seen = {q["user"] for q in self.panel.requests}
+        for name in names:
+            if "\t" in name:
+                continue  # the auth protocol refuses a TAB before any backend sees it
+            self.assertTrue(name in seen, name[:40])
+        # A 10 KB name and a NUL inside the name (LOGIN carries it base64'd).
+        c = self.connect(self.sock)
+        c.auth_plain(20, "y" * 10240, ALICE_PASSWORD)
+        r = c.reply_for(20)
+        self.assertEqual(r[0], "FAIL", r)
+        c = self.connect(self.sock)
+        c.auth(21, "LOGIN", "lip=127.0.0.1", "rip=127.0.0.1")
+        c.reply_for(21)
+        c.send_line("CONT", "21", b64(b"alice@example.com\x00admin"))
+        r = c.reply_for(21)
+        if r[0] == "CONT":
+            c.send_line("CONT", "21", b64(ALICE_PASSWORD.encode()))
+            r = c.reply_for(21)
+        self.assertEqual(r[0], "FAIL", r)
+
+    def test_misbehaviours_are_temp_fail_never_ok(self):
+        for b in MISBEHAVIOURS:
+            with self.subTest(behaviour=b):
+                self.panel.behaviour = b
+                r = self.plain("alice@example.com", ALICE_PASSWORD)
+                self.assertTrue(is_temp_fail(r), (b, r))
+                c = MasterClient(self.path("master"))
+                c.master_handshake()
+                c.send_line("USER", "5", "alice@example.com", "service=imap")
+                u = c.reply_for(5)
+                c.close()
+                self.assertEqual(u[0], "FAIL", (b, u))
+        self.panel.behaviour = None
+        self.assert_ok(self.plain("alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+
+    def test_server_goes_away_under_load(self):
+        results = []
+        lock = threading.Lock()
+        stop_at = threading.Event()
+
+        def worker(n):
+            for i in range(12):
+                wrong = (n + i) % 3 == 0
+                try:
+                    r = self.plain("alice@example.com", WRONG_PASSWORD if wrong else ALICE_PASSWORD, 100 + i)
+                except Exception as e:  # an unanswered request is a failure of the test
+                    r = ["NO ANSWER", repr(e)]
+                with lock:
+                    results.append((wrong, stop_at.is_set(), r))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        self.panel.stop()
+        stop_at.set()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 16 * 12)
+        for wrong, after, r in results:
+            self.assertIn(r[0], ("OK", "FAIL"), r)
+            if wrong:
+                self.assertEqual(r[0], "FAIL", r)
+        self.assertTrue(any(is_temp_fail(r) for _, after, r in results if after))
+        # Nothing is listening now: every login is a temporary failure.
+        self.assertTrue(is_temp_fail(self.plain("alice@example.com", ALICE_PASSWORD, 999)))
+
+
+class HttpLookupModeTest(HttpBase):
+    mechanisms = ("PLAIN", "LOGIN", "CRAM-MD5")
+    passdb_extra = 'mode = "lookup"\n'
+
+    def test_cram_md5_with_stored_plain(self):
+        c = self.connect(self.sock)
+        c.auth(1, "CRAM-MD5", "lip=127.0.0.1", "rip=127.0.0.1")
+        r = c.reply_for(1)
+        self.assertEqual(r[0], "CONT", r)
+        challenge = unb64(r[2])
+        digest = hmac.new(ALICE_PASSWORD.encode(), challenge, hashlib.md5).hexdigest()
+        c.send_line("CONT", "1", b64(b"alice@example.com " + digest.encode()))
+        self.assert_ok(c.reply_for(1), 1, "alice@example.com")
+        for q in self.panel.requests:
+            self.assertNotIn("password", q)
+            self.assertEqual(q["request"] if q["request"] != "userdb" else "lookup", "lookup")
+
+    def test_plain_checked_here_against_a_crypt_hash(self):
+        self.assert_ok(self.plain("bob@example.com", PANEL_PASSWORD), 1, "bob@example.com")
+        r = self.plain("bob@example.com", WRONG_PASSWORD, 2)
+        self.assert_fail(r, 2)
+        self.assertFalse(is_temp_fail(r), r)
+        for q in self.panel.requests:
+            self.assertNotIn("password", q)  # the password never leaves postern
+
+
+class HttpTlsTest(HttpBase):
+
+    def make_panel(self):
+        self.ca, cert, key = make_ca(self.tmp, "good")
+        self.other_ca, _, _ = make_ca(self.tmp, "other")
+        token = self.path("token")
+        write_file(token, BEARER_TOKEN + "\n", mode=0o600)
+        self.passdb_extra = f"ca_file = {toml_str(self.ca)}\nbearer_token_file = {toml_str(token)}\n"
+        return PanelServer(users(), tls=(cert, key), token=BEARER_TOKEN)
+
+    def test_https_with_ca_file_and_token(self):
+        self.assert_ok(self.plain("alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        self.assertEqual(self.panel.headers[-1].get("Authorization"), "Bearer " + BEARER_TOKEN)
+        # Keep-alive: later logins reuse the connection.
+        for i in range(3):
+            self.assert_ok(self.plain("alice@example.com", ALICE_PASSWORD, 2 + i), 2 + i, "alice@example.com")
+        self.assertLessEqual(len(self.panel.connections), 2)
+
+    def test_unknown_ca_is_temp_fail(self):
+        other = self.path("other.toml")
+        cfg = self.config().replace(toml_str(self.ca), toml_str(self.other_ca)).replace(
+            toml_str(self.sock), toml_str(self.path("auth2")))
+        cfg = cfg.replace(toml_str(self.path("master")), toml_str(self.path("master2")))
+        write_file(other, cfg)
+        self.start_daemon(cfg, name="posternd-other")
+        c = self.connect(self.path("auth2"))
+        c.auth_plain(1, "alice@example.com", ALICE_PASSWORD)
+        r = c.reply_for(1)
+        self.assertTrue(is_temp_fail(r), r)
+
+
+class HttpUnixSocketTest(HttpBase):
+
+    def make_panel(self):
+        path = self.path("panel.sock")
+        p = PanelServer(users(), unix_path=path)
+        os.chmod(path, 0o666)
+        self.passdb_extra = f"unix_socket = {toml_str(path)}\n"
+        return p
+
+    def test_plain_over_unix_socket(self):
+        self.assert_ok(self.plain("alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        r = self.plain("alice@example.com", WRONG_PASSWORD, 2)
+        self.assert_fail(r, 2)
+        self.assertFalse(is_temp_fail(r), r)
+
+
+if __name__ == "__main__":
+    unittest.main()
