@@ -276,5 +276,67 @@ class HttpUnixSocketTest(HttpBase):
         self.assertFalse(is_temp_fail(r), r)
 
 
+CONTRIB_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib",
+                              "http-auth-server.py")
+
+
+class HttpContribServerTest(HttpBase):
+    """contrib/http-auth-server.py, the documented example, on a PostfixAdmin
+    mailbox table in SQLite, over a unix socket with a token, lookup mode."""
+    mechanisms = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+    def make_panel(self):
+        import sqlite3
+        import subprocess
+        db = self.path("postfixadmin.db")
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE mailbox (username TEXT PRIMARY KEY, password TEXT, maildir TEXT, "
+                    "quota INTEGER, active INTEGER, domain TEXT)")
+        con.execute("INSERT INTO mailbox VALUES (?,?,?,?,?,?)",
+                    ("alice@example.com", "{PLAIN}" + ALICE_PASSWORD, "example.com/alice/", 1073741824, 1,
+                     "example.com"))
+        con.execute("INSERT INTO mailbox VALUES (?,?,?,?,?,?)",
+                    ("off@example.com", "{PLAIN}" + ALICE_PASSWORD, "example.com/off/", 0, 0, "example.com"))
+        con.commit()
+        con.close()
+        token = self.path("token")
+        write_file(token, BEARER_TOKEN + "\n", mode=0o600)
+        sock = self.path("panel.sock")
+        proc = subprocess.Popen(["python3", CONTRIB_SERVER, "--db", db, "--unix", sock, "--token-file", token],
+                                stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        os.chmod(sock, 0o666)
+        self.passdb_extra = (f'unix_socket = {toml_str(sock)}\nbearer_token_file = {toml_str(token)}\n'
+                             'mode = "lookup"\n')
+
+        class Proc:
+            url = "http://localhost/auth"
+
+            def start(self):
+                return self
+
+            def stop(self):
+                proc.terminate()
+                proc.wait(10)
+        return Proc()
+
+    def test_example_server(self):
+        self.assert_ok(self.plain("alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        r = self.plain("alice@example.com", WRONG_PASSWORD, 2)
+        self.assert_fail(r, 2)
+        self.assertFalse(is_temp_fail(r), r)
+        self.assertIn("nologin=y", self.plain("off@example.com", ALICE_PASSWORD, 3))
+        m = MasterClient(self.path("master"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        m.send_line("USER", "1", "alice@example.com", "service=imap")
+        f = fields_dict(m.reply_for(1)[1:])
+        self.assertEqual(f.get("home"), "/var/vmail/example.com/alice/")
+        self.assertEqual(f.get("quota_rule"), "*:bytes=1073741824")
+
+
 if __name__ == "__main__":
     unittest.main()
