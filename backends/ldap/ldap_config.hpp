@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/conf_file.hpp"
 #include "config/section.hpp"
 
 namespace postern::backend::ldap {
@@ -30,7 +31,7 @@ enum class Scope { Base, OneLevel, Subtree };
 enum class Deref { Never, Searching, Finding, Always };
 enum class RequireCert { Never, Allow, Try, Demand, Hard };
 
-struct LdapFile {
+struct LdapFile : conf::KeyLines {
     std::string path;
     std::vector<std::string> uris;  // ldap://, ldaps://, ldapi:// (from uris or hosts), tried in turn
     std::string dn, dnpass;         // service account ("" = anonymous)
@@ -50,20 +51,13 @@ struct LdapFile {
     bool auth_bind = false;
     std::string auth_bind_userdn;  // template of the user's DN ("" = search with pass_filter)
     std::chrono::milliseconds connect_timeout{5000};
-    std::vector<std::pair<std::string, long>> lines;  // line of each key, for later messages
-    long line_of(std::string_view key) const;
+    // (KeyLines: the line of each key, for later messages.)
 };
 
-struct RawSetting {
-    std::string key, value;
-    std::string file;
-    long line = 0;
-};
-
-// Key = value lines of a Dovecot settings file: comments, continuation
-// lines ending in '\', quoted values, !include / !include_try.
-std::vector<RawSetting> parse_settings_text(std::string_view text, const std::string& name);
-std::vector<RawSetting> read_settings_file(const std::string& path);
+// The file's key = value lines: backends/conf_file.hpp.
+using conf::RawSetting;
+using conf::parse_settings_text;
+using conf::read_settings_file;
 
 // Throws config::ConfigError (file, line, key) on any bad or missing setting.
 LdapFile parse_ldap_settings(const std::vector<RawSetting>& raw, const std::string& path);

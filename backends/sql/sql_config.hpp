@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/conf_file.hpp"
 #include "config/section.hpp"
 
 namespace postern::backend::sql {
@@ -34,7 +35,7 @@ struct ConnectSettings {
     unsigned maxconns = 5;
 };
 
-struct SqlFile {
+struct SqlFile : conf::KeyLines {
     std::string path;
     DriverKind driver = DriverKind::Mysql;
     ConnectSettings connect;
@@ -46,20 +47,13 @@ struct SqlFile {
     // (or %w) is the new stored value, %{old_password} the one the login
     // verified (compare-and-set). Without %{old_password} it is not used.
     std::string update_query;
-    // Line of each key in the file, for later errors about a query.
-    std::vector<std::pair<std::string, long>> lines;
-    long line_of(std::string_view key) const;
+    // (KeyLines: the line of each key, for later errors about a query.)
 };
 
-// Key=value pairs of one file, in order, after continuation lines, quotes and
-// comments; `!include`/`!include_try` are followed relative to the file.
-struct RawSetting {
-    std::string key, value;
-    std::string file;
-    long line = 0;
-};
-std::vector<RawSetting> read_settings_file(const std::string& path);
-std::vector<RawSetting> parse_settings_text(std::string_view text, const std::string& name);
+// The file's key = value lines: backends/conf_file.hpp.
+using conf::RawSetting;
+using conf::parse_settings_text;
+using conf::read_settings_file;
 
 // Throws config::ConfigError (file, line, key) on any bad or missing setting.
 SqlFile parse_sql_file(const std::string& path);
