@@ -9,7 +9,7 @@
 #include "backends/ldap/connection.hpp"
 #include "backends/ldap/entry.hpp"
 #include "backends/ldap/ldap_config.hpp"
-#include "backends/sql/fields.hpp"
+#include "backends/fields.hpp"
 #include "backends/verify.hpp"
 #include "password/scheme.hpp"
 #include "util/cache_key.hpp"
@@ -100,47 +100,13 @@ std::string templates_cache_key(const std::vector<const std::string*>& templates
     return key.str();
 }
 
-// What one entry says about a passdb user, after the attribute map.
-struct PassEntry {
-    std::string user;  // rewritten user name ("" = unchanged)
-    std::optional<std::string> password;
-    bool noscheme = false;
-    Fields extra, userdb;
+// A passdb user's entry after pass_attrs, or the status the search comes to.
+struct PassLookup {
+    PassStatus status = PassStatus::TempFail;
+    std::string detail;
+    std::string dn;
+    PassFields fields;
 };
-
-PassEntry pass_entry(const ldap::Mapped& m, std::string_view request_user) {
-    PassEntry out;
-    std::string user(request_user);
-    bool rewritten = false;
-    for (const auto& [name, v] : m.fields) {
-        if (name == "password" || name == "password_noscheme") {
-            out.password = v;
-            out.noscheme = name == "password_noscheme";
-        } else if (name == "user") {
-            if (!v.empty()) {
-                user = v;
-                rewritten = true;
-            }
-        } else if (name == "username") {
-            if (!v.empty()) {
-                const std::string d = util::domain_part(user);
-                user = v.find('@') != std::string::npos || d.empty() ? v : v + "@" + d;
-                rewritten = true;
-            }
-        } else if (name == "domain") {
-            if (!v.empty()) {
-                user = util::user_part(user) + "@" + v;
-                rewritten = true;
-            }
-        } else if (name.rfind("userdb_", 0) == 0 && name.size() > 7) {
-            out.userdb.emplace_back(name.substr(7), v);
-        } else {
-            out.extra.emplace_back(name, v);
-        }
-    }
-    if (rewritten) out.user = user;
-    return out;
-}
 
 // One search for one user: its entry, none, or a failure.
 struct Found {
@@ -209,15 +175,10 @@ public:
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         if (file().auth_bind) co_return co_await bind_check(req, std::move(password));
-        PassResult r;
-        auto attrs = ldap::attributes_of(file().pass_attrs);
-        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
-        PassEntry e;
-        if (!take(f, req, r, e)) co_return r;
-        if (auth::has_field(r.extra, "nopassword")) {
-            r.status = PassStatus::Ok;
-            co_return r;
-        }
+        PassLookup l = co_await find(req);
+        auto r = take<PassResult>(l, *req);
+        if (r.status != PassStatus::Ok || auth::has_field(r.extra, "nopassword")) co_return r;
+        const auto& e = l.fields;
         if (!e.password || e.password->empty()) {
             r.status = PassStatus::Mismatch;
             r.detail = "no password in the entry";
@@ -236,21 +197,12 @@ public:
     }
 
     asio::awaitable<CredResult> lookup_credentials(auth::RequestPtr req, std::string scheme) override {
-        CredResult r;
-        if (file().auth_bind) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = "auth_bind: the ldap passdb cannot look up credentials";
-            co_return r;
-        }
-        auto attrs = ldap::attributes_of(file().pass_attrs);
-        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
-        PassEntry e;
-        if (!take(f, req, r, e)) co_return r;
-        if (!e.password || e.password->empty()) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = "no password in the entry";
-            co_return r;
-        }
+        if (file().auth_bind) co_return CredResult::unavailable("auth_bind: the ldap passdb cannot look up credentials");
+        PassLookup l = co_await find(req);
+        auto r = take<CredResult>(l, *req);
+        if (r.status != PassStatus::Ok) co_return r;
+        const auto& e = l.fields;
+        if (!e.password || e.password->empty()) co_return CredResult::unavailable("no password in the entry");
         std::string stored = e.noscheme ? "{PLAIN}" + *e.password : *e.password;
         CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
         r.status = d.status;
@@ -260,18 +212,10 @@ public:
     }
 
     asio::awaitable<PassResult> lookup(auth::RequestPtr req) override {
-        PassResult r;
-        if (!can_lookup()) {
-            r.status = PassStatus::SchemeUnavailable;
-            r.detail = "auth_bind_userdn: the ldap passdb cannot look a user up";
-            co_return r;
-        }
-        auto attrs = ldap::attributes_of(file().pass_attrs);
-        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
-        PassEntry e;
+        if (!can_lookup()) co_return PassResult::unavailable("auth_bind_userdn: the ldap passdb cannot look a user up");
+        PassLookup l = co_await find(req);
         // Where the user may log in from does not matter to a lookup.
-        if (take(f, req, r, e, false)) r.status = PassStatus::Ok;
-        co_return r;
+        co_return take<PassResult>(l, *req, false);
     }
 
 private:
@@ -284,31 +228,32 @@ private:
         return ctx;
     }
 
-    // Maps the found entry into the result; false (status set) when the
-    // search failed or allow_nets refuses.
-    template <class R>
-    bool take(Found& f, auth::RequestPtr req, R& r, PassEntry& e, bool check_nets = true) const {
-        r.detail = f.detail;
-        if (f.status != PassStatus::Ok) {
-            r.status = f.status;
-            return false;
-        }
+    // The pass_filter's entry for the user, mapped through pass_attrs, or
+    // the status the search comes to. Without `with_password` the password
+    // attribute is not asked for (auth binds: only the DN and fields).
+    asio::awaitable<PassLookup> find(auth::RequestPtr req, bool with_password = true) {
+        std::vector<ldap::AttrMapping> wanted;
+        for (const auto& m : file().pass_attrs)
+            if (with_password || (m.field != "password" && m.field != "password_noscheme")) wanted.push_back(m);
+        auto attrs = ldap::attributes_of(wanted);
+        Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
+        PassLookup l;
+        l.status = f.status;
+        l.detail = std::move(f.detail);
+        if (f.status != PassStatus::Ok) co_return l;
         auto mapped = ldap::map_entry(f.entry, file().pass_attrs, request_vars(req));
         log_warnings(*lookup_, req->user, mapped.warnings);
-        e = pass_entry(mapped, req->user);
-        r.user = e.user.empty() ? req->user : e.user;
-        r.extra = std::move(e.extra);
-        r.userdb = std::move(e.userdb);
-        if (check_nets) {
-            for (const auto& [k, v] : r.extra) {
-                if (k == "allow_nets" && !sql::net_allowed(v, req->params.rip)) {
-                    r.status = PassStatus::Mismatch;
-                    r.detail = "remote address not in allow_nets";
-                    return false;
-                }
-            }
-        }
-        return true;
+        l.dn = std::move(f.entry.dn);
+        l.fields = PassFields(req->user);
+        for (auto& [k, v] : mapped.fields) l.fields.add(k, std::move(v));
+        co_return l;
+    }
+
+    // The lookup's answer (backends/fields.hpp), or why not.
+    template <class R>
+    static R take(PassLookup& l, const auth::RequestInfo& req, bool check_nets = true) {
+        if (l.status != PassStatus::Ok) return R::of(l.status, l.detail);
+        return found_user<R>(l.fields, req, l.detail, check_nets);
     }
 
     // auth_bind = yes: the user's DN (built, or found with pass_filter),
@@ -327,15 +272,10 @@ private:
             dn = std::move(*built);
             r.user = req->user;
         } else {
-            // The password attribute is not asked for: only the DN and fields.
-            std::vector<ldap::AttrMapping> map;
-            for (const auto& m : file().pass_attrs)
-                if (m.field != "password" && m.field != "password_noscheme") map.push_back(m);
-            auto attrs = ldap::attributes_of(map);
-            Found f = co_await find_one(lookup_, file().pass_filter, std::move(attrs), req, "pass_filter");
-            PassEntry e;
-            if (!take(f, req, r, e)) co_return r;
-            dn = f.entry.dn;
+            PassLookup l = co_await find(req, false);
+            r = take<PassResult>(l, *req);
+            if (r.status != PassStatus::Ok) co_return r;
+            dn = std::move(l.dn);
         }
         // An empty password would make a simple bind an unauthenticated one
         // (RFC 4513 5.1.2), which servers accept: never a login.

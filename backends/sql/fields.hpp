@@ -2,7 +2,7 @@
 // Dovecot's sql passdb/userdb do (shared reference backends.md §3.3, §5):
 // NULL = field not set; password / password_noscheme; user rewrites the user
 // name (username / domain rewrite one part of it); userdb_* are prefetched
-// userdb fields; every other column is an extra field.
+// userdb fields; every other column is an extra field (backends/fields.hpp).
 #pragma once
 
 #include <optional>
@@ -11,17 +11,14 @@
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "backends/fields.hpp"
 #include "backends/sql/connection.hpp"
 
 namespace postern::backend::sql {
 
-struct PassRow {
-    bool password_column = false;       // a password or password_noscheme column exists
-    std::optional<std::string> password; // the stored value, if not NULL
-    bool noscheme = false;              // from password_noscheme: never parsed for {SCHEME}
-    std::string user;                   // rewritten user name ("" = unchanged)
-    Fields extra;
-    Fields userdb;
+struct PassRow : PassFields {
+    using PassFields::PassFields;
+    bool password_column = false;  // a password or password_noscheme column exists
 };
 
 PassRow pass_row(const std::vector<std::string>& columns, const Row& row, std::string_view request_user);
@@ -34,10 +31,5 @@ UserRow user_row(const std::vector<std::string>& columns, const Row& row);
 
 // The user name an iterate_query row names: column user, or username + domain.
 std::optional<std::string> iterate_user(const std::vector<std::string>& columns, const Row& row);
-
-// allow_nets: comma- or space-separated IPs/CIDRs (IPv4, IPv6, ::ffff:
-// mapped), keyword "local" for requests without a remote IP. An empty or
-// malformed entry never matches.
-bool net_allowed(std::string_view allow_nets, std::string_view rip);
 
 }  // namespace postern::backend::sql

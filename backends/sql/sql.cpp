@@ -226,15 +226,7 @@ private:
     template <class R>
     static R take_row(Lookup& l, const auth::RequestInfo& req, bool check_nets = true) {
         if (l.status != PassStatus::Ok) return R::of(l.status, l.detail);
-        R r = R::of(PassStatus::Ok, l.detail);
-        r.user = l.row.user.empty() ? req.user : l.row.user;
-        r.extra = std::move(l.row.extra);
-        r.userdb = std::move(l.row.userdb);
-        if (check_nets && !allowed(r.extra, req)) {
-            r.status = PassStatus::Mismatch;
-            r.detail = "remote address not in allow_nets";
-        }
-        return r;
+        return found_user<R>(l.row, req, l.detail, check_nets);
     }
 
     password::StoredContext context(const auth::RequestInfo& req) const {
@@ -242,12 +234,6 @@ private:
         ctx.default_scheme = db_->file().default_pass_scheme;
         ctx.user = req.original_user.empty() ? req.user : req.original_user;
         return ctx;
-    }
-
-    static bool allowed(const Fields& extra, const auth::RequestInfo& req) {
-        for (const auto& [k, v] : extra)
-            if (k == "allow_nets") return sql::net_allowed(v, req.params.rip);
-        return true;
     }
 
     // `typed`: the password the client typed, for %w / %{password} in the

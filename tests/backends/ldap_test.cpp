@@ -31,6 +31,18 @@ postern::util::VarLookup user_vars(const std::string& user) {
     };
 }
 
+// A table of labelled inputs and what `escape` makes of them.
+struct EscapeCase {
+    const char* label;
+    std::string in, out;
+};
+void check_escapes(const std::vector<EscapeCase>& cases, std::string (*escape)(std::string_view)) {
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        CHECK(escape(c.in) == c.out);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("ldap config: malformed files are errors naming line and key") {
@@ -119,11 +131,7 @@ TEST_CASE("ldap config: Dovecot defaults and every key") {
 }
 
 TEST_CASE("ldap filter escaping (RFC 4515)") {
-    struct Case {
-        const char* label;
-        std::string in, out;
-    };
-    const std::vector<Case> cases = {
+    check_escapes({
         {"NUL", "a\0b"s, "a\\00b"},
         {"star", "*", "\\2a"},
         {"filter injection", "*)(uid=*", "\\2a\\29\\28uid=\\2a"},
@@ -132,11 +140,7 @@ TEST_CASE("ldap filter escaping (RFC 4515)") {
         {"already escaped", "\\2a", "\\5c2a"},
         {"non-ASCII", "j\xc3\xb6rg", "j\\c3\\b6rg"},
         {"plain", "user@example.com", "user@example.com"},
-    };
-    for (const auto& c : cases) {
-        CAPTURE(c.label);
-        CHECK(escape_filter_value(c.in) == c.out);
-    }
+    }, escape_filter_value);
     const std::string huge(10240, '*');
     const auto e = escape_filter_value(huge);
     CHECK(e.size() == huge.size() * 3);
@@ -152,11 +156,7 @@ TEST_CASE("ldap filter escaping (RFC 4515)") {
 }
 
 TEST_CASE("ldap DN escaping (RFC 4514)") {
-    struct Case {
-        const char* label;
-        std::string in, out;
-    };
-    const std::vector<Case> cases = {
+    check_escapes({
         {"NUL", "a\0b"s, "a\\00b"},
         {"comma", "a,ou=x", "a\\,ou\\=x"},
         {"plus", "a+b", "a\\+b"},
@@ -166,11 +166,7 @@ TEST_CASE("ldap DN escaping (RFC 4514)") {
         {"leading hash", "#a", "\\#a"},
         {"leading and trailing space", " a ", "\\ a\\ "},
         {"plain", "user@example.com", "user@example.com"},
-    };
-    for (const auto& c : cases) {
-        CAPTURE(c.label);
-        CHECK(escape_dn_value(c.in) == c.out);
-    }
+    }, escape_dn_value);
     auto r = expand_dn("mail=%u,ou=users,dc=example,dc=com", user_vars("x,ou=admins"));
     REQUIRE(r.has_value());
     CHECK(*r == "mail=x\\,ou\\=admins,ou=users,dc=example,dc=com");

@@ -108,6 +108,14 @@ class LdapBase(DaemonTestCase):
         self.assert_fail(reply, req_id)
         self.assertEqual("code=temp_fail" in reply, temp, reply)
 
+    def assert_right_and_wrong(self, c, req, u):
+        """PLAIN with u's password succeeds, with a wrong one fails; returns the last request id."""
+        req += 1
+        self.assert_ok(self.plain(c, req, u.login, u.password), req, u.login)
+        req += 1
+        self.assert_plain_fail(self.plain(c, req, u.login, WRONG_PASSWORD), req)
+        return req
+
 
 @require_binaries
 class LookupModeTest(LdapBase):
@@ -119,10 +127,7 @@ class LookupModeTest(LdapBase):
         for scheme in ("PLAIN", "SSHA", "CRYPT", "ARGON2ID"):
             u = self.user(scheme)
             with self.subTest(scheme=scheme):
-                req += 1
-                self.assert_ok(self.plain(c, req, u.login, u.password), req, u.login)
-                req += 1
-                self.assert_plain_fail(self.plain(c, req, u.login, WRONG_PASSWORD), req)
+                req = self.assert_right_and_wrong(c, req, u)
                 req += 1
                 self.assert_ok(self.login_mech(c, req, u.login, u.password), req, u.login)
         req += 1
@@ -210,10 +215,7 @@ class BindModeTest(LdapBase):
         for scheme in ("PLAIN", "SSHA", "CRYPT"):
             u = self.user(scheme)
             with self.subTest(scheme=scheme):
-                req += 1
-                self.assert_ok(self.plain(c, req, u.login, u.password), req, u.login)
-                req += 1
-                self.assert_plain_fail(self.plain(c, req, u.login, WRONG_PASSWORD), req)
+                req = self.assert_right_and_wrong(c, req, u)
         u = self.user("SSHA")
         req += 1
         # An empty password must never become an anonymous bind.
