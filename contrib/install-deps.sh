@@ -6,17 +6,20 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
-    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev ccache)
+    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev libsystemd-dev ccache prometheus-cpp-dev)
 # tests/check_deps.sh checks that each of these can do its job. swaks's DIGEST-MD5
 # goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
 # Postfix's Cyrus smtpd needs Cyrus SASL's PLAIN and LOGIN plugins (libsasl2-modules,
 # only recommended by libsasl2-2), and its sql auxprop plugin (libsasl2-modules-sql)
 # for the Cyrus-to-postern import test. debootstrap builds the Debian 13 root
-# the Dovecot 2.4 tests run from (tests/dovecot24_root.sh).
+# the Dovecot 2.4 tests run from (tests/dovecot24_root.sh) and the clean Debian 12
+# root the package test installs into; systemd has systemd-socket-activate
+# (test_systemd); debhelper, lintian and fakeroot build and check the Debian
+# package (test_package: dpkg-buildpackage -us -uc -b).
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap systemd debhelper lintian fakeroot prometheus)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -1,15 +1,18 @@
 // posternd: the authentication daemon. Loads the configuration, binds the
-// listeners (as root if needed), drops privileges, and runs the event loop.
+// listeners (as root if needed) or takes them from systemd, drops privileges,
+// tells systemd it is ready (sd_notify) and runs the event loop.
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <string>
 
@@ -21,6 +24,7 @@
 #include "util/blocking_pool.hpp"
 #include "util/log.hpp"
 #include "util/loop_thread.hpp"
+#include "util/systemd.hpp"
 
 using namespace postern;
 
@@ -47,6 +51,27 @@ void say(const std::string& line) {
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, l.data(), l.size());
 }
 
+// One line for systemctl status: what listens and which backends answer.
+std::string status_line(const config::Config& cfg, const std::vector<std::unique_ptr<server::Listener>>& listeners) {
+    std::string s = std::to_string(listeners.size()) + (listeners.size() == 1 ? " listener (" : " listeners (");
+    for (std::size_t i = 0; i < listeners.size(); ++i) {
+        const auto& l = *listeners[i];
+        if (i) s += ", ";
+        s += l.config().describe() + " " + std::string(config::to_string(l.config().role));
+        if (l.passed()) s += " from systemd";
+    }
+    s += "); passdbs:";
+    for (const auto& d : cfg.passdbs) s += " " + d.driver;
+    if (cfg.passdbs.empty()) s += " none";
+    s += "; userdbs:";
+    for (const auto& d : cfg.userdbs) s += " " + d.driver;
+    if (cfg.userdbs.empty()) s += " none";
+    // STATUS= is one line: nothing from the config may break it.
+    for (char& c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +94,11 @@ int main(int argc, char** argv) {
             return kExitUsage;
         }
     }
+
+    // Sockets systemd passed (socket activation): taken before anything else
+    // opens a descriptor or forks; the LISTEN_* variables leave the environment.
+    std::vector<systemd::PassedFd> passed;
+    if (!check_only) passed = systemd::take_listen_fds();
 
     config::Config cfg;
     try {
@@ -126,7 +156,7 @@ int main(int argc, char** argv) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &rl);
     }
-    auto listeners = server::bind_all(io, cfg);
+    auto listeners = server::bind_all(io, cfg, std::move(passed));
     if (!listeners) {
         say(listeners.error().message);
         return kExitOsErr;
@@ -145,6 +175,7 @@ int main(int argc, char** argv) {
     stop_signals.async_wait([&](const asio::error_code& ec, int sig) {
         if (ec) return;
         log::info("signal {}: shutting down", sig);
+        systemd::notify("STOPPING=1");
         for (auto& l : *listeners) l->stop();
         io.stop();
     });
@@ -152,7 +183,10 @@ int main(int argc, char** argv) {
     std::function<void(const asio::error_code&, int)> on_hup = [&](const asio::error_code& ec, int) {
         if (ec) return;
         log::info("SIGHUP: re-reading backend data");
+        // systemd shows "reloading" until READY=1 comes back.
+        systemd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(systemd::monotonic_usec()));
         engine->invalidate_backends();
+        systemd::notify("READY=1\nSTATUS=" + status_line(cfg, *listeners));
         hup.async_wait(on_hup);
     };
     hup.async_wait(on_hup);
@@ -160,13 +194,33 @@ int main(int argc, char** argv) {
 
     for (auto& l : *listeners) {
         l->start(*engine);
-        say("listening on " + l->config().describe() + " (" + std::string(config::to_string(l->config().role)) + ")");
+        say("listening on " + l->config().describe() + " (" + std::string(config::to_string(l->config().role)) +
+            (l->passed() ? ", from systemd" : "") + ")");
     }
     if (!demo_dir.empty()) {
         say("demo users (in " + demo_dir + "/users): alice@example.com / wonderland, bob@example.com / builder");
         say("try: build/postern auth test " + demo_dir + "/auth alice@example.com");
     }
     say("ready");
+    systemd::notify("READY=1\nSTATUS=" + status_line(cfg, *listeners));
+
+    // WatchdogSec=: a ping at half the interval from a timer on the event
+    // loop, so a loop that stops turning stops the pings and systemd acts.
+    asio::steady_timer watchdog(io);
+    std::function<void(const asio::error_code&)> on_watchdog;
+    if (const auto interval = systemd::watchdog_interval()) {
+        const auto half = *interval / 2;
+        log::info("systemd watchdog: pinging every {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(half).count());
+        on_watchdog = [&, half](const asio::error_code& ec) {
+            if (ec) return;
+            systemd::notify("WATCHDOG=1");
+            watchdog.expires_after(half);
+            watchdog.async_wait(on_watchdog);
+        };
+        systemd::notify("WATCHDOG=1");
+        watchdog.expires_after(half);
+        watchdog.async_wait(on_watchdog);
+    }
     // From here on, costly work on this thread is a bug (util/loop_thread.hpp).
     mark_loop_thread();
     io.run();

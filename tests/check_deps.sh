@@ -84,6 +84,26 @@ EOF
     "$tmp/fuzz" -runs=16 >"$tmp/fuzz.log" 2>&1 || { tail -n 5 "$tmp/fuzz.log"; return 1; }
 }
 
+check_libsystemd() {
+    pkg-config --exists libsystemd || { echo "pkg-config finds no libsystemd"; return 1; }
+    [[ -e /usr/include/systemd/sd-daemon.h ]] || { echo "sd-daemon.h not found"; return 1; }
+}
+
+# test_systemd.py passes real sockets to posternd through it.
+check_socket_activate() {
+    tool systemd-socket-activate >/dev/null || return 1
+    systemd-socket-activate --version >/dev/null
+}
+
+# test_package.py: dpkg-buildpackage, debhelper (compat 13), lintian, and
+# debootstrap when the clean Debian 12 root is not cached yet.
+check_packaging() {
+    local t
+    for t in dpkg-buildpackage dh lintian fakeroot debootstrap; do tool "$t" >/dev/null || return 1; done
+    dh_assistant supported-compat-levels 2>/dev/null | grep -q '"HIGHEST_STABLE_COMPAT_LEVEL":1[3-9]' ||
+        { echo "debhelper too old (no compat 13)"; return 1; }
+}
+
 # --- the peers of the integration tests --------------------------------------
 
 check_python() {
@@ -236,6 +256,16 @@ check_pam_unix() {
     getent passwd nobody >/dev/null || { echo "no nobody user"; return 1; }
 }
 
+# test_metrics.py starts a private Prometheus that scrapes posternd and checks
+# the alert rules with promtool.
+check_prometheus() {
+    local p t
+    p=$(tool prometheus) || return 1
+    t=$(tool promtool) || return 1
+    "$p" --version >/dev/null 2>&1 || { echo "prometheus --version failed"; return 1; }
+    "$t" --version >/dev/null 2>&1 || { echo "promtool --version failed"; return 1; }
+}
+
 # test_privileges.py starts posternd as nobody from the build directory, which a
 # checkout under root's 0700 home (/root/postern) hides from it.
 check_checkout() {
@@ -301,6 +331,9 @@ EOF
 }
 
 check build "meson ninja-build g++ pkg-config" check_build
+check libsystemd libsystemd-dev check_libsystemd
+check systemd-socket-activate systemd check_socket_activate
+check debian-packaging "dpkg-dev debhelper lintian fakeroot debootstrap" check_packaging
 check ccache ccache check_ccache
 check clang-libfuzzer "clang libclang-rt-14-dev" check_clang_fuzzer
 check python3 python3 check_python
@@ -323,6 +356,7 @@ check fail2ban-regex fail2ban check_fail2ban
 check mariadb mariadb-server check_mariadb
 check postgresql postgresql check_postgresql
 check slapd "slapd ldap-utils" check_slapd
+check prometheus prometheus check_prometheus
 check checkout-access - check_checkout
 
 if ((missing)); then

@@ -37,8 +37,10 @@ std::string Listener::describe() const {
 namespace {
 
 Listener parse_listener(const Section& s) {
-    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections", "trusted"});
+    s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections", "trusted",
+                      "name"});
     Listener l;
+    l.name = s.string("name", "");
     const std::string type = s.string("type", "unix");
     if (type == "unix") l.type = Listener::Type::Unix;
     else if (type == "tcp") l.type = Listener::Type::Tcp;
@@ -286,7 +288,12 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const auto* t = (*arr)[i].as_table();
             if (!t) root.error("listener", "expected [[listener]] tables");
-            c.listeners.push_back(parse_listener(Section(doc, t, file, "listener[" + std::to_string(i) + "]")));
+            Section ls(doc, t, file, "listener[" + std::to_string(i) + "]");
+            c.listeners.push_back(parse_listener(ls));
+            // A socket systemd passes by name must find one listener.
+            for (std::size_t j = 0; j + 1 < c.listeners.size(); ++j)
+                if (!c.listeners.back().name.empty() && c.listeners[j].name == c.listeners.back().name)
+                    ls.error("name", "\"" + c.listeners.back().name + "\" is also the name of listener[" + std::to_string(j) + "]");
         }
     }
     if (c.listeners.empty()) throw ConfigError(file, 1, "listener", "no [[listener]] configured");

@@ -28,6 +28,7 @@ struct Listener {
     unsigned short port = 0;          // tcp
     long long max_connections = 0;    // 0 = default limit
     bool trusted = false;             // honour the client's no-penalty flag
+    std::string name;                 // matches a systemd-passed socket's FileDescriptorName=
     std::string describe() const;     // "unix:/path" / "tcp:host:port"
 };
 

@@ -13,7 +13,11 @@
 #include <asio/local/stream_protocol.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -104,6 +108,75 @@ Result<Listener::Acceptor> bind_tcp(asio::io_context& io, const config::Listener
     return acc;
 }
 
+// What a passed descriptor is bound to, read with getsockname().
+struct BoundAddress {
+    int family = AF_UNSPEC;
+    std::string path;        // AF_UNIX
+    asio::ip::address ip;    // AF_INET, AF_INET6
+    unsigned short port = 0;
+    std::string describe() const {
+        if (family == AF_UNIX) return "unix:" + path;
+        if (family == AF_INET || family == AF_INET6) return "tcp:" + ip.to_string() + ":" + std::to_string(port);
+        return "family " + std::to_string(family);
+    }
+};
+
+BoundAddress bound_address(int fd) {
+    BoundAddress b;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return b;
+    b.family = ss.ss_family;
+    if (ss.ss_family == AF_UNIX) {
+        const auto* su = reinterpret_cast<const sockaddr_un*>(&ss);
+        const std::size_t off = offsetof(sockaddr_un, sun_path);
+        if (len > off) b.path.assign(su->sun_path, strnlen(su->sun_path, len - off));
+    } else if (ss.ss_family == AF_INET) {
+        const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
+        asio::ip::address_v4::bytes_type bytes;
+        std::memcpy(bytes.data(), &s4->sin_addr, bytes.size());
+        b.ip = asio::ip::address_v4(bytes);
+        b.port = ntohs(s4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        asio::ip::address_v6::bytes_type bytes;
+        std::memcpy(bytes.data(), &s6->sin6_addr, bytes.size());
+        b.ip = asio::ip::address_v6(bytes, s6->sin6_scope_id);
+        b.port = ntohs(s6->sin6_port);
+    }
+    return b;
+}
+
+bool same_address(const BoundAddress& b, const config::Listener& l) {
+    if (l.type == config::Listener::Type::Unix) return b.family == AF_UNIX && b.path == l.path;
+    if (b.family != AF_INET && b.family != AF_INET6) return false;
+    asio::error_code ec;
+    const auto want = asio::ip::make_address(l.host, ec);
+    return !ec && want == b.ip && l.port == b.port;
+}
+
+// Wraps a passed descriptor matched to l; closes it on error.
+Result<Listener::Acceptor> adopt(asio::io_context& io, const config::Listener& l, int fd, const BoundAddress& b) {
+    const bool unix_wanted = l.type == config::Listener::Type::Unix;
+    const bool family_ok = unix_wanted ? b.family == AF_UNIX : (b.family == AF_INET || b.family == AF_INET6);
+    if (!family_ok || !systemd::is_listening_stream(fd)) {
+        ::close(fd);
+        return fail(l.describe() + ": the socket systemd passed (" + b.describe() +
+                    ") is not a listening " + (unix_wanted ? "unix" : "TCP") + " stream socket");
+    }
+    int proto = 0;
+    socklen_t plen = sizeof proto;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) != 0) proto = 0;
+    Listener::Acceptor acc(io);
+    asio::error_code ec;
+    acc.assign(asio::generic::stream_protocol(b.family, proto), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return fail(l.describe() + ": adopting the socket systemd passed: " + ec.message());
+    }
+    return acc;
+}
+
 }  // namespace
 
 void Listener::start(auth::Engine& engine) {
@@ -113,7 +186,7 @@ void Listener::start(auth::Engine& engine) {
 void Listener::stop() {
     asio::error_code ec;
     acceptor_.close(ec);
-    if (cfg_.type == config::Listener::Type::Unix) ::unlink(cfg_.path.c_str());
+    if (cfg_.type == config::Listener::Type::Unix && !passed_) ::unlink(cfg_.path.c_str());
 }
 
 asio::awaitable<void> Listener::accept_loop(auth::Engine& engine) {
@@ -146,11 +219,50 @@ asio::awaitable<void> Listener::accept_loop(auth::Engine& engine) {
     }
 }
 
-Result<std::vector<std::unique_ptr<Listener>>> bind_all(asio::io_context& io, const config::Config& cfg) {
+Result<std::vector<std::unique_ptr<Listener>>> bind_all(asio::io_context& io, const config::Config& cfg,
+                                                         std::vector<systemd::PassedFd> passed) {
+    // Which passed descriptor serves which listener: by name first, then by
+    // address, so FileDescriptorName= wins over a path that moved.
+    const std::size_t n = cfg.listeners.size();
+    std::vector<int> fd_for(n, -1);
+    std::vector<BoundAddress> addr_for(n);
+    for (const auto& p : passed) {
+        const BoundAddress b = bound_address(p.fd);
+        std::size_t match = n;
+        for (std::size_t i = 0; i < n && match == n; ++i)
+            if (!cfg.listeners[i].name.empty() && cfg.listeners[i].name == p.name) match = i;
+        for (std::size_t i = 0; i < n && match == n; ++i)
+            if (same_address(b, cfg.listeners[i])) match = i;
+        if (match == n || fd_for[match] >= 0) {
+            log::warning("systemd passed socket \"{}\" ({}), which {}: closed", log::safe(p.name), log::safe(b.describe()),
+                         match == n ? "matches no [[listener]] by name or address"
+                                    : "is a second socket for " + cfg.listeners[match].describe());
+            ::close(p.fd);
+            continue;
+        }
+        fd_for[match] = p.fd;
+        addr_for[match] = b;
+    }
     std::vector<std::unique_ptr<Listener>> out;
-    for (const auto& l : cfg.listeners) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& l = cfg.listeners[i];
+        if (fd_for[i] >= 0) {
+            auto acc = adopt(io, l, fd_for[i], addr_for[i]);
+            fd_for[i] = -1;
+            if (!acc) {
+                for (int fd : fd_for)
+                    if (fd >= 0) ::close(fd);
+                return fail(acc.error().message);
+            }
+            out.push_back(std::make_unique<Listener>(std::move(*acc), l, true));
+            continue;
+        }
         auto acc = l.type == config::Listener::Type::Unix ? bind_unix(io, l) : bind_tcp(io, l);
-        if (!acc) return fail(acc.error().message);
+        if (!acc) {
+            for (int fd : fd_for)
+                if (fd >= 0) ::close(fd);
+            return fail(acc.error().message);
+        }
         out.push_back(std::make_unique<Listener>(std::move(*acc), l));
     }
     return out;
