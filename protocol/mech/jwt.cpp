@@ -5,9 +5,11 @@
 #include "protocol/mech/jwt.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -130,6 +132,100 @@ Result<JwtKey> make_jwt_key(std::string_view alg, std::string kid, std::string_v
     }
     k.public_key = std::shared_ptr<void>(pkey, [](void* p) { EVP_PKEY_free(static_cast<EVP_PKEY*>(p)); });
     return k;
+}
+
+namespace {
+
+// A key set is a few keys; a provider's is a few KiB.
+constexpr std::size_t kMaxJwks = 256 * 1024;
+constexpr std::size_t kMaxJwksKeys = 64;
+
+std::shared_ptr<void> own(EVP_PKEY* pkey) {
+    return std::shared_ptr<void>(pkey, [](void* p) { EVP_PKEY_free(static_cast<EVP_PKEY*>(p)); });
+}
+
+// EVP_PKEY from OpenSSL parameters; nullptr when they make no valid key.
+EVP_PKEY* key_from(const char* type, OSSL_PARAM_BLD* bld) {
+    OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+    EVP_PKEY* pkey = nullptr;
+    if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        pkey = nullptr;
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    return pkey;
+}
+
+std::optional<std::string> b64_member(const json::Value& jwk, const char* name) {
+    const std::string* v = json::string_member(jwk, name);
+    if (!v || v->empty()) return std::nullopt;
+    return base64url_decode(*v);
+}
+
+// One JWK as a JwtKey, or nullopt when it is not a signing key we use.
+std::optional<JwtKey> jwk_key(const json::Value& jwk) {
+    const std::string* kty = json::string_member(jwk, "kty");
+    const std::string* use = json::string_member(jwk, "use");
+    const std::string* alg = json::string_member(jwk, "alg");
+    const std::string* kid = json::string_member(jwk, "kid");
+    if (!kty || (use && *use != "sig")) return std::nullopt;
+    JwtKey k;
+    if (kid) k.kid = *kid;
+    OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+    if (!bld) return std::nullopt;
+    EVP_PKEY* pkey = nullptr;
+    BIGNUM* n = nullptr;
+    BIGNUM* e = nullptr;
+    if (*kty == "RSA" && (!alg || *alg == "RS256")) {
+        k.alg = JwtAlg::RS256;
+        auto nb = b64_member(jwk, "n");
+        auto eb = b64_member(jwk, "e");
+        // 2048 bits at least (RFC 7518 §3.3).
+        if (nb && eb && nb->size() >= 256) {
+            n = BN_bin2bn(reinterpret_cast<const unsigned char*>(nb->data()), static_cast<int>(nb->size()), nullptr);
+            e = BN_bin2bn(reinterpret_cast<const unsigned char*>(eb->data()), static_cast<int>(eb->size()), nullptr);
+            if (n && e && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) == 1 &&
+                OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) == 1)
+                pkey = key_from("RSA", bld);
+        }
+    } else if (*kty == "EC" && (!alg || *alg == "ES256")) {
+        k.alg = JwtAlg::ES256;
+        const std::string* crv = json::string_member(jwk, "crv");
+        auto x = b64_member(jwk, "x");
+        auto y = b64_member(jwk, "y");
+        if (crv && *crv == "P-256" && x && y && x->size() == 32 && y->size() == 32) {
+            const std::string point = "\x04" + *x + *y;  // uncompressed SEC1 point
+            static char group[] = "prime256v1";
+            if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&
+                OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) == 1)
+                pkey = key_from("EC", bld);
+        }
+    }
+    BN_free(n);
+    BN_free(e);
+    OSSL_PARAM_BLD_free(bld);
+    if (!pkey) return std::nullopt;
+    k.public_key = own(pkey);
+    return k;
+}
+
+}  // namespace
+
+Result<std::vector<JwtKey>> parse_jwks(std::string_view text) {
+    if (text.size() > kMaxJwks) return fail("key set larger than 256 KiB");
+    auto doc = json::parse_object(text, kMaxJsonDepth);
+    if (!doc) return fail("key set: " + doc.error().message);
+    auto it = doc->find("keys");
+    if (it == doc->end() || !it->is_array()) return fail("key set has no \"keys\" array");
+    if (it->size() > kMaxJwksKeys) return fail("more than 64 keys in the key set");
+    std::vector<JwtKey> keys;
+    for (const auto& jwk : *it) {
+        if (!jwk.is_object()) return fail("a key that is not a JSON object");
+        if (auto k = jwk_key(jwk)) keys.push_back(std::move(*k));
+    }
+    if (keys.empty()) return fail("no RS256 or ES256 signing key in the key set");
+    return keys;
 }
 
 Result<std::string> JwtValidator::validate(std::string_view token, std::int64_t now) const {

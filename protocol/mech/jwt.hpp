@@ -1,7 +1,8 @@
 // Local validation of JWT bearer tokens (RFC 7519, JWS compact form RFC 7515)
 // for OAUTHBEARER and XOAUTH2: signature with a configured key (RS256, ES256
 // per RFC 7518 §3.3-3.4, HS256 per §3.2), exp/nbf, issuer, audience, and the
-// claim that names the user. No network, no key discovery.
+// claim that names the user. Keys come from PEM files or a JWK Set file
+// (parse_jwks); no network here.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,13 @@ struct JwtKey {
 
 // RS256/ES256: `material` is a PEM public key (or certificate); HS256: the raw secret.
 Result<JwtKey> make_jwt_key(std::string_view alg, std::string kid, std::string_view material);
+
+// The signing keys of a JSON Web Key Set (RFC 7517 §5, as an identity
+// provider publishes at its jwks_uri): RSA keys as RS256, P-256 EC keys as
+// ES256, each with its "kid". Keys for encryption ("use": "enc"), with an
+// "alg" other than those two, or of other types are skipped. An error when
+// the text is not a key set or holds no usable key.
+Result<std::vector<JwtKey>> parse_jwks(std::string_view json);
 
 // The configured keys and claim checks; immutable once built, shared by all
 // OAUTHBEARER / XOAUTH2 requests.

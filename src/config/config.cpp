@@ -116,13 +116,17 @@ void parse_mech_settings(const Section& a, Config& c) {
 void parse_oauth2(const Section& root, Config& c) {
     auto o = root.subtable("oauth2");
     if (!o) return;
-    o->reject_unknown({"issuer", "audience", "username_claim", "leeway", "key"});
+    o->reject_unknown({"issuer", "audience", "username_claim", "leeway", "key", "jwks_file"});
     c.oauth2.issuer = o->string("issuer", "");
     c.oauth2.audience = o->string("audience", "");
     c.oauth2.username_claim = o->string("username_claim", "email");
     if (c.oauth2.username_claim.empty()) o->error("username_claim", "must not be empty");
     c.oauth2.leeway = o->duration("leeway", seconds(30), hours(1));
-    if (!o->has("key")) o->error("key", "at least one [[oauth2.key]] is needed");
+    c.oauth2.jwks_file = o->string("jwks_file", "");
+    c.oauth2.jwks_line = o->line();
+    if (!c.oauth2.jwks_file.empty() && c.oauth2.jwks_file.front() != '/') o->error("jwks_file", "must be an absolute path");
+    if (!o->has("key") && c.oauth2.jwks_file.empty())
+        o->error("key", "at least one [[oauth2.key]] or a jwks_file is needed");
     for (std::size_t i = 0;; ++i) {
         auto k = o->array_table("key", i);
         if (!k) break;
@@ -140,15 +144,18 @@ void parse_oauth2(const Section& root, Config& c) {
 std::string read_key_file(const Config& c, const OAuth2::Key& k) {
     // A key is a small regular file: anything else (a device, a FIFO, a
     // directory, a huge file) is a mistake, refused before it is read.
-    constexpr std::uintmax_t kMaxKeyFile = 64 * 1024;
+    // (A key set may hold a few dozen keys: 256 KiB.)
+    const std::uintmax_t kMaxKeyFile = k.alg == "JWKS" ? 256 * 1024 : 64 * 1024;
+    const std::string key_name = k.alg == "JWKS" ? "oauth2.jwks_file" : "oauth2.key.file";
     std::error_code ec;
     const auto st = std::filesystem::status(k.file, ec);
     if (!ec && st.type() != std::filesystem::file_type::regular)
-        throw ConfigError(c.file, k.line, "oauth2.key.file", k.file + " is not a regular file");
+        throw ConfigError(c.file, k.line, key_name, k.file + " is not a regular file");
     if (!ec && std::filesystem::file_size(k.file, ec) > kMaxKeyFile && !ec)
-        throw ConfigError(c.file, k.line, "oauth2.key.file", k.file + " is larger than 64 KiB");
+        throw ConfigError(c.file, k.line, key_name,
+                          k.file + " is larger than " + std::to_string(kMaxKeyFile / 1024) + " KiB");
     std::ifstream in(k.file, std::ios::binary);
-    if (!in) throw ConfigError(c.file, k.line, "oauth2.key.file", "cannot read " + k.file);
+    if (!in) throw ConfigError(c.file, k.line, key_name, "cannot read " + k.file);
     std::ostringstream ss;
     ss << in.rdbuf();
     std::string text = ss.str();
@@ -161,7 +168,7 @@ std::string read_key_file(const Config& c, const OAuth2::Key& k) {
 // The token validator of OAUTHBEARER/XOAUTH2, with the key files read now:
 // a key that cannot be read or parsed is an error naming its line.
 void load_oauth2_keys(Config& c) {
-    if (c.oauth2.keys.empty()) return;
+    if (c.oauth2.keys.empty() && c.oauth2.jwks_file.empty()) return;
     auto v = std::make_shared<mech::JwtValidator>();
     v->issuer = c.oauth2.issuer;
     v->audience = c.oauth2.audience;
@@ -174,14 +181,21 @@ void load_oauth2_keys(Config& c) {
         if (!key) throw ConfigError(c.file, k.line, "oauth2.key", k.file + ": " + key.error().message);
         v->keys.push_back(std::move(*key));
     }
+    if (!c.oauth2.jwks_file.empty()) {
+        const OAuth2::Key set{"JWKS", "", c.oauth2.jwks_file, c.oauth2.jwks_line};
+        const std::string text = read_key_file(c, set);
+        auto keys = mech::parse_jwks(text);
+        if (!keys) throw ConfigError(c.file, set.line, "oauth2.jwks_file", set.file + ": " + keys.error().message);
+        for (auto& k : *keys) v->keys.push_back(std::move(k));
+    }
     c.oauth2.validator = std::move(v);
 }
 
 // Mechanisms that cannot work without their settings are a start-up error.
 void check_mech_settings(const Section& root, const Config& c) {
     for (const auto& m : c.mechanisms) {
-        if ((m == "OAUTHBEARER" || m == "XOAUTH2") && c.oauth2.keys.empty())
-            root.error("auth", m + " needs an [oauth2] section with at least one key");
+        if ((m == "OAUTHBEARER" || m == "XOAUTH2") && !c.oauth2.validator)
+            root.error("auth", m + " needs an [oauth2] section with at least one key or a jwks_file");
         if (m == "ANONYMOUS" && c.anonymous_user.empty()) root.error("auth", "ANONYMOUS needs auth.anonymous_user");
     }
     if (!c.master_user_separator.empty() && c.master_passdbs.empty())

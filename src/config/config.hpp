@@ -70,6 +70,10 @@ struct OAuth2 {
         long line = 0;
     };
     std::vector<Key> keys;
+    // A JWK Set file (RFC 7517 §5) as a provider publishes it: its RS256 and
+    // ES256 signing keys, by kid.
+    std::string jwks_file;
+    long jwks_line = 0;
     std::string issuer, audience;
     std::string username_claim = "email";
     Duration leeway = std::chrono::seconds(30);

@@ -95,6 +95,25 @@ TEST_CASE("config: mechanism settings") {
     CHECK(c.master_passdbs[0].driver == "passwd-file");
 }
 
+TEST_CASE("config: [oauth2] keys from a JWK Set file") {
+    const KeyFiles keys;
+    const std::string set = keys.dir + "/jwks.json";
+    std::ofstream(set) << R"({"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1","use":"sig",)"
+                          R"("x":"-66fpcD9okjfVxq5lnCgdgMhOZ8WyzrZzY3KapJ9xtg","y":"_UABuD-RiSciWgAHuj8MJDm74Myhj6GHZfQFsBJIIGM"},)"
+                          R"({"kty":"RSA","use":"enc","kid":"enc","n":"AQAB","e":"AQAB"}]})";
+    const Config c = load_string("[auth]\nmechanisms = [\"OAUTHBEARER\"]\n[oauth2]\njwks_file = \"" + set + "\"\n" + kRest,
+                                 "m.toml");
+    REQUIRE(c.oauth2.validator);
+    REQUIRE(c.oauth2.validator->keys.size() == 1);
+    CHECK(c.oauth2.validator->keys[0].kid == "ec-1");
+
+    const std::string bad = keys.dir + "/bad.json";
+    std::ofstream(bad) << R"({"keys":[]})";
+    CHECK(error_key("[oauth2]\njwks_file = \"" + bad + "\"\n" + kRest) == "oauth2.jwks_file");
+    CHECK(error_key("[oauth2]\njwks_file = \"relative.json\"\n" + kRest) == "oauth2.jwks_file");
+    CHECK(error_key("[oauth2]\njwks_file = \"" + keys.dir + "/missing.json\"\n" + kRest) == "oauth2.jwks_file");
+}
+
 TEST_CASE("config: defaults leave the extra mechanisms off") {
     const Config c = load_string(kRest, "m.toml");
     CHECK(c.mechanisms == std::vector<std::string>{"PLAIN", "LOGIN"});

@@ -3,6 +3,7 @@
 #include "mech_test_util.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 
@@ -239,6 +240,77 @@ TEST_CASE("JWT: the signature is checked before the payload is decoded or parsed
         auto u = v->validate(b64url("{\"alg\":") + "." + b64url(kGood) + ".c2ln", kNow);
         REQUIRE(!u.has_value());
         CHECK(u.error().message.find("token header") == 0);
+    }
+}
+
+namespace {
+
+std::string bn_b64url(const EVP_PKEY* k, const char* name) {
+    BIGNUM* bn = nullptr;
+    REQUIRE(EVP_PKEY_get_bn_param(k, name, &bn) == 1);
+    std::string raw(static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
+    BN_bn2bin(bn, reinterpret_cast<unsigned char*>(raw.data()));
+    BN_free(bn);
+    return b64url(raw);
+}
+
+// The test keys as a provider's JWK Set, plus keys a validator must skip.
+std::string jwks() {
+    const std::string rsa_jwk = R"({"kty":"RSA","use":"sig","alg":"RS256","kid":"rsa-2024","n":")" +
+                                bn_b64url(rsa().pkey, OSSL_PKEY_PARAM_RSA_N) + R"(","e":")" +
+                                bn_b64url(rsa().pkey, OSSL_PKEY_PARAM_RSA_E) + R"("})";
+    unsigned char pub[65];
+    std::size_t len = 0;
+    REQUIRE(EVP_PKEY_get_octet_string_param(ec().pkey, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len) == 1);
+    REQUIRE(len == 65);
+    const std::string raw(reinterpret_cast<const char*>(pub), len);
+    const std::string ec_jwk = R"({"kty":"EC","crv":"P-256","kid":"ec-1","x":")" + b64url(raw.substr(1, 32)) +
+                               R"(","y":")" + b64url(raw.substr(33, 32)) + R"("})";
+    return R"({"keys":[{"kty":"RSA","use":"enc","kid":"enc","n":"AQAB","e":"AQAB"},)"
+           R"({"kty":"oct","kid":"sym","k":"c2VjcmV0"},)"
+           R"({"kty":"RSA","kid":"small","n":"AQAB","e":"AQAB"},)"
+           R"({"kty":"OKP","crv":"Ed25519","kid":"ed","x":"AAAA"},)" +
+           rsa_jwk + "," + ec_jwk + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("JWT: keys from a JWK Set") {
+    auto keys = parse_jwks(jwks());
+    REQUIRE(keys.has_value());
+    REQUIRE(keys->size() == 2);
+    CHECK((*keys)[0].kid == "rsa-2024");
+    CHECK((*keys)[1].kid == "ec-1");
+    auto v = std::make_shared<JwtValidator>();
+    v->issuer = "https://idp.example";
+    v->audience = "postern";
+    v->keys = std::move(*keys);
+    CHECK(v->validate(token("RS256", kGood, R"(,"kid":"rsa-2024")"), kNow).has_value());
+    CHECK(v->validate(token("ES256", kGood, R"(,"kid":"ec-1")"), kNow).has_value());
+    // Rotated away: a kid the set does not hold.
+    CHECK(!v->validate(token("RS256", kGood, R"(,"kid":"rsa-2023")"), kNow).has_value());
+    CHECK(!v->validate(token("RS256", kGood), kNow).has_value());
+    // HS256 signed with anything is refused: a key set gives no HS256 keys.
+    CHECK(!v->validate(token("HS256", kGood, R"(,"kid":"sym")"), kNow).has_value());
+
+    struct Case {
+        const char* label;
+        std::string text;
+    };
+    const Case bad[] = {
+        {"not JSON", "keys"},
+        {"no keys member", R"({"key":[]})"},
+        {"keys not an array", R"({"keys":{}})"},
+        {"empty set", R"({"keys":[]})"},
+        {"only unusable keys", R"({"keys":[{"kty":"oct","k":"c2VjcmV0"}]})"},
+        {"a key that is not an object", R"({"keys":[1]})"},
+        {"EC point off the curve", R"({"keys":[{"kty":"EC","crv":"P-256","x":")" + b64url(std::string(32, '\x01')) +
+                                       R"(","y":")" + b64url(std::string(32, '\x02')) + R"("}]})"},
+        {"huge", R"({"keys":[)" + std::string(300000, ' ') + "]}"},
+    };
+    for (const auto& c : bad) {
+        CAPTURE(c.label);
+        CHECK(!parse_jwks(c.text).has_value());
     }
 }
 
