@@ -5,12 +5,13 @@
 # userdb through the auth-master socket, HTTPS with the test CA and with an
 # unknown one, a unix socket, a bearer token, hostile names sent as JSON,
 # every misbehaviour a temporary failure and never OK, and the server going
-# away under load.
+# away under load; Postfix + swaks and doveadm user as the real clients.
 
-import base64
 import hashlib
 import hmac
 import os
+import shutil
+import subprocess
 import threading
 import time
 import unittest
@@ -18,7 +19,10 @@ import unittest
 from harness import (ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, MasterClient, b64, fields_dict,
                      make_config, register_secret, require_binaries, sha512_crypt, toml_str, unb64, write_file)
 from http_support import MISBEHAVIOURS, PanelServer, make_ca
+from postfix_support import PostfixTestCase, postfix_missing
 
+DOVEADM = shutil.which("doveadm")
+EX_NOUSER = 67
 PANEL_PASSWORD = "Panel-Pa55w0rd-5e1b"
 BEARER_TOKEN = "panel-api-token-0c93d1f2"
 register_secret(PANEL_PASSWORD)
@@ -127,6 +131,23 @@ class HttpVerifyTest(HttpBase):
         m.send_line("PASS", "3", "alice@example.com", "service=imap")
         self.assertEqual(m.reply_for(3)[0], "PASS")
         self.assertNotIn("password", self.panel.requests[-1])
+
+    @unittest.skipUnless(DOVEADM, "doveadm not installed (apt-get install dovecot-core)")
+    def test_doveadm_user(self):
+        def doveadm(user):
+            return subprocess.run([DOVEADM, "-c", "/dev/null", "user", "-a", self.path("master"), user],
+                                  capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        p = doveadm("alice@example.com")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        rows = dict(line.split("\t", 1) for line in p.stdout.splitlines() if "\t" in line)
+        self.assertEqual(rows.get("home"), "/var/vmail/example.com/alice", p.stdout)
+        self.assertEqual(rows.get("uid"), "5000", p.stdout)
+        self.assertEqual(rows.get("mail"), "maildir:~/Maildir", p.stdout)
+        self.assertEqual(doveadm("nobody@example.com").returncode, EX_NOUSER)
+        self.panel.behaviour = "500"
+        p = doveadm("alice@example.com")
+        self.panel.behaviour = None
+        self.assertNotIn(p.returncode, (0, EX_NOUSER), p.stdout + p.stderr)
 
     def test_hostile_names_sent_as_json(self):
         names = ['quo"te\\back@example.com', "x" * 200 + "@example.com", "tab\there@example.com",
@@ -336,6 +357,46 @@ class HttpContribServerTest(HttpBase):
         f = fields_dict(m.reply_for(1)[1:])
         self.assertEqual(f.get("home"), "/var/vmail/example.com/alice/")
         self.assertEqual(f.get("quota_rule"), "*:bytes=1073741824")
+
+
+@require_binaries
+@unittest.skipIf(postfix_missing(), postfix_missing() or "")
+class HttpPostfixTest(PostfixTestCase):
+    """Postfix (smtpd_sasl_type = dovecot) + swaks through an http passdb."""
+
+    tmp_prefix = "postern-it-httppf-"
+
+    @classmethod
+    def prepare(cls):
+        cls.panel = PanelServer(users()).start()
+        cls.addClassCleanup(cls.panel.stop)
+
+    @classmethod
+    def daemon_config(cls):
+        return "\n".join([
+            "[log]", 'level = "debug"', "", "[auth]", "failure_delay = 0", "",
+            "[penalty]", "enabled = false", "",
+            "[[listener]]", 'type = "unix"', f"path = {toml_str(cls.pf.auth_socket)}",
+            'mode = "0666"', 'role = "client"', "",
+            "[[passdb]]", 'driver = "http"', f"url = {toml_str(cls.panel.url)}", 'timeout = "1s"', ""])
+
+    def test_postfix_swaks(self):
+        self.assert_reply(self.auth("PLAIN", "alice@example.com", ALICE_PASSWORD), 235)
+        self.assert_reply(self.auth("LOGIN", "bob@example.com", PANEL_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "alice@example.com", WRONG_PASSWORD), 535)
+        self.assert_reply(self.auth("LOGIN", "nobody@example.com", WRONG_PASSWORD), 535)
+        self.panel.behaviour = "500"
+        try:
+            # A temporary failure: never 235. (Postfix 3.7 shows FAIL
+            # code=temp_fail as 535 "reason unavailable"; the daemon's log
+            # line says tempfail.)
+            out = self.auth("PLAIN", "alice@example.com", ALICE_PASSWORD)
+            self.assertNotRegex(out, r"(?m)^<[-~*]\*?\s+235[ -]", out)
+            self.assertRegex(out, r"(?m)^<[-~*]\*?\s+(454|535)[ -]", out)
+            self.assertIn('result=tempfail user="alice@example.com"', self.daemon.stderr())
+        finally:
+            self.panel.behaviour = None
+        self.assertTrue(any(q.get("service") == "smtp" for q in self.panel.requests))
 
 
 if __name__ == "__main__":
