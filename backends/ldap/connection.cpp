@@ -1,4 +1,4 @@
-// libldap connection driven through its descriptor, and the connection pool.
+// libldap connection driven through its descriptor, and the ldap connection pool.
 #include "backends/ldap/connection.hpp"
 
 #include <fcntl.h>
@@ -22,16 +22,10 @@ namespace postern::backend::ldap {
 namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
-// Back-off between connect attempts while every server refuses: short at
-// first so that a restarted server is used again quickly, capped so that a
-// long outage costs one refused connect per couple of seconds.
-constexpr std::chrono::milliseconds kBackoffFirst{250};
-constexpr std::chrono::milliseconds kBackoffMax{2000};
+constexpr PoolHealth::Words kWords{"ldap", "no server usable, answering temp-fail until one is back", "cannot use"};
 // The connect step is never given less than this, even late in a deadline:
 // a TCP connect plus StartTLS on a healthy server needs a few round trips.
 constexpr std::chrono::milliseconds kMinConnectTime{200};
-// Longest server text quoted in the log.
-constexpr std::size_t kMaxLoggedError = 300;
 
 std::string err_text(int code) { return ldap_err2string(code); }
 
@@ -281,6 +275,17 @@ asio::awaitable<OpResult> Connection::collect(int msgid, Deadline deadline) {
     }
 }
 
+asio::awaitable<OpResult> Connection::answer(int rc, int msgid, Deadline deadline) {
+    if (rc == LDAP_SUCCESS) co_return co_await collect(msgid, deadline);
+    // Not sent: a broken connection, or a request the library refused.
+    if (connection_error(rc)) co_return drop(OpResult::Status::Lost, err_text(rc));
+    OpResult r;
+    r.status = OpResult::Status::Ok;
+    r.code = rc;
+    r.error = err_text(rc);
+    co_return r;
+}
+
 asio::awaitable<OpResult> Connection::bind(std::string dn, std::shared_ptr<const Secret> password, Deadline deadline) {
     if (!ld_) co_return drop(OpResult::Status::Lost, "not connected");
     berval cred{};
@@ -288,15 +293,7 @@ asio::awaitable<OpResult> Connection::bind(std::string dn, std::shared_ptr<const
     cred.bv_val = password ? const_cast<char*>(password->view().data()) : nullptr;
     int msgid = -1;
     const int rc = ldap_sasl_bind(ld_, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, &msgid);
-    if (rc != LDAP_SUCCESS) {
-        if (connection_error(rc)) co_return drop(OpResult::Status::Lost, err_text(rc));
-        OpResult r;
-        r.status = OpResult::Status::Ok;
-        r.code = rc;
-        r.error = err_text(rc);
-        co_return r;
-    }
-    co_return co_await collect(msgid, deadline);
+    co_return co_await answer(rc, msgid, deadline);
 }
 
 asio::awaitable<OpResult> Connection::search(SearchRequest req, Scope scope, Deadline deadline) {
@@ -321,23 +318,41 @@ asio::awaitable<OpResult> Connection::search(SearchRequest req, Scope scope, Dea
     const int rc = ldap_search_ext(ld_, req.base.c_str(), lscope, req.filter.c_str(), attrs.data(), 0,
                                    page ? ctrls : nullptr, nullptr, nullptr, req.size_limit, &msgid);
     if (page) ldap_control_free(page);
-    if (rc != LDAP_SUCCESS) {
-        if (connection_error(rc)) co_return drop(OpResult::Status::Lost, err_text(rc));
-        OpResult r;
-        r.status = OpResult::Status::Ok;
-        r.code = rc;
-        r.error = err_text(rc);
-        co_return r;
+    co_return co_await answer(rc, msgid, deadline);
+}
+
+asio::awaitable<OpResult> Connection::modify(std::string dn, std::vector<Modification> mods, Deadline deadline) {
+    if (!ld_) co_return drop(OpResult::Status::Lost, "not connected");
+    // libldap's LDAPMod points into `mods`, which outlives the call.
+    std::vector<std::vector<berval>> vals(mods.size());
+    std::vector<std::vector<berval*>> val_ptrs(mods.size());
+    std::vector<LDAPMod> lmods(mods.size());
+    std::vector<LDAPMod*> lmod_ptrs;
+    for (std::size_t i = 0; i < mods.size(); ++i) {
+        auto& m = mods[i];
+        for (auto& v : m.values) vals[i].push_back(berval{v.size(), v.data()});
+        for (auto& b : vals[i]) val_ptrs[i].push_back(&b);
+        val_ptrs[i].push_back(nullptr);
+        const int op = m.op == Modification::Op::Add ? LDAP_MOD_ADD
+                       : m.op == Modification::Op::Delete ? LDAP_MOD_DELETE
+                                                          : LDAP_MOD_REPLACE;
+        lmods[i].mod_op = op | LDAP_MOD_BVALUES;
+        lmods[i].mod_type = m.attr.data();
+        lmods[i].mod_bvalues = val_ptrs[i].data();
+        lmod_ptrs.push_back(&lmods[i]);
     }
-    co_return co_await collect(msgid, deadline);
+    lmod_ptrs.push_back(nullptr);
+    int msgid = -1;
+    const int rc = ldap_modify_ext(ld_, dn.c_str(), lmod_ptrs.data(), nullptr, nullptr, &msgid);
+    co_return co_await answer(rc, msgid, deadline);
 }
 
 // ---------------------------------------------------------------- the pool
 
 Pool::Pool(asio::any_io_executor ex, BlockingPool* blocking, std::shared_ptr<const LdapFile> file,
            PoolSettings settings, Role role)
-    : ex_(std::move(ex)), blocking_(blocking), file_(std::move(file)), settings_(settings), role_(role),
-      slots_(settings.size) {}
+    : ConnectionPool(std::move(ex), settings.size, file->uris.size(), kWords), blocking_(blocking),
+      file_(std::move(file)), settings_(settings), role_(role) {}
 
 Pool::~Pool() = default;
 
@@ -350,117 +365,28 @@ std::string Pool::describe() const {
     return s + (role_ == Role::Bind ? " (auth binds)" : "");
 }
 
-void Pool::note_down(const std::string& why) {
-    if (!down_) {
-        down_ = true;
-        down_since_ = Clock::now();
-        log::error("ldap {}: no server usable, answering temp-fail until one is back: {}", describe(),
-                   log::safe(why, kMaxLoggedError));
-    }
-}
-
-void Pool::note_up(const std::string& uri) {
-    if (down_) {
-        const double secs = std::chrono::duration<double>(Clock::now() - down_since_).count();
-        log::info("ldap {}: connected to {} again after {:.3f}s unavailable", describe(), log::safe(uri), secs);
-        down_ = false;
-    } else {
-        log::debug("ldap {}: connected to {}", describe(), log::safe(uri));
-    }
-}
-
-asio::awaitable<bool> Pool::connect_slot(Slot* s, Deadline deadline) {
-    const auto& uris = file_->uris;
-    std::string last_error;
-    for (std::size_t k = 0; k < uris.size(); ++k) {
-        const std::size_t idx = (next_uri_ + k) % uris.size();
-        const std::string uri = uris[idx];
-        auto conn = std::make_unique<Connection>(ex_);
-        auto r = co_await conn->connect(*blocking_, file_, uri, deadline);
-        if (r && role_ == Role::Lookup && !file_->dn.empty()) {
-            // The service account. Its password is only ever sent here.
-            auto pw = std::make_shared<const Secret>(file_->dnpass);
-            OpResult b = co_await conn->bind(file_->dn, pw, deadline);
-            if (!b.ok()) {
-                r = fail(b.status == OpResult::Status::Ok
-                             ? "bind as " + file_->dn + " (dn/dnpass of " + file_->path + ") refused: " + b.error
-                             : "bind as " + file_->dn + ": " + b.error);
-                conn->close();
-            }
+asio::awaitable<Pool::Opened> Pool::open(std::size_t index, Deadline deadline) {
+    Opened o;
+    o.label = file_->uris[index];
+    auto conn = std::make_unique<Connection>(executor());
+    auto r = co_await conn->connect(*blocking_, file_, o.label, deadline);
+    if (r && role_ == Role::Lookup && !file_->dn.empty()) {
+        // The service account. Its password is only ever sent here.
+        auto pw = std::make_shared<const Secret>(file_->dnpass);
+        OpResult b = co_await conn->bind(file_->dn, pw, deadline);
+        if (!b.ok()) {
+            r = fail(b.status == OpResult::Status::Ok
+                         ? "bind as " + file_->dn + " (dn/dnpass of " + file_->path + ") refused: " + b.error
+                         : "bind as " + file_->dn + ": " + b.error);
+            conn->close();
         }
-        if (r) {
-            s->conn = std::move(conn);
-            next_uri_ = idx;
-            backoff_ = std::chrono::milliseconds(0);
-            note_up(uri);
-            co_return true;
-        }
-        last_error = uri + ": " + r.error().message;
-        if (uris.size() > 1) log::warning("ldap {}: cannot use {}", describe(), log::safe(last_error, kMaxLoggedError));
-        if (Clock::now() >= deadline) break;
     }
-    // Attempts that fail together (several requests at once) count once.
-    if (Clock::now() >= retry_at_) {
-        backoff_ = backoff_.count() == 0 ? kBackoffFirst : std::min(kBackoffMax, backoff_ * 2);
-        retry_at_ = Clock::now() + backoff_;
+    if (!r) {
+        o.error = o.label + ": " + r.error().message;
+        co_return o;
     }
-    note_down(last_error);
-    co_return false;
-}
-
-void Pool::wake_one() {
-    if (waiters_.empty()) return;
-    auto* w = waiters_.front();
-    waiters_.pop_front();
-    w->cancel();
-}
-
-void Pool::wake_all() {
-    while (!waiters_.empty()) wake_one();
-}
-
-asio::awaitable<Pool::Slot*> Pool::acquire(Deadline deadline) {
-    auto open = [](const Slot& s) { return s.conn && s.conn->connected(); };
-    for (;;) {
-        for (auto& s : slots_) {
-            if (!s.busy && open(s)) {
-                s.busy = true;
-                co_return &s;
-            }
-        }
-        // An empty slot: open a connection in it (one attempt at a time while down).
-        const bool may_connect = !down_ || Clock::now() >= retry_at_;
-        if (may_connect && (!down_ || connecting_ == 0)) {
-            auto empty = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return !s.busy && !open(s); });
-            if (empty != slots_.end()) {
-                Slot* s = &*empty;
-                s->busy = true;
-                s->conn.reset();
-                ++connecting_;
-                const bool ok = co_await connect_slot(s, deadline);
-                --connecting_;
-                if (ok) co_return s;
-                s->busy = false;
-                wake_all();  // the others learn that the servers are down
-                if (connecting_ == 0 && std::none_of(slots_.begin(), slots_.end(), open)) co_return nullptr;
-                continue;
-            }
-        }
-        // Nothing in use that could come free: down and in back-off.
-        if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; })) co_return nullptr;
-        if (Clock::now() >= deadline) co_return nullptr;
-        asio::steady_timer t(ex_, deadline);
-        waiters_.push_back(&t);
-        asio::error_code ec;
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        waiters_.remove(&t);
-        if (!ec && Clock::now() >= deadline) co_return nullptr;
-    }
-}
-
-void Pool::release(Slot* s) {
-    s->busy = false;
-    wake_one();
+    o.conn = std::move(conn);
+    co_return o;
 }
 
 namespace {
@@ -474,51 +400,45 @@ OpResult unavailable(bool late) {
 
 }  // namespace
 
-asio::awaitable<OpResult> Pool::search(SearchRequest req) {
+template <class Op>
+asio::awaitable<OpResult> Pool::run(Op op, const char* what, bool retry) {
     const Deadline deadline = Clock::now() + settings_.timeout;
     OpResult r;
     // A pooled connection may have been closed by the server while idle
-    // (restart, idletimeout): one more try on a fresh one. Searches and
-    // binds change nothing, so sending one again is safe.
+    // (restart, idletimeout): one more try on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
         Slot* s = co_await acquire(deadline);
         if (!s) co_return unavailable(Clock::now() >= deadline);
-        r = co_await s->conn->search(req, file_->scope, deadline);
+        auto pending = op(*s->conn, deadline);
+        r = co_await std::move(pending);
         if (r.status != OpResult::Status::Ok) s->conn.reset();
         release(s);
         if (r.status == OpResult::Status::Lost) {
-            log::warning("ldap {}: connection lost: {}", describe(), log::safe(r.error, kMaxLoggedError));
-            for (auto& other : slots_)
-                if (!other.busy) other.conn.reset();
-            if (attempt == 0 && Clock::now() < deadline) continue;
+            lost(r.error);
+            if (retry && attempt == 0 && Clock::now() < deadline) continue;
         }
-        if (r.status == OpResult::Status::Timeout)
-            log::error("ldap {}: search timed out after {} ms; connection dropped", describe(), settings_.timeout.count());
+        if (r.status == OpResult::Status::Timeout) health().timed_out(describe(), what, settings_.timeout);
         co_return r;
     }
     co_return r;
 }
 
+asio::awaitable<OpResult> Pool::search(SearchRequest req) {
+    // Searches and binds change nothing, so sending one again is safe.
+    auto op = [req = std::move(req), scope = file_->scope](Connection& c, Deadline d) { return c.search(req, scope, d); };
+    co_return co_await run(std::move(op), "search", true);
+}
+
 asio::awaitable<OpResult> Pool::bind(std::string dn, std::shared_ptr<const Secret> password) {
-    const Deadline deadline = Clock::now() + settings_.timeout;
-    OpResult r;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        Slot* s = co_await acquire(deadline);
-        if (!s) co_return unavailable(Clock::now() >= deadline);
-        r = co_await s->conn->bind(dn, password, deadline);
-        if (r.status != OpResult::Status::Ok) s->conn.reset();
-        release(s);
-        if (r.status == OpResult::Status::Lost) {
-            log::warning("ldap {}: connection lost: {}", describe(), log::safe(r.error, kMaxLoggedError));
-            for (auto& other : slots_)
-                if (!other.busy) other.conn.reset();
-            if (attempt == 0 && Clock::now() < deadline) continue;
-        }
-        if (r.status == OpResult::Status::Timeout)
-            log::error("ldap {}: bind timed out after {} ms; connection dropped", describe(), settings_.timeout.count());
-        co_return r;
-    }
-    co_return r;
+    auto op = [dn = std::move(dn), password = std::move(password)](Connection& c, Deadline d) {
+        return c.bind(dn, password, d);
+    };
+    co_return co_await run(std::move(op), "bind", true);
+}
+
+asio::awaitable<OpResult> Pool::modify(std::string dn, std::vector<Modification> mods) {
+    auto op = [dn = std::move(dn), mods = std::move(mods)](Connection& c, Deadline d) { return c.modify(dn, mods, d); };
+    co_return co_await run(std::move(op), "modify", false);
 }
 
 asio::awaitable<OpResult> Pool::search_all(SearchRequest req, unsigned page_size, EntrySink each) {

@@ -17,12 +17,12 @@
 
 #include <chrono>
 #include <functional>
-#include <list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "backends/ldap/entry.hpp"
+#include "backends/pool.hpp"
 #include "backends/ldap/ldap_config.hpp"
 #include "util/blocking_pool.hpp"
 #include "util/deadline.hpp"
@@ -61,6 +61,16 @@ struct SearchRequest {
     std::string cookie;              // paged results: from the previous page
 };
 
+// One change of an LDAP modify (RFC 4511 section 4.6).
+struct Modification {
+    enum class Op { Add, Delete, Replace };
+    Op op = Op::Replace;
+    std::string attr;
+    // Delete with values removes exactly these and fails (noSuchAttribute)
+    // when one is not there: with an Add after it, a compare-and-set.
+    std::vector<std::string> values;
+};
+
 class Connection {
 public:
     explicit Connection(asio::any_io_executor ex);
@@ -78,12 +88,17 @@ public:
     // A simple bind (LDAP_SASL_SIMPLE). Status Ok with the server's code.
     asio::awaitable<OpResult> bind(std::string dn, std::shared_ptr<const Secret> password, Deadline deadline);
     asio::awaitable<OpResult> search(SearchRequest req, Scope scope, Deadline deadline);
+    // The changes in one modify request, applied by the server all or none.
+    asio::awaitable<OpResult> modify(std::string dn, std::vector<Modification> mods, Deadline deadline);
 
     bool connected() const { return ld_ != nullptr; }
     void close();
 
 private:
     asio::awaitable<OpResult> collect(int msgid, Deadline deadline);
+    // The outcome of a request just sent: `rc` of the ldap_*_ext call, and
+    // the answer to `msgid` when it went out.
+    asio::awaitable<OpResult> answer(int rc, int msgid, Deadline deadline);
     OpResult drop(OpResult::Status status, std::string error);
 
     asio::posix::stream_descriptor sd_;
@@ -95,17 +110,16 @@ struct PoolSettings {
     std::chrono::milliseconds timeout{5000};     // per operation, waiting for a connection included
 };
 
-// A pool of connections to the servers of one file. Lookup pools bind as the
-// file's dn/dnpass after connecting; bind pools (auth_bind) stay anonymous
-// until a user's bind.
-class Pool {
+// A pool of connections to the servers of one file (backends/pool.hpp: URIs
+// tried in turn, back-off, waiting for a free connection). Lookup pools bind
+// as the file's dn/dnpass after connecting; bind pools (auth_bind) stay
+// anonymous until a user's bind.
+class Pool final : public ConnectionPool<Connection> {
 public:
     enum class Role { Lookup, Bind };
     Pool(asio::any_io_executor ex, BlockingPool* blocking, std::shared_ptr<const LdapFile> file, PoolSettings settings,
          Role role);
-    ~Pool();
-    Pool(const Pool&) = delete;
-    Pool& operator=(const Pool&) = delete;
+    ~Pool() override;
 
     // One search (retried once on a fresh connection when the pooled one
     // turns out broken). Status Unavailable / Lost / Timeout: temp-fail.
@@ -116,36 +130,25 @@ public:
     // entry and returns false to stop. Each page has its own deadline.
     using EntrySink = std::function<asio::awaitable<bool>(Entry)>;
     asio::awaitable<OpResult> search_all(SearchRequest req, unsigned page_size, EntrySink each);
+    // One modify as the pool's bind identity (lookup pools: dn/dnpass).
+    // Never sent twice: it may have been applied before a connection broke.
+    asio::awaitable<OpResult> modify(std::string dn, std::vector<Modification> mods);
 
     const LdapFile& file() const { return *file_; }
-    std::string describe() const;
+    std::string describe() const override;
 
 private:
-    struct Slot {
-        std::unique_ptr<Connection> conn;
-        bool busy = false;
-    };
-    asio::awaitable<Slot*> acquire(Deadline deadline);
-    void release(Slot* s);
-    void wake_one();
-    void wake_all();
-    asio::awaitable<bool> connect_slot(Slot* s, Deadline deadline);
-    void note_down(const std::string& why);
-    void note_up(const std::string& uri);
+    asio::awaitable<Opened> open(std::size_t index, Deadline deadline) override;
+    // `op(connection, deadline)` on a pooled connection under the pool's
+    // timeout; with `retry`, sent once more on a fresh connection when the
+    // pooled one turns out broken (reads only: a write may have been applied).
+    template <class Op>
+    asio::awaitable<OpResult> run(Op op, const char* what, bool retry);
 
-    asio::any_io_executor ex_;
     BlockingPool* blocking_;
     std::shared_ptr<const LdapFile> file_;
     PoolSettings settings_;
     Role role_;
-    std::vector<Slot> slots_;
-    std::list<asio::steady_timer*> waiters_;
-    std::size_t next_uri_ = 0;  // the URI that worked last
-    Clock::time_point retry_at_{};
-    std::chrono::milliseconds backoff_{0};
-    bool down_ = false;
-    Clock::time_point down_since_{};
-    unsigned connecting_ = 0;
 };
 
 }  // namespace postern::backend::ldap

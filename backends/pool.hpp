@@ -1,0 +1,194 @@
+// The connection pool the sql and ldap backends share: a fixed number of
+// slots, targets (hosts, URIs) tried in turn starting with the one that
+// worked last, back-off while every target refuses (0.25 s doubling to 2 s),
+// requests waiting for a free connection until their deadline, and one log
+// line when the service goes down and one when it is back.
+//
+// A backend derives from ConnectionPool<Conn> and says how to open a
+// connection to one target (open()) and how it names itself (describe()).
+// Conn needs `bool connected() const`.
+//
+// Threading: event loop only; loop-only state, no locks.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/deadline.hpp"
+
+namespace postern::backend {
+
+// Whether a pool's targets answer: the back-off between connect attempts
+// and the down/up log lines, worded per backend.
+class PoolHealth {
+public:
+    struct Words {
+        const char* kind;    // "sql", "ldap": first word of each line
+        const char* down;    // "database unreachable, answering temp-fail until it is back"
+        const char* cannot;  // "cannot connect to": one target failed while others remain
+    };
+    explicit PoolHealth(Words words) : words_(words) {}
+
+    bool down() const { return down_; }
+    // Whether a new connect may be tried now (not down, or the back-off is over).
+    bool may_connect() const { return !down_ || Clock::now() >= retry_at_; }
+    void connected(const std::string& pool, const std::string& target);
+    void target_failed(const std::string& pool, const std::string& error);
+    void all_failed(const std::string& pool, const std::string& last_error);
+    void connection_lost(const std::string& pool, const std::string& error);
+    void timed_out(const std::string& pool, const char* what, std::chrono::milliseconds timeout);
+
+private:
+    Words words_;
+    Clock::time_point retry_at_{};
+    std::chrono::milliseconds backoff_{0};
+    bool down_ = false;
+    Clock::time_point down_since_{};
+};
+
+template <class Conn>
+class ConnectionPool {
+public:
+    ConnectionPool(const ConnectionPool&) = delete;
+    ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+    // How the pool names itself in log lines ("mysql 127.0.0.1/postfix").
+    virtual std::string describe() const = 0;
+
+protected:
+    using Deadline = Clock::time_point;
+
+    struct Slot {
+        std::unique_ptr<Conn> conn;
+        bool busy = false;
+    };
+    // One connect attempt to one target: a connection ready for use, or why not.
+    struct Opened {
+        std::unique_ptr<Conn> conn;
+        std::string label;       // the target, for the log ("127.0.0.1", "ldap://...")
+        std::string error;       // when conn is null: "label: what went wrong"
+        bool give_up = false;    // no other target can do better (driver missing)
+    };
+
+    ConnectionPool(asio::any_io_executor ex, unsigned size, std::size_t targets, PoolHealth::Words words)
+        : ex_(std::move(ex)), slots_(size), targets_(targets), health_(words) {}
+    virtual ~ConnectionPool() = default;
+
+    // Opens a connection to target `index` (0 <= index < targets).
+    virtual asio::awaitable<Opened> open(std::size_t index, Deadline deadline) = 0;
+
+    // A busy slot with an open connection, or nullptr when none could be had
+    // by the deadline or every target is down (then the caller temp-fails).
+    asio::awaitable<Slot*> acquire(Deadline deadline) {
+        for (;;) {
+            // An idle open connection first.
+            for (auto& s : slots_) {
+                if (!s.busy && open_slot(s)) {
+                    s.busy = true;
+                    co_return &s;
+                }
+            }
+            // An empty slot: open a connection in it (one attempt at a time while down).
+            if (health_.may_connect() && (!health_.down() || connecting_ == 0)) {
+                auto empty = std::find_if(slots_.begin(), slots_.end(),
+                                          [](const Slot& s) { return !s.busy && !open_slot(s); });
+                if (empty != slots_.end()) {
+                    Slot* s = &*empty;
+                    s->busy = true;
+                    s->conn.reset();
+                    ++connecting_;
+                    const bool ok = co_await connect_slot(s, deadline);
+                    --connecting_;
+                    if (ok) co_return s;
+                    s->busy = false;
+                    wake_all();  // the others learn that the service is down
+                    // Open connections, or attempts still under way, may still
+                    // serve (only new ones refused, e.g. max_connections): wait
+                    // for one; else temp-fail now.
+                    if (connecting_ == 0 && std::none_of(slots_.begin(), slots_.end(), open_slot)) co_return nullptr;
+                    continue;
+                }
+            }
+            // Nothing in use that could come free: down and in back-off.
+            if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; })) co_return nullptr;
+            if (Clock::now() >= deadline) co_return nullptr;
+            // Wait for a connection to come free (or the attempt in progress to end).
+            asio::steady_timer t(ex_, deadline);
+            waiters_.push_back(&t);
+            asio::error_code ec;
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            waiters_.remove(&t);
+            if (!ec && Clock::now() >= deadline) co_return nullptr;
+        }
+    }
+
+    void release(Slot* s) {
+        s->busy = false;
+        wake_one();
+    }
+
+    // A connection broke: the idle ones most likely went with it (server
+    // restart), so they are dropped too.
+    void lost(const std::string& error) {
+        health_.connection_lost(describe(), error);
+        for (auto& other : slots_)
+            if (!other.busy) other.conn.reset();
+    }
+
+    PoolHealth& health() { return health_; }
+    const asio::any_io_executor& executor() const { return ex_; }
+
+private:
+    static bool open_slot(const Slot& s) { return s.conn && s.conn->connected(); }
+
+    asio::awaitable<bool> connect_slot(Slot* s, Deadline deadline) {
+        std::string last_error;
+        for (std::size_t k = 0; k < targets_; ++k) {
+            const std::size_t idx = (next_ + k) % targets_;
+            Opened o = co_await open(idx, deadline);
+            if (o.conn) {
+                s->conn = std::move(o.conn);
+                next_ = idx;
+                health_.connected(describe(), o.label);
+                co_return true;
+            }
+            last_error = std::move(o.error);
+            if (o.give_up) break;
+            if (targets_ > 1) health_.target_failed(describe(), last_error);
+            if (Clock::now() >= deadline) break;
+        }
+        health_.all_failed(describe(), last_error);
+        co_return false;
+    }
+
+    void wake_one() {
+        if (waiters_.empty()) return;
+        auto* w = waiters_.front();
+        waiters_.pop_front();
+        w->cancel();
+    }
+
+    void wake_all() {
+        while (!waiters_.empty()) wake_one();
+    }
+
+    asio::any_io_executor ex_;
+    std::vector<Slot> slots_;
+    std::size_t targets_;
+    PoolHealth health_;
+    std::list<asio::steady_timer*> waiters_;
+    std::size_t next_ = 0;  // the target that worked last
+    unsigned connecting_ = 0;
+};
+
+}  // namespace postern::backend
