@@ -81,7 +81,7 @@ const std::vector<DriverInfo>& drivers() {
         {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
         {"imap", make_imap_passdb, {}},
         {"http", make_http_passdb, make_http_userdb},
-        {"ldap", make_ldap_passdb, make_ldap_userdb},
+        {"ldap", make_ldap_passdb, make_ldap_userdb, make_ldap_store},
     };
     return rows;
 }

@@ -3,6 +3,8 @@
 
 #include <strings.h>
 
+#include "password/scheme.hpp"
+
 namespace postern::backend::ldap {
 
 namespace {
@@ -122,6 +124,42 @@ Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const 
         out.fields.emplace_back(m.field, std::move(*r));
     }
     return out;
+}
+
+std::vector<std::string> iterate_users(const Entry& entry, const std::vector<AttrMapping>& map) {
+    std::vector<std::string> users;
+    for (const auto& m : map) {
+        if (m.field != "user") continue;
+        if (!m.has_template) {
+            if (const auto* vals = entry.find(m.attr))
+                for (const auto& v : *vals) users.push_back(v);
+        } else {
+            auto mapped = map_entry(entry, {m}, {});
+            for (auto& [k, v] : mapped.fields) users.push_back(std::move(v));
+        }
+    }
+    std::erase_if(users, [](const std::string& u) { return u.empty(); });
+    return users;
+}
+
+std::string password_attribute(const std::vector<AttrMapping>& pass_attrs) {
+    for (const auto& m : pass_attrs)
+        if (m.field == "password" && !m.has_template && !m.attr.empty()) return m.attr;
+    return {};
+}
+
+std::string directory_form(const std::string& stored) {
+    if (!stored.starts_with('{')) return stored;
+    const auto close = stored.find('}');
+    if (close == std::string::npos) return stored;
+    const auto scheme = password::canonical_name(stored.substr(1, close - 1));
+    const std::string data = stored.substr(close + 1);
+    // Only data that names its own algorithm ($id$) reads the same under {CRYPT}.
+    if (scheme && data.starts_with('$') &&
+        (*scheme == "SHA512-CRYPT" || *scheme == "SHA256-CRYPT" || *scheme == "BLF-CRYPT" ||
+         *scheme == "MD5-CRYPT" || *scheme == "YESCRYPT"))
+        return "{CRYPT}" + data;
+    return stored;
 }
 
 }  // namespace postern::backend::ldap

@@ -47,4 +47,18 @@ struct Mapped {
 // variables from `vars`. Template output is not escaped.
 Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars);
 
+// The user names an iterate_attrs map finds in one entry: every value of
+// the attribute mapped to "user" (Dovecot lists each), or a template's one;
+// empty names left out.
+std::vector<std::string> iterate_users(const Entry& entry, const std::vector<AttrMapping>& map);
+
+// The attribute pass_attrs maps to the password field as it is ("" when
+// none does, or only through a template): the one a password write goes to.
+std::string password_attribute(const std::vector<AttrMapping>& pass_attrs);
+
+// A stored password ("{SCHEME}data", as password::generate makes it) in the
+// form a directory keeps it: crypt(3) hashes as {CRYPT}$id$..., which slapd
+// verifies on binds and Dovecot and postern read; everything else unchanged.
+std::string directory_form(const std::string& stored);
+
 }  // namespace postern::backend::ldap

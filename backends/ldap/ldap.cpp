@@ -9,6 +9,7 @@
 #include "backends/ldap/connection.hpp"
 #include "backends/ldap/entry.hpp"
 #include "backends/ldap/ldap_config.hpp"
+#include "backends/ldap/lookup.hpp"
 #include "backends/fields.hpp"
 #include "backends/verify.hpp"
 #include "password/scheme.hpp"
@@ -23,9 +24,6 @@ using ldap::OpResult;
 
 // Upper bound for timeout: past this a client has long given up.
 constexpr auto kMaxTimeout = std::chrono::seconds(300);
-// A lookup asks for two entries at most: one is the user, two is an error
-// (a filter that matches several entries never picks one of them).
-constexpr int kLookupSizeLimit = 2;
 // Longest server text quoted in the log.
 constexpr std::size_t kMaxLoggedError = 300;
 
@@ -108,63 +106,51 @@ struct PassLookup {
     PassFields fields;
 };
 
-// One search for one user: its entry, none, or a failure.
-struct Found {
-    PassStatus status = PassStatus::TempFail;
-    ldap::Entry entry;
-    std::string detail;
-};
-
-void log_warnings(const ldap::Pool& pool, const std::string& user, const std::vector<std::string>& warnings) {
-    for (const auto& w : warnings) log::warning("ldap {}: user \"{}\": {}", pool.describe(), log::safe(user), log::safe(w));
-}
+using ldap::Found;
+using ldap::log_warnings;
 
 asio::awaitable<Found> find_one(std::shared_ptr<ldap::Pool> pool, std::string filter_tmpl,
                                 std::vector<std::string> attrs, auth::RequestPtr req, const char* what) {
-    Found f;
-    auto filter = ldap::expand_filter(filter_tmpl, request_vars(req));
-    if (!filter) {
-        f.detail = std::string(what) + ": " + filter.error().message;
-        log::error("ldap {}: {}", pool->describe(), log::safe(f.detail, kMaxLoggedError));
-        co_return f;
-    }
-    ldap::SearchRequest sr;
-    sr.base = pool->file().base;
-    sr.filter = std::move(*filter);
-    sr.attrs = std::move(attrs);
-    sr.size_limit = kLookupSizeLimit;
-    OpResult r = co_await pool->search(std::move(sr));
-    if (r.unavailable()) {
-        f.detail = "ldap " + pool->describe() + ": " + r.error;
-        co_return f;
-    }
-    // More than one entry: the server may also say the size limit was hit.
-    if (r.entries.size() > 1) {
-        f.detail = std::string(what) + " matched more than one entry";
-        log::error("ldap {}: {} matched {} entries for user \"{}\"; refusing to pick one", pool->describe(), what,
-                   r.entries.size(), log::safe(req->user));
-        co_return f;
-    }
-    if (r.code != LDAP_SUCCESS && r.code != LDAP_NO_SUCH_OBJECT) {
-        f.detail = std::string(what) + " failed";
-        log::error("ldap {}: {} for user \"{}\" failed: {}", pool->describe(), what, log::safe(req->user),
-                   log::safe(r.error, kMaxLoggedError));
-        co_return f;
-    }
-    if (r.entries.empty()) {
-        f.status = PassStatus::UnknownUser;
-        f.detail = "no entry matches " + std::string(what);
-        co_return f;
-    }
-    f.status = PassStatus::Ok;
-    f.entry = std::move(r.entries.front());
-    co_return f;
+    return ldap::find_one(std::move(pool), std::move(filter_tmpl), std::move(attrs), request_vars(req), req->user, what);
 }
 
 class LdapPassdb final : public Passdb {
 public:
     LdapPassdb(std::shared_ptr<ldap::Pool> lookup, std::shared_ptr<ldap::Pool> binds, BlockingPool* pool)
-        : lookup_(std::move(lookup)), binds_(std::move(binds)), pool_(pool) {}
+        : lookup_(std::move(lookup)), binds_(std::move(binds)), pool_(pool),
+          password_attr_(ldap::password_attribute(file().pass_attrs)),
+          // Rehash on login writes as the file's dn: lookup mode only (a bind
+          // mode login never reads the stored value to compare), a service
+          // account, and a password attribute mapped as it is.
+          can_update_(!file().auth_bind && !file().dn.empty() && !password_attr_.empty()) {}
+
+    bool can_update_password() const override { return can_update_; }
+
+    // Compare-and-set: one modify that deletes the value the login verified
+    // and adds the new one; the server refuses it whole (noSuchAttribute)
+    // when the value changed meanwhile.
+    asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored, std::string old_stored) override {
+        if (!can_update_ || old_stored.empty()) co_return false;
+        std::vector<std::string> dn_only;
+        Found f = co_await find_one(lookup_, file().pass_filter, std::move(dn_only), req, "pass_filter");
+        bool ok = false;
+        if (f.status != PassStatus::Ok) {
+            log::warning("ldap {}: rehash of user \"{}\": entry not found again: {}", lookup_->describe(),
+                         log::safe(req->user), log::safe(f.detail));
+        } else {
+            std::vector<ldap::Modification> mods = {
+                {ldap::Modification::Op::Delete, password_attr_, {std::move(old_stored)}},
+                {ldap::Modification::Op::Add, password_attr_, {ldap::directory_form(stored)}}};
+            OpResult r = co_await lookup_->modify(f.entry.dn, std::move(mods));
+            ok = r.ok();
+            if (!ok)
+                log::warning("ldap {}: rehash of user \"{}\" not written to {}: {}", lookup_->describe(),
+                             log::safe(req->user), password_attr_, ldap::write_failure(r, file(), password_attr_));
+        }
+        wipe(stored);
+        wipe(old_stored);
+        co_return ok;
+    }
 
     std::string_view driver() const override { return "ldap"; }
     bool can_lookup() const override { return file().auth_bind_userdn.empty() || !file().auth_bind; }
@@ -192,6 +178,9 @@ public:
         r.detail = v.detail;
         r.scheme = v.scheme;
         r.weak = v.weak;
+        // The value as read, for update_password's compare-and-set; a
+        // password_noscheme value has no {SCHEME} a rewrite could keep.
+        if (r.status == PassStatus::Ok && can_update_ && !e.noscheme) r.stored = *e.password;
         if (v.operator_error) log::error("ldap {}: user \"{}\": {}", lookup_->describe(), log::safe(req->user), v.detail);
         co_return r;
     }
@@ -306,6 +295,8 @@ private:
     std::shared_ptr<ldap::Pool> lookup_;
     std::shared_ptr<ldap::Pool> binds_;
     BlockingPool* pool_;
+    std::string password_attr_;  // "" = no attribute to write
+    bool can_update_ = false;
 };
 
 class LdapUserdb final : public Userdb {
@@ -378,19 +369,8 @@ private:
     // Every value of the attribute mapped to "user" is a user (Dovecot
     // lists each); a template gives one.
     static asio::awaitable<bool> feed(std::shared_ptr<IterState> state, ldap::Entry e) {
-        std::vector<std::string> users;
-        for (const auto& m : state->map) {
-            if (m.field != "user") continue;
-            if (!m.has_template) {
-                if (const auto* vals = e.find(m.attr))
-                    for (const auto& v : *vals) users.push_back(v);
-            } else {
-                auto mapped = ldap::map_entry(e, {m}, {});
-                for (auto& [k, v] : mapped.fields) users.push_back(std::move(v));
-            }
-        }
+        std::vector<std::string> users = ldap::iterate_users(e, state->map);
         for (auto& u : users) {
-            if (u.empty()) continue;
             const bool more = co_await state->each(std::move(u));
             if (!more) {
                 state->stopped = true;

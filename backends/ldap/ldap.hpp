@@ -21,5 +21,9 @@ namespace postern::backend {
 
 std::unique_ptr<Passdb> make_ldap_passdb(const config::Section& s, Services& services);
 std::unique_ptr<Userdb> make_ldap_userdb(const config::Section& s, Services& services);
+// `postern user` on the passdb's directory (backends/ldap/store.cpp): passwd,
+// show, list; add and del are refused.
+class UserStore;
+std::unique_ptr<UserStore> make_ldap_store(const config::Section& s);
 
 }  // namespace postern::backend

@@ -5,7 +5,6 @@
 // for a domain that does not exist. Runs in the CLI process: the
 // non-blocking connection is driven by a private io_context, one call at a
 // time.
-#include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
 #include <cctype>
@@ -14,6 +13,7 @@
 #include "backends/sql/database.hpp"
 #include "backends/sql/fields.hpp"
 #include "backends/sql/sql.hpp"
+#include "backends/sync_call.hpp"
 #include "password/scheme.hpp"
 
 namespace postern::backend {
@@ -197,16 +197,7 @@ private:
 
     template <class T>
     T sync(asio::awaitable<T> aw) {
-        std::optional<T> out;
-        std::exception_ptr error;
-        asio::co_spawn(io_, std::move(aw), [&out, &error](std::exception_ptr e, T v) {
-            error = e;
-            if (!e) out = std::move(v);
-        });
-        io_.restart();
-        io_.run();
-        if (error) std::rethrow_exception(error);
-        return std::move(*out);
+        return run_sync(io_, std::move(aw));
     }
 
     // Runs one statement. Server messages are quoted only for statements

@@ -195,3 +195,37 @@ TEST_CASE("ldap entry mapping: plain, templates, multi-valued") {
     REQUIRE(m.warnings.size() == 1);
     CHECK(m.warnings[0].find("multiple values found for 'MAIL'") != std::string::npos);
 }
+
+TEST_CASE("ldap writes: password attribute, directory form, iterate users") {
+    CHECK(password_attribute(parse_attr_map("mail=user, userPassword=password", "l.conf", 1, "pass_attrs")) ==
+          "userPassword");
+    // Only a mapping as it is names an attribute a write can go to.
+    CHECK(password_attribute(parse_attr_map("=password={PLAIN}%{ldap:secret}", "l.conf", 1, "pass_attrs")).empty());
+    CHECK(password_attribute(parse_attr_map("mail=user", "l.conf", 1, "pass_attrs")).empty());
+
+    struct Case {
+        const char* label;
+        std::string in, out;
+    };
+    const std::vector<Case> cases = {
+        {"sha512-crypt", "{SHA512-CRYPT}$6$salt$hash", "{CRYPT}$6$salt$hash"},
+        {"bcrypt", "{BLF-CRYPT}$2y$05$abc", "{CRYPT}$2y$05$abc"},
+        {"lower-case scheme", "{sha256-crypt}$5$s$h", "{CRYPT}$5$s$h"},
+        {"ssha kept", "{SSHA}abcd", "{SSHA}abcd"},
+        {"argon2 kept", "{ARGON2ID}$argon2id$v=19$x", "{ARGON2ID}$argon2id$v=19$x"},
+        {"crypt kept", "{CRYPT}$6$s$h", "{CRYPT}$6$s$h"},
+        {"no scheme", "cleartext", "cleartext"},
+        {"unterminated", "{SHA512-CRYPT$6$", "{SHA512-CRYPT$6$"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        CHECK(directory_form(c.in) == c.out);
+    }
+
+    Entry e;
+    e.attrs = {{"mail", {"a@example.com", "", "b@example.com"}}, {"uid", {"a"}}};
+    CHECK(iterate_users(e, parse_attr_map("mail=user", "l.conf", 1, "iterate_attrs")) ==
+          std::vector<std::string>{"a@example.com", "b@example.com"});
+    CHECK(iterate_users(e, parse_attr_map("=user=%{ldap:uid}@x", "l.conf", 1, "iterate_attrs")) ==
+          std::vector<std::string>{"a@x"});
+}

@@ -21,11 +21,15 @@ ROOT_DN = "cn=admin," + SUFFIX
 ROOT_PW = "Ldap-Root-Pa55-6b1d"
 SERVICE_DN = "cn=postern,ou=services," + SUFFIX
 SERVICE_PW = "Ldap-Service-Pa55-2f9a"
+# A second service account that may write userPassword (postern user passwd,
+# rehash on login); SERVICE_DN may only read it.
+WRITER_DN = "cn=postern-writer,ou=services," + SUFFIX
+WRITER_PW = "Ldap-Writer-Pa55-8c3e"
 USERS_BASE = "ou=users,domainName=example.com,o=domains," + SUFFIX
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
-for _s in (ROOT_PW, SERVICE_PW):
+for _s in (ROOT_PW, SERVICE_PW, WRITER_PW):
     register_secret(_s)
 
 
@@ -36,11 +40,13 @@ def _which(name):
 
 SLAPD = _which("slapd")
 LDAPADD = _which("ldapadd")
+LDAPSEARCH = _which("ldapsearch")
+LDAPWHOAMI = _which("ldapwhoami")
 OPENSSL = _which("openssl")
 
 
 def slapd_missing():
-    if not SLAPD or not LDAPADD:
+    if not SLAPD or not LDAPADD or not LDAPSEARCH or not LDAPWHOAMI:
         return "slapd or ldap-utils not installed (contrib/install-deps.sh --test)"
     for s in ("core", "cosine", "inetorgperson", "nis"):
         if not os.path.exists(os.path.join(SCHEMA_DIR, f"{s}.schema")):
@@ -123,6 +129,8 @@ def users_ldif(users):
            f"dn: ou=services,{SUFFIX}\nobjectClass: organizationalUnit\nou: services\n",
            f"dn: {SERVICE_DN}\nobjectClass: simpleSecurityObject\nobjectClass: organizationalRole\n"
            f"cn: postern\nuserPassword: {SERVICE_PW}\n",
+           f"dn: {WRITER_DN}\nobjectClass: simpleSecurityObject\nobjectClass: organizationalRole\n"
+           f"cn: postern-writer\nuserPassword: {WRITER_PW}\n",
            f"dn: o=domains,{SUFFIX}\nobjectClass: organization\no: domains\n",
            f"dn: domainName=example.com,o=domains,{SUFFIX}\nobjectClass: mailDomain\ndomainName: example.com\n",
            f"dn: {USERS_BASE}\nobjectClass: organizationalUnit\nou: users\n"]
@@ -205,6 +213,7 @@ rootpw {ROOT_PW}
 directory {self.dir}/db
 index mail,uid eq
 access to attrs=userPassword
+    by dn.exact="{WRITER_DN}" write
     by dn.exact="{SERVICE_DN}" read
     by anonymous auth
     by * none
@@ -262,10 +271,10 @@ access to * by * read
         self.log.close()
 
 
-def ldap_conf(slapd, *, uris=None, auth_bind=False, dnpass=SERVICE_PW, extra=""):
+def ldap_conf(slapd, *, uris=None, auth_bind=False, dn=SERVICE_DN, dnpass=SERVICE_PW, extra=""):
     """A dovecot-ldap.conf.ext for the iRedMail-like layout."""
     lines = [f"uris = {uris or slapd.uri}",
-             f"dn = {SERVICE_DN}",
+             f"dn = {dn}",
              f"dnpass = {dnpass}",
              "ldap_version = 3",
              f"base = o=domains,{SUFFIX}",
@@ -282,3 +291,35 @@ def ldap_conf(slapd, *, uris=None, auth_bind=False, dnpass=SERVICE_PW, extra="")
     if auth_bind:
         lines.append("auth_bind = yes")
     return "\n".join(lines) + "\n" + extra
+
+
+def stored_password(slapd, login):
+    """userPassword of the user's entry as slapd has it (read as the root DN)."""
+    p = subprocess.run([LDAPSEARCH, "-x", "-LLL", "-o", "ldif-wrap=no", "-H", slapd.uri, "-D", ROOT_DN,
+                        "-w", ROOT_PW, "-b", USERS_BASE, f"(mail={login})", "userPassword"],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError(f"ldapsearch failed: {p.stderr[-2000:]}")
+    for line in p.stdout.splitlines():
+        if line.startswith("userPassword:: "):
+            return base64.b64decode(line[len("userPassword:: "):]).decode()
+        if line.startswith("userPassword: "):
+            return line[len("userPassword: "):]
+    return None
+
+
+def simple_bind_works(slapd, login, password):
+    """Whether slapd itself accepts the password on a bind as the user's DN."""
+    p = subprocess.run([LDAPWHOAMI, "-x", "-H", slapd.uri, "-D", f"mail={login},{USERS_BASE}", "-w", password],
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode == 0
+
+
+def wait_until(predicate, timeout=20, interval=0.1):
+    """Polls predicate until it is true or the timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

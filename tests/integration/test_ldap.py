@@ -2,7 +2,9 @@
 # lookup mode (userPassword in cleartext, {SSHA}, {CRYPT}$6$, {ARGON2ID})
 # with PLAIN, LOGIN, CRAM-MD5 and SCRAM-SHA-256; bind mode; hostile user
 # names; doveadm user and iteration through the userdb; slapd stopped under
-# load; a wrong service-account password; StartTLS and ldaps with a test CA.
+# load; a wrong service-account password; StartTLS and ldaps with a test CA;
+# writes: postern user passwd/show/list and rehash on login as a service
+# account that may write userPassword, and refusals for one that may not.
 
 import hmac
 import os
@@ -15,9 +17,10 @@ import time
 import unittest
 
 from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, Daemon, DaemonTestCase, MasterClient, b64,
-                     free_tcp_port, make_config,
+                     free_tcp_port, make_config, register_secret, run_cli,
                      require_binaries, scram_login, toml_str, unb64, write_file)
-from ldap_support import (SERVICE_DN, Slapd, ldap_conf, make_ca, make_users, slapd_missing)
+from ldap_support import (SERVICE_DN, SERVICE_PW, WRITER_DN, WRITER_PW, Slapd, ldap_conf, make_ca, make_users,
+                          simple_bind_works, slapd_missing, stored_password, wait_until)
 from postfix_support import PostfixTestCase, postfix_missing
 
 DOVEADM = shutil.which("doveadm")
@@ -60,7 +63,7 @@ class LdapBase(DaemonTestCase):
     def user(self, scheme):
         return next(u for u in self.users if u.scheme == scheme and u.active and len(u.mails) == 1)
 
-    def start_ldap(self, conf_text, *, passdb=True, userdb=True, pool="", mechs=MECHS):
+    def start_ldap(self, conf_text, *, passdb=True, userdb=True, pool="", mechs=MECHS, extra_auth=""):
         conf = self.path("dovecot-ldap.conf.ext")
         write_file(conf, conf_text)
         extra = ""
@@ -73,7 +76,8 @@ class LdapBase(DaemonTestCase):
                       'mode = "0666"\nrole = "userdb"\n\n')
         # The auth cache is off by default, so each request reaches slapd.
         sock = self.path("auth")
-        d = self.start_daemon(make_config(sock, None, mechanisms=mechs, extra=extra))
+        config = make_config(sock, None, mechanisms=mechs, extra=extra).replace("[auth]\n", f"[auth]\n{extra_auth}\n", 1)
+        d = self.start_daemon(config)
         return d, sock
 
     def client(self, sock):
@@ -238,6 +242,99 @@ class BindModeTest(LdapBase):
         self.assert_plain_fail(self.plain(c, 2, u.login, WRONG_PASSWORD), 2)
         # A DN-special name is escaped: it names no entry, the bind fails.
         self.assert_plain_fail(self.plain(c, 3, u.login + ",ou=x", u.password), 3)
+
+
+NEW_PASSWORD = "Ldap-New-Pa55-41d7"
+register_secret(NEW_PASSWORD)
+
+
+@require_binaries
+class WriteTest(LdapBase):
+    """postern user and rehash on login write userPassword as a service account."""
+
+    def users_of(self, scheme):
+        return [u for u in self.users if u.scheme == scheme and u.active and len(u.mails) == 1]
+
+    def cli(self, conf, *args, password=None):
+        return run_cli(["user", *args, "-c", conf], stdin_text=None if password is None else password + "\n")
+
+    def cli_config(self, dn, dnpass):
+        """A postern.conf whose passdb is the directory, as `postern user` reads it."""
+        path = self.path("cli-ldap.conf.ext")
+        write_file(path, ldap_conf(self.slapd, dn=dn, dnpass=dnpass))
+        conf = self.path("cli.toml")
+        write_file(conf, make_config(self.path("cli-auth"), None) +
+                   f'[[passdb]]\ndriver = "ldap"\nargs = {toml_str(path)}\n')
+        return conf
+
+    def test_postern_user_passwd_show_list(self):
+        u = self.users_of("SSHA")[0]
+        conf = self.cli_config(WRITER_DN, WRITER_PW)
+        d, sock = self.start_ldap(ldap_conf(self.slapd, dn=WRITER_DN, dnpass=WRITER_PW))
+        c = self.client(sock)
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        r = self.cli(conf, "passwd", u.login, password=NEW_PASSWORD)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        new = stored_password(self.slapd, u.login)
+        register_secret(new)
+        self.assertTrue(new.startswith("{CRYPT}$6$"), new[:12])   # the default scheme, as slapd reads it
+        self.assertTrue(simple_bind_works(self.slapd, u.login, NEW_PASSWORD))
+        self.assert_ok(self.plain(c, 2, u.login, NEW_PASSWORD), 2, u.login)
+        self.assert_plain_fail(self.plain(c, 3, u.login, u.password), 3)
+        r = self.cli(conf, "show", u.login)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"user: {u.login}", r.stdout)
+        self.assertIn(f"dn: mail={u.login},", r.stdout)
+        self.assertIn(f"home: /var/vmail/example.com/{u.uid}", r.stdout)
+        self.assertNotIn("$6$", r.stdout)
+        r = self.cli(conf, "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listed = r.stdout.split()
+        self.assertIn(u.login, listed)
+        # Every mail value is a name (Dovecot lists each): user007's alias too.
+        self.assertEqual(len([x for x in listed if x.endswith("@example.com")]),
+                         sum(len(x.mails) for x in self.users if x.active))
+        self.assertEqual(self.cli(conf, "passwd", "nosuch@example.com", password=NEW_PASSWORD).returncode, 1)
+        r = self.cli(conf, "del", u.login)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("does not delete directory entries", r.stderr)
+        self.assertTrue(d.alive())
+
+    def test_read_only_service_account_is_refused_clearly(self):
+        u = self.users_of("SSHA")[1]
+        conf = self.cli_config(SERVICE_DN, SERVICE_PW)
+        r = self.cli(conf, "passwd", u.login, password=NEW_PASSWORD)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"the service account {SERVICE_DN}", r.stderr)
+        self.assertIn("may not write userPassword", r.stderr)
+        self.assertEqual(stored_password(self.slapd, u.login), u.stored)
+
+    def test_rehash_on_login_from_ssha(self):
+        u = self.users_of("SSHA")[2]
+        d, sock = self.start_ldap(ldap_conf(self.slapd, dn=WRITER_DN, dnpass=WRITER_PW),
+                                  extra_auth='rehash_scheme = "SHA512-CRYPT"')
+        c = self.client(sock)
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        self.assertTrue(wait_until(lambda: stored_password(self.slapd, u.login).startswith("{CRYPT}$6$")),
+                        d.stderr()[-2000:])
+        register_secret(stored_password(self.slapd, u.login))
+        self.assertTrue(simple_bind_works(self.slapd, u.login, u.password))
+        # The same password still logs in; nothing is rewritten again.
+        self.assert_ok(self.plain(c, 2, u.login, u.password), 2, u.login)
+        self.assert_plain_fail(self.plain(c, 3, u.login, WRONG_PASSWORD), 3)
+        time.sleep(0.5)
+        self.assertEqual(d.stderr().count(f'rehashed user "{u.login}" from SSHA to SHA512-CRYPT'), 1,
+                         d.stderr()[-2000:])
+
+    def test_rehash_with_a_read_only_account_keeps_the_old_hash(self):
+        u = self.users_of("SSHA")[3]
+        d, sock = self.start_ldap(ldap_conf(self.slapd), extra_auth='rehash_scheme = "SHA512-CRYPT"')
+        c = self.client(sock)
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        self.assertTrue(wait_until(lambda: "not written; the old hash stays" in d.stderr()), d.stderr()[-2000:])
+        self.assertIn("may not write userPassword", d.stderr())
+        self.assertEqual(stored_password(self.slapd, u.login), u.stored)
+        self.assert_ok(self.plain(c, 2, u.login, u.password), 2, u.login)
 
 
 @require_binaries
