@@ -2,6 +2,7 @@
 #include "backends/backend.hpp"
 #include "backends/http/http.hpp"
 #include "backends/imap/imap.hpp"
+#include "backends/oauth2/oauth2.hpp"
 #include "backends/ldap/ldap.hpp"
 #include "backends/pam/pam.hpp"
 #include "backends/passwd_file/passwd_file.hpp"
@@ -81,6 +82,7 @@ const std::vector<DriverInfo>& drivers() {
         {"sql", make_sql_passdb, make_sql_userdb, make_sql_store},
         {"imap", make_imap_passdb, {}},
         {"http", make_http_passdb, make_http_userdb},
+        {"oauth2", make_oauth2_passdb, {}},
         {"ldap", make_ldap_passdb, make_ldap_userdb, make_ldap_store},
     };
     return rows;

@@ -14,6 +14,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
+import base64
 
 # What the server does instead of answering properly (PanelServer.behaviour).
 MISBEHAVIOURS = ("slow", "500", "truncated", "nonjson", "huge", "redirect", "empty", "close")
@@ -60,6 +62,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         with srv.lock:
             srv.connections.add(id(self.connection))
+        if self.path.endswith("/introspect"):
+            self._introspect(srv, raw)
+            return
         try:
             req = json.loads(raw)
         except ValueError:
@@ -107,6 +112,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_PUT = do_POST
 
+    def _introspect(self, srv, raw):
+        """RFC 7662 token introspection, as an identity provider answers it:
+        client credentials by HTTP Basic, the token form-encoded."""
+        form = urllib.parse.parse_qs(raw.decode("ascii", "replace"))
+        with srv.lock:
+            srv.requests.append({"introspect": form.get("token", [""])[0]})
+            srv.headers.append(dict(self.headers))
+        if srv.behaviour == "500":
+            self._answer(500, {"error": "server_error"})
+            return
+        expected = "Basic " + base64.b64encode(f"{srv.client_id}:{srv.client_secret}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            self._answer(401, {"error": "invalid_client"})
+            return
+        info = srv.tokens.get(form.get("token", [""])[0])
+        if info is None or info.get("revoked"):
+            self._answer(200, {"active": False})
+            return
+        self._answer(200, {"active": True, "username": info["user"], "exp": info["exp"],
+                           "client_id": "mail", "token_type": "Bearer"})
+
 
 class _TCPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
@@ -133,6 +159,9 @@ class PanelServer:
         self.token = token
         self.slow_seconds = slow_seconds
         self.behaviour = None
+        # RFC 7662 introspection at .../introspect: token -> {"user", "exp", "revoked"}.
+        self.tokens = {}
+        self.client_id, self.client_secret = "postern", "introspection-client-secret"
         self.requests = []
         self.headers = []
         self.connections = set()

@@ -360,6 +360,56 @@ class HttpContribServerTest(HttpBase):
 
 
 @require_binaries
+class HttpIntrospectionTest(DaemonTestCase):
+    """The oauth2 passdb: an access token as the password, checked by RFC 7662
+    introspection at the stand-in provider, cached by a hash of the token."""
+
+    def setUp(self):
+        super().setUp()
+        self.idp = PanelServer({}).start()
+        self.addCleanup(self.idp.stop)
+        now = int(time.time())
+        self.good, self.revoked, self.expired = "tok-good-3f1a", "tok-revoked-9c2e", "tok-expired-77d0"
+        for t in (self.good, self.revoked, self.expired):
+            register_secret(t)
+        self.idp.tokens = {self.good: {"user": "alice@example.com", "exp": now + 600},
+                           self.revoked: {"user": "alice@example.com", "exp": now + 600, "revoked": True},
+                           self.expired: {"user": "alice@example.com", "exp": now - 10}}
+        secret = self.path("client.secret")
+        write_file(secret, self.idp.client_secret + "\n", mode=0o600)
+        self.sock = self.path("auth")
+        url = self.idp.url.replace("/api/auth", "/realms/mail/introspect")
+        extra = ("[[passdb]]\ndriver = \"oauth2\"\n" f"introspection_url = {toml_str(url)}\n"
+                 f'client_id = "postern"\nclient_secret_file = {toml_str(secret)}\ntimeout = "1s"\n'
+                 'cache_ttl = "60s"\n')
+        self.start_daemon(make_config(self.sock, None, extra=extra))
+
+    def plain(self, user, password, req_id=1):
+        c = self.connect(self.sock)
+        c.auth_plain(req_id, user, password)
+        return c.reply_for(req_id)
+
+    def test_introspection(self):
+        self.assert_ok(self.plain("alice@example.com", self.good), 1, "alice@example.com")
+        self.assertEqual(self.idp.requests[-1], {"introspect": self.good})
+        for tok in (self.revoked, self.expired):
+            r = self.plain("alice@example.com", tok, 2)
+            self.assert_fail(r, 2)
+            self.assertFalse(is_temp_fail(r), r)
+        # A token for another user.
+        r = self.plain("bob@example.com", self.good, 3)
+        self.assert_fail(r, 3)
+        self.assertFalse(is_temp_fail(r), r)
+        # Cached: the provider is down, the known good token still works.
+        asked = len(self.idp.requests)
+        self.idp.behaviour = "500"
+        self.assert_ok(self.plain("alice@example.com", self.good, 4), 4, "alice@example.com")
+        # An unknown token meanwhile is a temporary failure, never OK or a wrong password.
+        self.assertTrue(is_temp_fail(self.plain("alice@example.com", "tok-unknown-5b5b", 5)))
+        self.assertEqual(len([q for q in self.idp.requests[asked:] if q.get("introspect") == self.good]), 0)
+
+
+@require_binaries
 @unittest.skipIf(postfix_missing(), postfix_missing() or "")
 class HttpPostfixTest(PostfixTestCase):
     """Postfix (smtpd_sasl_type = dovecot) + swaks through an http passdb."""

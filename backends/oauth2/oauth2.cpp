@@ -1,0 +1,241 @@
+// oauth2 passdb: RFC 7662 token introspection through util/http_client,
+// answers cached by a hash of the token until its exp and at most cache_ttl.
+#include "backends/oauth2/oauth2.hpp"
+
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <list>
+#include <sstream>
+#include <unordered_map>
+
+#include "util/cache_key.hpp"
+#include "util/deadline.hpp"
+#include "util/encoding.hpp"
+#include "util/http_client.hpp"
+#include "util/json.hpp"
+#include "util/log.hpp"
+
+namespace postern::backend {
+namespace oauth2 {
+
+Result<Introspection> parse_introspection(std::string_view body, const std::string& username_claim) {
+    auto doc = json::parse_object(body);
+    if (!doc) return fail("introspection answer: " + doc.error().message);
+    auto active = doc->find("active");
+    if (active == doc->end() || !active->is_boolean()) return fail("introspection answer without a boolean \"active\"");
+    Introspection out;
+    out.active = active->get<bool>();
+    if (const std::string* u = json::string_member(*doc, username_claim)) out.user = *u;
+    if (auto exp = doc->find("exp"); exp != doc->end()) {
+        if (!exp->is_number()) return fail("introspection answer with a non-numeric \"exp\"");
+        const double e = exp->get<double>();
+        if (e < 0 || e > 1e12) return fail("introspection answer with an \"exp\" out of range");
+        out.exp = static_cast<std::int64_t>(e);
+    }
+    return out;
+}
+
+std::string form_encode(std::string_view value) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(value.size() * 3);
+    for (char c : value) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            out.push_back(c);
+        } else if (c == ' ') {
+            out.push_back('+');
+        } else {
+            out.push_back('%');
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 15]);
+        }
+    }
+    return out;
+}
+
+}  // namespace oauth2
+
+namespace {
+
+constexpr auto kDefaultTimeout = std::chrono::seconds(5);
+constexpr auto kMaxTimeout = std::chrono::seconds(300);
+constexpr auto kDefaultTtl = std::chrono::seconds(60);
+constexpr auto kMaxTtl = std::chrono::hours(24);
+constexpr long long kDefaultConnections = 8;
+// Distinct tokens remembered; past this the expired ones go, then all.
+constexpr std::size_t kMaxCached = 100000;
+constexpr std::size_t kMaxToken = 16384;
+constexpr std::size_t kMaxLoggedText = 300;
+
+struct Settings {
+    std::string url;
+    std::string client_id;
+    std::string client_secret;  // never logged
+    std::string username_claim = "username";
+    std::chrono::seconds ttl{60};
+    std::chrono::milliseconds timeout{5000};
+    std::string ca_file;
+    bool verify_cert = true;
+    unsigned max_connections = kDefaultConnections;
+};
+
+std::string read_secret(const config::Section& s, const std::string& path) {
+    struct stat st{};
+    if (path.empty() || path.front() != '/') s.error("client_secret_file", "must be an absolute path");
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 4096)
+        s.error("client_secret_file", path + " is not a readable regular file of at most 4 KiB");
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    std::string v = buf.str();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    if (v.empty()) s.error("client_secret_file", path + " is empty");
+    return v;
+}
+
+Settings read_settings(const config::Section& s) {
+    s.reject_unknown({"driver", "introspection_url", "client_id", "client_secret_file", "username_claim", "cache_ttl",
+                      "timeout", "ca_file", "verify_cert", "max_connections"});
+    Settings st;
+    st.url = s.required_string("introspection_url");
+    if (!st.url.starts_with("https://") && !st.url.starts_with("http://"))
+        s.error("introspection_url", "expected an https:// (or http://) URL");
+    st.client_id = s.string("client_id", "");
+    if (s.has("client_secret_file")) st.client_secret = read_secret(s, s.string("client_secret_file", ""));
+    if (st.client_id.empty() != st.client_secret.empty())
+        s.error("client_id", "client_id and client_secret_file go together");
+    st.username_claim = s.string("username_claim", "username");
+    if (st.username_claim.empty()) s.error("username_claim", "must not be empty");
+    st.ttl = std::chrono::duration_cast<std::chrono::seconds>(s.duration("cache_ttl", kDefaultTtl, kMaxTtl));
+    st.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s.duration("timeout", kDefaultTimeout, kMaxTimeout));
+    if (st.timeout <= std::chrono::milliseconds::zero()) s.error("timeout", "must be positive");
+    st.ca_file = s.string("ca_file", "");
+    if (!st.ca_file.empty() && st.ca_file.front() != '/') s.error("ca_file", "must be an absolute path");
+    st.verify_cert = s.boolean("verify_cert", true);
+    st.max_connections = static_cast<unsigned>(s.integer("max_connections", kDefaultConnections, 1, 1024));
+    return st;
+}
+
+std::string sha256(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+    return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+class OAuth2Passdb final : public Passdb {
+public:
+    OAuth2Passdb(Settings st, asio::any_io_executor ex)
+        : st_(std::move(st)), ex_(ex), client_(http::HttpClient::shared(ex)) {}
+
+    std::string_view driver() const override { return "oauth2"; }
+
+    // The answer depends on the token (the engine's cache keeps a keyed hash
+    // of it) and the user it must name.
+    std::string cache_key(const auth::RequestInfo& req) const override {
+        util::CacheKey key;
+        key.add("oauth2").add(req.user);
+        return key.str();
+    }
+
+    void invalidate() override { cache_.clear(); }
+
+    asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret token) override {
+        if (token.size() == 0 || token.size() > kMaxToken) co_return PassResult::mismatch("token empty or too long");
+        const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+        const std::string id = sha256(token.view());
+        oauth2::Introspection answer;
+        if (auto it = cache_.find(id); it != cache_.end() && it->second.until > now) {
+            answer = it->second.answer;
+        } else {
+            auto fetched = co_await introspect(std::move(token));
+            if (!fetched) co_return PassResult::temp_fail("oauth2 " + st_.url + ": " + fetched.error().message);
+            answer = std::move(*fetched);
+            remember(id, answer, now);
+        }
+        if (!answer.active) co_return PassResult::mismatch("token not active (revoked or expired at the provider)");
+        if (answer.exp && *answer.exp <= now) co_return PassResult::mismatch("token expired");
+        if (answer.user.empty() || answer.user != req->user)
+            co_return PassResult::mismatch("the token's \"" + st_.username_claim + "\" does not name this user");
+        co_return PassResult::ok(req->user);
+    }
+
+private:
+    struct Cached {
+        oauth2::Introspection answer;
+        std::int64_t until = 0;
+    };
+
+    void remember(const std::string& id, const oauth2::Introspection& answer, std::int64_t now) {
+        std::int64_t until = now + st_.ttl.count();
+        if (answer.exp && *answer.exp < until) until = *answer.exp;
+        if (until <= now) return;
+        if (cache_.size() >= kMaxCached) {
+            std::erase_if(cache_, [now](const auto& e) { return e.second.until <= now; });
+            if (cache_.size() >= kMaxCached) cache_.clear();
+        }
+        cache_[id] = Cached{answer, until};
+    }
+
+    asio::awaitable<Result<oauth2::Introspection>> introspect(Secret token) {
+        http::Request r;
+        r.url = st_.url;
+        r.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
+        if (!st_.client_id.empty())
+            r.headers.push_back("Authorization: Basic " +
+                                base64_encode(oauth2::form_encode(st_.client_id) + ":" +
+                                              oauth2::form_encode(st_.client_secret)));
+        std::string body = "token=" + oauth2::form_encode(token.view()) + "&token_type_hint=access_token";
+        r.body = Secret(std::move(body));
+        r.ca_file = st_.ca_file;
+        r.verify_peer = st_.verify_cert;
+        r.timeout = st_.timeout;
+        r.connect_timeout = st_.timeout;
+        auto op = client_->perform(std::move(r));
+        http::Response resp = co_await std::move(op);
+        if (resp.outcome != http::Outcome::Ok) {
+            note_down(std::string(http::to_string(resp.outcome)) + ": " + resp.error);
+            co_return fail(std::string(http::to_string(resp.outcome)) + ": " + resp.error);
+        }
+        if (resp.status != 200) {
+            note_down("HTTP status " + std::to_string(resp.status));
+            co_return fail("HTTP status " + std::to_string(resp.status));
+        }
+        auto parsed = oauth2::parse_introspection(resp.body, st_.username_claim);
+        if (!parsed) note_down(parsed.error().message);
+        else note_up();
+        co_return parsed;
+    }
+
+    void note_down(const std::string& why) {
+        if (down_) return;
+        down_ = true;
+        log::error("oauth2 {}: introspection unavailable, answering temp-fail until it is back: {}", st_.url,
+                   log::safe(why, kMaxLoggedText));
+    }
+    void note_up() {
+        if (!down_) return;
+        down_ = false;
+        log::info("oauth2 {}: introspection answers again", st_.url);
+    }
+
+    Settings st_;
+    asio::any_io_executor ex_;
+    std::shared_ptr<http::HttpClient> client_;
+    std::unordered_map<std::string, Cached> cache_;
+    bool down_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Passdb> make_oauth2_passdb(const config::Section& s, Services& services) {
+    return std::make_unique<OAuth2Passdb>(read_settings(s), services.executor);
+}
+
+}  // namespace postern::backend
