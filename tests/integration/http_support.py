@@ -2,7 +2,9 @@
 # panel): none of those runs on this machine, so this Python standard-library
 # server implements postern's http driver contract (postern.conf(5), HTTP
 # DRIVER) over plain HTTP, HTTPS or a unix socket, plus the misbehaviours a
-# real panel shows on a bad day. It runs in a thread of the test process.
+# real panel shows on a bad day; and for an identity provider (Keycloak and
+# the like, also absent here), RFC 7662 token introspection at .../introspect.
+# It runs in a thread of the test process.
 
 import hmac
 import http.server
