@@ -80,6 +80,11 @@ void PassFields::add(std::string_view name, std::string value) {
     extra.emplace_back(std::string(name), std::move(value));
 }
 
+std::string PassFields::stored() const {
+    if (!password) return {};
+    return noscheme ? "{PLAIN}" + *password : *password;
+}
+
 bool net_allowed(std::string_view list, std::string_view rip) {
     unsigned char ip[16];
     const bool have_ip = !rip.empty() && parse_ip(rip, ip);

@@ -19,6 +19,9 @@ struct PassFields {
     // One field by its (lower-case) name. An empty user, username or
     // domain value renames nothing.
     void add(std::string_view name, std::string value);
+    // The password as the schemes read it: a password_noscheme value as
+    // {PLAIN}, never parsed for a {SCHEME} prefix. Empty when there is none.
+    std::string stored() const;
 
     std::optional<std::string> password;  // the stored value, if any
     bool noscheme = false;                // from password_noscheme: never parsed for {SCHEME}

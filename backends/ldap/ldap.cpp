@@ -172,7 +172,7 @@ public:
                        "service account may not read it)", lookup_->describe(), log::safe(req->user));
             co_return r;
         }
-        std::string stored = e.noscheme ? "{PLAIN}" + *e.password : *e.password;
+        std::string stored = e.stored();
         const auto v = co_await verify_stored(*pool_, std::move(stored), std::move(password), context(*req));
         r.status = v.status;
         r.detail = v.detail;
@@ -192,7 +192,7 @@ public:
         if (r.status != PassStatus::Ok) co_return r;
         const auto& e = l.fields;
         if (!e.password || e.password->empty()) co_return CredResult::unavailable("no password in the entry");
-        std::string stored = e.noscheme ? "{PLAIN}" + *e.password : *e.password;
+        std::string stored = e.stored();
         CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
         r.status = d.status;
         r.detail = std::move(d.detail);

@@ -186,7 +186,7 @@ public:
                        db_->describe(), log::safe(req->user), l.row.password ? "an empty" : "a NULL");
             co_return r;
         }
-        std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        std::string stored = l.row.stored();
         const auto v = co_await verify_stored(*pool_, std::move(stored), std::move(password), context(*req));
         r.status = v.status;
         r.detail = v.detail;
@@ -206,7 +206,7 @@ public:
         if (r.status != PassStatus::Ok) co_return r;
         if (!l.row.password || l.row.password->empty())
             co_return CredResult::unavailable("no password in the password_query result");
-        std::string stored = l.row.noscheme ? "{PLAIN}" + *l.row.password : *l.row.password;
+        std::string stored = l.row.stored();
         CredResult d = co_await derive_credentials(*pool_, std::move(stored), std::move(scheme), context(*req));
         r.status = d.status;
         r.detail = std::move(d.detail);

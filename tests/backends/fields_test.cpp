@@ -17,6 +17,7 @@ TEST_CASE("backend fields: password, renames, userdb_ and extra fields") {
     f.add("nologin", "Y");
     CHECK(f.password == "{abc}");
     CHECK(f.noscheme);
+    CHECK(f.stored() == "{PLAIN}{abc}");
     CHECK(f.user == "bob@ex.org");
     f.add("domain", "new.org");
     CHECK(f.user == "bob@new.org");  // renames build on each other, in order
