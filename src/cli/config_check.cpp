@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/import_cyrus.hpp"
+#include "cli/import_dovecot.hpp"
 #include "config/config.hpp"
 #include "util/blocking_pool.hpp"
 
@@ -60,14 +61,39 @@ std::string dir_of(const std::string& path) {
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// postern config import --from: a Dovecot configuration. Settings left
+// behind go to stderr as for --from-cyrus; the output is written whole or not at all.
+int import_dovecot(const std::string& from, const std::string& output) {
+    dovecot::Output out;
+    try {
+        out = dovecot::translate(dovecot::read(from), from);
+    } catch (const dovecot::ConfError& e) {
+        std::fprintf(stderr, "postern: %s\n", e.what());
+        return kExitConfig;
+    }
+    std::string error;
+    if (output.empty()) {
+        std::fwrite(out.config.data(), 1, out.config.size(), stdout);
+    } else if (!write_atomically(output, out.config, 0644, error)) {
+        std::fprintf(stderr, "postern: %s\n", error.c_str());
+        return kExitCantCreate;
+    }
+    for (const auto& n : out.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+    for (const auto& l : out.not_carried) std::fprintf(stderr, "not carried over: %s\n", l.c_str());
+    if (!output.empty()) std::fprintf(stderr, "wrote %s\n", output.c_str());
+    return out.not_carried.empty() ? kExitOk : kExitFail;
+}
+
 void add_import(CLI::App& config, int& exit_code) {
     auto* imp = config.add_subcommand("import", "Write a postern.conf that serves the users of an existing setup");
     struct Opts {
-        std::string cyrus, saslauthd, output, socket = "/var/spool/postfix/private/auth", sql_file;
+        std::string cyrus, saslauthd, output, socket = "/var/spool/postfix/private/auth", sql_file, dovecot;
     };
     auto o = std::make_shared<Opts>();
-    imp->add_option("--from-cyrus", o->cyrus, "Cyrus SASL application config (e.g. /etc/postfix/sasl/smtpd.conf)")
-        ->required();
+    auto* from_cyrus =
+        imp->add_option("--from-cyrus", o->cyrus, "Cyrus SASL application config (e.g. /etc/postfix/sasl/smtpd.conf)");
+    imp->add_option("--from", o->dovecot, "Dovecot 2.3 or 2.4 configuration: /etc/dovecot or its dovecot.conf")
+        ->excludes(from_cyrus);
     imp->add_option("--saslauthd", o->saslauthd, "saslauthd's defaults file (e.g. /etc/default/saslauthd)");
     imp->add_option("-o,--output", o->output, "postern.conf to write (default: standard output)");
     imp->add_option("--socket", o->socket, "the client socket Postfix will use (default /var/spool/postfix/private/auth)");
@@ -76,6 +102,15 @@ void add_import(CLI::App& config, int& exit_code) {
     imp->footer("Settings that cannot be carried over are listed on standard error with FILE:LINE.\n"
                 "Exit: 0 complete, 1 written but incomplete, 64 usage, 73 cannot write, 78 unreadable or invalid input.");
     imp->callback([o, &exit_code] {
+        if (!o->dovecot.empty()) {
+            exit_code = import_dovecot(o->dovecot, o->output);
+            return;
+        }
+        if (o->cyrus.empty()) {
+            std::fprintf(stderr, "postern: config import needs --from DIR|FILE (Dovecot) or --from-cyrus FILE\n");
+            exit_code = kExitUsage;
+            return;
+        }
         cyrus::Input in;
         std::string error;
         auto app = read_text(o->cyrus, error);

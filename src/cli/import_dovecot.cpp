@@ -1,0 +1,719 @@
+// Dovecot 2.3/2.4 configuration -> postern.conf (see import_dovecot.hpp).
+// Dovecot defaults are those doveconf -d prints for 2.3.19 and 2.4.1.
+#include "cli/import_dovecot.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <set>
+
+namespace postern::cli::dovecot {
+
+namespace {
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string upper(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string trim(std::string_view s) {
+    const auto b = s.find_first_not_of(" \t\r");
+    if (b == std::string_view::npos) return {};
+    const auto e = s.find_last_not_of(" \t\r");
+    return std::string(s.substr(b, e - b + 1));
+}
+
+std::vector<std::string> words(std::string_view s, std::string_view seps = " \t") {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b = s.find_first_not_of(seps, i);
+        if (b == std::string_view::npos) break;
+        auto e = s.find_first_of(seps, b);
+        if (e == std::string_view::npos) e = s.size();
+        out.emplace_back(s.substr(b, e - b));
+        i = e;
+    }
+    return out;
+}
+
+std::string toml(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else out += c;
+    }
+    return out + '"';
+}
+
+bool yes(const std::string& v) {
+    const auto l = lower(trim(v));
+    return l == "yes" || l == "y" || l == "true" || l == "1";
+}
+
+// Dovecot's time values: "2 secs", "1 hour", "500 ms", "0". Milliseconds.
+std::optional<long long> parse_time(const std::string& v) {
+    const std::string t = lower(trim(v));
+    std::size_t i = 0;
+    while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+    if (i == 0 || i > 12) return std::nullopt;
+    const long long n = std::stoll(t.substr(0, i));
+    const std::string unit = trim(std::string_view(t).substr(i));
+    struct U { const char* name; long long ms; };
+    static constexpr U kUnits[] = {
+        {"", 1000},     {"s", 1000},    {"sec", 1000},    {"secs", 1000},   {"second", 1000}, {"seconds", 1000},
+        {"ms", 1},      {"msec", 1},    {"msecs", 1},     {"millisecond", 1}, {"milliseconds", 1},
+        {"m", 60000},   {"min", 60000}, {"mins", 60000},  {"minute", 60000}, {"minutes", 60000},
+        {"h", 3600000}, {"hour", 3600000}, {"hours", 3600000},
+        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
+        {"w", 604800000}, {"week", 604800000}, {"weeks", 604800000},
+    };
+    for (const auto& u : kUnits)
+        if (unit == u.name) return n * u.ms;
+    return std::nullopt;
+}
+
+// Dovecot's sizes: "10M", "1 G", "4096", "0". Bytes.
+std::optional<long long> parse_size(const std::string& v) {
+    const std::string t = lower(trim(v));
+    std::size_t i = 0;
+    while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+    if (i == 0 || i > 12) return std::nullopt;
+    const long long n = std::stoll(t.substr(0, i));
+    std::string unit = trim(std::string_view(t).substr(i));
+    if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();
+    if (unit.empty() || unit == "b") return n;
+    if (unit == "k") return n << 10;
+    if (unit == "m") return n << 20;
+    if (unit == "g") return n << 30;
+    if (unit == "t") return n << 40;
+    return std::nullopt;
+}
+
+std::string duration(long long ms) {
+    if (ms % 1000 == 0) return toml(std::to_string(ms / 1000) + "s");
+    return toml(std::to_string(ms) + "ms");
+}
+
+std::string where(const Node& n) { return n.file + ":" + std::to_string(n.line); }
+
+// Mechanisms postern serves; the rest are listed as not carried.
+constexpr const char* kMechs[] = {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
+                                  "EXTERNAL", "ANONYMOUS"};
+
+struct Ctx {
+    const Tree& tree;
+    Output& out;
+    std::string base_dir;
+
+    void left(const Node& n, const std::string& why) {
+        out.not_carried.push_back(where(n) + ": " + n.key + (n.section && !n.name.empty() ? " " + n.name : "") +
+                                  ": " + why);
+    }
+    void note(const Node& n, const std::string& what) { out.notes.push_back(where(n) + ": " + what); }
+    const Node* top(const std::string& key) const {
+        const Node* found = nullptr;
+        for (const auto& n : tree.top)
+            if (!n.section && n.key == key) found = &n;
+        return found;
+    }
+    // A template value in postern's form, or nullopt after listing it.
+    std::optional<std::string> vars(const Node& n, const std::string& v) {
+        std::string o;
+        if (!to_postern_vars(v, o)) {
+            left(n, "\"" + v + "\" uses a %{...} filter postern does not have");
+            return std::nullopt;
+        }
+        return o;
+    }
+};
+
+struct Db {
+    std::string toml;  // the table body (without its [[header]])
+    bool master = false;
+};
+
+std::string str_list(const std::vector<std::string>& v) {
+    std::string t = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + toml(v[i]);
+    return t + "]";
+}
+
+// The settings every passdb/userdb section may have, handled here or generic.
+bool handle_common(Ctx& c, const Node& s, const Node& db, bool passdb) {
+    if (s.key == "driver" || s.key == "args" || s.key == "name" || s.key == "master" || s.key == "pass" ||
+        s.key == "auth_verbose" || s.key == "use_cache" || s.key == "use_worker")
+        return true;
+    if (s.key == "skip" && lower(s.value) == "never") return true;
+    if (s.key == "result_success" && (lower(s.value) == (passdb ? "return-ok" : "return-ok") ||
+                                      (passdb && db.setting("master") && yes(db.setting("master")->value) &&
+                                       lower(s.value) == "continue")))
+        return true;
+    if (s.key == "result_failure" && lower(s.value) == "continue") return true;
+    if (s.key == "result_internalfail" && lower(s.value) == "continue") return true;
+    if (s.key == "deny") {
+        if (!yes(s.value)) return true;
+        c.left(s, "deny passdbs (users refused by a list) are not served");
+        return true;
+    }
+    if (s.key == "skip" || s.key.starts_with("result_")) {
+        c.left(s, "postern asks passdbs and userdbs in order without skip/result rules (" + s.value + ")");
+        return true;
+    }
+    if (s.key == "override_fields" || s.key == "default_fields" || s.key == "fields" || s.key == "mechanisms" ||
+        s.key == "username_filter" || s.key == "mechanisms_filter" || s.key == "fields_import_all") {
+        if (trim(s.value).empty() && !s.section) return true;
+        c.left(s, "not served for this driver");
+        return true;
+    }
+    return false;
+}
+
+std::optional<Db> passwd_file(Ctx& c, const Node& db, bool passdb) {
+    std::string path, scheme, fmt;
+    long scheme_line = 0;
+    const Node* where_args = db.setting("args");
+    if (where_args) {
+        for (const auto& w : words(where_args->value)) {
+            const auto eq = w.find('=');
+            if (eq != std::string::npos && w.front() != '/') {
+                const std::string k = w.substr(0, eq), v = w.substr(eq + 1);
+                if (k == "scheme") scheme = v, scheme_line = where_args->line;
+                else if (k == "username_format") fmt = v;
+                else c.left(*where_args, "passwd-file option " + k + "= is not served");
+            } else {
+                path = w;
+            }
+        }
+    }
+    if (const Node* p = db.setting("passwd_file_path")) path = p->value;
+    if (const Node* s = db.setting("default_password_scheme")) scheme = s->value, scheme_line = s->line;
+    else if (const Node* s2 = c.top("default_password_scheme"); s2 && scheme.empty()) scheme = s2->value;
+    if (const Node* f = db.setting("auth_username_format")) fmt = f->value;
+    else if (const Node* f2 = db.setting("username_format")) fmt = f2->value;
+    (void)scheme_line;
+    if (path.empty()) {
+        c.left(db, "passwd-file without a file");
+        return std::nullopt;
+    }
+    if (path.find('%') != std::string::npos) {
+        c.left(db, "a passwd-file path with variables (" + path + ", one file per domain) is not served");
+        return std::nullopt;
+    }
+    if (path.front() != '/') {
+        c.left(db, "relative passwd-file path " + path + ": give it absolute");
+        return std::nullopt;
+    }
+    Db d;
+    d.toml = "driver = \"passwd-file\"\npath = " + toml(path) + "\n";
+    if (passdb && !scheme.empty()) d.toml += "default_scheme = " + toml(upper(scheme)) + "\n";
+    if (!fmt.empty()) {
+        auto v = c.vars(db, fmt);
+        if (!v) return std::nullopt;
+        if (*v != "%u") d.toml += "username_format = " + toml(*v) + "\n";
+    }
+    for (const auto& s : db.children) {
+        if (handle_common(c, s, db, passdb)) continue;
+        if (s.key == "passwd_file_path" || s.key == "default_password_scheme" || s.key == "auth_username_format" ||
+            s.key == "username_format")
+            continue;
+        c.left(s, "not a passwd-file setting postern has");
+    }
+    return d;
+}
+
+// sql and ldap: postern reads dovecot-sql.conf.ext / dovecot-ldap.conf.ext unchanged.
+std::optional<Db> settings_file_db(Ctx& c, const Node& db, const std::string& driver, bool passdb) {
+    const Node* args = db.setting("args");
+    if (!args || trim(args->value).empty()) {
+        c.left(db, driver + " settings inside dovecot.conf (Dovecot 2.4) are not read yet: put them in a "
+                            "dovecot-" + driver + ".conf.ext file and name it in args");
+        return std::nullopt;
+    }
+    std::string path = trim(args->value);
+    if (path.front() != '/') {
+        // Dovecot opens a relative args path from its base_dir; nobody relies on that.
+        c.left(*args, "relative path " + path + ": give it absolute");
+        return std::nullopt;
+    }
+    Db d;
+    d.toml = "driver = " + toml(driver) + "\nargs = " + toml(path) + "\n";
+    for (const auto& s : db.children) {
+        if (handle_common(c, s, db, passdb)) continue;
+        c.left(s, "not a " + driver + " setting postern has");
+    }
+    return d;
+}
+
+std::optional<Db> pam(Ctx& c, const Node& db) {
+    std::string service = "dovecot";
+    bool session = false, setcred = false;
+    if (const Node* args = db.setting("args")) {
+        for (const auto& w : words(args->value)) {
+            const auto eq = w.find('=');
+            if (eq == std::string::npos) {
+                service = w == "*" ? "%s" : w;
+                continue;
+            }
+            const std::string k = w.substr(0, eq), v = w.substr(eq + 1);
+            if (k == "session") session = yes(v);
+            else if (k == "setcred") setcred = yes(v);
+            else if (k == "max_requests" || k == "failure_show_msg" || k == "cache_key") continue;
+            else c.left(*args, "pam option " + k + "= is not served");
+        }
+    }
+    if (const Node* s = db.setting("service_name")) service = s->value;
+    if (const Node* s = db.setting("session")) session = yes(s->value);
+    if (const Node* s = db.setting("setcred")) setcred = yes(s->value);
+    auto svc = c.vars(db, service);
+    if (!svc) return std::nullopt;
+    Db d;
+    d.toml = "driver = \"pam\"\nservice = " + toml(*svc) + "\n";
+    if (session) d.toml += "session = true\n";
+    if (setcred) d.toml += "setcred = true\n";
+    for (const auto& s : db.children) {
+        if (handle_common(c, s, db, true)) continue;
+        if (s.key == "service_name" || s.key == "session" || s.key == "setcred" || s.key == "max_requests" ||
+            s.key == "failure_show_msg")
+            continue;
+        c.left(s, "not a pam setting postern has");
+    }
+    return d;
+}
+
+std::optional<Db> static_userdb(Ctx& c, const Node& db) {
+    std::vector<std::string> fields;
+    bool allow_all = false;
+    auto add = [&](const Node& at, const std::string& k, const std::string& v) -> bool {
+        auto x = c.vars(at, v);
+        if (!x) return false;
+        fields.push_back(k + "=" + *x);
+        return true;
+    };
+    if (const Node* args = db.setting("args")) {
+        for (const auto& w : words(args->value)) {
+            const auto eq = w.find('=');
+            const std::string k = w.substr(0, eq), v = eq == std::string::npos ? "" : w.substr(eq + 1);
+            if (k == "allow_all_users") allow_all = yes(v);
+            else if (!add(*args, k, v)) return std::nullopt;
+        }
+    }
+    for (const auto& s : db.children) {
+        if (s.section && s.key == "fields") {
+            for (const auto& f : s.children)
+                if (!f.section && !add(f, f.key, f.value)) return std::nullopt;
+            continue;
+        }
+        if (s.key == "allow_all_users") {
+            allow_all = yes(s.value);
+            continue;
+        }
+        if (handle_common(c, s, db, false)) continue;
+        c.left(s, "not a static userdb setting postern has");
+    }
+    if (fields.empty()) {
+        c.left(db, "a static userdb without fields");
+        return std::nullopt;
+    }
+    Db d;
+    d.toml = "driver = \"static\"\nfields = " + str_list(fields) + "\n";
+    if (allow_all) d.toml += "allow_all_users = true\n";
+    return d;
+}
+
+std::optional<Db> plain_driver(Ctx& c, const Node& db, const std::string& driver) {
+    Db d;
+    d.toml = "driver = " + toml(driver) + "\n";
+    for (const auto& s : db.children) {
+        if (handle_common(c, s, db, false)) continue;
+        c.left(s, "not a " + driver + " setting postern has");
+    }
+    if (const Node* a = db.setting("args"); a && !trim(a->value).empty()) c.left(*a, "args of " + driver + " are not served");
+    return d;
+}
+
+std::optional<Db> database(Ctx& c, const Node& db, bool passdb) {
+    std::string driver;
+    if (const Node* d = db.setting("driver")) driver = lower(d->value);
+    else if (c.tree.is_24()) driver = lower(db.name);
+    if (driver.empty()) {
+        c.left(db, "no driver");
+        return std::nullopt;
+    }
+    if (driver == "passwd-file") return passwd_file(c, db, passdb);
+    if (driver == "sql" || driver == "ldap") return settings_file_db(c, db, driver, passdb);
+    if (passdb) {
+        if (driver == "pam") return pam(c, db);
+        if (driver == "shadow" || driver == "passwd")
+            c.left(db, "driver " + driver + ": use a pam passdb (pam_unix reads /etc/shadow in postern's root workers)");
+        else if (driver == "static")
+            c.left(db, "static passdbs (one password for everyone, or nopassword) are not served");
+        else
+            c.left(db, "passdb driver " + driver + " is not served (passwd-file, sql, ldap and pam are)");
+        return std::nullopt;
+    }
+    if (driver == "static") return static_userdb(c, db);
+    if (driver == "prefetch") return plain_driver(c, db, "prefetch");
+    if (driver == "passwd") return plain_driver(c, db, "passwd");
+    c.left(db, "userdb driver " + driver + " is not served (passwd-file, sql, ldap, static, passwd and prefetch are)");
+    return std::nullopt;
+}
+
+struct Listener {
+    std::string toml;
+};
+
+// Dovecot's own auth sockets and their defaults (doveconf -d).
+struct DefaultSocket {
+    const char* name;
+    const char* role;
+    const char* mode;
+    const char* user;
+};
+constexpr DefaultSocket kDefaultSockets[] = {
+    {"auth-client", "client", "0600", "$default_internal_user"},
+    {"auth-login", "login", "0600", "$default_internal_user"},
+    {"auth-master", "master", "0600", ""},
+    {"auth-userdb", "userdb", "0666", "$default_internal_user"},
+    {"login/login", "login", "0666", ""},
+};
+
+std::string role_from_name(const std::string& path) {
+    std::string name = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+    if (name == "auth-client") return "client";
+    if (name == "auth-login" || name == "login") return "login";
+    if (name == "auth-master") return "master";
+    if (name == "auth-userdb") return "userdb";
+    const auto dash = name.rfind('-');
+    const std::string suffix = dash == std::string::npos ? "" : name.substr(dash + 1);
+    if (suffix == "login") return "login";
+    if (suffix == "master") return "master";
+    if (suffix == "userdb") return "userdb";
+    return "client";
+}
+
+std::optional<Listener> listener(Ctx& c, const Node& l) {
+    Listener out;
+    if (l.key == "inet_listener") {
+        const Node* port = l.setting("port");
+        const Node* addr = l.setting("address");
+        if (!port || trim(port->value) == "0") return std::nullopt;
+        std::string host = addr ? words(addr->value, " \t,").empty() ? "" : words(addr->value, " \t,")[0] : "";
+        if (host.empty() || host == "*") host = "0.0.0.0";
+        if (host == "::" || host == "[::]") host = "[::]";
+        out.toml = "type = \"tcp\"\naddress = " + toml(host + ":" + trim(port->value)) + "\nrole = \"client\"\n";
+        for (const auto& s : l.children)
+            if (s.key != "port" && s.key != "address") c.left(s, "not carried for a TCP listener");
+        return out;
+    }
+    if (l.key != "unix_listener") {
+        c.left(l, "only unix_listener and inet_listener are carried over");
+        return std::nullopt;
+    }
+    // 2.3 names the socket by its path; 2.4 may give a path apart from the name.
+    std::string given = l.name;
+    if (const Node* p = l.setting("path")) given = p->value;
+    const std::string path = given.empty() ? "" : given.front() == '/' ? given : c.base_dir + "/" + given;
+    if (path.empty()) {
+        c.left(l, "a unix_listener without a path");
+        return std::nullopt;
+    }
+    const DefaultSocket* def = nullptr;
+    for (const auto& d : kDefaultSockets)
+        if (l.name == d.name) def = &d;
+    std::string role = role_from_name(l.name);
+    std::string mode = def ? def->mode : "0600";
+    std::string user = def && *def->user ? "dovecot" : "";
+    std::string group = def && c.tree.is_24() && std::string(def->name) == "auth-userdb" ? "dovecot" : "";
+    for (const auto& s : l.children) {
+        if (s.key == "type") {
+            const std::string t = lower(s.value);
+            if (t == "auth" || t == "client") role = "client";
+            else if (t == "login") role = "login";
+            else if (t == "master") role = "master";
+            else if (t == "userdb") role = "userdb";
+            else {
+                c.left(s, "listener type " + s.value + " is not served");
+                return std::nullopt;
+            }
+        } else if (s.key == "mode") {
+            mode = trim(s.value);
+            if (mode == "0") {
+                c.note(s, "mode 0: the socket was switched off; not carried over");
+                return std::nullopt;
+            }
+            if (mode.size() < 4) mode.insert(0, 4 - mode.size(), '0');
+        } else if (s.key == "user") {
+            user = s.value;
+        } else if (s.key == "group") {
+            group = s.value;
+        } else if (s.key == "path") {
+            continue;
+        } else {
+            c.left(s, "not carried for a unix listener");
+        }
+    }
+    if (path.size() >= 108) {
+        c.left(l, "socket path longer than 107 bytes");
+        return std::nullopt;
+    }
+    out.toml = "type = \"unix\"\npath = " + toml(path) + "\nmode = " + toml(mode) + "\n";
+    if (!user.empty()) out.toml += "user = " + toml(user) + "\n";
+    if (!group.empty()) out.toml += "group = " + toml(group) + "\n";
+    out.toml += "role = " + toml(role) + "\n";
+    return out;
+}
+
+// Settings of the top level that say nothing about authentication, or that
+// postern does on its own; everything else starting with auth_ is listed.
+bool auth_setting_ignored(const std::string& k) {
+    static const std::set<std::string> kIgnored = {
+        "auth_verbose", "auth_verbose_passwords", "auth_debug", "auth_debug_passwords", "auth_worker_max_count",
+        "auth_cache_verify_password_with_worker", "auth_internal_failure_delay", "auth_socket_path",
+        "auth_ssl_require_client_cert", "auth_ssl_username_from_cert", "auth_stats", "auth_proxy_self",
+        "auth_gssapi_hostname", "auth_krb5_keytab", "auth_winbind_helper_path", "auth_use_winbind",
+        "auth_policy_hash_mech", "auth_policy_hash_nonce", "auth_policy_hash_truncate", "auth_policy_reject_on_fail",
+        "auth_policy_request_attributes", "auth_policy_check_before_auth", "auth_policy_check_after_auth",
+        "auth_policy_report_after_auth", "auth_policy_log_only", "auth_policy_server_api_header",
+        "auth_policy_server_timeout_msecs", "auth_mechanisms", "auth_username_format", "auth_failure_delay",
+        "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl", "auth_master_user_separator",
+        "auth_realms", "auth_anonymous_username", "auth_allow_cleartext", "auth_cache_ignore_case",
+        "auth_worker_max_request_count", "auth_verbose_passwords", "auth_username_chars",
+    };
+    return kIgnored.count(k) != 0;
+}
+
+}  // namespace
+
+bool to_postern_vars(const std::string& in, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%' || i + 1 >= in.size() || in[i + 1] != '{') {
+            out += in[i];
+            if (in[i] == '%' && i + 1 < in.size()) out += in[++i];  // %u, %Lu, %% kept
+            continue;
+        }
+        const auto close = in.find('}', i);
+        if (close == std::string::npos) return false;
+        std::vector<std::string> parts;
+        for (auto& p : words(in.substr(i + 2, close - i - 2), "|")) parts.push_back(trim(p));
+        if (parts.empty()) return false;
+        const std::string var = parts[0];
+        std::string letter;
+        std::string mod;
+        std::size_t k = 1;
+        if (var == "user" || var == "u") {
+            letter = "u";
+            if (k < parts.size() && parts[k] == "username") letter = "n", ++k;
+            else if (k < parts.size() && parts[k] == "domain") letter = "d", ++k;
+        } else if (var == "service" || var == "protocol") {
+            letter = "s";
+        } else if (var == "home") {
+            letter = "h";
+        } else if (var == "local_ip") {
+            letter = "l";
+        } else if (var == "remote_ip") {
+            letter = "r";
+        } else if (var == "domain") {
+            letter = "d";
+        } else if (var == "username") {
+            letter = "n";
+        } else if (var == "password" || var == "master_user" || var == "session") {
+            out += "%{" + var + "}";
+            i = close;
+            if (parts.size() > 1) return false;
+            continue;
+        } else {
+            return false;
+        }
+        for (; k < parts.size(); ++k) {
+            if (parts[k] == "lower" && mod.empty()) mod = "L";
+            else if (parts[k] == "upper" && mod.empty()) mod = "U";
+            else return false;
+        }
+        out += "%" + mod + letter;
+        i = close;
+    }
+    return true;
+}
+
+Output translate(const Tree& tree, const std::string& source) {
+    Output out;
+    Ctx c{tree, out, tree.is_24() ? "/run/dovecot" : "/var/run/dovecot"};
+    if (const Node* b = c.top("base_dir")) c.base_dir = b->value;
+
+    // [auth]
+    std::vector<std::string> mechs;
+    bool want_anonymous = false;
+    const Node* mech_node = c.top("auth_mechanisms");
+    for (auto m : words(mech_node ? mech_node->value : "plain", " \t,")) {
+        m = upper(m);
+        if (std::find(std::begin(kMechs), std::end(kMechs), m) == std::end(kMechs)) {
+            c.left(*mech_node, m + " is not served");
+            continue;
+        }
+        if (m == "ANONYMOUS") want_anonymous = true;
+        if (std::find(mechs.begin(), mechs.end(), m) == mechs.end()) mechs.push_back(m);
+    }
+    if (mechs.empty()) throw ConfError(where(*mech_node) + ": auth_mechanisms: no mechanism left that postern serves");
+    std::string t;
+    t += "# postern.conf made by `postern config import --from " + source + "` (Dovecot " +
+         (tree.is_24() ? tree.version : std::string("2.3")) + " configuration).\n\n";
+    t += "[auth]\nmechanisms = " + str_list(mechs) + "\n";
+    std::string fmt = "%Lu";
+    if (const Node* f = c.top("auth_username_format")) {
+        if (auto v = c.vars(*f, f->value)) fmt = *v;
+    }
+    t += "username_format = " + toml(fmt) + "\n";
+    long long delay_ms = 2000;
+    if (const Node* d = c.top("auth_failure_delay")) {
+        auto ms = parse_time(d->value);
+        if (!ms) throw ConfError(where(*d) + ": auth_failure_delay: \"" + d->value + "\" is not a time");
+        if (*ms > 60000) {
+            c.left(*d, "more than postern's limit of 60s; 60s used");
+            *ms = 60000;
+        }
+        delay_ms = *ms;
+    }
+    t += "failure_delay = " + duration(delay_ms) + "\n";
+    if (want_anonymous) {
+        const Node* a = c.top("auth_anonymous_username");
+        t += "anonymous_user = " + toml(a ? a->value : "anonymous") + "\n";
+    }
+    if (const Node* r = c.top("auth_realms"); r && !trim(r->value).empty())
+        t += "realms = " + str_list(words(r->value)) + "\n";
+    for (const char* k : {"auth_default_realm", "auth_default_domain"})
+        if (const Node* r = c.top(k); r && !trim(r->value).empty())
+            c.left(*r, "postern does not append a default domain to names without one");
+    if (const Node* u = c.top("auth_username_chars"); u && !trim(u->value).empty())
+        c.note(*u, "auth_username_chars: postern accepts any name without control characters up to "
+                   "max_username_length (256) bytes");
+    if (const Node* u = c.top("auth_username_translation"); u && !trim(u->value).empty())
+        c.left(*u, "character translation of user names is not served");
+    if (const Node* p = c.top("auth_policy_server_url"); p && !trim(p->value).empty())
+        c.left(*p, "an auth policy server (weakforced) is not consulted");
+    for (const auto& n : tree.top)
+        if (!n.section && n.key.starts_with("auth_") && !auth_setting_ignored(n.key) &&
+            n.key != "auth_default_realm" && n.key != "auth_default_domain" && n.key != "auth_username_translation" &&
+            n.key != "auth_policy_server_url" && !trim(n.value).empty())
+            c.left(n, "not carried over");
+
+    // Passdbs, userdbs; master passdbs apart.
+    std::vector<Db> passdbs, masters, userdbs;
+    bool master_without_pass = false;
+    for (const auto& n : tree.top) {
+        if (!n.section) continue;
+        if (n.key == "passdb" || n.key == "userdb") {
+            const bool passdb = n.key == "passdb";
+            auto d = database(c, n, passdb);
+            if (!d) continue;
+            const Node* m = n.setting("master");
+            if (passdb && m && yes(m->value)) {
+                const Node* pass = n.setting("pass");
+                const Node* rs = n.setting("result_success");
+                if (!(pass && yes(pass->value)) && !(rs && lower(rs->value) == "continue")) {
+                    master_without_pass = true;
+                    c.note(n, "master passdb without pass = yes (2.4: result_success = continue): postern still "
+                              "checks that the target user exists in the passdbs");
+                }
+                masters.push_back(std::move(*d));
+            } else {
+                (passdb ? passdbs : userdbs).push_back(std::move(*d));
+            }
+        } else if (n.key == "protocol" || n.key == "local" || n.key == "remote" || n.key == "local_name") {
+            for (const auto& s : n.children)
+                if ((s.section && (s.key == "passdb" || s.key == "userdb")) ||
+                    (!s.section && s.key.starts_with("auth_")))
+                    c.left(s, "applies only within " + n.key + " " + n.name + " (postern has no per-" + n.key +
+                                  " settings)");
+        }
+    }
+    (void)master_without_pass;
+    if (passdbs.empty())
+        throw ConfError(tree.main_file + ": no passdb could be carried over (see the settings listed)");
+
+    std::string sep;
+    if (const Node* s = c.top("auth_master_user_separator"); s && !s->value.empty()) {
+        if (s->value.size() != 1) c.left(*s, "postern's separator is one character");
+        else if (masters.empty()) c.left(*s, "no master passdb was carried over");
+        else sep = s->value;
+    }
+    if (!sep.empty()) t += "master_user_separator = " + toml(sep) + "\n";
+    t += "\n";
+
+    // [cache]: Dovecot's is off unless auth_cache_size is set.
+    const Node* size = c.top("auth_cache_size");
+    std::optional<long long> bytes = size ? parse_size(size->value) : 0LL;
+    if (!bytes) throw ConfError(where(*size) + ": auth_cache_size: \"" + size->value + "\" is not a size");
+    if (*bytes == 0) {
+        t += "# auth_cache_size = 0: Dovecot's cache was off.\n[cache]\nenabled = false\n\n";
+    } else {
+        t += "[cache]\nsize = " + std::to_string(std::max(*bytes, 4096LL)) + "\n";
+        for (const auto& [key, dflt] : {std::pair<const char*, const char*>{"auth_cache_ttl", "ttl"},
+                                        {"auth_cache_negative_ttl", "negative_ttl"}}) {
+            long long ms = 3600000;
+            if (const Node* n = c.top(key)) {
+                auto v = parse_time(n->value);
+                if (!v) throw ConfError(where(*n) + ": " + key + ": \"" + n->value + "\" is not a time");
+                ms = *v;
+            }
+            t += std::string(dflt) + " = " + duration(ms) + "\n";
+        }
+        t += "\n";
+    }
+
+    // [penalty]: Dovecot's anvil penalty (2 s doubling to 15 s); mode = 0 on
+    // anvil-auth-penalty is how Dovecot's documentation switches it off.
+    bool penalty = true;
+    for (const auto& n : tree.top) {
+        if (!n.section || n.key != "service" || n.name != "anvil") continue;
+        for (const auto& l : n.children)
+            if (l.section && l.key == "unix_listener" && l.name == "anvil-auth-penalty")
+                if (const Node* m = l.setting("mode"); m && (trim(m->value) == "0" || trim(m->value) == "0000")) {
+                    penalty = false;
+                    c.note(*m, "the brute-force penalty was switched off (anvil-auth-penalty mode 0)");
+                }
+    }
+    if (penalty) {
+        t += "[penalty]\nbase = \"2s\"\nmax = \"15s\"\n";
+        if (const Node* tn = c.top("login_trusted_networks"); tn && !trim(tn->value).empty()) {
+            t += "exempt = " + str_list(words(tn->value, " \t,")) + "\n";
+        } else {
+            t += "exempt = []\n";
+        }
+        t += "\n";
+    } else {
+        t += "[penalty]\nenabled = false\n\n";
+    }
+
+    // Sockets of service auth.
+    std::vector<Listener> listeners;
+    for (const auto& n : tree.top) {
+        if (!n.section || n.key != "service" || n.name != "auth") continue;
+        for (const auto& l : n.children) {
+            if (!l.section) continue;
+            if (auto x = listener(c, l)) listeners.push_back(std::move(*x));
+        }
+    }
+    if (listeners.empty()) {
+        listeners.push_back(Listener{"type = \"unix\"\npath = " + toml(c.base_dir + "/auth-client") +
+                                     "\nmode = \"0600\"\nrole = \"client\"\n"});
+        out.notes.push_back(tree.main_file + ": no listener in service auth: Dovecot's auth-client socket (" +
+                            c.base_dir + "/auth-client) is the only one");
+    }
+    for (const auto& l : listeners) t += "[[listener]]\n" + l.toml + "\n";
+    for (const auto& d : passdbs) t += "[[passdb]]\n" + d.toml + "\n";
+    for (const auto& d : masters) t += "[[master_passdb]]\n" + d.toml + "\n";
+    for (const auto& d : userdbs) t += "[[userdb]]\n" + d.toml + "\n";
+    out.config = std::move(t);
+    return out;
+}
+
+}  // namespace postern::cli::dovecot

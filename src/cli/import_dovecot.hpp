@@ -1,0 +1,30 @@
+// Translation of a Dovecot 2.3 or 2.4 configuration (as read by
+// dovecot_conf.hpp) into postern.conf: mechanisms, username format, failure
+// delay, cache, penalty, master user separator, passdbs and userdbs, the
+// auth service's sockets. Pure: never opens a password file, only keeps paths.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/dovecot_conf.hpp"
+
+namespace postern::cli::dovecot {
+
+struct Output {
+    std::string config;                    // postern.conf text
+    std::vector<std::string> not_carried;  // "FILE:LINE: key: why", one per setting left behind
+    std::vector<std::string> notes;        // what changed in meaning, for the operator
+};
+
+// Throws ConfError when nothing that checks passwords can be carried over,
+// or for a value Dovecot itself would refuse (a bad duration or size).
+Output translate(const Tree& tree, const std::string& source);
+
+// A Dovecot variable template in postern's (2.3) form: 2.3's %u, %Lu, %{user}
+// pass through; 2.4's %{user | lower}, %{user | username}, %{user | domain}
+// (and | lower / | upper after them), %{service} become %Lu, %n, %d, %Ln, %s...
+// Returns false (and leaves `out` unspecified) for a filter postern lacks.
+bool to_postern_vars(const std::string& in, std::string& out);
+
+}  // namespace postern::cli::dovecot

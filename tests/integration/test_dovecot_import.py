@@ -1,0 +1,364 @@
+# `postern config import --from`: a Debian-default-like Dovecot 2.3 tree
+# (/etc/dovecot with conf.d/*.conf, auth-*.conf.ext, a passwd-file passdb
+# and userdb, a master passdb with pass = yes, Postfix's socket in
+# service auth) and the same in 2.4 syntax, written by the test, imported,
+# and served by posternd; bad input gets FILE:LINE and leaves no file.
+#
+# Differential: the real Dovecot 2.3 auth service (Debian 12's, on the host)
+# runs the source tree and posternd the imported postern.conf, on the same
+# passwd-file and socket path one after the other; both get the same
+# requests and their answers are compared field by field.
+
+import base64
+import os
+import subprocess
+import time
+import unittest
+
+from dovecot_support import DOVECOT, DovecotProcess, descendants, dovecot_missing
+from harness import (ALICE_PASSWORD, BOB_PASSWORD, MASTER_PASSWORD, WRONG_PASSWORD, AuthClient, DaemonTestCase,
+                     passwd_line, register_secret, require_binaries, run_cli, write_file)
+
+SQL_CONNECT_PASSWORD = "Sql-connect-Pa55-6b1e"
+register_secret(SQL_CONNECT_PASSWORD)
+
+
+def plain(user, password, authzid=""):
+    return base64.b64encode(f"{authzid}\0{user}\0{password}".encode()).decode()
+
+
+def tree_23(etc, run, users, masters, socket_path, penalty_off=True):
+    """A Debian-like /etc/dovecot for 2.3 under `etc`."""
+    files = {
+        "dovecot.conf": f"""## Dovecot configuration file
+!include_try /usr/share/dovecot/protocols.d/*.protocol
+protocols =
+base_dir = {run}
+state_dir = {run}/state
+log_path = {run}/dovecot.log
+ssl = no
+!include conf.d/*.conf
+!include_try local.conf
+""",
+        "conf.d/10-auth.conf": """disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_username_format = %Lu
+auth_failure_delay = 0
+auth_master_user_separator = *
+!include auth-master.conf.ext
+#!include auth-system.conf.ext
+!include auth-passwdfile.conf.ext
+""",
+        "conf.d/auth-master.conf.ext": f"""passdb {{
+  driver = passwd-file
+  master = yes
+  args = {masters}
+  pass = yes
+}}
+""",
+        "conf.d/auth-passwdfile.conf.ext": f"""passdb {{
+  driver = passwd-file
+  args = scheme=CRYPT username_format=%u {users}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {users}
+}}
+""",
+        "conf.d/10-master.conf": f"""service auth {{
+  # Postfix smtp-auth
+  unix_listener {socket_path} {{
+    mode = 0666
+  }}
+}}
+""" + ("""service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+""" if penalty_off else ""),
+    }
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(etc, name)), exist_ok=True)
+        write_file(os.path.join(etc, name), text)
+
+
+def tree_24(etc, run, users, masters, socket_path):
+    files = {
+        "dovecot.conf": f"""dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+protocols =
+base_dir = {run}
+state_dir = {run}/state
+!include conf.d/*.conf
+""",
+        "conf.d/10-auth.conf": """auth_allow_cleartext = yes
+auth_mechanisms = plain login
+auth_username_format = %{user | lower}
+auth_failure_delay = 0
+auth_master_user_separator = *
+!include auth-master.conf.ext
+!include auth-passwdfile.conf.ext
+""",
+        "conf.d/auth-master.conf.ext": f"""passdb master-passwd-file {{
+  driver = passwd-file
+  master = yes
+  result_success = continue
+  passwd_file_path = {masters}
+}}
+""",
+        "conf.d/auth-passwdfile.conf.ext": f"""passdb passwd-file {{
+  default_password_scheme = crypt
+  auth_username_format = %{{user}}
+  passwd_file_path = {users}
+}}
+userdb passwd-file {{
+  auth_username_format = %{{user}}
+  passwd_file_path = {users}
+}}
+""",
+        "conf.d/10-master.conf": f"""service auth {{
+  unix_listener postfix-auth {{
+    path = {socket_path}
+    mode = 0666
+    type = auth
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+""",
+    }
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(etc, name)), exist_ok=True)
+        write_file(os.path.join(etc, name), text)
+
+
+class ImportCase(DaemonTestCase):
+    def setUp(self):
+        super().setUp()
+        self.users = self.path("users")
+        write_file(self.users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD, uid=1000, gid=1000) +
+                   passwd_line("bob", "{PLAIN}" + BOB_PASSWORD, uid=1001, gid=1001), 0o644)
+        self.masters = self.path("masters")
+        write_file(self.masters, passwd_line("admin", "{PLAIN}" + MASTER_PASSWORD), 0o644)
+        self.etc = self.path("etc-dovecot")
+        self.run_dir = self.path("run")
+        os.makedirs(self.run_dir)
+        os.chmod(self.run_dir, 0o755)
+        self.socket = self.path("auth")
+
+    def run_import(self, source, expect_rc=0):
+        out = self.path("postern.conf")
+        p = run_cli(["config", "import", "--from", source, "-o", out])
+        self.assertEqual(p.returncode, expect_rc, p.stdout + p.stderr)
+        return p
+
+    def converse(self, path, minor=1):
+        """The answers to one list of requests, ids dropped and fields sorted."""
+        requests = [
+            ("right", "PLAIN", plain("alice", ALICE_PASSWORD)),
+            ("wrong", "PLAIN", plain("alice", WRONG_PASSWORD)),
+            ("unknown", "PLAIN", plain("nobody", ALICE_PASSWORD)),
+            ("upper case under %Lu", "PLAIN", plain("ALICE", ALICE_PASSWORD)),
+            ("mixed case under %Lu", "PLAIN", plain("Bob", BOB_PASSWORD)),
+            ("master by separator", "PLAIN", plain("alice*admin", MASTER_PASSWORD)),
+            ("master by authzid", "PLAIN", plain("admin", MASTER_PASSWORD, "bob")),
+            ("master wrong password", "PLAIN", plain("alice*admin", WRONG_PASSWORD)),
+            ("master for unknown user", "PLAIN", plain("nobody*admin", MASTER_PASSWORD)),
+            ("empty password", "PLAIN", plain("alice", "")),
+        ]
+        answers = {}
+        with AuthClient(path) as c:
+            c.send_line("VERSION", "1", str(minor))
+            c.send_line("CPID", str(os.getpid()))
+            c.read_handshake()
+            for i, (name, mech, resp) in enumerate(requests, 1):
+                c.auth(i, mech, "nologin", "secured", resp=resp)
+                answers[name] = self.normalise(c.reply_for(i))
+            # LOGIN: two continuations.
+            for j, (name, user, pw) in enumerate((("LOGIN right", "alice", ALICE_PASSWORD),
+                                                  ("LOGIN wrong", "alice", WRONG_PASSWORD)), 100):
+                c.auth(j, "LOGIN", "nologin", "secured")
+                lines = [c.reply_for(j)]
+                c.send_line("CONT", str(j), base64.b64encode(user.encode()).decode())
+                lines.append(c.reply_for(j))
+                c.send_line("CONT", str(j), base64.b64encode(pw.encode()).decode())
+                lines.append(c.reply_for(j))
+                answers[name] = [self.normalise(x) for x in lines]
+        return answers
+
+    @staticmethod
+    def normalise(fields):
+        return fields[:1] + sorted(fields[2:])
+
+
+@require_binaries
+class ImportTest(ImportCase):
+
+    def serve_and_check(self):
+        p = run_cli(["config", "check", self.path("postern.conf")])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(self.path("postern.conf"), encoding="utf-8") as f:
+            self.start_daemon(f.read())
+        a = self.converse(self.socket)
+        self.assertEqual(a["right"][0], "OK")
+        self.assertIn("user=alice", a["right"])
+        self.assertEqual(a["wrong"][0], "FAIL")
+        self.assertEqual(a["unknown"][0], "FAIL")
+        self.assertEqual(a["upper case under %Lu"][0], "OK")
+        self.assertEqual(a["master by separator"][0], "OK")
+        self.assertIn("user=alice", a["master by separator"])
+        self.assertEqual(a["master by authzid"][0], "OK")
+        self.assertEqual(a["master wrong password"][0], "FAIL")
+        self.assertEqual(a["LOGIN right"][-1][0], "OK")
+        self.assertEqual(a["LOGIN wrong"][-1][0], "FAIL")
+        return p.stdout
+
+    def test_debian_like_23_tree(self):
+        tree_23(self.etc, self.run_dir, self.users, self.masters, self.socket)
+        p = self.run_import(self.etc)
+        self.assertNotIn("not carried over", p.stderr)
+        self.assertIn("anvil-auth-penalty mode 0", p.stderr)
+        summary = self.serve_and_check()
+        self.assertIn("passdb: passwd-file", summary)
+
+    def test_24_tree(self):
+        tree_24(self.etc, self.run_dir, self.users, self.masters, self.socket)
+        p = self.run_import(os.path.join(self.etc, "dovecot.conf"))
+        self.assertNotIn("not carried over", p.stderr)
+        self.serve_and_check()
+
+    def test_incomplete_import_lists_file_line(self):
+        tree_23(self.etc, self.run_dir, self.users, self.masters, self.socket)
+        write_file(os.path.join(self.etc, "conf.d/auth-checkpassword.conf.ext"), "passdb {\n  driver = lua\n"
+                   "  args = file=/etc/dovecot/auth.lua\n}\n")
+        write_file(os.path.join(self.etc, "conf.d/90-extra.conf"),
+                   "!include auth-checkpassword.conf.ext\nauth_mechanisms = plain login gssapi\n")
+        p = self.run_import(self.etc, expect_rc=1)
+        self.assertIn(f"not carried over: {self.etc}/conf.d/auth-checkpassword.conf.ext:1: passdb: passdb driver "
+                      "lua is not served", p.stderr)
+        self.assertIn(f"{self.etc}/conf.d/90-extra.conf:2: auth_mechanisms: GSSAPI is not served", p.stderr)
+        self.assertTrue(os.path.exists(self.path("postern.conf")))
+
+
+@require_binaries
+class BadInputTest(ImportCase):
+
+    def bad(self, files, expect):
+        for name, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(self.etc, name)), exist_ok=True)
+            if text is None:
+                os.makedirs(os.path.join(self.etc, name), exist_ok=True)
+            else:
+                write_file(os.path.join(self.etc, name), text)
+        p = self.run_import(self.etc, expect_rc=78)
+        self.assertIn(expect.replace("ETC", self.etc), p.stderr)
+        self.assertFalse(os.path.exists(self.path("postern.conf")))
+        self.assertEqual([f for f in os.listdir(self.tmp) if "postern" in f], [])
+        return p
+
+    def test_include_loop(self):
+        self.bad({"dovecot.conf": "!include conf.d/*.conf\n", "conf.d/a.conf": "!include b.conf.ext\n",
+                  "conf.d/b.conf.ext": "\n!include a.conf\n"}, "ETC/conf.d/b.conf.ext:2: !include a.conf: include loop")
+
+    def test_missing_include(self):
+        self.bad({"dovecot.conf": "protocols =\n!include conf.d/10-auth.conf\n"},
+                 "ETC/dovecot.conf:2: !include conf.d/10-auth.conf: no such file")
+
+    def test_unknown_section(self):
+        self.bad({"dovecot.conf": "passdb {\n  driver = pam\n}\nauthentication {\n}\n"},
+                 "ETC/dovecot.conf:4: unknown section \"authentication\"")
+
+    def test_unbalanced(self):
+        self.bad({"dovecot.conf": "passdb {\n  driver = pam\n"}, "ETC/dovecot.conf:1: section passdb is not closed")
+
+    def test_unreadable_file(self):
+        # Root reads any mode: a directory stands for a file that cannot be read.
+        self.bad({"dovecot.conf": "!include local.conf\n", "local.conf": None},
+                 "ETC/dovecot.conf:1: ETC/local.conf: is a directory")
+
+    def test_connect_string_password_not_echoed(self):
+        p = self.bad({"dovecot.conf": "dovecot_config_version = 2.4.1\n"
+                      f"mysql 127.0.0.1 {{\n  password = {SQL_CONNECT_PASSWORD}\n}}\n"
+                      "passdb sql {\n  query = SELECT password FROM users WHERE userid = '%{user}'\n}\n"},
+                     "no passdb could be carried over")
+        self.assertNotIn(SQL_CONNECT_PASSWORD, p.stderr + p.stdout)
+        # 2.3: the password inside a connect string given as a passdb arg.
+        write_file(os.path.join(self.etc, "dovecot.conf"),
+                   f"passdb {{\n  driver = sql\n  args = dbname=x password={SQL_CONNECT_PASSWORD}\n}}\n")
+        p = self.run_import(self.etc, expect_rc=78)
+        self.assertNotIn(SQL_CONNECT_PASSWORD, p.stderr + p.stdout)
+
+
+MISSING = dovecot_missing()
+
+
+@require_binaries
+@unittest.skipIf(MISSING, MISSING or "")
+class Differential23Test(ImportCase):
+    """Dovecot 2.3's auth service on the source tree, posternd on the import."""
+
+    def start_dovecot(self):
+        out = open(self.path("dovecot.stdout"), "ab")
+        proc = subprocess.Popen([DOVECOT, "-F", "-c", os.path.join(self.etc, "dovecot.conf")],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        d = DovecotProcess(self.tmp, os.path.join(self.etc, "dovecot.conf"), None)
+        d.proc, d.out = proc, out
+        self.addCleanup(d.stop)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(self.socket):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                self.fail(f"Dovecot's auth socket did not appear:\n{d.log()}")
+            time.sleep(0.05)
+        return d
+
+    def test_same_answers_as_dovecot_23(self):
+        tree_23(self.etc, self.run_dir, self.users, self.masters, self.socket)
+        d = self.start_dovecot()
+        dovecot = self.converse(self.socket)
+        d.stop()
+        deadline = time.monotonic() + 10
+        while os.path.exists(self.socket) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.run_import(self.etc)
+        with open(self.path("postern.conf"), encoding="utf-8") as f:
+            self.start_daemon(f.read())
+        postern = self.converse(self.socket)
+        differences = {n: (dovecot[n], postern[n]) for n in dovecot if dovecot[n] != postern[n]}
+        report = "\n".join(f"{n}:\n  dovecot {a}\n  postern {b}" for n, (a, b) in differences.items())
+        print(f"\ndifferential (2.3 import): {len(dovecot)} conversations, {len(differences)} differ\n{report}")
+        self.assertEqual(set(differences), set(KNOWN_DIFFERENCES_23), report)
+        for name, answers in differences.items():
+            self.assertEqual(answers, KNOWN_DIFFERENCES_23[name], f"{name}: {report}")
+
+
+# Differences that remain, with why. None comes from the import: they are
+# how posternd's auth engine (src/auth, not this issue's) answers master
+# logins and an empty PLAIN password; the import's settings (mechanisms,
+# %Lu, the passwd-file, the master passdb and separator, the socket, the
+# penalty switched off) give the same OK/FAIL and user= everywhere else.
+KNOWN_DIFFERENCES_23 = {
+    # Dovecot 2.3 reports the master's login in auth_user= and original_user=
+    # on a master login; posternd's client-socket reply names the target only
+    # (the auth-master REQUEST reply carries master_user= and auth_user=).
+    "master by separator": (['OK', 'auth_user=admin', 'original_user=admin', 'user=alice'],
+                            ['OK', 'user=alice']),
+    "master by authzid": (['OK', 'auth_user=admin', 'original_user=admin', 'user=bob'], ['OK', 'user=bob']),
+    "master for unknown user": (['FAIL', 'auth_user=admin', 'code=authz_fail', 'original_user=admin',
+                                 'user=nobody'], ['FAIL', 'code=authz_fail', 'user=nobody']),
+    # A wrong master password: Dovecot names the master (the name it
+    # checked), posternd the target.
+    "master wrong password": (['FAIL', 'user=admin'], ['FAIL', 'user=alice']),
+    # An empty PLAIN password: Dovecot looks the user up and names it in the
+    # FAIL; posternd refuses before any lookup and names nobody.
+    "empty password": (['FAIL', 'user=alice'], ['FAIL']),
+}
+
+
+if __name__ == "__main__":
+    unittest.main()
