@@ -485,7 +485,7 @@ bool auth_setting_ignored(const std::string& k) {
         "auth_policy_server_timeout_msecs", "auth_mechanisms", "auth_username_format", "auth_failure_delay",
         "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl", "auth_master_user_separator",
         "auth_realms", "auth_anonymous_username", "auth_allow_cleartext", "auth_cache_ignore_case",
-        "auth_worker_max_request_count", "auth_verbose_passwords", "auth_username_chars",
+        "auth_worker_max_request_count", "auth_verbose_passwords", "auth_username_chars", "auth_allow_weak_schemes",
     };
     return kIgnored.count(k) != 0;
 }
@@ -583,6 +583,14 @@ Output translate(const Tree& tree, const std::string& source) {
         delay_ms = *ms;
     }
     t += "failure_delay = " + duration(delay_ms) + "\n";
+    // Dovecot 2.4 refuses logins with weak hashes (MD5-CRYPT, PLAIN...) unless
+    // auth_allow_weak_schemes = yes; 2.3 accepts them all.
+    if (tree.is_24()) {
+        const Node* w = c.top("auth_allow_weak_schemes");
+        t += std::string("weak_schemes = ") + (w && yes(w->value) ? "\"allow\"" : "\"refuse\"") + "\n";
+    } else {
+        t += "weak_schemes = \"allow\"\n";
+    }
     if (want_anonymous) {
         const Node* a = c.top("auth_anonymous_username");
         t += "anonymous_user = " + toml(a ? a->value : "anonymous") + "\n";
