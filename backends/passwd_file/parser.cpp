@@ -4,59 +4,55 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <cstring>
+#include <functional>
+#include <set>
 #include <vector>
 
 #include "util/encoding.hpp"
+#include "util/var_expand.hpp"
 
 namespace postern::backend::passwd_file {
 namespace {
 
-std::vector<std::string_view> split_colons(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    for (;;) {
+// The first `n` colon-separated fields of a line (fewer if the line has
+// fewer); the last one returned runs to the end of the line only when the
+// line has no more colons.
+std::size_t split_colons(std::string_view line, std::string_view* out, std::size_t n) {
+    std::size_t count = 0, start = 0;
+    while (count < n) {
         const auto c = line.find(':', start);
         if (c == std::string_view::npos) {
-            out.push_back(line.substr(start));
-            return out;
+            out[count++] = line.substr(start);
+            return count;
         }
-        out.push_back(line.substr(start, c - start));
+        out[count++] = line.substr(start, c - start);
         start = c + 1;
     }
+    return count;
 }
 
-bool resolve_id(std::string_view text, bool group, IdResolver resolver, std::string& out) {
-    if (text.empty()) return true;
+// 0 for an empty field; nullopt for a field that is not a valid id.
+std::optional<std::uint32_t> resolve_id(std::string_view text, bool group, IdResolver resolver) {
+    if (text.empty()) return 0U;
     if (auto n = parse_uint(text)) {
-        if (*n == 0) return false;  // root ids are never valid mail ids
-        out = std::to_string(*n);
-        return true;
+        if (*n == 0) return std::nullopt;  // root ids are never valid mail ids
+        return static_cast<std::uint32_t>(*n);
     }
     auto r = resolver ? resolver(text, group) : std::nullopt;
-    if (!r || *r == 0) return false;
-    out = std::to_string(*r);
-    return true;
+    if (!r || *r == 0 || *r > 0xffffffffUL) return std::nullopt;
+    return static_cast<std::uint32_t>(*r);
 }
 
-}  // namespace
+// What a valid line says besides its extra fields, found without building
+// anything: the checks (and warnings) of every line, at load and for the CLI.
+struct Checked {
+    std::string_view user;
+    std::uint32_t uid = 0, gid = 0;
+};
 
-std::optional<unsigned long> resolve_system_id(std::string_view name, bool group) {
-    std::string n(name);
-    std::vector<char> buf(16384);
-    if (group) {
-        struct group gr {};
-        struct group* res = nullptr;
-        if (getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &res) != 0 || !res) return std::nullopt;
-        return res->gr_gid;
-    }
-    struct passwd pw {};
-    struct passwd* res = nullptr;
-    if (getpwnam_r(n.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || !res) return std::nullopt;
-    return res->pw_uid;
-}
-
-std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::vector<ParseWarning>& warnings,
-                                IdResolver resolver) {
+std::optional<Checked> check_line(std::string_view& line, std::size_t lineno, std::vector<ParseWarning>& warnings,
+                                  IdResolver resolver) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line.front() == '#') return std::nullopt;
     if (line.find_first_not_of(" \t") == std::string_view::npos) return std::nullopt;  // blank
@@ -71,25 +67,53 @@ std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::
             return std::nullopt;
         }
     }
-    auto f = split_colons(line);
-    Entry e;
-    e.line = lineno;
-    e.user = std::string(f[0]);
-    if (e.user.find('\t') != std::string::npos) {
+    std::string_view f[5];
+    const std::size_t n = split_colons(line, f, 5);
+    Checked c;
+    c.user = f[0];
+    if (c.user.find('\t') != std::string_view::npos) {
         warnings.push_back({lineno, "TAB in user name; line skipped"});
         return std::nullopt;
     }
+    if (n < 2)
+        warnings.push_back(
+            {lineno, "no ':' in line: user \"" + std::string(c.user.substr(0, 64)) + "\" has no password field"});
+    if (n > 2) {
+        auto uid = resolve_id(f[2], false, resolver);
+        if (!uid) {
+            // The field is not quoted: with a ':' in a password it holds part of it.
+            warnings.push_back({lineno, "invalid uid field (not a number or known user, or 0); line skipped"});
+            return std::nullopt;
+        }
+        c.uid = *uid;
+    }
+    if (n > 3) {
+        auto gid = resolve_id(f[3], true, resolver);
+        if (!gid) {
+            warnings.push_back({lineno, "invalid gid field (not a number or known group, or 0); line skipped"});
+            return std::nullopt;
+        }
+        c.gid = *gid;
+    }
+    return c;
+}
+
+// The Entry of a line that check_line accepted, with its resolved ids.
+Entry build_entry(std::string_view line, std::size_t lineno, std::uint32_t uid, std::uint32_t gid) {
+    std::vector<std::string_view> f;
+    std::size_t start = 0;
+    for (;;) {
+        const auto c = line.find(':', start);
+        f.push_back(line.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+        if (c == std::string_view::npos) break;
+        start = c + 1;
+    }
+    Entry e;
+    e.line = lineno;
+    e.user = std::string(f[0]);
     if (f.size() > 1) e.password = std::string(f[1]);
-    else warnings.push_back({lineno, "no ':' in line: user \"" + e.user.substr(0, 64) + "\" has no password field"});
-    if (f.size() > 2 && !resolve_id(f[2], false, resolver, e.uid)) {
-        // The field is not quoted: with a ':' in a password it holds part of it.
-        warnings.push_back({lineno, "invalid uid field (not a number or known user, or 0); line skipped"});
-        return std::nullopt;
-    }
-    if (f.size() > 3 && !resolve_id(f[3], true, resolver, e.gid)) {
-        warnings.push_back({lineno, "invalid gid field (not a number or known group, or 0); line skipped"});
-        return std::nullopt;
-    }
+    if (uid) e.uid = std::to_string(uid);
+    if (gid) e.gid = std::to_string(gid);
     if (f.size() > 5) e.home = std::string(f[5]);
     if (f.size() > 7) {
         std::string extra;
@@ -125,26 +149,135 @@ std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::
     return e;
 }
 
-Table parse(std::string_view text, IdResolver resolver) {
+// Whether the line has extra fields that may hold %-variables.
+bool fields_may_expand(std::string_view line) {
+    std::size_t colons = 0, i = 0;
+    for (; i < line.size() && colons < 7; ++i)
+        if (line[i] == ':') ++colons;
+    return colons == 7 && line.find('%', i) != std::string_view::npos;
+}
+
+std::size_t hash_name(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
+}  // namespace
+
+std::optional<unsigned long> resolve_system_id(std::string_view name, bool group) {
+    std::string n(name);
+    std::vector<char> buf(16384);
+    if (group) {
+        struct group gr {};
+        struct group* res = nullptr;
+        if (getgrnam_r(n.c_str(), &gr, buf.data(), buf.size(), &res) != 0 || !res) return std::nullopt;
+        return res->gr_gid;
+    }
+    struct passwd pw {};
+    struct passwd* res = nullptr;
+    if (getpwnam_r(n.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || !res) return std::nullopt;
+    return res->pw_uid;
+}
+
+std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::vector<ParseWarning>& warnings,
+                                IdResolver resolver) {
+    auto c = check_line(line, lineno, warnings, resolver);
+    if (!c) return std::nullopt;
+    return build_entry(line, lineno, c->uid, c->gid);
+}
+
+Table Table::parse(std::string text, IdResolver resolver) {
     Table t;
+    t.text_ = std::move(text);
+    const std::string_view all(t.text_);
+    // About one line per 60 bytes; the index grows as needed.
+    t.slots_.reserve(all.size() / 60 + 16);
+    std::size_t cap = 64;
+    while (cap < t.slots_.capacity() * 2) cap *= 2;
+    t.index_.assign(cap, kNone);
+    std::set<std::string> vars;
+    auto record = [&vars](std::string_view name) -> std::optional<std::string> {
+        vars.emplace(name);
+        return std::string();
+    };
     std::size_t lineno = 0;
     std::size_t pos = 0;
-    while (pos <= text.size()) {
-        auto nl = text.find('\n', pos);
-        if (nl == std::string_view::npos) nl = text.size();
+    while (pos <= all.size()) {
+        const char* nlp = static_cast<const char*>(std::memchr(all.data() + pos, '\n', all.size() - pos));
+        const std::size_t nl = nlp ? static_cast<std::size_t>(nlp - all.data()) : all.size();
         ++lineno;
-        auto e = parse_line(text.substr(pos, nl - pos), lineno, t.warnings, resolver);
+        std::string_view line = all.substr(pos, nl - pos);
+        const std::size_t offset = pos;
         pos = nl + 1;
-        if (!e) continue;
-        if (t.users.count(e->user)) {
+        auto c = check_line(line, lineno, t.warnings, resolver);
+        if (!c) continue;
+        Slot s{static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(line.size()),
+               static_cast<std::uint32_t>(lineno), static_cast<std::uint32_t>(c->user.size()), c->uid, c->gid};
+        t.slots_.push_back(s);
+        if (!t.insert(static_cast<std::uint32_t>(t.slots_.size() - 1))) {
+            t.slots_.pop_back();
             t.warnings.push_back({lineno, "duplicate user (the first entry is used); line skipped"});
             continue;
         }
-        t.order.push_back(e->user);
-        std::string key = e->user;
-        t.users.emplace(std::move(key), std::move(*e));
+        if (fields_may_expand(line)) {
+            const Entry e = build_entry(line, lineno, c->uid, c->gid);
+            for (const auto* fields : {&e.extra, &e.userdb})
+                for (const auto& kv : *fields)
+                    if (kv.second.find('%') != std::string::npos) (void)util::expand(kv.second, record);
+        }
     }
+    t.slots_.shrink_to_fit();
+    t.field_vars.assign(vars.begin(), vars.end());
     return t;
+}
+
+std::string_view Table::user_at(std::size_t i) const {
+    const Slot& s = slots_[i];
+    return std::string_view(text_).substr(s.offset, s.user_length);
+}
+
+std::vector<std::string> Table::users() const {
+    std::vector<std::string> out;
+    out.reserve(slots_.size());
+    for (std::size_t i = 0; i < slots_.size(); ++i) out.emplace_back(user_at(i));
+    return out;
+}
+
+std::uint32_t Table::slot_of(std::string_view user) const {
+    if (index_.empty()) return kNone;
+    const std::size_t mask = index_.size() - 1;
+    for (std::size_t i = hash_name(user) & mask;; i = (i + 1) & mask) {
+        const std::uint32_t slot = index_[i];
+        if (slot == kNone) return kNone;
+        if (user_at(slot) == user) return slot;
+    }
+}
+
+// Adds slot `slot` to the index; false if its user is already there.
+bool Table::insert(std::uint32_t slot) {
+    if ((slots_.size()) * 2 > index_.size()) {
+        // Keep the load under one half: rebuild twice as large.
+        std::vector<std::uint32_t> bigger(index_.size() * 2, kNone);
+        const std::size_t mask = bigger.size() - 1;
+        for (std::uint32_t s : index_) {
+            if (s == kNone) continue;
+            std::size_t i = hash_name(user_at(s)) & mask;
+            while (bigger[i] != kNone) i = (i + 1) & mask;
+            bigger[i] = s;
+        }
+        index_ = std::move(bigger);
+    }
+    const std::string_view user = user_at(slot);
+    const std::size_t mask = index_.size() - 1;
+    std::size_t i = hash_name(user) & mask;
+    for (; index_[i] != kNone; i = (i + 1) & mask)
+        if (user_at(index_[i]) == user) return false;
+    index_[i] = slot;
+    return true;
+}
+
+std::optional<Entry> Table::find(std::string_view user) const {
+    const std::uint32_t slot = slot_of(user);
+    if (slot == kNone) return std::nullopt;
+    const Slot& s = slots_[slot];
+    return build_entry(std::string_view(text_).substr(s.offset, s.length), s.lineno, s.uid, s.gid);
 }
 
 }  // namespace postern::backend::passwd_file

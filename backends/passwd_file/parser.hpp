@@ -3,10 +3,10 @@
 // Pure parser: text in, entries and per-line warnings out.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/params.hpp"
@@ -28,20 +28,49 @@ struct ParseWarning {
     std::string message;  // never contains the password field
 };
 
-struct Table {
-    std::unordered_map<std::string, Entry> users;
-    std::vector<std::string> order;  // user names in file order (iteration)
-    std::vector<ParseWarning> warnings;
-    // Names of the %-variables the entries' fields use (besides the user
-    // name): the request inputs a cached answer depends on.
-    std::vector<std::string> field_vars;
-};
-
 // Resolves a user or group name to a number; nullopt if unknown.
 using IdResolver = std::optional<unsigned long> (*)(std::string_view name, bool group);
 std::optional<unsigned long> resolve_system_id(std::string_view name, bool group);
 
-Table parse(std::string_view text, IdResolver resolver = resolve_system_id);
+// A loaded file, kept compact: the file's text as read, one small slot per
+// valid line (offset, length, line number, resolved uid/gid) in file order,
+// and an open-addressing index from user name to slot. An Entry is built from
+// its line when a user is looked up, so a million-user file costs little more
+// than its own size in memory.
+class Table {
+public:
+    Table() = default;
+    // Parses `text`, which the table keeps. Names in the uid/gid fields are
+    // resolved here (NSS), never at lookup time.
+    static Table parse(std::string text, IdResolver resolver = resolve_system_id);
+
+    std::optional<Entry> find(std::string_view user) const;
+    bool contains(std::string_view user) const { return slot_of(user) != kNone; }
+    std::size_t size() const { return slots_.size(); }
+    // The i-th user in file order (iteration).
+    std::string_view user_at(std::size_t i) const;
+    std::vector<std::string> users() const;  // all names in file order (tests, small files)
+
+    std::vector<ParseWarning> warnings;
+    // Names of the %-variables the entries' fields use (besides the user
+    // name): the request inputs a cached answer depends on.
+    std::vector<std::string> field_vars;
+
+private:
+    static constexpr std::uint32_t kNone = 0xffffffffU;
+    struct Slot {
+        std::uint32_t offset, length;  // the line in text_
+        std::uint32_t lineno;
+        std::uint32_t user_length;     // the user name starts the line
+        std::uint32_t uid, gid;        // resolved; 0: not given
+    };
+    std::uint32_t slot_of(std::string_view user) const;
+    bool insert(std::uint32_t slot);
+
+    std::string text_;
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> index_;  // slot number or kNone; size a power of two
+};
 
 // One line, for callers that edit files (the CLI); nullopt + warning if bad.
 std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::vector<ParseWarning>& warnings,

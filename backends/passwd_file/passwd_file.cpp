@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <set>
 #include <type_traits>
 
 #include <asio/co_spawn.hpp>
@@ -34,6 +33,7 @@ constexpr auto kFirstLoadWait = std::chrono::seconds(5);
 constexpr long long kMaxFileSize = 1LL << 30;
 
 File::LoadResult File::load(std::string path, Stamp known) {
+    const auto started = std::chrono::steady_clock::now();
     LoadResult r;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -58,10 +58,13 @@ File::LoadResult File::load(std::string path, Stamp known) {
         r.stamp = {};
         return r;
     }
-    std::string text;
-    char buf[65536];
+    // One read into a buffer of the file's size (a file that grows meanwhile
+    // is read to its end; the next check sees the new stamp).
+    std::string text(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t have = 0;
     for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (have == text.size()) text.resize(text.size() + 65536);
+        const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
         if (n < 0) {
             if (errno == EINTR) continue;
             r.error = std::string("cannot read: ") + std::strerror(errno);
@@ -70,21 +73,13 @@ File::LoadResult File::load(std::string path, Stamp known) {
             return r;
         }
         if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
+        have += static_cast<std::size_t>(n);
     }
     ::close(fd);
-    Table t = parse(text);
-    std::set<std::string> vars;
-    auto record = [&vars](std::string_view name) -> std::optional<std::string> {
-        vars.emplace(name);
-        return std::string();
-    };
-    for (const auto& [user, e] : t.users)
-        for (const auto* fields : {&e.extra, &e.userdb})
-            for (const auto& kv : *fields)
-                if (kv.second.find('%') != std::string::npos) (void)util::expand(kv.second, record);
-    t.field_vars.assign(vars.begin(), vars.end());
+    text.resize(have);
+    Table t = Table::parse(std::move(text));
     r.table = std::make_shared<const Table>(std::move(t));
+    r.took = std::chrono::steady_clock::now() - started;
     return r;
 }
 
@@ -103,8 +98,8 @@ asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
             self->error_.clear();
             for (const auto& w : self->table_->warnings)
                 log::warning("passwd-file {}: line {}: {}", log::safe(self->path_), w.line, w.message);
-            log::info("passwd-file {}: {} {} users", log::safe(self->path_), first ? "loaded" : "reloaded",
-                      self->table_->users.size());
+            log::info("passwd-file {}: {} {} users in {:.2f} s", log::safe(self->path_), first ? "loaded" : "reloaded",
+                      self->table_->size(), std::chrono::duration<double>(result->took).count());
         } else {
             if (self->table_ || self->error_ != result->error)
                 log::error("passwd-file {}: {}", log::safe(self->path_), result->error);
@@ -195,12 +190,11 @@ std::optional<std::string> lookup_key(const Settings& st, const auth::RequestInf
     return *r;
 }
 
-// The request's entry in a loaded table, or nullptr.
-const Entry* find_entry(const Settings& st, const passwd_file::Table& table, const auth::RequestInfo& req) {
+// The request's entry in a loaded table, built from its line, or nullopt.
+std::optional<Entry> find_entry(const Settings& st, const passwd_file::Table& table, const auth::RequestInfo& req) {
     auto key = lookup_key(st, req);
-    if (!key) return nullptr;
-    auto it = table.users.find(*key);
-    return it == table.users.end() ? nullptr : &it->second;
+    if (!key) return std::nullopt;
+    return table.find(*key);
 }
 
 std::string unavailable(const Settings& st, const passwd_file::Snapshot& snap) {
@@ -250,12 +244,11 @@ class FileSource {
 protected:
     FileSource(Settings st, BlockingPool* pool) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, pool)) {}
 
-    // The request's entry in the current table: null when the file cannot be
-    // read (`unavailable` says why) or holds no such user. `table` keeps the
-    // entry alive across the caller's co_awaits.
+    // The request's entry in the current table: empty when the file cannot
+    // be read (`unavailable` says why) or holds no such user.
     struct Found {
         std::shared_ptr<const passwd_file::Table> table;
-        const Entry* entry = nullptr;
+        std::optional<Entry> entry;
         std::string unavailable;
     };
 
@@ -401,8 +394,8 @@ public:
             co_return IterStatus::TempFail;
         }
         const std::shared_ptr<const passwd_file::Table> table = snap.table;
-        for (const auto& name : table->order) {
-            const bool more = co_await each(name);
+        for (std::size_t i = 0; i < table->size(); ++i) {
+            const bool more = co_await each(std::string(table->user_at(i)));
             if (!more) co_return IterStatus::Stopped;
         }
         co_return IterStatus::Done;

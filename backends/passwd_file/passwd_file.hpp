@@ -49,6 +49,7 @@ private:
         Stamp stamp;
         std::shared_ptr<const Table> table;
         std::string error;
+        std::chrono::steady_clock::duration took{};  // reading and parsing
     };
     static LoadResult load(std::string path, Stamp known);
     static asio::awaitable<void> reload(std::shared_ptr<File> self);

@@ -26,10 +26,10 @@ std::optional<unsigned long> fake_ids(std::string_view name, bool group) {
     return std::nullopt;
 }
 
-const Entry& user(const Table& t, const std::string& name) {
-    auto it = t.users.find(name);
-    REQUIRE_MESSAGE(it != t.users.end(), "missing user " << name);
-    return it->second;
+Entry user(const Table& t, const std::string& name) {
+    auto e = t.find(name);
+    REQUIRE_MESSAGE(e.has_value(), "missing user " << name);
+    return *e;
 }
 
 bool has_warning_at(const Table& t, std::size_t line) {
@@ -72,10 +72,10 @@ TEST_CASE("passwd-file: malformed and rejected lines") {
     for (const auto& c : cases) {
         CAPTURE(c.label);
         const std::string text = "# header\n" + c.line + "\nzed:{PLAIN}z\n";
-        const Table t = parse(text, fake_ids);
-        CHECK(t.users.size() == 1);
-        CHECK(t.users.count("zed") == 1);
-        CHECK(t.order == std::vector<std::string>{"zed"});
+        const Table t = Table::parse(text, fake_ids);
+        CHECK(t.size() == 1);
+        CHECK(t.contains("zed"));
+        CHECK(t.users() == std::vector<std::string>{"zed"});
         if (c.warns == Case::Yes || (c.warns == Case::Any && !t.warnings.empty())) {
             REQUIRE(t.warnings.size() == 1);
             CHECK(t.warnings[0].line == 2);
@@ -99,11 +99,11 @@ TEST_CASE("passwd-file: basic fields") {
         "erin::2000:2000\n"
         "frank:{PLAIN}x:vmail:mail::/var/vmail/frank\n"
         "  # x:{PLAIN}y\n";
-    const Table t = parse(text, fake_ids);
+    const Table t = Table::parse(text, fake_ids);
     // "carol" has no password field: kept (userdb-only line), but worth a warning.
     for (const auto& w : t.warnings) CHECK(w.line == 5);
     CHECK(t.warnings.size() <= 1);
-    CHECK(t.order == std::vector<std::string>{"alice", "bob", "carol", "dave", "erin", "frank", "  # x"});
+    CHECK(t.users() == std::vector<std::string>{"alice", "bob", "carol", "dave", "erin", "frank", "  # x"});
 
     const Entry& a = user(t, "alice");
     CHECK(a.password == "{PLAIN}secret");
@@ -139,23 +139,23 @@ TEST_CASE("passwd-file: basic fields") {
 }
 
 TEST_CASE("passwd-file: CRLF line endings") {
-    const Table t = parse("# c\r\nalice:{PLAIN}pw\r\nbob:{PLAIN}pw2:1000:1000::/home/bob\r\n\r\n", fake_ids);
+    const Table t = Table::parse("# c\r\nalice:{PLAIN}pw\r\nbob:{PLAIN}pw2:1000:1000::/home/bob\r\n\r\n", fake_ids);
     CHECK(t.warnings.empty());
     CHECK(user(t, "alice").password == "{PLAIN}pw");
     CHECK(user(t, "bob").home == "/home/bob");
-    CHECK(t.users.size() == 2);
+    CHECK(t.size() == 2);
 }
 
 TEST_CASE("passwd-file: no trailing newline, trailing newline, empty text") {
-    CHECK(parse("", fake_ids).users.empty());
-    CHECK(parse("", fake_ids).warnings.empty());
-    CHECK(parse("\n\n\n", fake_ids).warnings.empty());
-    CHECK(parse("alice:{PLAIN}x", fake_ids).users.count("alice") == 1);
-    CHECK(parse("alice:{PLAIN}x\n", fake_ids).users.size() == 1);
+    CHECK(Table::parse("", fake_ids).size() == 0);
+    CHECK(Table::parse("", fake_ids).warnings.empty());
+    CHECK(Table::parse("\n\n\n", fake_ids).warnings.empty());
+    CHECK(Table::parse("alice:{PLAIN}x", fake_ids).contains("alice"));
+    CHECK(Table::parse("alice:{PLAIN}x\n", fake_ids).size() == 1);
 }
 
 TEST_CASE("passwd-file: duplicate user, first wins") {
-    const Table t = parse(
+    const Table t = Table::parse(
         "alice:{PLAIN}first\n"
         "bob:{PLAIN}b\n"
         "alice:{PLAIN}SECONDSECRET\n"
@@ -164,14 +164,14 @@ TEST_CASE("passwd-file: duplicate user, first wins") {
     CHECK(user(t, "alice").password == "{PLAIN}first");
     CHECK(user(t, "alice").line == 1);
     CHECK(user(t, "Alice").password == "{PLAIN}case-differs");
-    CHECK(t.order == std::vector<std::string>{"alice", "bob", "Alice"});
+    CHECK(t.users() == std::vector<std::string>{"alice", "bob", "Alice"});
     REQUIRE(t.warnings.size() == 1);
     CHECK(t.warnings[0].line == 3);
     CHECK(t.warnings[0].message.find("SECONDSECRET") == std::string::npos);
 }
 
 TEST_CASE("passwd-file: a rejected line does not block a later valid duplicate") {
-    const Table t = parse("alice:{PLAIN}x:0:0\nalice:{PLAIN}y:1000:1000\n", fake_ids);
+    const Table t = Table::parse("alice:{PLAIN}x:0:0\nalice:{PLAIN}y:1000:1000\n", fake_ids);
     REQUIRE(t.warnings.size() == 1);
     CHECK(t.warnings[0].line == 1);
     CHECK(user(t, "alice").password == "{PLAIN}y");
@@ -206,7 +206,7 @@ TEST_CASE("passwd-file: extra fields") {
     };
     for (const auto& c : cases) {
         CAPTURE(c.label);
-        const Table t = parse(c.line, fake_ids);
+        const Table t = Table::parse(c.line, fake_ids);
         CHECK(t.warnings.empty());
         const Entry& e = user(t, "u");
         CHECK(e.password == "p");
@@ -216,7 +216,7 @@ TEST_CASE("passwd-file: extra fields") {
 }
 
 TEST_CASE("passwd-file: warnings carry the line number") {
-    const Table t = parse(
+    const Table t = Table::parse(
         "# 1\n"
         "ok1:{PLAIN}a:1000:1000\n"
         "\n"
@@ -226,7 +226,7 @@ TEST_CASE("passwd-file: warnings carry the line number") {
         "bad3:{PLAIN}PASS\x01WORD3\n"
         "ok1:{PLAIN}PASSWORD4\n",
         fake_ids);
-    CHECK(t.order == std::vector<std::string>{"ok1", "ok2"});
+    CHECK(t.users() == std::vector<std::string>{"ok1", "ok2"});
     REQUIRE(t.warnings.size() == 4);
     CHECK(has_warning_at(t, 4));
     CHECK(has_warning_at(t, 6));
@@ -261,7 +261,7 @@ TEST_CASE("passwd-file: parse_line") {
 TEST_CASE("passwd-file: huge inputs") {
     SUBCASE("a 1 MB password") {
         const std::string pw(1 << 20, 'p');
-        const Table t = parse("big:{PLAIN}" + pw + ":1000:1000\nsmall:{PLAIN}s\n", fake_ids);
+        const Table t = Table::parse("big:{PLAIN}" + pw + ":1000:1000\nsmall:{PLAIN}s\n", fake_ids);
         CHECK(t.warnings.empty());
         CHECK(user(t, "big").password == "{PLAIN}" + pw);
         CHECK(user(t, "small").line == 2);
@@ -269,38 +269,38 @@ TEST_CASE("passwd-file: huge inputs") {
     SUBCASE("a 1 MB extra-field line") {
         std::string extra;
         for (int i = 0; extra.size() < (1 << 20); ++i) extra += "k" + std::to_string(i) + "=v ";
-        const Table t = parse("big:p::::::" + extra + "\n", fake_ids);
+        const Table t = Table::parse("big:p::::::" + extra + "\n", fake_ids);
         CHECK(t.warnings.empty());
         CHECK(user(t, "big").extra.size() > 1000);
     }
     SUBCASE("a 1 MB uid field") {
-        const Table t = parse("big:{PLAIN}SECRETPW:" + std::string(1 << 20, 'x') + ":1000\nsmall:{PLAIN}s\n", fake_ids);
-        CHECK(t.users.size() == 1);
+        const Table t = Table::parse("big:{PLAIN}SECRETPW:" + std::string(1 << 20, 'x') + ":1000\nsmall:{PLAIN}s\n", fake_ids);
+        CHECK(t.size() == 1);
         REQUIRE(t.warnings.size() == 1);
         CHECK(t.warnings[0].line == 1);
         CHECK(t.warnings[0].message.find("SECRETPW") == std::string::npos);
         CHECK(t.warnings[0].message.size() <= 1024);
     }
     SUBCASE("a 1 MB line of colons") {
-        const Table t = parse(std::string(1 << 20, ':') + "\nu:p\n", fake_ids);
-        CHECK(t.users.size() == 1);
-        CHECK(t.users.count("u") == 1);
+        const Table t = Table::parse(std::string(1 << 20, ':') + "\nu:p\n", fake_ids);
+        CHECK(t.size() == 1);
+        CHECK(t.contains("u"));
     }
     SUBCASE("a 1 MB user name without any colon") {
         const std::string name(1 << 20, 'n');
-        const Table t = parse(name, fake_ids);
-        REQUIRE(t.users.size() == 1);
+        const Table t = Table::parse(name, fake_ids);
+        REQUIRE(t.size() == 1);
         CHECK_FALSE(user(t, name).password.has_value());
     }
     SUBCASE("many users keep file order") {
         std::string text;
         for (int i = 0; i < 20000; ++i) text += "user" + std::to_string(i) + ":{PLAIN}pw" + std::to_string(i) + ":1000:1000\n";
-        const Table t = parse(text, fake_ids);
+        const Table t = Table::parse(text, fake_ids);
         CHECK(t.warnings.empty());
-        REQUIRE(t.users.size() == 20000);
-        REQUIRE(t.order.size() == 20000);
-        CHECK(t.order.front() == "user0");
-        CHECK(t.order.back() == "user19999");
+        REQUIRE(t.size() == 20000);
+        REQUIRE(t.users().size() == 20000);
+        CHECK(t.users().front() == "user0");
+        CHECK(t.users().back() == "user19999");
         CHECK(user(t, "user12345").password == "{PLAIN}pw12345");
         CHECK(user(t, "user12345").line == 12346);
     }

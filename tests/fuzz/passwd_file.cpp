@@ -1,4 +1,5 @@
-// Fuzz target: the passwd-file parser (whole files). Names in uid/gid fields
+// Fuzz target: the passwd-file parser (whole files) and the compact table
+// built from them (every user found again from its line). Names in uid/gid fields
 // resolve through a fixed table, not the system's user database.
 #include "backends/passwd_file/parser.hpp"
 #include "fuzz.hpp"
@@ -19,11 +20,15 @@ std::optional<unsigned long> fake_ids(std::string_view name, bool group) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view in = fuzz::as_view(data, size);
-    pf::Table t = pf::parse(in, fake_ids);
-    FUZZ_CHECK(t.order.size() == t.users.size() || t.order.size() >= t.users.size());
-    for (const auto& [name, e] : t.users) {
+    const pf::Table t = pf::Table::parse(std::string(in), fake_ids);
+    // Every user in file order is found again, once, from its own line.
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        const std::string_view name = t.user_at(i);
         FUZZ_CHECK(!name.empty());
-        FUZZ_CHECK(e.line >= 1);
+        auto e = t.find(name);
+        FUZZ_CHECK(e.has_value());
+        FUZZ_CHECK(e->user == name);
+        FUZZ_CHECK(e->line >= 1);
     }
     std::vector<pf::ParseWarning> warnings;
     for (const auto& line : fuzz::split_input(in, '\n')) (void)pf::parse_line(line, 1, warnings, fake_ids);
