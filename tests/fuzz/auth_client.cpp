@@ -1,6 +1,8 @@
 // Fuzz target: auth-client command lines (VERSION, CPID, AUTH, CONT, CANCEL)
+// of both dialects (Dovecot 2.3 service=, 2.4 protocol= and CONT parameters)
 // as the server parses them, and the replies formatted from what was parsed.
-// Invariant: every formatted reply is one line, within the reply cap.
+// Invariants: every formatted reply is one line, within the reply cap; an
+// AUTH always has a service; a CONT keeps at most kMaxContParams parameters.
 #include "fuzz.hpp"
 #include "protocol/auth_client.hpp"
 #include "protocol/line.hpp"
@@ -24,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto cmd = protocol::parse_client_line(line);
         if (auto* a = std::get_if<protocol::AuthCmd>(&cmd)) {
             FUZZ_CHECK(a->id != 0);
+            FUZZ_CHECK(!a->params.service.empty());
             auth::Fields f{{"user", a->params.service}, {"reason", a->mechanism}};
             for (const auto& kv : a->params.extra) f.push_back(kv);
             check_reply(protocol::format_fail(a->id, f));
@@ -32,7 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (a->resp) check_reply(protocol::format_cont(a->id, base64_encode(*a->resp)));
         } else if (auto* c = std::get_if<protocol::ContCmd>(&cmd)) {
             FUZZ_CHECK(c->id != 0);
+            FUZZ_CHECK(c->params.size() <= protocol::kMaxContParams);
+            FUZZ_CHECK(c->extra_fields || c->params.empty());
             check_reply(protocol::format_cont(c->id, base64_encode(c->data)));
+        } else if (auto* x = std::get_if<protocol::CancelCmd>(&cmd)) {
+            check_reply(protocol::format_cancelled(x->id));
         }
     }
     return 0;
