@@ -170,6 +170,23 @@ void add_import(CLI::App& config, int& exit_code) {
     });
 }
 
+// One line on what a passdb/userdb will do: its driver and the settings that
+// say where the users are (an imported configuration is checked this way).
+std::string describe(const config::Driver& d) {
+    std::string line = d.driver;
+    const auto& s = d.settings;
+    auto add = [&](const char* key, const char* label) {
+        if (auto v = s.opt_string(key)) line += std::string(", ") + label + " " + *v;
+    };
+    add("path", "file");
+    add("args", "settings from");
+    add("service", "PAM service");
+    add("default_scheme", "hashes without {SCHEME} are");
+    add("username_format", "looked up as");
+    if (s.has("fields")) line += ", fixed fields";
+    return line;
+}
+
 }  // namespace
 
 void add_config(CLI::App& app, int& exit_code) {
@@ -192,8 +209,9 @@ void add_config(CLI::App& app, int& exit_code) {
             std::printf("\nfailure_delay: %gs\n", std::chrono::duration<double>(cfg.failure_delay).count());
             for (const auto& l : cfg.listeners)
                 std::printf("listener: %s role=%s\n", l.describe().c_str(), std::string(config::to_string(l.role)).c_str());
-            for (const auto& p : cfg.passdbs) std::printf("passdb: %s\n", p.driver.c_str());
-            for (const auto& u : cfg.userdbs) std::printf("userdb: %s\n", u.driver.c_str());
+            for (const auto& p : cfg.passdbs) std::printf("passdb: %s\n", describe(p).c_str());
+            for (const auto& p : cfg.master_passdbs) std::printf("master passdb: %s\n", describe(p).c_str());
+            for (const auto& u : cfg.userdbs) std::printf("userdb: %s\n", describe(u).c_str());
             exit_code = kExitOk;
         } catch (const config::ConfigError& e) {
             std::fprintf(stderr, "postern: %s\n", e.what());

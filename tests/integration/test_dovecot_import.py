@@ -268,7 +268,11 @@ class ImportTest(ImportCase):
         self.assertNotIn("not carried over", p.stderr)
         self.assertIn("anvil-auth-penalty mode 0", p.stderr)
         summary = self.serve_and_check()
-        self.assertIn("passdb: passwd-file", summary)
+        # config check says what each imported passdb/userdb does, one line each.
+        self.assertIn(f"passdb: passwd-file, file {self.users}, hashes without {{SCHEME}} are CRYPT\n", summary)
+        self.assertIn(f"master passdb: passwd-file, file {self.masters}\n", summary)
+        self.assertIn(f"userdb: passwd-file, file {self.users}\n", summary)
+        self.assertIn(f"listener: unix:{self.socket}-master role=master", summary)
 
     def test_24_tree(self):
         tree_24(self.etc, self.run_dir, self.users, self.masters, self.socket)
