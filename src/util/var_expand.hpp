@@ -1,5 +1,7 @@
 // Dovecot 2.3 %-variable expansion (shared reference backends.md §3.4):
 // %u %n %d %s %l %r %a %b %p %w %m %c, long forms %{user} %{domain_first}...,
+// Dovecot 2.4 filters %{user | domain | lower} (lower, upper, username, domain,
+// reverse, default('x'), safe: accepted, escaping stays on),
 // modifiers L (lower), U (upper), R (reverse) and [offset.]width, %% literal.
 // Each expanded value goes through `escape` (SQL escaping, path filtering).
 #pragma once

@@ -182,3 +182,52 @@ TEST_CASE("user_part / domain_part / short_var_name") {
     CHECK(short_var_name('q') == "");
     CHECK(short_var_name('\0') == "");
 }
+
+TEST_CASE("expand: Dovecot 2.4 filters") {
+    struct Bad {
+        const char* label;
+        const char* tmpl;
+    };
+    const Bad bad[] = {
+        {"unknown filter", "%{user | md6}"},
+        {"empty filter", "%{user | }"},
+        {"unknown variable before filters", "%{nosuch | lower}"},
+        {"unterminated", "%{user | lower"},
+    };
+    for (const auto& b : bad) {
+        CAPTURE(b.label);
+        CHECK_FALSE(expand(b.tmpl, vars("Alice@Example.COM")).has_value());
+    }
+    struct Case {
+        const char* tmpl;
+        const char* out;
+    };
+    const Case cases[] = {
+        {"%{user}", "Alice@Example.COM"},
+        {"%{ user }", "Alice@Example.COM"},
+        {"%{user | lower}", "alice@example.com"},
+        {"%{user|lower}", "alice@example.com"},
+        {"%{user | upper}", "ALICE@EXAMPLE.COM"},
+        {"%{user | username}", "Alice"},
+        {"%{user | domain}", "Example.COM"},
+        {"%{user | username | lower}", "alice"},
+        {"%{user | domain | lower}", "example.com"},
+        {"/var/vmail/%{user | domain | lower}/%{user | username | lower}", "/var/vmail/example.com/alice"},
+        {"%{empty | default('none')}", "none"},
+        {"%{user | default('none')}", "Alice@Example.COM"},
+        {"%Lu = %{user | lower}", "alice@example.com = alice@example.com"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.tmpl);
+        CHECK(ok(c.tmpl, vars("Alice@Example.COM")) == c.out);
+    }
+    // Escaping applies to filtered values too, and | safe does not turn it
+    // off (sql escapes are bound parameters; raw input is never spliced).
+    auto quote = [](std::string_view v) {
+        std::string o;
+        for (char ch : v) o += ch == '\'' ? std::string("''") : std::string(1, ch);
+        return o;
+    };
+    CHECK(ok("'%{user | username}'", vars("o'brien@x"), quote) == "'o''brien'");
+    CHECK(ok("%{user | username | safe}", vars("o'brien@x"), quote) == "o''brien");
+}
