@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     postern::cli::add_config(app, exit_code);
     postern::cli::add_user(app, exit_code);
     postern::cli::add_cache(app, exit_code);
+    postern::cli::add_top(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -20,6 +20,7 @@
 #include "backends/pam/pam.hpp"
 #include "config/config.hpp"
 #include "server/listener.hpp"
+#include "server/metrics_server.hpp"
 #include "server/privileges.hpp"
 #include "util/blocking_pool.hpp"
 #include "util/log.hpp"
@@ -161,6 +162,11 @@ int main(int argc, char** argv) {
         say(listeners.error().message);
         return kExitOsErr;
     }
+    std::unique_ptr<server::MetricsServer> metrics;  // [metrics]: bound now, as root
+    if (auto m = cfg.metrics.enabled ? server::MetricsServer::bind(io, cfg.metrics) : nullptr; !m) {
+        say(m.error().message);
+        return kExitOsErr;
+    } else metrics = std::move(*m);
     // Never keep running as root: without a configured user, root drops to
     // nobody and its primary group (the backend files must be readable by it).
     std::string run_user = cfg.user, run_group = cfg.group;
@@ -197,6 +203,7 @@ int main(int argc, char** argv) {
         say("listening on " + l->config().describe() + " (" + std::string(config::to_string(l->config().role)) +
             (l->passed() ? ", from systemd" : "") + ")");
     }
+    if (metrics) metrics->start(*engine, *listeners), say("metrics on " + metrics->describe());
     if (!demo_dir.empty()) {
         say("demo users (in " + demo_dir + "/users): alice@example.com / wonderland, bob@example.com / builder");
         say("try: build/postern auth test " + demo_dir + "/auth alice@example.com");

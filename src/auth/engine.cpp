@@ -175,16 +175,30 @@ void set_temp_fail(backend::UserResult& r) { r.status = backend::UserStatus::Tem
 // might know must not look unknown. `applies(b)` filters the backends that
 // can take the question, `ask(b, i)` starts it, `link(r)` classifies the
 // answer; `none` is the answer when nobody has one.
+std::string_view result_label(const backend::PassResult& r) { return backend::to_string(r.status); }
+std::string_view result_label(const backend::CredResult& r) { return backend::to_string(r.status); }
+std::string_view result_label(const backend::UserResult& r) {
+    switch (r.status) {
+        case backend::UserStatus::Found: return "found";
+        case backend::UserStatus::NotFound: return "not_found";
+        case backend::UserStatus::TempFail: return "temp_fail";
+    }
+    return "?";
+}
+
 template <class Result, class Backend, class Applies, class Ask, class Classify>
 asio::awaitable<Result> ask_chain(std::vector<std::unique_ptr<Backend>>& chain, const char* kind, Applies applies,
-                                  Ask ask, Classify link, Result none) {
+                                  Ask ask, Classify link, Result none, Metrics* metrics, const char* op) {
     Result kept = std::move(none);
     bool temp = false;
     std::string temp_detail;
     for (std::size_t i = 0; i < chain.size(); ++i) {
         Backend& b = *chain[i];
         if (!applies(b)) continue;
+        const auto asked = std::chrono::steady_clock::now();
         Result r = co_await ask(b, i);
+        // Counted before link() may rewrite the status for the chain.
+        metrics->lookup(kind, b.driver(), op, result_label(r), std::chrono::steady_clock::now() - asked);
         switch (link(r, b)) {
             case Link::Answer:
                 co_return r;
@@ -221,7 +235,7 @@ asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Se
             co_return std::move(*hit);
         }
     }
-    backend::PassResult r = co_await verify_chain(&passdbs_, request, password.clone());
+    backend::PassResult r = co_await verify_chain(&passdbs_, request, password.clone(), &metrics_);
     // The stored value (compare-and-set for a rehash) is never cached.
     std::string verified = std::move(r.stored);
     r.stored.clear();
@@ -289,14 +303,14 @@ bool Engine::weak_scheme_allowed(const RequestInfo& request, const backend::Pass
 // Master logins are not cached: they are rare, and their answers belong to
 // a different chain.
 asio::awaitable<backend::PassResult> Engine::verify_master(RequestPtr request, Secret password) {
-    backend::PassResult r = co_await verify_chain(&master_passdbs_, std::move(request), std::move(password));
+    backend::PassResult r = co_await verify_chain(&master_passdbs_, std::move(request), std::move(password), &metrics_);
     r.source = -1;  // never rehashed through the normal chain
     wipe(r.stored);
     co_return r;
 }
 
 asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
-                                                          RequestPtr request, Secret password) {
+                                                          RequestPtr request, Secret password, Metrics* metrics) {
     using backend::PassStatus;
     auto ask = [&request, &password](backend::Passdb& p, std::size_t) { return p.verify_plain(request, password.clone()); };
     std::size_t index = 0;
@@ -314,7 +328,8 @@ asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::uniqu
         return Link::Next;
     };
     auto none = backend::PassResult::unknown_user();
-    backend::PassResult r = co_await ask_chain(*chain, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
+    backend::PassResult r = co_await ask_chain(*chain, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none),
+                                                  metrics, "verify");
     co_return r;
 }
 
@@ -355,7 +370,8 @@ asio::awaitable<backend::CredResult> Engine::lookup_credentials_chain(RequestPtr
         return Link::Next;
     };
     auto none = backend::CredResult::of(PassStatus::UnknownUser);
-    backend::CredResult r = co_await ask_chain(passdbs_, "passdb", applies, ask, link, std::move(none));
+    backend::CredResult r = co_await ask_chain(passdbs_, "passdb", applies, ask, link, std::move(none), &metrics_,
+                                                  "credentials");
     co_return r;
 }
 
@@ -390,7 +406,8 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
         return Link::Next;
     };
     auto none = backend::UserResult::not_found();
-    backend::UserResult r = co_await ask_chain(userdbs_, "userdb", every_backend<backend::Userdb>, ask, link, std::move(none));
+    backend::UserResult r = co_await ask_chain(userdbs_, "userdb", every_backend<backend::Userdb>, ask, link,
+                                                  std::move(none), &metrics_, "user");
     co_return r;
 }
 
@@ -474,7 +491,8 @@ asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
         return Link::Next;
     };
     auto none = backend::PassResult::unavailable("no passdb can look up a user without a password");
-    backend::PassResult r = co_await ask_chain(passdbs_, "passdb", every_backend<backend::Passdb>, ask, link, std::move(none));
+    backend::PassResult r = co_await ask_chain(passdbs_, "passdb", every_backend<backend::Passdb>, ask, link,
+                                                  std::move(none), &metrics_, "lookup");
     co_return r;
 }
 

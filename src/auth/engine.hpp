@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "auth/cache.hpp"
+#include "auth/metrics.hpp"
 #include "auth/pending_logins.hpp"
 #include "auth/penalty.hpp"
 #include "auth/request_info.hpp"
@@ -93,6 +94,10 @@ public:
         penalty_.failure(group, password_digest);
     }
     void penalty_success(const std::string& group) { penalty_.success(group); }
+    // Addresses (networks) the penalty remembers now.
+    std::size_t penalty_tracked() const { return penalty_.size(); }
+    // Counters and histograms of the [metrics] endpoint (kept also without it).
+    Metrics& metrics() { return metrics_; }
     // A keyed hash of a password (random key per process, never stored),
     // for recognising a repeated wrong password without keeping it.
     std::string password_digest(std::string_view password) const;
@@ -116,7 +121,7 @@ private:
     static constexpr std::size_t kMaxWeakWarned = 100000;
     std::map<std::string, std::chrono::steady_clock::time_point> weak_warned_;
     static asio::awaitable<backend::PassResult> verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
-                                                             RequestPtr request, Secret password);
+                                                             RequestPtr request, Secret password, Metrics* metrics);
     const config::Config& cfg_;
     BlockingPool& pool_;
     backend::Services services_;
@@ -132,6 +137,7 @@ private:
     Penalty penalty_;
     unsigned char digest_key_[32];
     std::set<std::string> rehashing_;
+    Metrics metrics_;
 };
 
 }  // namespace postern::auth

@@ -182,6 +182,7 @@ asio::awaitable<void> Request::wait_penalty() {
     penalty_group_ = engine_.penalty_group(params_.rip);
     const auto delay = engine_.penalty_delay(penalty_group_);
     if (delay <= Clock::duration::zero()) co_return;
+    engine_.metrics().penalty_delay(delay);
     asio::steady_timer t(ex_);
     t.expires_after(delay);
     asio::error_code ec;
@@ -319,6 +320,8 @@ std::string Request::fail_reason(const mech::Step& step) const {
 void Request::log_result(std::string_view result, std::string_view reason) const {
     // Stable format, documented in posternd(8): log watchers match on it.
     const std::string_view mech = origin_.log_mech.empty() ? info_.name : std::string_view(origin_.log_mech);
+    // Every finished request logs exactly one result line: counted here.
+    engine_.metrics().auth_result(mech, params_.service, origin_.role, result, reason, Clock::now() - started_);
     if (reason.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(user_),
                   log::token(params_.service, 32), log::token(params_.rip, 64), mech);
@@ -396,7 +399,9 @@ asio::awaitable<void> Request::finish_fail(std::string reason, bool temp, bool n
         // backend (hashing or not, user known or not) is hidden inside it.
         t.expires_at(last_input_ + delay);
         asio::error_code ec;
+        engine_.metrics().failure_delay_begin();
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        engine_.metrics().failure_delay_end();
     }
     if (over_) co_return;  // cancelled meanwhile
     over_ = true;

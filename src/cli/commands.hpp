@@ -10,5 +10,6 @@ void add_auth(CLI::App& app, int& exit_code);
 void add_config(CLI::App& app, int& exit_code);
 void add_user(CLI::App& app, int& exit_code);
 void add_cache(CLI::App& app, int& exit_code);
+void add_top(CLI::App& app, int& exit_code);
 
 }  // namespace postern::cli

@@ -202,12 +202,51 @@ void check_mech_settings(const Section& root, const Config& c) {
         root.error("auth", "master_user_separator needs a [[master_passdb]]");
 }
 
+// [metrics] listen = "127.0.0.1:9167", "[::1]:9167" or "/run/postern/metrics".
+void parse_metrics(const Section& m, MetricsSettings& out) {
+    m.reject_unknown({"listen", "allow", "mode", "user", "group"});
+    const std::string listen = m.required_string("listen");
+    Listener& l = out.listener;
+    l.role = Role::Client;  // not an auth listener; the role is unused
+    if (!listen.empty() && listen.front() == '/') {
+        l.type = Listener::Type::Unix;
+        l.path = listen;
+        l.mode = m.mode("mode");
+        l.user = m.string("user", "");
+        l.group = m.string("group", "");
+        if (m.has("allow")) m.error("allow", "applies to a TCP listen address only (a unix socket has its mode)");
+    } else {
+        if (m.has("mode") || m.has("user") || m.has("group"))
+            m.error(m.has("mode") ? "mode" : m.has("user") ? "user" : "group", "applies to a unix socket only");
+        const auto colon = listen.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
+            m.error("listen", "must be ADDRESS:PORT (numeric IP) or an absolute unix socket path");
+        std::string host = listen.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (!parse_address(host)) m.error("listen", "\"" + host + "\" is not a numeric IP address");
+        const std::string port = listen.substr(colon + 1);
+        long p = 0;
+        for (char ch : port) {
+            if (ch < '0' || ch > '9' || p > 65535) m.error("listen", "port must be a number from 1 to 65535");
+            p = p * 10 + (ch - '0');
+        }
+        if (p < 1 || p > 65535) m.error("listen", "port must be a number from 1 to 65535");
+        l.type = Listener::Type::Tcp;
+        l.host = host;
+        l.port = static_cast<unsigned short>(p);
+        out.allow = m.string_list("allow", out.allow);
+        for (const auto& net : out.allow)
+            if (!parse_network(net)) m.error("allow", "\"" + net + "\" is not an address or CIDR network");
+    }
+    out.enabled = true;
+}
+
 Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     Config c;
     c.file = file;
     Section root(doc, doc.get(), file, "");
     root.reject_unknown({"daemon", "log", "auth", "cache", "penalty", "listener", "passdb", "userdb", "oauth2",
-                         "master_passdb"});
+                         "master_passdb", "metrics"});
 
     if (auto d = root.subtable("daemon")) {
         d->reject_unknown({"user", "group", "hash_threads", "hash_queue_max"});
@@ -295,6 +334,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     }
     parse_oauth2(root, c);
     load_oauth2_keys(c);
+    if (auto m = root.subtable("metrics")) parse_metrics(*m, c.metrics);
 
     if (const auto* n = doc->get("listener")) {
         const auto* arr = n->as_array();

@@ -56,6 +56,14 @@ struct PenaltySettings {
     std::vector<std::string> exempt{"127.0.0.0/8", "::1/128"};
 };
 
+// [metrics]: the Prometheus text endpoint (see server/metrics_server.hpp).
+struct MetricsSettings {
+    bool enabled = false;                  // a [metrics] section with listen
+    Listener listener;                     // type Unix (path, mode) or Tcp (host, port)
+    // Peers allowed on a TCP listener (CIDR); the default is loopback only.
+    std::vector<std::string> allow{"127.0.0.0/8", "::1/128"};
+};
+
 struct Driver {
     std::string driver;
     Section settings;
@@ -113,6 +121,7 @@ struct Config {
     std::vector<Driver> master_passdbs; // [[master_passdb]]: who may log in as another user
     Duration handshake_timeout = std::chrono::seconds(30);
     std::vector<Listener> listeners;
+    MetricsSettings metrics;
     std::vector<Driver> passdbs;
     std::vector<Driver> userdbs;
 };

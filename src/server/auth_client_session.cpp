@@ -204,6 +204,7 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
     const mech::MechInfo* mech = engine_.enabled_mech(cmd.mechanism);
     if (!mech) {
         log::info("auth-client {}: unsupported mechanism \"{}\"", peer_, log::safe(cmd.mechanism, 32));
+        engine_.metrics().protocol_error(listener_.role, "auth_mech_invalid");
         send(protocol::format_fail(cmd.id, {{"code", "auth_mech_invalid"}, {"reason", "Unsupported authentication mechanism"}}));
         return;
     }
@@ -212,6 +213,7 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
         // An empty resp= from a minor-0 client (Postfix, Exim) means "none".
         auto decoded = base64_decode(*cmd.resp);
         if (!decoded) {
+            engine_.metrics().protocol_error(listener_.role, "invalid_base64");
             send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in initial response"}}));
             return;
         }
@@ -239,6 +241,7 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
     if (!decoded) {
         req->cancel();
         requests_.erase(it);
+        engine_.metrics().protocol_error(listener_.role, "invalid_base64");
         send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in continued response"}}));
         return;
     }

@@ -21,7 +21,10 @@ BlockingPool::~BlockingPool() {
 bool BlockingPool::try_submit(std::function<void()> job) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ || jobs_.size() >= max_queued_) return false;
+        if (stopping_ || jobs_.size() >= max_queued_) {
+            refused_.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
         jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
@@ -42,8 +45,11 @@ void BlockingPool::run() {
             if (jobs_.empty()) return;
             job = std::move(jobs_.front());
             jobs_.pop_front();
+            busy_.fetch_add(1, std::memory_order_relaxed);
         }
         job();
+        busy_.fetch_sub(1, std::memory_order_relaxed);
+        completed_.fetch_add(1, std::memory_order_relaxed);
     }
 }
 

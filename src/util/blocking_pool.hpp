@@ -10,8 +10,10 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -35,6 +37,12 @@ public:
     bool try_submit(std::function<void()> job);
     std::size_t queued() const;
     unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
+    std::size_t max_queued() const { return max_queued_; }
+    // For metrics, read from any thread: threads running a job now, jobs
+    // refused because the queue was full, jobs run to completion.
+    unsigned busy() const { return busy_.load(std::memory_order_relaxed); }
+    std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+    std::uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
 
 private:
     void run();
@@ -43,6 +51,8 @@ private:
     std::deque<std::function<void()>> jobs_;
     std::size_t max_queued_;
     bool stopping_ = false;
+    std::atomic<unsigned> busy_{0};
+    std::atomic<std::uint64_t> refused_{0}, completed_{0};
     std::vector<std::thread> workers_;
 };
 
