@@ -16,10 +16,11 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # the Dovecot 2.4 tests run from (tests/dovecot24_root.sh) and the clean Debian 12
 # root the package test installs into; systemd has systemd-socket-activate
 # (test_systemd); debhelper, lintian and fakeroot build and check the Debian
-# package (test_package: dpkg-buildpackage -us -uc -b).
+# package (test_package: dpkg-buildpackage -us -uc -b); prometheus scrapes
+# posternd in test_metrics, and tmux holds the terminal postern top draws on.
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap systemd debhelper lintian fakeroot prometheus)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap systemd debhelper lintian fakeroot prometheus tmux)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi
