@@ -3,7 +3,7 @@
 // is split at 0xff: header JSON, payload JSON, then an optional raw token.
 // The header and payload are signed here with the HS256 key, so the fuzzer
 // reaches the claim checks behind a good signature; the raw token exercises
-// the refusals before it. A token is accepted only with a user name, and
+// the refusals before it. The first part is also read as a JWK Set. A token is accepted only with a user name, and
 // only a signed one.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -90,6 +90,9 @@ void through_mechanisms(const std::string& token, bool may_succeed) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto parts = fuzz::split_input(fuzz::as_view(data, size), '\xff');
     const auto& validator = *settings()->oauth2;
+    // The first part as a JWK Set too: any key it yields is a public key.
+    if (auto set = mech::parse_jwks(parts[0]))
+        for (const auto& k : *set) FUZZ_CHECK(k.public_key && !k.secret);
     if (parts.size() >= 2) {
         const std::string input = b64url(parts[0]) + "." + b64url(parts[1]);
         const std::string signed_token = input + "." + b64url(hs256(input));
