@@ -17,22 +17,14 @@
 
 #include <fmt/format.h>
 
+#include "util/fd.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend::pam {
-namespace {
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
+using util::write_all;
+
+namespace {
 
 // ---- the conversation: the password for the first echo-off prompt, nothing more ----
 

@@ -17,8 +17,12 @@
 #include "backends/passwd_file/parser.hpp"
 #include "password/scheme.hpp"
 #include "util/encoding.hpp"
+#include "util/fd.hpp"
 
 namespace postern::backend::passwd_file {
+
+using util::write_all;
+
 namespace {
 
 constexpr std::size_t kMaxUserName = 256;
@@ -71,18 +75,6 @@ std::string dir_of(const std::string& path) {
 std::string base_of(const std::string& path) {
     const auto slash = path.rfind('/');
     return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 // The file as lines (without their '\n'); `final_newline` records whether the
