@@ -122,10 +122,12 @@ if [[ ${POSTERN_TEST_SANITIZE:-1} != 0 ]]; then
     if setup_build "$asan_build" -Db_sanitize=address,undefined -Db_lundef=false; then
         export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1
         export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+        # Leaks inside libldap/liblber only (why: tests/lsan.supp).
+        export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
         run_unit "$asan_build" ", ASan + UBSan"
         # Everything is several times slower here: a smaller load.
         POSTERN_LOAD_REQUESTS=${POSTERN_ASAN_LOAD_REQUESTS:-200000} run_integration "$asan_build" ", ASan + UBSan"
-        unset ASAN_OPTIONS UBSAN_OPTIONS
+        unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
     else
         echo "sanitizer build failed"
         failed=$((failed + 1))
