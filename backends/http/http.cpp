@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <fstream>
-#include <list>
 #include <sstream>
 
+#include "backends/gate.hpp"
 #include "backends/http/contract.hpp"
 #include "backends/verify.hpp"
 #include "util/cache_key.hpp"
@@ -132,47 +132,13 @@ Settings read_settings(const config::Section& s, bool passdb) {
     return st;
 }
 
-// Limits the requests in flight; the others wait their turn in order, each
-// until its own deadline. A slot is handed from one request to the next.
-class Gate {
-public:
-    Gate(asio::any_io_executor ex, unsigned slots) : ex_(std::move(ex)), free_(slots) {}
-
-    asio::awaitable<bool> acquire(Clock::time_point deadline) {
-        if (free_ > 0 && waiters_.empty()) {
-            --free_;
-            co_return true;
-        }
-        auto turn = std::make_shared<Event>(ex_);
-        waiters_.push_back(turn);
-        auto wait = turn->wait();
-        (void)co_await with_deadline(std::move(wait), deadline);
-        if (turn->is_set()) co_return true;  // handed a slot: it is ours
-        waiters_.remove(turn);
-        co_return false;
-    }
-
-    void release() {
-        if (waiters_.empty()) {
-            ++free_;
-            return;
-        }
-        waiters_.front()->set();
-        waiters_.pop_front();
-    }
-
-private:
-    asio::any_io_executor ex_;
-    unsigned free_;
-    std::list<std::shared_ptr<Event>> waiters_;
-};
-
 // One configured server, shared by the calls of one passdb or userdb.
 class Endpoint {
 public:
     Endpoint(Settings st, asio::any_io_executor ex)
         : st_(std::move(st)), client_(http::HttpClient::shared(ex)), gate_(ex, st_.max_connections) {
         describe_ = st_.url + (st_.unix_socket.empty() ? "" : " via " + st_.unix_socket);
+        outage_.name("http " + describe_);
     }
 
     const Settings& settings() const { return st_; }
@@ -207,7 +173,7 @@ public:
             if (left <= std::chrono::milliseconds::zero()) {
                 Reply late;
                 late.detail = "no answer within the timeout";
-                note_down(late.detail);
+                outage_.down(late.detail, kMaxLoggedText);
                 co_return late;
             }
             http::Request req = base_request(left);
@@ -218,13 +184,13 @@ public:
             if (resp.outcome != http::Outcome::Ok) {
                 Reply failed;
                 failed.detail = std::string(http::to_string(resp.outcome)) + ": " + resp.error;
-                note_down(failed.detail);
+                outage_.down(failed.detail, kMaxLoggedText);
                 co_return failed;
             }
             Reply r = http_contract::parse_reply(resp.status, resp.body);
             Secret wipe(std::move(resp.body));  // may hold a stored hash
-            if (r.answer == Answer::TempFail) note_down(r.detail);
-            else note_up();
+            if (r.answer == Answer::TempFail) outage_.down(r.detail, kMaxLoggedText);
+            else outage_.up();
             if (r.answer == Answer::TempFail)
                 log::info("http {}: user \"{}\": temporary failure: {}", describe_, log::safe(user),
                           log::safe(r.detail, kMaxLoggedText));
@@ -252,27 +218,11 @@ private:
         return r;
     }
 
-    // One line when the server stops answering and one when it is back.
-    void note_down(const std::string& why) {
-        if (down_) return;
-        down_ = true;
-        down_since_ = Clock::now();
-        log::error("http {}: server unavailable, answering temp-fail until it is back: {}", describe_,
-                   log::safe(why, kMaxLoggedText));
-    }
-    void note_up() {
-        if (!down_) return;
-        down_ = false;
-        const double secs = std::chrono::duration<double>(Clock::now() - down_since_).count();
-        log::info("http {}: server answers again after {:.3f}s", describe_, secs);
-    }
-
     Settings st_;
     std::shared_ptr<http::HttpClient> client_;
     Gate gate_;
     std::string describe_;
-    bool down_ = false;
-    Clock::time_point down_since_{};
+    OutageLog outage_;
 };
 
 // Passdb fields from an answer: "userdb_*" to the userdb prefetch, the rest

@@ -8,7 +8,6 @@
 
 #include <array>
 #include <chrono>
-#include <list>
 
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -17,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "backends/gate.hpp"
 #include "backends/imap/protocol.hpp"
 #include "util/cache_key.hpp"
 #include "util/deadline.hpp"
@@ -105,42 +105,6 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const Settings& st, const c
     return ctx;
 }
 
-// Limits the logins in flight; the others wait their turn in order, each
-// until its own deadline. A slot is handed from one login to the next.
-class Gate {
-public:
-    Gate(asio::any_io_executor ex, unsigned slots) : ex_(std::move(ex)), free_(slots) {}
-
-    asio::awaitable<bool> acquire(Clock::time_point deadline) {
-        if (free_ > 0 && waiters_.empty()) {
-            --free_;
-            co_return true;
-        }
-        auto turn = std::make_shared<Event>(ex_);
-        waiters_.push_back(turn);
-        auto wait = turn->wait();
-        (void)co_await with_deadline(std::move(wait), deadline);
-        // Handed a slot, even if just as the deadline came: it is ours.
-        if (turn->is_set()) co_return true;
-        waiters_.remove(turn);
-        co_return false;
-    }
-
-    void release() {
-        if (waiters_.empty()) {
-            ++free_;
-            return;
-        }
-        waiters_.front()->set();
-        waiters_.pop_front();
-    }
-
-private:
-    asio::any_io_executor ex_;
-    unsigned free_;
-    std::list<std::shared_ptr<Event>> waiters_;
-};
-
 // One connection: TCP, with TLS on top once started.
 struct Conn {
     Conn(const asio::any_io_executor& ex, asio::ssl::context& ctx) : stream(ex, ctx) {}
@@ -171,6 +135,7 @@ public:
         : st_(std::move(st)), ex_(ex), tls_(std::move(tls)), gate_(ex, st_.max_connections) {
         const bool v6 = st_.host.find(':') != std::string::npos;
         describe_ = (v6 ? "[" + st_.host + "]" : st_.host) + ":" + std::to_string(st_.port);
+        outage_.name("imap " + describe_);
         tls_name_ = st_.tls_name.empty() ? st_.host : st_.tls_name;
     }
 
@@ -209,13 +174,13 @@ public:
         Attempt a = co_await login(*name, std::move(password), deadline);
         a.detail = scrub(std::move(a.detail), typed.view());
         switch (a.verdict) {
-            case Verdict::Ok: note_up(); co_return PassResult::ok(req->user);
+            case Verdict::Ok: outage_.up(); co_return PassResult::ok(req->user);
             case Verdict::Mismatch:
-                note_up();
+                outage_.up();
                 log::info("imap {}: user \"{}\" (sent as \"{}\"): login refused: {}", describe_, log::safe(req->user),
                           log::safe(*name), log::safe(a.detail, kMaxLoggedText));
                 co_return PassResult::mismatch(a.detail);
-            case Verdict::TempFail: note_down(a.detail); co_return PassResult::temp_fail("imap " + describe_ + ": " + a.detail);
+            case Verdict::TempFail: outage_.down(a.detail, kMaxLoggedText); co_return PassResult::temp_fail("imap " + describe_ + ": " + a.detail);
         }
         co_return PassResult::temp_fail("imap " + describe_ + ": unexpected verdict");
     }
@@ -406,32 +371,13 @@ private:
         co_return r;
     }
 
-    // One line when the server stops answering and one when it is back, so
-    // an outage under load does not flood the log (each request's
-    // temporary failure is logged by the engine).
-    void note_down(const std::string& why) {
-        if (down_) return;
-        down_ = true;
-        down_since_ = Clock::now();
-        log::error("imap {}: server unavailable, answering temp-fail until it is back: {}", describe_,
-                   log::safe(why, kMaxLoggedText));
-    }
-
-    void note_up() {
-        if (!down_) return;
-        down_ = false;
-        const double secs = std::chrono::duration<double>(Clock::now() - down_since_).count();
-        log::info("imap {}: server answers again after {:.3f}s", describe_, secs);
-    }
-
     Settings st_;
     asio::any_io_executor ex_;
     std::shared_ptr<asio::ssl::context> tls_;
     Gate gate_;
     std::string describe_;
     std::string tls_name_;
-    bool down_ = false;
-    Clock::time_point down_since_{};
+    OutageLog outage_;
 };
 
 }  // namespace
