@@ -18,6 +18,7 @@
 #   BENCH_SERVERS="postern dovecot"   which servers to measure
 #   BENCH_WRONG_RATIO=0     fraction of requests with a wrong password
 #   BENCH_KEEP=1            keep the temp dir (configs, logs, raw results)
+#   BENCH_SUITE=ldap|sql    run tests/bench/ldap_bench.py or sql_bench.py instead
 #
 # In the main cases both servers run with failure delay 0 and their caches off,
 # so every request is a cold passwd-file verification.
@@ -29,6 +30,14 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:-build}
 if [[ ! -d $BUILD && -d $SRC/$BUILD ]]; then BUILD=$SRC/$BUILD; fi
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build dir '${1:-build}'" >&2; exit 2; }
+
+# BENCH_SUITE=ldap or sql runs tests/bench/ldap_bench.py or sql_bench.py
+# instead (each starts its own directory server; same BENCH_* variables).
+case ${BENCH_SUITE:-passwd-file} in
+passwd-file) ;;
+ldap | sql) exec python3 "$SRC/tests/bench/${BENCH_SUITE}_bench.py" "$BUILD" ;;
+*) echo "run.sh: unknown BENCH_SUITE '$BENCH_SUITE' (passwd-file, ldap, sql)" >&2; exit 2 ;;
+esac
 
 DURATION=${BENCH_DURATION:-6}
 WARMUP=${BENCH_WARMUP:-1}

@@ -1,0 +1,183 @@
+# What the Python benchmarks (sql_bench.py, ldap_bench.py) share: the build
+# directory and load generator, a private Dovecot auth service and a posternd
+# started on one passdb (and userdb), one loadgen run, and the summary table
+# with the postern / Dovecot ratio.
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STARTUP_TIMEOUT = 15
+LOADS = [(1, 1), (32, 1)]  # connections, in flight per connection
+
+
+def find_build(argv, name):
+    """(build dir, loadgen path) from argv[1] (default: build), or exits."""
+    build = argv[1] if len(argv) > 1 else "build"
+    if not os.path.isdir(build) and os.path.isdir(os.path.join(SRC, build)):
+        build = os.path.join(SRC, build)
+    build = os.path.abspath(build)
+    loadgen = os.path.join(build, "tests", "bench", "loadgen")
+    for exe in (os.path.join(build, "posternd"), loadgen):
+        if not os.access(exe, os.X_OK):
+            raise SystemExit(f"{name}: {exe} not built")
+    return build, loadgen
+
+
+def print_header(title):
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               os.uname().machine)
+    print(f"{title}  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"machine: {os.cpu_count()} CPUs, {cpu}, load average "
+          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+
+
+def stop_pid(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_socket(proc, sock, log_name):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not os.path.exists(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pid(proc)
+            raise RuntimeError(f"server did not start; see {log_name}")
+        time.sleep(0.05)
+
+
+def dovecot_missing(module):
+    """Why Dovecot's auth with `module` (libdriver_mysql, libauthdb_ldap...) cannot run, or None."""
+    if not shutil.which("dovecot"):
+        return "dovecot-core not installed"
+    if not os.path.exists(f"/usr/lib/dovecot/modules/auth/{module}.so"):
+        return f"{module}.so missing (its dovecot package is not installed)"
+    return None
+
+
+def start_dovecot(base, name, dbs, extra=""):
+    """Dovecot 2.3 running only its auth service in `base`; `dbs` is the
+    passdb/userdb blocks. Returns (process, auth-client socket)."""
+    os.makedirs(os.path.join(base, "run"), exist_ok=True)
+    os.makedirs(os.path.join(base, "state"), exist_ok=True)
+    os.chmod(base, 0o755)
+    sock = os.path.join(base, "auth")
+    if os.geteuid() != 0:
+        import grp
+        import pwd
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+        extra += (f"default_internal_user = {user}\ndefault_internal_group = {group}\n"
+                  f"default_login_user = {user}\n")
+    conf = os.path.join(base, "dovecot.conf")
+    with open(conf, "w", encoding="ascii") as f:
+        f.write(f"""# Private Dovecot running only its auth service, for comparison.
+base_dir = {base}/run
+state_dir = {base}/state
+instance_name = postern-bench-{os.getpid()}-{name}
+protocols =
+ssl = no
+log_path = {base}/dovecot.log
+{extra}auth_mechanisms = plain login
+auth_failure_delay = 0
+disable_plaintext_auth = no
+auth_username_format = %u
+service auth {{
+  unix_listener auth-client {{
+    path = {sock}
+    mode = 0666
+  }}
+}}
+{dbs}""")
+    log = open(os.path.join(base, "dovecot.stderr"), "wb")
+    proc = subprocess.Popen(["dovecot", "-c", conf, "-F"], stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=log, start_new_session=True)
+    wait_socket(proc, sock, os.path.join(base, "dovecot.log"))
+    return proc, sock
+
+
+def start_postern(build, tmp, name, dbs):
+    """posternd with PLAIN on a unix socket and the [[passdb]]/[[userdb]]
+    tables `dbs`. Returns (process, socket)."""
+    sock = os.path.join(tmp, f"{name}.sock")
+    conf = os.path.join(tmp, f"{name}.toml")
+    with open(conf, "w", encoding="ascii") as f:
+        f.write(f"""[log]
+level = "warning"
+
+[auth]
+mechanisms = ["PLAIN"]
+failure_delay = 0
+username_format = "%u"
+
+[[listener]]
+type = "unix"
+path = "{sock}"
+mode = "0666"
+role = "client"
+
+{dbs}""")
+    log = open(os.path.join(tmp, f"posternd-{name}.log"), "wb")
+    proc = subprocess.Popen([os.path.join(build, "posternd"), "-c", conf], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log, start_new_session=True)
+    wait_socket(proc, sock, log.name)
+    return proc, sock
+
+
+def run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, results):
+    """One measured run; prints its lines, appends its RESULT to `results`.
+    Returns False when the load generator reported a failure."""
+    p = subprocess.run([loadgen, "--socket", sock, "--connections", str(conns), "--inflight", str(inflight),
+                        "--duration", duration, "--warmup", warmup, "--users", creds, "--label", label],
+                       capture_output=True, text=True, timeout=300)
+    print("\n".join(l for l in p.stdout.splitlines() if not l.startswith("RESULT ")), flush=True)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            results.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+    if p.returncode != 0:
+        print(f"  ^ loadgen exit status {p.returncode}: {p.stderr.strip()[-300:]}")
+        return False
+    return True
+
+
+def finish(tmp, results, first_column, failed):
+    """Prints the summary, removes `tmp` (unless BENCH_KEEP=1); the exit status."""
+    print_summary(results, first_column)
+    if os.environ.get("BENCH_KEEP") == "1":
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def print_summary(results, first_column):
+    """One row per case (label after "postern/" or "dovecot/"): both servers'
+    auths/s, p50, p99 and the ratio postern / dovecot."""
+    print("\nsummary (auths/s, latency ms; ratio = postern / dovecot auths/s)")
+    by = {}
+    for r in results:
+        srv, _, case = r.get("label", "?/?").partition("/")
+        by[(srv, case)] = r
+    cases = list(dict.fromkeys(case for _, case in by))
+    width = max([len(first_column)] + [len(c) for c in cases])
+    print(f"{first_column:<{width}} {'postern/s':>9} {'p50':>8} {'p99':>8} | "
+          f"{'dovecot/s':>9} {'p50':>8} {'p99':>8} | ratio")
+
+    def cell(srv, case):
+        r = by.get((srv, case))
+        if not r:
+            return f"{'-':>9} {'-':>8} {'-':>8}"
+        return (f"{float(r['auths_per_s']):>9.0f} {float(r['p50_ms']):>8.3f} "
+                f"{float(r['p99_ms']):>8.3f}")
+    for case in cases:
+        p, d = by.get(("postern", case)), by.get(("dovecot", case))
+        ratio = (f"{float(p['auths_per_s']) / float(d['auths_per_s']):.2f}"
+                 if p and d and float(d["auths_per_s"]) > 0 else "-")
+        print(f"{case:<{width}} {cell('postern', case)} | {cell('dovecot', case)} | {ratio}")
