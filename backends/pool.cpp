@@ -15,7 +15,18 @@ constexpr std::chrono::milliseconds kBackoffMax{2000};
 // Longest server or library text quoted in the log.
 constexpr std::size_t kMaxLoggedError = 300;
 
+std::vector<const PoolStatsSource*>& pools() {
+    static std::vector<const PoolStatsSource*> all;
+    return all;
+}
+
 }  // namespace
+
+PoolStatsSource::PoolStatsSource() { pools().push_back(this); }
+
+PoolStatsSource::~PoolStatsSource() { std::erase(pools(), this); }
+
+const std::vector<const PoolStatsSource*>& live_pools() { return pools(); }
 
 void PoolHealth::connected(const std::string& pool, const std::string& target) {
     backoff_ = std::chrono::milliseconds(0);

@@ -8,6 +8,9 @@
 // connection to one target (open()) and how it names itself (describe()).
 // Conn needs `bool connected() const`.
 //
+// Every pool is listed in live_pools() while it exists, for the metrics
+// endpoint (connections open and busy, up/down, connects, failures, losses).
+//
 // Threading: event loop only; loop-only state, no locks.
 #pragma once
 
@@ -19,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <string>
@@ -27,6 +31,33 @@
 #include "util/deadline.hpp"
 
 namespace postern::backend {
+
+// One pool as the metrics endpoint shows it.
+struct PoolStats {
+    std::string kind;   // "sql", "ldap"
+    std::string name;   // describe(): driver, host and database or URI; never a password
+    unsigned size = 0;  // connection slots
+    unsigned open = 0;  // connections open now
+    unsigned busy = 0;  // of those, serving a request now
+    bool down = false;  // every target refused the last attempt (back-off)
+    std::uint64_t connects = 0;          // connections opened (first ones and reconnects)
+    std::uint64_t connect_failures = 0;  // attempts that reached no target
+    std::uint64_t lost = 0;              // connections that broke in use
+};
+
+class PoolStatsSource {
+public:
+    virtual PoolStats stats() const = 0;
+
+protected:
+    PoolStatsSource();
+    ~PoolStatsSource();
+    PoolStatsSource(const PoolStatsSource&) = delete;
+    PoolStatsSource& operator=(const PoolStatsSource&) = delete;
+};
+
+// The pools alive now, in creation order (loop thread only).
+const std::vector<const PoolStatsSource*>& live_pools();
 
 // Whether a pool's targets answer: the back-off between connect attempts
 // and the down/up log lines, worded per backend.
@@ -40,6 +71,7 @@ public:
     explicit PoolHealth(Words words) : words_(words) {}
 
     bool down() const { return down_; }
+    const char* kind() const { return words_.kind; }
     // Whether a new connect may be tried now (not down, or the back-off is over).
     bool may_connect() const { return !down_ || Clock::now() >= retry_at_; }
     void connected(const std::string& pool, const std::string& target);
@@ -57,13 +89,30 @@ private:
 };
 
 template <class Conn>
-class ConnectionPool {
+class ConnectionPool : public PoolStatsSource {
 public:
     ConnectionPool(const ConnectionPool&) = delete;
     ConnectionPool& operator=(const ConnectionPool&) = delete;
 
     // How the pool names itself in log lines ("mysql 127.0.0.1/postfix").
     virtual std::string describe() const = 0;
+
+    PoolStats stats() const override {
+        PoolStats st;
+        st.kind = health_.kind();
+        st.name = describe();
+        st.size = static_cast<unsigned>(slots_.size());
+        for (const auto& s : slots_) {
+            if (!open_slot(s)) continue;
+            ++st.open;
+            if (s.busy) ++st.busy;
+        }
+        st.down = health_.down();
+        st.connects = connects_;
+        st.connect_failures = connect_failures_;
+        st.lost = lost_;
+        return st;
+    }
 
 protected:
     using Deadline = Clock::time_point;
@@ -140,6 +189,7 @@ protected:
     // A connection broke: the idle ones most likely went with it (server
     // restart), so they are dropped too.
     void lost(const std::string& error) {
+        ++lost_;
         health_.connection_lost(describe(), error);
         for (auto& other : slots_)
             if (!other.busy) other.conn.reset();
@@ -160,6 +210,7 @@ private:
                 s->conn = std::move(o.conn);
                 next_ = idx;
                 health_.connected(describe(), o.label);
+                ++connects_;
                 co_return true;
             }
             last_error = std::move(o.error);
@@ -168,6 +219,7 @@ private:
             if (Clock::now() >= deadline) break;
         }
         health_.all_failed(describe(), last_error);
+        ++connect_failures_;
         co_return false;
     }
 
@@ -189,6 +241,7 @@ private:
     std::list<asio::steady_timer*> waiters_;
     std::size_t next_ = 0;  // the target that worked last
     unsigned connecting_ = 0;
+    std::uint64_t connects_ = 0, connect_failures_ = 0, lost_ = 0;
 };
 
 }  // namespace postern::backend

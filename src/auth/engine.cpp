@@ -8,6 +8,7 @@
 
 #include <asio/co_spawn.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -41,20 +42,107 @@ std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Confi
 
 }  // namespace
 
-Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
-    : cfg_(cfg), pool_(pool),
-      logins_(cfg.request_timeout),
-      penalty_(cfg.penalty) {
-    if (cfg.cache.enabled) cache_ = std::make_unique<AuthCache>(cfg.cache);
+EngineState::EngineState(std::chrono::steady_clock::duration login_lifetime) : logins(login_lifetime) {
     if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
-    randombytes_buf(digest_key_, sizeof digest_key_);
+    randombytes_buf(digest_key, sizeof digest_key);
+}
+
+Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool)
+    : cfg_(cfg), state_(std::make_shared<EngineState>(cfg.request_timeout)), pool_(pool),
+      penalty_(std::make_shared<Penalty>(cfg.penalty)), logins_(state_->logins), rehashing_(state_->rehashing),
+      weak_warned_(state_->weak_warned), metrics_(state_->metrics) {
+    if (cfg.cache.enabled) cache_ = std::make_shared<AuthCache>(cfg.cache);
+    build(std::move(executor), nullptr);
+}
+
+Engine::Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor executor, BlockingPool& pool,
+               const Engine* previous)
+    : owned_cfg_(std::move(cfg)), cfg_(*owned_cfg_),
+      state_(previous ? previous->state_ : std::make_shared<EngineState>(cfg_.request_timeout)), pool_(pool),
+      logins_(state_->logins), rehashing_(state_->rehashing), weak_warned_(state_->weak_warned),
+      metrics_(state_->metrics) {
+    // The penalty table carries over unless its settings changed (a new
+    // prefix length or exempt list would misread the old groups).
+    if (previous && previous->cfg_.penalty == cfg_.penalty) penalty_ = previous->penalty_;
+    else penalty_ = std::make_shared<Penalty>(cfg_.penalty);
+    if (cfg_.cache.enabled) {
+        if (previous && previous->cache_ && previous->cfg_.cache == cfg_.cache) {
+            cache_ = previous->cache_;
+            cache_taken_over_ = true;
+        } else {
+            cache_ = std::make_shared<AuthCache>(cfg_.cache);
+        }
+    }
+    build(std::move(executor), previous);
+}
+
+void Engine::adopt(const Engine& previous) {
+    if (cache_taken_over_) cache_->flush({});
+    // Backends kept from the previous generation look at their data again
+    // at the next lookup, as a new one would read it.
+    for (auto& invalidate : kept_) invalidate();
+    kept_.clear();
+    generation_ = previous.generation_ + 1;
+    state_->generation = generation_;
+}
+
+namespace {
+
+// The backend of `before` (built from `configured`) that a reload keeps for
+// `d`: same driver, same settings, not taken yet; null when none. Only
+// drivers whose settings are all in postern.conf are kept: pam (its worker
+// processes were forked as root at start-up) and passwd-file (its table
+// keeps serving while a re-read is blocked); the others may read files of
+// their own (sql's args), so a reload builds them anew.
+template <class Backend>
+std::shared_ptr<Backend> kept_backend(const config::Driver& d, const std::vector<config::Driver>& configured,
+                                      const std::vector<std::shared_ptr<Backend>>& before,
+                                      const std::vector<std::shared_ptr<Backend>>& mine) {
+    if (d.driver != "pam" && d.driver != "passwd-file") return nullptr;
+    for (std::size_t i = 0; i < configured.size() && i < before.size(); ++i) {
+        if (configured[i].driver != d.driver || !configured[i].settings.same_settings(d.settings)) continue;
+        if (std::find(mine.begin(), mine.end(), before[i]) == mine.end()) return before[i];
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+template <class Backend, class Make>
+void Engine::add_backend(std::vector<std::shared_ptr<Backend>>& chain, const config::Driver& d,
+                         const std::vector<config::Driver>* configured,
+                         const std::vector<std::shared_ptr<Backend>>* before, Make make) {
+    if (before) {
+        if (auto b = kept_backend(d, *configured, *before, chain)) {
+            chain.push_back(std::move(b));
+            kept_.push_back([b = chain.back().get()] { b->invalidate(); });
+            return;
+        }
+        if (d.driver == "pam")
+            throw config::ConfigError(cfg_.file, d.settings.line(), d.settings.path() + ".driver",
+                                      "a pam passdb cannot be added or changed by a reload (its worker processes "
+                                      "are started as root at start-up): restart posternd");
+    }
+    chain.push_back(make(d));
+}
+
+void Engine::build(asio::any_io_executor executor, const Engine* previous) {
+    const config::Config& cfg = cfg_;
+    BlockingPool& pool = pool_;
     services_.executor = executor;
     services_.pool = &pool;
     // Not a coroutine itself: it hands back the member coroutine's awaitable.
     services_.passdb_lookup = [this](RequestPtr request) { return lookup_pass(std::move(request)); };
-    for (const auto& d : cfg.passdbs) passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
+    auto make_passdb = [this](const config::Driver& d) {
+        return std::shared_ptr<backend::Passdb>(backend::make_passdb(d.driver, d.settings, services_));
+    };
+    const config::Config* before = previous ? &previous->cfg_ : nullptr;
+    for (const auto& d : cfg.passdbs)
+        add_backend(passdbs_, d, before ? &before->passdbs : nullptr, previous ? &previous->passdbs_ : nullptr,
+                    make_passdb);
     for (const auto& d : cfg.master_passdbs)
-        master_passdbs_.push_back(backend::make_passdb(d.driver, d.settings, services_));
+        add_backend(master_passdbs_, d, before ? &before->master_passdbs : nullptr,
+                    previous ? &previous->master_passdbs_ : nullptr, make_passdb);
     mech_settings_ = make_mech_settings(cfg);
     if (!master_passdbs_.empty() && !can_lookup_users())
         log::warning("master passdb: master-user logins will be refused: no [[passdb]] can look up a target user "
@@ -77,7 +165,12 @@ Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, Blocki
         adverts_.push_back(std::move(a));
     }
     if (mechs_.empty()) throw config::ConfigError(cfg.file, 1, "auth.mechanisms", "none of the mechanisms can be offered");
-    for (const auto& d : cfg.userdbs) userdbs_.push_back(backend::make_userdb(d.driver, d.settings, services_));
+    auto make_userdb = [this](const config::Driver& d) {
+        return std::shared_ptr<backend::Userdb>(backend::make_userdb(d.driver, d.settings, services_));
+    };
+    for (const auto& d : cfg.userdbs)
+        add_backend(userdbs_, d, before ? &before->userdbs : nullptr, previous ? &previous->userdbs_ : nullptr,
+                    make_userdb);
 }
 
 const mech::MechInfo* Engine::enabled_mech(std::string_view name) const {
@@ -112,7 +205,7 @@ std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
 std::string Engine::password_digest(std::string_view password) const {
     unsigned char out[16];
     crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(password.data()), password.size(),
-                       digest_key_, sizeof digest_key_);
+                       state_->digest_key, sizeof state_->digest_key);
     return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 
@@ -186,14 +279,14 @@ std::string_view result_label(const backend::UserResult& r) {
     return "?";
 }
 
-template <class Result, class Backend, class Applies, class Ask, class Classify>
-asio::awaitable<Result> ask_chain(std::vector<std::unique_ptr<Backend>>& chain, const char* kind, Applies applies,
+template <class Result, class Ptr, class Applies, class Ask, class Classify>
+asio::awaitable<Result> ask_chain(std::vector<Ptr>& chain, const char* kind, Applies applies,
                                   Ask ask, Classify link, Result none, Metrics* metrics, const char* op) {
     Result kept = std::move(none);
     bool temp = false;
     std::string temp_detail;
     for (std::size_t i = 0; i < chain.size(); ++i) {
-        Backend& b = *chain[i];
+        auto& b = *chain[i];
         if (!applies(b)) continue;
         const auto asked = std::chrono::steady_clock::now();
         Result r = co_await ask(b, i);
@@ -226,6 +319,8 @@ bool every_backend(const auto&) { return true; }
 }  // namespace
 
 asio::awaitable<backend::PassResult> Engine::verify_plain(RequestPtr request, Secret password) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     using backend::PassStatus;
     CacheState cs;
     if (cache_) {
@@ -303,13 +398,15 @@ bool Engine::weak_scheme_allowed(const RequestInfo& request, const backend::Pass
 // Master logins are not cached: they are rare, and their answers belong to
 // a different chain.
 asio::awaitable<backend::PassResult> Engine::verify_master(RequestPtr request, Secret password) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     backend::PassResult r = co_await verify_chain(&master_passdbs_, std::move(request), std::move(password), &metrics_);
     r.source = -1;  // never rehashed through the normal chain
     wipe(r.stored);
     co_return r;
 }
 
-asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
+asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::shared_ptr<backend::Passdb>>* chain,
                                                           RequestPtr request, Secret password, Metrics* metrics) {
     using backend::PassStatus;
     auto ask = [&request, &password](backend::Passdb& p, std::size_t) { return p.verify_plain(request, password.clone()); };
@@ -334,6 +431,8 @@ asio::awaitable<backend::PassResult> Engine::verify_chain(std::vector<std::uniqu
 }
 
 asio::awaitable<backend::CredResult> Engine::lookup_credentials(RequestPtr request, std::string scheme) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     if (!cache_) {
         backend::CredResult direct = co_await lookup_credentials_chain(request, std::move(scheme));
         co_return direct;
@@ -376,6 +475,8 @@ asio::awaitable<backend::CredResult> Engine::lookup_credentials_chain(RequestPtr
 }
 
 asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     if (!cache_) {
         backend::UserResult direct = co_await lookup_user_chain(request);
         co_return direct;
@@ -435,7 +536,7 @@ void Engine::maybe_rehash(RequestPtr request, const backend::PassResult& result,
     if (!rehashing_.insert(request->user).second) return wipe(verified);  // one at a time per user
     asio::co_spawn(services_.executor,
                    rehash(request, result.scheme, Secret(std::string(password)), result.source, Secret(std::move(verified))),
-                   [this, user = request->user](std::exception_ptr e) {
+                   [this, self = weak_from_this().lock(), user = request->user](std::exception_ptr e) {
                        rehashing_.erase(user);
                        if (e) log::error("auth: rehash of user \"{}\" failed unexpectedly", log::safe(user));
                    });
@@ -473,6 +574,8 @@ asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme,
 }
 
 asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     using backend::PassStatus;
     auto ask = [&request](backend::Passdb& p, std::size_t) { return p.lookup(request); };
     auto link = [](backend::PassResult& r, backend::Passdb&) {
@@ -497,6 +600,8 @@ asio::awaitable<backend::PassResult> Engine::lookup_pass(RequestPtr request) {
 }
 
 asio::awaitable<backend::IterStatus> Engine::iterate_users(backend::Userdb::IterSink each) {
+    // A reload may retire this generation meanwhile: it lives until this call is over.
+    const auto self = weak_from_this().lock();
     bool any = false;
     for (auto& u : userdbs_) {
         backend::IterStatus st = co_await u->iterate(each);

@@ -1,13 +1,18 @@
-// Engine: the daemon-wide authentication state shared by every connection —
-// the configured mechanisms, the passdb and userdb chains, the hashing pool,
-// the cache and penalty, and the login-socket logins awaiting a master REQUEST.
-// Lives on the event loop thread; no locking.
+// Engine: the authentication state built from one configuration (one
+// generation) — the configured mechanisms, the passdb and userdb chains, the
+// cache and penalty settings — plus the EngineState every generation shares:
+// the login-socket logins awaiting a master REQUEST, connection ids, the
+// metrics, the password-digest key. A reload (SIGHUP) builds a new Engine
+// from the previous one and puts it in the CurrentEngine; requests already
+// running keep theirs (each holds a shared_ptr), so an old generation lives
+// until its last request is over. Lives on the event loop thread; no locking.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -28,10 +33,34 @@
 
 namespace postern::auth {
 
-class Engine {
+// What every generation of the engine shares: runtime state that a reload
+// keeps.
+struct EngineState {
+    explicit EngineState(std::chrono::steady_clock::duration login_lifetime);
+    PendingLogins logins;
+    unsigned long cuid = 0;
+    unsigned char digest_key[32];
+    std::map<std::string, std::chrono::steady_clock::time_point> weak_warned;
+    std::set<std::string> rehashing;
+    Metrics metrics;
+    std::uint64_t generation = 1;  // 1 at start, +1 per successful reload
+};
+
+class Engine : public std::enable_shared_from_this<Engine> {
 public:
     // Builds the backends; throws config::ConfigError on bad driver settings.
+    // cfg must outlive the engine.
     Engine(const config::Config& cfg, asio::any_io_executor executor, BlockingPool& pool);
+    // A generation that owns its configuration. With `previous`, the shared
+    // state is taken over, and so are the penalty table and the cache
+    // object when their settings did not change (the cache is emptied by
+    // adopt(): its entries are answers of the previous backends).
+    Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor executor, BlockingPool& pool,
+           const Engine* previous = nullptr);
+    // Called once this generation replaces `previous` (nothing can fail any
+    // more): empties a cache taken over, counts the generation.
+    void adopt(const Engine& previous);
+    std::uint64_t generation() const { return generation_; }
 
     const config::Config& config() const { return cfg_; }
     const std::vector<protocol::MechAdvert>& adverts() const { return adverts_; }
@@ -88,21 +117,21 @@ public:
     std::size_t flush_cache(const std::vector<std::string>& users);
 
     // Per-IP penalty: `group` from penalty_group(); empty means none applies.
-    std::string penalty_group(std::string_view ip) const { return penalty_.group_of(ip); }
-    std::chrono::steady_clock::duration penalty_delay(const std::string& group) { return penalty_.delay(group); }
+    std::string penalty_group(std::string_view ip) const { return penalty_->group_of(ip); }
+    std::chrono::steady_clock::duration penalty_delay(const std::string& group) { return penalty_->delay(group); }
     void penalty_failure(const std::string& group, std::string_view password_digest) {
-        penalty_.failure(group, password_digest);
+        penalty_->failure(group, password_digest);
     }
-    void penalty_success(const std::string& group) { penalty_.success(group); }
+    void penalty_success(const std::string& group) { penalty_->success(group); }
     // Addresses (networks) the penalty remembers now.
-    std::size_t penalty_tracked() const { return penalty_.size(); }
+    std::size_t penalty_tracked() const { return penalty_->size(); }
     // Counters and histograms of the [metrics] endpoint (kept also without it).
     Metrics& metrics() { return metrics_; }
     // A keyed hash of a password (random key per process, never stored),
     // for recognising a repeated wrong password without keeping it.
     std::string password_digest(std::string_view password) const;
 
-    unsigned long next_cuid() { return ++cuid_; }
+    unsigned long next_cuid() { return ++state_->cuid; }
 
 private:
     asio::awaitable<CacheState> passdb_cache_state(RequestPtr request);
@@ -119,25 +148,50 @@ private:
     // stored scheme: true lets it in (logging as configured).
     bool weak_scheme_allowed(const RequestInfo& request, const backend::PassResult& result);
     static constexpr std::size_t kMaxWeakWarned = 100000;
-    std::map<std::string, std::chrono::steady_clock::time_point> weak_warned_;
-    static asio::awaitable<backend::PassResult> verify_chain(std::vector<std::unique_ptr<backend::Passdb>>* chain,
+    static asio::awaitable<backend::PassResult> verify_chain(std::vector<std::shared_ptr<backend::Passdb>>* chain,
                                                              RequestPtr request, Secret password, Metrics* metrics);
+    void build(asio::any_io_executor executor, const Engine* previous);
+    // Appends d's backend to chain: the previous generation's when a reload
+    // may keep it (kept_backend in engine.cpp), else make(d).
+    template <class Backend, class Make>
+    void add_backend(std::vector<std::shared_ptr<Backend>>& chain, const config::Driver& d,
+                     const std::vector<config::Driver>* configured,
+                     const std::vector<std::shared_ptr<Backend>>* before, Make make);
+    std::vector<std::function<void()>> kept_;  // invalidate() of the backends taken over (adopt())
+    std::shared_ptr<const config::Config> owned_cfg_;  // null when the caller owns it
     const config::Config& cfg_;
+    std::shared_ptr<EngineState> state_;
     BlockingPool& pool_;
     backend::Services services_;
     std::vector<const mech::MechInfo*> mechs_;
     std::vector<protocol::MechAdvert> adverts_;
-    std::vector<std::unique_ptr<backend::Passdb>> passdbs_;
-    std::vector<std::unique_ptr<backend::Passdb>> master_passdbs_;
+    std::vector<std::shared_ptr<backend::Passdb>> passdbs_;
+    std::vector<std::shared_ptr<backend::Passdb>> master_passdbs_;
     std::shared_ptr<const mech::MechSettings> mech_settings_;
-    std::vector<std::unique_ptr<backend::Userdb>> userdbs_;
-    PendingLogins logins_;
-    unsigned long cuid_ = 0;
-    std::unique_ptr<AuthCache> cache_;
-    Penalty penalty_;
-    unsigned char digest_key_[32];
-    std::set<std::string> rehashing_;
-    Metrics metrics_;
+    std::vector<std::shared_ptr<backend::Userdb>> userdbs_;
+    std::shared_ptr<AuthCache> cache_;
+    std::shared_ptr<Penalty> penalty_;
+    std::uint64_t generation_ = 1;
+    bool cache_taken_over_ = false;
+    // Shorthands for the shared state.
+    PendingLogins& logins_;
+    std::set<std::string>& rehashing_;
+    std::map<std::string, std::chrono::steady_clock::time_point>& weak_warned_;
+    Metrics& metrics_;
+};
+
+// The engine new requests and connections use now: a reload replaces it.
+// Loop thread only.
+class CurrentEngine {
+public:
+    explicit CurrentEngine(std::shared_ptr<Engine> engine) : engine_(std::move(engine)) {}
+    Engine* operator->() const { return engine_.get(); }
+    Engine& operator*() const { return *engine_; }
+    const std::shared_ptr<Engine>& get() const { return engine_; }
+    void replace(std::shared_ptr<Engine> engine) { engine_ = std::move(engine); }
+
+private:
+    std::shared_ptr<Engine> engine_;
 };
 
 }  // namespace postern::auth

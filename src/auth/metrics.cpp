@@ -116,6 +116,25 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                               "1 when the last configuration load succeeded", r).Add({});
     reload_time_ = &family(BuildGauge(), "postern_config_last_reload_success_timestamp_seconds",
                            "Unix time of the last successful configuration load", r).Add({});
+    pool_size_ = &family(BuildGauge(), "postern_backend_pool_size", "Connection slots of an sql or ldap pool", r);
+    pool_open_ = &family(BuildGauge(), "postern_backend_pool_connections", "Connections an sql or ldap pool has open", r);
+    pool_busy_conns_ = &family(BuildGauge(), "postern_backend_pool_busy_connections",
+                               "Connections of an sql or ldap pool serving a request now", r);
+    pool_up_ = &family(BuildGauge(), "postern_backend_pool_up",
+                       "0 while every server of an sql or ldap pool refuses connections, else 1", r);
+    pool_connects_ = &family(BuildCounter(), "postern_backend_pool_connects_total",
+                             "Connections an sql or ldap pool opened (first ones and reconnects)", r);
+    pool_connect_failures_ = &family(BuildCounter(), "postern_backend_pool_connect_failures_total",
+                                     "Connection attempts of an sql or ldap pool that reached no server", r);
+    pool_lost_ = &family(BuildCounter(), "postern_backend_pool_connections_lost_total",
+                         "Connections of an sql or ldap pool that broke in use", r);
+    http_sockets_ = &family(BuildGauge(), "postern_http_connections",
+                            "Connections of the HTTP client (http passdb) open now", r).Add({});
+    http_transfers_ = &family(BuildCounter(), "postern_http_requests_total", "HTTP requests finished", r).Add({});
+    http_new_connections_ = &family(BuildCounter(), "postern_http_connects_total",
+                                    "Connections the HTTP client opened (not reused)", r).Add({});
+    http_connect_failures_ = &family(BuildCounter(), "postern_http_connect_failures_total",
+                                     "HTTP requests that reached no server", r).Add({});
     cpu_seconds_ = &family(BuildCounter(), "process_cpu_seconds_total", "User and system CPU time", r).Add({});
     resident_bytes_ = &family(BuildGauge(), "process_resident_memory_bytes", "Resident memory", r).Add({});
     virtual_bytes_ = &family(BuildGauge(), "process_virtual_memory_bytes", "Virtual memory", r).Add({});
@@ -214,6 +233,72 @@ void Metrics::refresh(const Snapshot& s) {
     pool_queue_max_->Set(static_cast<double>(s.pool_queue_max));
     advance(pool_refused_, static_cast<double>(s.pool_refused));
     advance(pool_jobs_, static_cast<double>(s.pool_jobs));
+}
+
+void Metrics::config_reload(std::uint64_t generation, bool ok) {
+    config_generation_->Set(static_cast<double>(generation));
+    reload_success_->Set(ok ? 1 : 0);
+    if (ok) reload_time_->Set(static_cast<double>(std::time(nullptr)));
+}
+
+void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const http::Stats& http) {
+    struct Sum {
+        std::string kind, name;
+        double size = 0, open = 0, busy = 0, connects = 0, failures = 0, lost = 0;
+        bool up = false;
+    };
+    std::unordered_map<std::string, Sum> now;
+    for (const auto& p : pools) {
+        auto& s = now[p.kind + '\x1f' + p.name];
+        s.kind = p.kind;
+        s.name = p.name;
+        s.size += p.size;
+        s.open += p.open;
+        s.busy += p.busy;
+        s.connects += static_cast<double>(p.connects);
+        s.failures += static_cast<double>(p.connect_failures);
+        s.lost += static_cast<double>(p.lost);
+        s.up = s.up || !p.down;
+    }
+    // Series of pools that are gone (a reload dropped them) go too.
+    for (auto it = pool_series_.begin(); it != pool_series_.end();) {
+        if (now.count(it->first)) {
+            ++it;
+            continue;
+        }
+        const auto& ps = it->second;
+        pool_size_->Remove(ps.size);
+        pool_open_->Remove(ps.open);
+        pool_busy_conns_->Remove(ps.busy);
+        pool_up_->Remove(ps.up);
+        pool_connects_->Remove(ps.connects);
+        pool_connect_failures_->Remove(ps.failures);
+        pool_lost_->Remove(ps.lost);
+        it = pool_series_.erase(it);
+    }
+    for (const auto& [key, s] : now) {
+        auto it = pool_series_.find(key);
+        if (it == pool_series_.end()) {
+            const prometheus::Labels l{{"kind", s.kind}, {"pool", s.name}};
+            it = pool_series_
+                     .emplace(key, PoolSeries{&pool_size_->Add(l), &pool_open_->Add(l), &pool_busy_conns_->Add(l),
+                                              &pool_up_->Add(l), &pool_connects_->Add(l),
+                                              &pool_connect_failures_->Add(l), &pool_lost_->Add(l)})
+                     .first;
+        }
+        auto& ps = it->second;
+        ps.size->Set(s.size);
+        ps.open->Set(s.open);
+        ps.busy->Set(s.busy);
+        ps.up->Set(s.up ? 1 : 0);
+        advance(ps.connects, s.connects);
+        advance(ps.failures, s.failures);
+        advance(ps.lost, s.lost);
+    }
+    http_sockets_->Set(static_cast<double>(http.sockets));
+    advance(http_transfers_, static_cast<double>(http.transfers));
+    advance(http_new_connections_, static_cast<double>(http.new_connections));
+    advance(http_connect_failures_, static_cast<double>(http.connect_failures));
 }
 
 void Metrics::listener_connections(const std::string& listener, config::Role role, long long open, long long limit) {

@@ -19,7 +19,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "backends/pool.hpp"
 #include "config/config.hpp"
+#include "util/http_client.hpp"
 
 namespace postern::auth {
 
@@ -60,6 +62,13 @@ public:
         std::uint64_t pool_refused = 0, pool_jobs = 0;
     };
     void refresh(const Snapshot& s);
+    // A configuration reload: the generation now serving, and whether the
+    // reload succeeded (the success time is set only then).
+    void config_reload(std::uint64_t generation, bool ok);
+    // Scrape time: the sql and ldap connection pools alive now (pools of
+    // the same name, an old generation's and its successor's during a
+    // reload, add up) and the HTTP client's connections.
+    void backend_pools(const std::vector<backend::PoolStats>& pools, const http::Stats& http);
     // Connections open on a listener now ("unix:/path", role).
     void listener_connections(const std::string& listener, config::Role role, long long open, long long limit);
     // The text exposition of every metric, after refresh() and /proc/self.
@@ -95,6 +104,15 @@ private:
     prometheus::Gauge *pool_threads_, *pool_busy_, *pool_queued_, *pool_queue_max_;
     prometheus::Counter *pool_refused_, *pool_jobs_;
     prometheus::Gauge *config_generation_, *reload_success_, *reload_time_;
+    prometheus::Family<prometheus::Gauge> *pool_size_, *pool_open_, *pool_busy_conns_, *pool_up_;
+    prometheus::Family<prometheus::Counter> *pool_connects_, *pool_connect_failures_, *pool_lost_;
+    struct PoolSeries {
+        prometheus::Gauge *size, *open, *busy, *up;
+        prometheus::Counter *connects, *failures, *lost;
+    };
+    std::unordered_map<std::string, PoolSeries> pool_series_;  // by kind and name
+    prometheus::Gauge* http_sockets_;
+    prometheus::Counter *http_transfers_, *http_new_connections_, *http_connect_failures_;
     prometheus::Counter* cpu_seconds_;
     prometheus::Gauge *resident_bytes_, *virtual_bytes_, *open_fds_, *max_fds_, *start_time_;
     // Label children by joined label values: looked up once per label set,

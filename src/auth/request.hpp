@@ -85,6 +85,9 @@ private:
 
     asio::any_io_executor ex_;
     Engine& engine_;
+    // The generation this request started on stays alive (a reload does not
+    // change a request in flight); null when the engine is not shared-owned.
+    std::shared_ptr<Engine> engine_pin_;
     // Weak: the connection keeps its requests, not the other way round, so
     // a request still in a backend when the daemon stops leaves no cycle.
     // A connection that is gone hears nothing.

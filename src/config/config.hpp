@@ -30,6 +30,7 @@ struct Listener {
     bool trusted = false;             // honour the client's no-penalty flag
     std::string name;                 // matches a systemd-passed socket's FileDescriptorName=
     std::string describe() const;     // "unix:/path" / "tcp:host:port"
+    bool operator==(const Listener&) const = default;
 };
 
 // [cache]: see src/auth/cache.hpp.
@@ -40,6 +41,7 @@ struct CacheSettings {
     std::size_t max_bytes = 16u << 20;
     bool serve_stale = false;     // answer from an expired positive entry while the backend temp-fails
     Duration stale_max_age = std::chrono::hours(1);  // past expiry that a stale entry may still serve
+    bool operator==(const CacheSettings&) const = default;
 };
 
 // [penalty]: see src/auth/penalty.hpp.
@@ -54,6 +56,7 @@ struct PenaltySettings {
     bool ignore_repeated_password = true;  // the same wrong password again does not escalate
     // Never penalised (CIDR): local clients such as webmail share one address.
     std::vector<std::string> exempt{"127.0.0.0/8", "::1/128"};
+    bool operator==(const PenaltySettings&) const = default;
 };
 
 // [metrics]: the Prometheus text endpoint (see server/metrics_server.hpp).
@@ -62,6 +65,7 @@ struct MetricsSettings {
     Listener listener;                     // type Unix (path, mode) or Tcp (host, port)
     // Peers allowed on a TCP listener (CIDR); the default is loopback only.
     std::vector<std::string> allow{"127.0.0.0/8", "::1/128"};
+    bool operator==(const MetricsSettings&) const = default;
 };
 
 struct Driver {

@@ -58,6 +58,10 @@ public:
     // Element i of an array of tables ([[path.key]]); nullopt past the end.
     std::optional<Section> array_table(std::string_view key, std::size_t i) const;
 
+    // Same keys and values (where they stand in the file aside).
+    bool same_settings(const Section& other) const {
+        return table_ && other.table_ ? *table_ == *other.table_ : table_ == other.table_;
+    }
     // Every key not in `known` is an error (catches typos).
     void reject_unknown(std::initializer_list<std::string_view> known) const;
 

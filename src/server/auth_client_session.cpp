@@ -26,12 +26,12 @@ std::string make_cookie() {
 
 }  // namespace
 
-AuthClientSession::AuthClientSession(Socket socket, auth::Engine& engine, const config::Listener& listener,
+AuthClientSession::AuthClientSession(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener,
                                      std::string peer, std::shared_ptr<const void> slot)
     : socket_(std::move(socket)), engine_(engine), listener_(listener), peer_(std::move(peer)), slot_(std::move(slot)),
       wake_(socket_.get_executor()), handshake_done_(socket_.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
-    cuid_ = engine_.next_cuid();
+    cuid_ = engine_->next_cuid();
     origin_.role = listener_.role;
     origin_.trusted = listener_.trusted;
     origin_.cookie = make_cookie();
@@ -41,7 +41,7 @@ AuthClientSession::AuthClientSession(Socket socket, auth::Engine& engine, const 
 void AuthClientSession::start() {
     // The whole handshake goes out at once, without waiting for the client:
     // Exim waits for DONE before it says anything.
-    send(protocol::format_handshake(engine_.adverts(), static_cast<unsigned long>(::getpid()), cuid_, origin_.cookie));
+    send(protocol::format_handshake(engine_->adverts(), static_cast<unsigned long>(::getpid()), cuid_, origin_.cookie));
     auto self = shared_from_this();
     asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, LogExceptions{"auth-client writer"});
     asio::co_spawn(socket_.get_executor(), [self] { return self->reader(); }, LogExceptions{"auth-client reader"});
@@ -54,7 +54,7 @@ void AuthClientSession::close(std::string_view why) {
     closed_ = true;
     if (!why.empty()) log::info("auth-client {}: closing connection: {}", peer_, why);
     if (owns_cpid_) {
-        engine_.logins().release_cpid(origin_.client_pid);
+        engine_->logins().release_cpid(origin_.client_pid);
         owns_cpid_ = false;
     }
     asio::error_code ec;
@@ -117,7 +117,7 @@ asio::awaitable<void> AuthClientSession::writer() {
 
 asio::awaitable<void> AuthClientSession::watch_handshake() {
     auto self = shared_from_this();
-    const bool done = co_await with_deadline(handshake_done_.wait(), Clock::now() + engine_.config().handshake_timeout);
+    const bool done = co_await with_deadline(handshake_done_.wait(), Clock::now() + engine_->config().handshake_timeout);
     if (!done && !closed_) close("handshake not completed in time");
 }
 
@@ -190,7 +190,7 @@ void AuthClientSession::on_cpid(unsigned long pid) {
     // One live connection per login process: a second one with the same pid
     // could replace the first one's pending logins.
     std::string holder;
-    if (!engine_.logins().claim_cpid(pid, peer_, holder)) {
+    if (!engine_->logins().claim_cpid(pid, peer_, holder)) {
         log::warning("auth-client {}: CPID {} is already in use by connection {}; refusing the new connection", peer_,
                      pid, holder);
         return close("");
@@ -201,10 +201,10 @@ void AuthClientSession::on_cpid(unsigned long pid) {
 void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
     if (requests_.count(cmd.id)) return close("AUTH with an id already in use");
     if (requests_.size() >= kMaxRequestsPerConnection) return close("too many requests in flight");
-    const mech::MechInfo* mech = engine_.enabled_mech(cmd.mechanism);
+    const mech::MechInfo* mech = engine_->enabled_mech(cmd.mechanism);
     if (!mech) {
         log::info("auth-client {}: unsupported mechanism \"{}\"", peer_, log::safe(cmd.mechanism, 32));
-        engine_.metrics().protocol_error(listener_.role, "auth_mech_invalid");
+        engine_->metrics().protocol_error(listener_.role, "auth_mech_invalid");
         send(protocol::format_fail(cmd.id, {{"code", "auth_mech_invalid"}, {"reason", "Unsupported authentication mechanism"}}));
         return;
     }
@@ -213,13 +213,13 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
         // An empty resp= from a minor-0 client (Postfix, Exim) means "none".
         auto decoded = base64_decode(*cmd.resp);
         if (!decoded) {
-            engine_.metrics().protocol_error(listener_.role, "invalid_base64");
+            engine_->metrics().protocol_error(listener_.role, "invalid_base64");
             send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in initial response"}}));
             return;
         }
         initial = std::move(*decoded);
     }
-    auto req = std::make_shared<auth::Request>(socket_.get_executor(), engine_, shared_from_this(), origin_, cmd.id,
+    auto req = std::make_shared<auth::Request>(socket_.get_executor(), *engine_, shared_from_this(), origin_, cmd.id,
                                                *mech, std::move(cmd.params));
     requests_[cmd.id] = req;
     req->start(std::move(initial));
@@ -241,7 +241,7 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
     if (!decoded) {
         req->cancel();
         requests_.erase(it);
-        engine_.metrics().protocol_error(listener_.role, "invalid_base64");
+        engine_->metrics().protocol_error(listener_.role, "invalid_base64");
         send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in continued response"}}));
         return;
     }

@@ -35,7 +35,7 @@ inline constexpr std::size_t kMaxQueuedOutput = 1 << 20;
 class AuthClientSession : public auth::ReplyPort, public std::enable_shared_from_this<AuthClientSession> {
 public:
     // slot: held for the session's lifetime so the listener can count its connections.
-    AuthClientSession(Socket socket, auth::Engine& engine, const config::Listener& listener, std::string peer,
+    AuthClientSession(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener, std::string peer,
                       std::shared_ptr<const void> slot);
     void start();
     void close(std::string_view why);
@@ -57,7 +57,7 @@ private:
     void send(std::string line);
 
     Socket socket_;
-    auth::Engine& engine_;
+    auth::CurrentEngine& engine_;  // each AUTH uses the engine current then
     const config::Listener& listener_;
     std::string peer_;
     std::shared_ptr<const void> slot_;

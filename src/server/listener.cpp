@@ -177,20 +177,24 @@ Result<Listener::Acceptor> adopt(asio::io_context& io, const config::Listener& l
     return acc;
 }
 
+struct SessionHold {
+    std::shared_ptr<const void> slot;
+    std::shared_ptr<const config::Listener> cfg;
+};
+
 }  // namespace
 
-void Listener::start(auth::Engine& engine) {
+void Listener::start(auth::CurrentEngine& engine) {
     asio::co_spawn(acceptor_.get_executor(), accept_loop(engine), LogExceptions{"listener"});
 }
 
 void Listener::stop() {
     asio::error_code ec;
     acceptor_.close(ec);
-    if (cfg_.type == config::Listener::Type::Unix && !passed_) ::unlink(cfg_.path.c_str());
+    if (cfg_->type == config::Listener::Type::Unix && !passed_) ::unlink(cfg_->path.c_str());
 }
 
-asio::awaitable<void> Listener::accept_loop(auth::Engine& engine) {
-    const long long limit = cfg_.max_connections > 0 ? cfg_.max_connections : kDefaultMaxConnections;
+asio::awaitable<void> Listener::accept_loop(auth::CurrentEngine& engine) {
     std::size_t n = 0;
     for (;;) {
         asio::error_code ec;
@@ -198,23 +202,28 @@ asio::awaitable<void> Listener::accept_loop(auth::Engine& engine) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
         if (ec) {
             // EMFILE and friends: back off briefly instead of spinning.
-            log::warning("{}: accept: {}", cfg_.describe(), ec.message());
+            log::warning("{}: accept: {}", cfg_->describe(), ec.message());
             asio::steady_timer t(acceptor_.get_executor(), std::chrono::milliseconds(100));
             co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;
         }
+        const long long limit = cfg_->max_connections > 0 ? cfg_->max_connections : kDefaultMaxConnections;
         if (slot_.use_count() - 1 >= limit) {
-            log::warning("{}: connection limit ({}) reached; refusing a connection", cfg_.describe(), limit);
+            log::warning("{}: connection limit ({}) reached; refusing a connection", cfg_->describe(), limit);
             sock.close(ec);
             continue;
         }
-        std::string peer = cfg_.describe() + "#" + std::to_string(++n);
-        if (cfg_.role == config::Role::Client || cfg_.role == config::Role::Login) {
-            std::make_shared<AuthClientSession>(std::move(sock), engine, cfg_, std::move(peer), slot_)->start();
-        } else if (cfg_.role == config::Role::Saslauthd) {
-            start_saslauthd_session(std::move(sock), engine, cfg_, std::move(peer), slot_);
+        std::string peer = cfg_->describe() + "#" + std::to_string(++n);
+        // What the session holds: a count for the limit and its settings,
+        // which a reload does not take away from under it.
+        const auto& cfg = *cfg_;
+        std::shared_ptr<const void> hold = std::make_shared<const SessionHold>(SessionHold{slot_, cfg_});
+        if (cfg.role == config::Role::Client || cfg.role == config::Role::Login) {
+            std::make_shared<AuthClientSession>(std::move(sock), engine, cfg, std::move(peer), std::move(hold))->start();
+        } else if (cfg.role == config::Role::Saslauthd) {
+            start_saslauthd_session(std::move(sock), engine, cfg, std::move(peer), std::move(hold));
         } else {
-            start_master_session(std::move(sock), engine, cfg_, std::move(peer), slot_);
+            start_master_session(std::move(sock), engine, cfg, std::move(peer), std::move(hold));
         }
     }
 }
@@ -266,6 +275,37 @@ Result<std::vector<std::unique_ptr<Listener>>> bind_all(asio::io_context& io, co
         out.push_back(std::make_unique<Listener>(std::move(*acc), l));
     }
     return out;
+}
+
+bool same_socket(const config::Listener& a, const config::Listener& b) {
+    if (a.type != b.type) return false;
+    if (a.type == config::Listener::Type::Unix) return a.path == b.path;
+    return a.host == b.host && a.port == b.port;
+}
+
+Result<std::unique_ptr<Listener>> bind_one(asio::io_context& io, const config::Listener& l) {
+    auto acc = l.type == config::Listener::Type::Unix ? bind_unix(io, l) : bind_tcp(io, l);
+    if (!acc) return fail(acc.error().message);
+    return std::make_unique<Listener>(std::move(*acc), l);
+}
+
+void Listener::reconfigure(const config::Listener& cfg) {
+    const config::Listener old = *cfg_;
+    cfg_ = std::make_shared<const config::Listener>(cfg);
+    if (cfg.type != config::Listener::Type::Unix || passed_) return;
+    if (cfg.user != old.user || cfg.group != old.group) {
+        std::optional<uid_t> uid;
+        std::optional<gid_t> gid;
+        if (!cfg.user.empty() && !(uid = lookup_uid(cfg.user)))
+            log::error("{}: unknown user \"{}\"; owner left as it was", cfg.describe(), log::safe(cfg.user));
+        else if (!cfg.group.empty() && !(gid = lookup_gid(cfg.group)))
+            log::error("{}: unknown group \"{}\"; owner left as it was", cfg.describe(), log::safe(cfg.group));
+        else if ((uid || gid) &&
+                 ::chown(cfg.path.c_str(), uid ? *uid : static_cast<uid_t>(-1), gid ? *gid : static_cast<gid_t>(-1)) != 0)
+            log::error("{}: chown: {}; owner left as it was", cfg.describe(), std::strerror(errno));
+    }
+    if (cfg.mode.value_or(0600) != old.mode.value_or(0600) && ::chmod(cfg.path.c_str(), cfg.mode.value_or(0600)) != 0)
+        log::error("{}: chmod: {}; mode left as it was", cfg.describe(), std::strerror(errno));
 }
 
 }  // namespace postern::server

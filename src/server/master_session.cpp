@@ -39,11 +39,11 @@ bool master_command_allowed(config::Role role, std::string_view command) {
 namespace {
 
 struct MasterState {
-    MasterState(Socket s, auth::Engine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
+    MasterState(Socket s, auth::CurrentEngine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
         : socket(std::move(s)), engine(e), listener(l), peer(std::move(p)), slot(std::move(sl)),
           version_seen(socket.get_executor()) {}
     Socket socket;
-    auth::Engine& engine;
+    auth::CurrentEngine& engine;
     const config::Listener& listener;
     std::string peer;
     std::shared_ptr<const void> slot;
@@ -100,10 +100,10 @@ std::shared_ptr<auth::RequestInfo> lookup_info(std::string user, std::string ori
 }
 
 asio::awaitable<std::string> do_user(StatePtr st, protocol::LookupCmd cmd) {
-    auto user = st->engine.normalize_user(cmd.user);
+    auto user = st->engine->normalize_user(cmd.user);
     if (!user) co_return protocol::format_notfound(cmd.id);
     auto info = lookup_info(*user, cmd.user, std::move(cmd.params));
-    backend::UserResult r = co_await st->engine.lookup_user(info);
+    backend::UserResult r = co_await st->engine->lookup_user(info);
     switch (r.status) {
         case backend::UserStatus::Found: break;
         case backend::UserStatus::NotFound: co_return protocol::format_notfound(cmd.id);
@@ -124,10 +124,10 @@ asio::awaitable<std::string> do_user(StatePtr st, protocol::LookupCmd cmd) {
 
 asio::awaitable<std::string> do_pass(StatePtr st, protocol::LookupCmd cmd) {
     using backend::PassStatus;
-    auto user = st->engine.normalize_user(cmd.user);
+    auto user = st->engine->normalize_user(cmd.user);
     if (!user) co_return protocol::format_notfound(cmd.id);
     auto info = lookup_info(*user, cmd.user, std::move(cmd.params));
-    backend::PassResult r = co_await st->engine.lookup_pass(info);
+    backend::PassResult r = co_await st->engine->lookup_pass(info);
     switch (r.status) {
         case PassStatus::Ok: break;
         case PassStatus::UnknownUser:
@@ -157,7 +157,7 @@ asio::awaitable<std::string> do_list(StatePtr st, protocol::ListCmd cmd) {
     st->list_seen = 0;
     // Not a coroutine itself: each call hands back list_one's awaitable.
     backend::Userdb::IterSink sink = [st](std::string user) { return list_one(st, std::move(user)); };
-    backend::IterStatus status = co_await st->engine.iterate_users(std::move(sink));
+    backend::IterStatus status = co_await st->engine->iterate_users(std::move(sink));
     std::string tail = std::move(st->list_out);
     st->list_out.clear();
     st->list_mask.clear();
@@ -175,7 +175,7 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
                      *cmd.session_pid, *st->peer_pid);
         co_return protocol::format_master_fail(cmd.id);
     }
-    auto login = st->engine.logins().redeem(cmd.client_pid, cmd.auth_id, cmd.cookie);
+    auto login = st->engine->logins().redeem(cmd.client_pid, cmd.auth_id, cmd.cookie);
     if (!login) {
         log::info("auth-master {}: REQUEST {}: no pending login for pid {} id {} with that cookie", st->peer, cmd.id,
                   cmd.client_pid, cmd.auth_id);
@@ -186,7 +186,7 @@ asio::awaitable<std::string> do_request(StatePtr st, protocol::RequestCmd cmd) {
     info->client_pid = cmd.client_pid;
     info->prefetch = std::move(login->userdb);
     info->passdb_checked = true;
-    backend::UserResult r = co_await st->engine.lookup_user(info);
+    backend::UserResult r = co_await st->engine->lookup_user(info);
     switch (r.status) {
         case backend::UserStatus::Found: break;
         case backend::UserStatus::NotFound:
@@ -248,14 +248,14 @@ asio::awaitable<std::string> dispatch(const StatePtr& st, protocol::MasterComman
     if (auto* c = std::get_if<protocol::RequestCmd>(&cmd)) return do_request(st, std::move(*c));
     const auto& flush = std::get<protocol::CacheFlushCmd>(cmd);
     // No users: everything, and the backends re-check their sources too.
-    if (flush.users.empty()) st->engine.invalidate_backends();
-    const std::size_t n = st->engine.flush_cache(flush.users);
+    if (flush.users.empty()) st->engine->invalidate_backends();
+    const std::size_t n = st->engine->flush_cache(flush.users);
     log::info("auth-master {}: cache flushed ({} entries{})", st->peer, n, flush.users.empty() ? ", all users" : "");
     return ready(protocol::format_cache_flushed(flush.id, n));
 }
 
 asio::awaitable<void> watch_handshake(StatePtr st) {
-    const bool seen = co_await with_deadline(st->version_seen.wait(), Clock::now() + st->engine.config().handshake_timeout);
+    const bool seen = co_await with_deadline(st->version_seen.wait(), Clock::now() + st->engine->config().handshake_timeout);
     if (!seen && !st->got_version && st->socket.is_open()) {
         log::info("auth-master {}: no VERSION in time; closing", st->peer);
         asio::error_code ec;
@@ -308,7 +308,7 @@ asio::awaitable<void> run_master(StatePtr st) {
 
 }  // namespace
 
-void start_master_session(Socket socket, auth::Engine& engine, const config::Listener& listener, std::string peer,
+void start_master_session(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener, std::string peer,
                           std::shared_ptr<const void> slot) {
     auto st = std::make_shared<MasterState>(std::move(socket), engine, listener, std::move(peer), std::move(slot));
     if (listener.type == config::Listener::Type::Unix) {

@@ -24,7 +24,7 @@ using protocol::kMasterMaxLine;
 // Whether a listener of this role serves the command (by wire name).
 bool master_command_allowed(config::Role role, std::string_view command);
 
-void start_master_session(Socket socket, auth::Engine& engine, const config::Listener& listener, std::string peer,
+void start_master_session(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener, std::string peer,
                           std::shared_ptr<const void> slot);
 
 }  // namespace postern::server

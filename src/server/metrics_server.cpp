@@ -182,7 +182,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::bind(asio::io_context& io,
     return std::make_unique<MetricsServer>(std::move(acc), cfg);
 }
 
-void MetricsServer::start(auth::Engine& engine, const std::vector<std::unique_ptr<Listener>>& listeners) {
+void MetricsServer::start(const auth::CurrentEngine& engine, const std::vector<std::unique_ptr<Listener>>& listeners) {
     engine_ = &engine;
     listeners_ = &listeners;
     asio::co_spawn(acceptor_.get_executor(), accept_loop(), LogExceptions{"metrics listener"});
@@ -212,9 +212,10 @@ bool MetricsServer::allowed(const asio::generic::stream_protocol::endpoint& peer
 }
 
 std::string MetricsServer::scrape() {
-    auth::Metrics& m = engine_->metrics();
+    auth::Engine& engine = **engine_;
+    auth::Metrics& m = engine.metrics();
     auth::Metrics::Snapshot s;
-    if (auto* cache = engine_->cache()) {
+    if (auto* cache = engine.cache()) {
         const auto& st = cache->stats();
         s.cache_enabled = true;
         s.cache_hits = st.hits;
@@ -225,8 +226,8 @@ std::string MetricsServer::scrape() {
         s.cache_bytes = st.bytes;
         s.cache_max_bytes = cache->settings().max_bytes;
     }
-    s.penalty_tracked = engine_->penalty_tracked();
-    BlockingPool& pool = engine_->pool();
+    s.penalty_tracked = engine.penalty_tracked();
+    BlockingPool& pool = engine.pool();
     s.pool_threads = pool.threads();
     s.pool_busy = pool.busy();
     s.pool_queued = pool.queued();
@@ -234,6 +235,9 @@ std::string MetricsServer::scrape() {
     s.pool_refused = pool.refused();
     s.pool_jobs = pool.completed();
     m.refresh(s);
+    std::vector<backend::PoolStats> pools;
+    for (const auto* p : backend::live_pools()) pools.push_back(p->stats());
+    m.backend_pools(pools, http::stats());
     for (const auto& l : *listeners_) {
         const long long limit = l->config().max_connections > 0 ? l->config().max_connections : kDefaultMaxConnections;
         m.listener_connections(l->config().describe(), l->config().role, l->open_connections(), limit);

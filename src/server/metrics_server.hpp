@@ -38,8 +38,9 @@ public:
     // Binds the socket (as root, before privileges are dropped); an error
     // names the [metrics] listen address.
     static Result<std::unique_ptr<MetricsServer>> bind(asio::io_context& io, const config::MetricsSettings& cfg);
-    // Serves until stop(). `listeners` (for connection counts) must outlive it.
-    void start(auth::Engine& engine, const std::vector<std::unique_ptr<Listener>>& listeners);
+    // Serves until stop(). `engine` and `listeners` (for connection counts)
+    // must outlive it; a reload changes what they hold, not where they are.
+    void start(const auth::CurrentEngine& engine, const std::vector<std::unique_ptr<Listener>>& listeners);
     void stop();
     std::string describe() const { return cfg_.listener.describe(); }
 
@@ -55,7 +56,7 @@ private:
     Acceptor acceptor_;
     const config::MetricsSettings& cfg_;
     std::vector<Network> allow_;
-    auth::Engine* engine_ = nullptr;
+    const auth::CurrentEngine* engine_ = nullptr;
     const std::vector<std::unique_ptr<Listener>>* listeners_ = nullptr;
     std::shared_ptr<const void> slot_ = std::make_shared<char>(0);
 };

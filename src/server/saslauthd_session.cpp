@@ -20,11 +20,11 @@ namespace sa = protocol::saslauthd;
 
 // The connection, and the reply port of its one request.
 struct SaslauthdConn : auth::ReplyPort, std::enable_shared_from_this<SaslauthdConn> {
-    SaslauthdConn(Socket s, auth::Engine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
+    SaslauthdConn(Socket s, auth::CurrentEngine& e, const config::Listener& l, std::string p, std::shared_ptr<const void> sl)
         : socket(std::move(s)), engine(e), listener(l), peer(std::move(p)), slot(std::move(sl)),
           answered(socket.get_executor()) {}
     Socket socket;
-    auth::Engine& engine;
+    auth::CurrentEngine& engine;
     const config::Listener& listener;
     std::string peer;
     std::shared_ptr<const void> slot;
@@ -73,7 +73,7 @@ asio::awaitable<bool> read_request(ConnPtr c) {
 }
 
 asio::awaitable<void> run(ConnPtr c) {
-    const Clock::duration limit = std::min<Clock::duration>(c->engine.config().request_timeout, kSaslauthdMaxReadTime);
+    const Clock::duration limit = std::min<Clock::duration>(c->engine->config().request_timeout, kSaslauthdMaxReadTime);
     auto read = co_await with_deadline(read_request(c), Clock::now() + limit);
     if (!read || !*read) {
         if (!read)
@@ -102,7 +102,7 @@ asio::awaitable<void> run(ConnPtr c) {
     origin.trusted = c->listener.trusted;
     origin.peer = c->peer;
     origin.log_mech = "saslauthd";
-    auto r = std::make_shared<auth::Request>(c->socket.get_executor(), c->engine, c, origin, 1,
+    auto r = std::make_shared<auth::Request>(c->socket.get_executor(), *c->engine, c, origin, 1,
                                              *mech::find("PLAIN"), std::move(params));
     std::string initial;
     initial.reserve(login.size() + req.password.size() + 2);
@@ -113,7 +113,7 @@ asio::awaitable<void> run(ConnPtr c) {
     r->start(std::move(initial));
     // The request answers within request_timeout plus its failure delay;
     // the margin only guards against a request that never does.
-    const auto& cfg = c->engine.config();
+    const auto& cfg = c->engine->config();
     const auto bound = Clock::now() + cfg.request_timeout + cfg.failure_delay + cfg.failure_delay_jitter +
                        std::chrono::seconds(5);
     if (!co_await with_deadline(c->answered.wait(), bound)) {
@@ -125,7 +125,7 @@ asio::awaitable<void> run(ConnPtr c) {
 
 }  // namespace
 
-void start_saslauthd_session(Socket socket, auth::Engine& engine, const config::Listener& listener, std::string peer,
+void start_saslauthd_session(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener, std::string peer,
                              std::shared_ptr<const void> slot) {
     auto c = std::make_shared<SaslauthdConn>(std::move(socket), engine, listener, std::move(peer), std::move(slot));
     auto ex = c->socket.get_executor();

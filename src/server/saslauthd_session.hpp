@@ -17,7 +17,7 @@ namespace postern::server {
 // client that holds connections open.
 inline constexpr auto kSaslauthdMaxReadTime = std::chrono::seconds(30);
 
-void start_saslauthd_session(Socket socket, auth::Engine& engine, const config::Listener& listener, std::string peer,
+void start_saslauthd_session(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener, std::string peer,
                              std::shared_ptr<const void> slot);
 
 }  // namespace postern::server

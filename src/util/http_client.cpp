@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 
@@ -40,6 +41,9 @@ std::string_view to_string(Outcome o) {
 }
 
 namespace {
+
+// stats(): counted on the loops of every client.
+std::atomic<std::uint64_t> g_transfers{0}, g_new_connections{0}, g_connect_failures{0};
 
 // Idle connections kept for reuse, over all servers of one io_context.
 constexpr long kMaxCachedConnections = 64;
@@ -320,6 +324,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     Response finish(Transfer& t) {
         Response r;
         r.outcome = classify(t.result, t.too_large);
+        long made = 0;
+        if (curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &made) == CURLE_OK && made > 0)
+            g_new_connections += static_cast<std::uint64_t>(made);
+        ++g_transfers;
+        if (r.outcome == Outcome::ConnectFailed) ++g_connect_failures;
         if (r.outcome == Outcome::Ok) {
             curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &r.status);
             r.body = std::move(t.response);
@@ -338,9 +347,25 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     std::map<CURL*, std::shared_ptr<Transfer>> transfers;
 };
 
+namespace {
+std::mutex g_clients_mutex;
+std::map<const void*, std::weak_ptr<HttpClient>> g_clients;
+}  // namespace
+
+Stats stats() {
+    Stats s;
+    s.transfers = g_transfers;
+    s.new_connections = g_new_connections;
+    s.connect_failures = g_connect_failures;
+    std::lock_guard lock(g_clients_mutex);
+    for (const auto& [key, weak] : g_clients)
+        if (auto c = weak.lock()) s.sockets += c->sockets();
+    return s;
+}
+
 std::shared_ptr<HttpClient> HttpClient::shared(const asio::any_io_executor& ex) {
-    static std::mutex mutex;
-    static std::map<const void*, std::weak_ptr<HttpClient>> clients;
+    auto& mutex = g_clients_mutex;
+    auto& clients = g_clients;
     const void* key = &asio::query(ex, asio::execution::context);
     std::lock_guard lock(mutex);
     for (auto it = clients.begin(); it != clients.end();) it = it->second.expired() ? clients.erase(it) : std::next(it);

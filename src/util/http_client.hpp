@@ -54,6 +54,15 @@ struct Response {
     std::string error;   // operator text when not Ok (libcurl's message; no secrets)
 };
 
+// Process-wide figures of every client (the metrics endpoint).
+struct Stats {
+    std::size_t sockets = 0;              // connections the clients' loops watch now
+    std::uint64_t transfers = 0;          // transfers finished (any outcome)
+    std::uint64_t new_connections = 0;    // connections opened (not reused from the cache)
+    std::uint64_t connect_failures = 0;   // transfers that reached no server
+};
+Stats stats();
+
 class HttpClient : public std::enable_shared_from_this<HttpClient> {
 public:
     // The client of the io_context behind `ex`, made on first use and shared

@@ -125,6 +125,37 @@ class NotifyTest(DaemonTestCase):
         c.auth_plain(1, "alice", ALICE_PASSWORD)
         self.assert_ok(c.reply(), 1, "alice")
 
+    def test_reload_that_changes_the_config_then_a_broken_one(self):
+        env = self.notify_env()
+        d, sock = self.start_notified(env)
+        first_ready = self.notify.wait_for(lambda m: m.get("READY") == "1")
+        c = self.connect(sock)
+        # A second listener: RELOADING=1, then READY=1 whose summary has it.
+        # (In a directory the daemon may write after dropping root.)
+        run = self.path("run")
+        os.makedirs(run)
+        os.chmod(run, 0o777)
+        extra = os.path.join(run, "auth2")
+        with open(d.config_path, "a", encoding="utf-8") as f:
+            f.write(f'\n[[listener]]\ntype = "unix"\npath = {toml_str(extra)}\nmode = "0666"\nrole = "client"\n')
+        os.kill(d.proc.pid, signal.SIGHUP)
+        reloading = self.notify.wait_for(lambda m: m.get("RELOADING") == "1")
+        ready = self.notify.wait_for(lambda m: m.get("READY") == "1" and m is not first_ready)
+        self.assertLess(self.notify.messages.index(reloading), self.notify.messages.index(ready))
+        self.assertIn("2 listeners", ready.get("STATUS", ""))
+        self.assertIn(f"unix:{extra} client", ready.get("STATUS", ""))
+        # A broken one: RELOADING=1, READY=1 again, STATUS says it failed.
+        with open(d.config_path, "a", encoding="utf-8") as f:
+            f.write("\n[auth]\nfailure_delay = 1\n")  # [auth] a second time
+        os.kill(d.proc.pid, signal.SIGHUP)
+        self.notify.wait_for(lambda m: m.get("RELOADING") == "1" and m is not reloading)
+        failed = self.notify.wait_for(lambda m: m.get("READY") == "1" and m is not first_ready and m is not ready)
+        self.assertIn("reload failed", failed.get("STATUS", ""))
+        self.assertIn("2 listeners", failed.get("STATUS", ""))
+        # The connection from before both reloads still answers.
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+
     def test_stopping_on_sigterm(self):
         env = self.notify_env()
         d, sock = self.start_notified(env)

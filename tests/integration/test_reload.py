@@ -1,0 +1,284 @@
+# SIGHUP reloads postern.conf without closing a connection: a persistent
+# auth-client connection sees the new passdb at its next AUTH, a broken
+# configuration leaves the old one serving (the log names file:line:key),
+# listeners are added and removed while the unchanged ones stay the same
+# socket, a login awaiting its REQUEST stays redeemable, the metrics count
+# generations, and many clients authenticating through several reloads get
+# every reply right with no connection closed.
+
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from harness import (ALICE_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase,
+                     MasterClient, b64, make_config, passwd_line, plain_payload, require_binaries,
+                     toml_str, write_file)
+from test_metrics import http_get, metrics_extra
+from test_master import master_config, users_text
+
+RELOAD_WAIT = 10.0
+
+
+def unix_listener(path, role="client", mode="0666"):
+    return ("\n[[listener]]\ntype = \"unix\"\n"
+            f"path = {toml_str(path)}\nmode = {toml_str(mode)}\nrole = {toml_str(role)}\n")
+
+
+class ReloadBase(DaemonTestCase):
+
+    def reload(self, d, config_text=None, expect_ok=True):
+        """Writes config_text (if any) over the daemon's config, sends SIGHUP
+        and waits for the reload's log line; returns the log text it added."""
+        if config_text is not None:
+            write_file(d.config_path, config_text)
+        before = d.stderr()
+        os.kill(d.proc.pid, signal.SIGHUP)
+        want = "reload: configuration generation" if expect_ok else "reload failed"
+        deadline = time.monotonic() + RELOAD_WAIT
+        while time.monotonic() < deadline:
+            added = d.stderr()[len(before):]
+            if "reload: configuration generation" in added or "reload failed" in added:
+                self.assertIn(want, added, added)
+                return added
+            time.sleep(0.02)
+        raise AssertionError("no reload line in the log:\n" + d.stderr()[len(before):])
+
+    def run_dir(self):
+        """A directory the daemon may still create sockets in after it has
+        dropped root (to nobody when the tests run as root)."""
+        path = self.path("run")
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, 0o777)
+        return path
+
+    def users(self, name, **passwords):
+        path = self.path(name)
+        write_file(path, "".join(passwd_line(u, "{PLAIN}" + p) for u, p in passwords.items()))
+        return path
+
+
+@require_binaries
+class ReloadTest(ReloadBase):
+
+    def test_passdb_change_on_a_persistent_connection(self):
+        sock = self.path("auth")
+        before = self.users("users-a", alice=ALICE_PASSWORD)
+        after = self.users("users-b", carol=NEW_PASSWORD)
+        d = self.start_daemon(make_config(sock, before))
+        c = self.connect(sock)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+        c.auth_plain(2, "carol", NEW_PASSWORD)
+        self.assert_fail(c.reply(), 2)
+        log = self.reload(d, make_config(sock, after))
+        self.assertIn("generation 2", log)
+        # The same connection: its next AUTH uses the new passdb.
+        c.auth_plain(3, "carol", NEW_PASSWORD)
+        self.assert_ok(c.reply(), 3, "carol")
+        c.auth_plain(4, "alice", ALICE_PASSWORD)
+        self.assert_fail(c.reply(), 4)
+        # The unix socket is the same one: no "listening on" for it.
+        self.assertNotIn("listening on", log)
+        self.assertNotIn("closed", log)
+
+    def test_broken_config_keeps_the_old_one(self):
+        sock = self.path("auth")
+        users = self.users("users", alice=ALICE_PASSWORD)
+        good = make_config(sock, users)
+        d = self.start_daemon(good)
+        c = self.connect(sock)
+        broken = good + "\n[cache]\nenabled = true\nttl = \"soon\"\n"
+        line = broken.split("\n").index('ttl = "soon"') + 1
+        log = self.reload(d, broken, expect_ok=False)
+        # file:line:key of the bad setting.
+        self.assertRegex(log, re.escape(f"{d.config_path}:{line}: cache.ttl"))
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+        fresh = self.connect(sock)
+        fresh.auth_plain(2, "alice", ALICE_PASSWORD)
+        self.assert_ok(fresh.reply(), 2, "alice")
+        # A backend that does not build is refused the same way.
+        bad_passdb = make_config(sock, self.path("missing-dir/users")).replace(
+            'driver = "passwd-file"', 'driver = "no-such-driver"', 1)
+        log = self.reload(d, bad_passdb, expect_ok=False)
+        self.assertIn(d.config_path + ":", log)
+        c.auth_plain(3, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 3, "alice")
+        # Fixed again: the next reload is generation 2 (failed ones do not count).
+        self.assertIn("generation 2", self.reload(d, good))
+
+    def test_listeners_added_and_removed(self):
+        users = self.users("users", alice=ALICE_PASSWORD)
+        run = self.run_dir()
+        a, b, c_path = (os.path.join(run, n) for n in "abc")
+        base = make_config(None, users)
+        d = self.start_daemon(base + unix_listener(a) + unix_listener(b))
+        ino_a = os.stat(a).st_ino
+        on_a = self.connect(a)
+        on_b = self.connect(b)
+        log = self.reload(d, base + unix_listener(a) + unix_listener(c_path))
+        self.assertIn(f"unix:{b} (client) closed", log)
+        self.assertIn(f"listening on unix:{c_path}", log)
+        # a is the same socket (same inode), b is gone, c accepts.
+        self.assertEqual(os.stat(a).st_ino, ino_a)
+        self.assertFalse(os.path.exists(b))
+        with self.assertRaises(OSError):
+            AuthClient(b)
+        on_c = self.connect(c_path)
+        # Every connection stays open, the one on the removed listener too.
+        for i, conn in enumerate((on_a, on_b, on_c, self.connect(a)), start=1):
+            conn.auth_plain(i, "alice", ALICE_PASSWORD)
+            self.assert_ok(conn.reply(), i, "alice")
+
+    def test_tcp_listener_kept_and_new_one_bound(self):
+        from harness import free_tcp_port
+        users = self.users("users", alice=ALICE_PASSWORD)
+        port, port2 = free_tcp_port(), free_tcp_port()
+        base = make_config(None, users)
+        tcp = lambda p: f'\n[[listener]]\ntype = "tcp"\naddress = "127.0.0.1:{p}"\nrole = "client"\n'
+        d = self.start_daemon(base + tcp(port))
+        c = self.connect(("127.0.0.1", port))
+        self.reload(d, base + tcp(port) + tcp(port2))
+        c2 = self.connect(("127.0.0.1", port2))
+        for i, conn in enumerate((c, c2, self.connect(("127.0.0.1", port))), start=1):
+            conn.auth_plain(i, "alice", ALICE_PASSWORD)
+            self.assert_ok(conn.reply(), i, "alice")
+
+    def test_new_listener_that_cannot_bind_keeps_the_old_config(self):
+        sock = self.path("auth")
+        users = self.users("users", alice=ALICE_PASSWORD)
+        other = self.users("other", carol=NEW_PASSWORD)
+        d = self.start_daemon(make_config(sock, users))
+        c = self.connect(sock)
+        # A path whose directory does not exist cannot be bound: the whole
+        # reload is refused, the passdb change included.
+        bad = make_config(sock, other) + unix_listener(self.path("no-such-dir/auth"))
+        log = self.reload(d, bad, expect_ok=False)
+        self.assertIn("no-such-dir/auth", log)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+
+    def test_metrics_generation_and_last_reload(self):
+        sock = self.path("auth")
+        msock = self.path("metrics")
+        users = self.users("users", alice=ALICE_PASSWORD)
+        good = make_config(sock, users) + metrics_extra(path=msock)
+        d = self.start_daemon(good)
+
+        def gauge(name):
+            status, _, body = http_get(msock)
+            self.assertEqual(status, 200)
+            m = re.search(rf"^{name} (\S+)$", body, re.M)
+            self.assertIsNotNone(m, name)
+            return float(m.group(1))
+
+        self.assertEqual(gauge("postern_config_generation"), 1)
+        self.assertEqual(gauge("postern_config_last_reload_successful"), 1)
+        t0 = gauge("postern_config_last_reload_success_timestamp_seconds")
+        time.sleep(1.1)
+        self.reload(d)
+        self.assertEqual(gauge("postern_config_generation"), 2)
+        self.assertEqual(gauge("postern_config_last_reload_successful"), 1)
+        t1 = gauge("postern_config_last_reload_success_timestamp_seconds")
+        self.assertGreater(t1, t0)
+        self.reload(d, good + "\n[auth]\n", expect_ok=False)  # a table defined twice
+        self.assertEqual(gauge("postern_config_generation"), 2)
+        self.assertEqual(gauge("postern_config_last_reload_successful"), 0)
+        self.assertEqual(gauge("postern_config_last_reload_success_timestamp_seconds"), t1)
+        self.reload(d, good)
+        self.assertEqual(gauge("postern_config_generation"), 3)
+        self.assertEqual(gauge("postern_config_last_reload_successful"), 1)
+
+
+@require_binaries
+class ReloadPendingLoginTest(ReloadBase):
+
+    def test_pending_login_redeemable_across_a_reload(self):
+        users = self.path("users")
+        write_file(users, users_text())
+        d = self.start_daemon(master_config(self.tmp, users))
+        login = AuthClient(self.path("login"))
+        self.addCleanup(login.close)
+        cpid = 4_000_000 + os.getpid() % 100000
+        login.handshake(cpid=cpid)
+        cookie = dict(l.split("\t", 1) for l in login.server_lines if l.startswith("COOKIE"))["COOKIE"]
+        login.auth(7, "PLAIN", "lip=127.0.0.1", "rip=127.0.0.1",
+                   resp=b64(plain_payload("alice", ALICE_PASSWORD)), service="imap")
+        ok = login.reply_for(7)
+        self.assertEqual(ok[:2], ["OK", "7"], ok)
+        m = MasterClient(self.path("master"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        # The same listeners, a different userdb field: the reload happens
+        # between the login's OK and its REQUEST.
+        self.reload(d, master_config(self.tmp, users).replace('level = "debug"', 'level = "info"'))
+        m.send_line("REQUEST", "1", str(cpid), "7", cookie)
+        r = m.reply_for(1)
+        self.assertEqual(r[:3], ["USER", "1", "alice"], r)
+        self.assertIn("uid=5000", r)
+
+
+@require_binaries
+class ReloadUnderLoadTest(ReloadBase):
+    """Clients authenticating without pause while the daemon reloads: every
+    reply is the right one and no connection closes."""
+
+    CLIENTS = 8
+    RELOADS = 6
+
+    def test_no_lost_reply_no_wrong_ok_no_closed_connection(self):
+        sock = self.path("auth")
+        users = self.users("users", alice=ALICE_PASSWORD)
+        spare = os.path.join(self.run_dir(), "spare")
+        base = make_config(sock, users)
+        d = self.start_daemon(base)
+        stop = threading.Event()
+        errors = []
+        counts = [0] * self.CLIENTS
+
+        def client(n):
+            try:
+                c = AuthClient(sock)
+                c.handshake()
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    right = i % 3 != 0
+                    c.auth_plain(i, "alice", ALICE_PASSWORD if right else WRONG_PASSWORD)
+                    r = c.reply()
+                    want = "OK" if right else "FAIL"
+                    if r[:2] != [want, str(i)]:
+                        errors.append(f"client {n} request {i}: expected {want}, got {r}")
+                        return
+                    counts[n] += 1
+                c.close()
+            except (Closed, OSError) as e:
+                errors.append(f"client {n}: connection lost: {e!r}")
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(self.CLIENTS)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(self.RELOADS):
+                time.sleep(0.3)
+                # Alternate: a second listener comes and goes, the penalty
+                # and the cache settings change, the passdb is rebuilt.
+                extra = unix_listener(spare) if k % 2 == 0 else "\n[cache]\nenabled = true\n"
+                self.reload(d, base + extra)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        self.assertEqual(errors, [])
+        self.assertTrue(all(n > 0 for n in counts), counts)
+        self.assertIn(f"generation {self.RELOADS + 1} serving", d.stderr())
+        self.assertTrue(d.alive())
+
+
+if __name__ == "__main__":
+    unittest.main()
