@@ -34,6 +34,7 @@ struct ConnectJob {
     std::shared_ptr<const LdapFile> file;
     std::string uri;
     std::chrono::milliseconds timeout;
+    bool sasl_bind = false;  // authenticate with the file's SASL settings
 };
 
 struct ConnectOutcome {
@@ -70,6 +71,37 @@ int deref_value(Deref d) {
         case Deref::Always: return LDAP_DEREF_ALWAYS;
     }
     return LDAP_DEREF_NEVER;
+}
+
+// Cyrus SASL's interaction record and callback ids (<sasl/sasl.h>, whose
+// values are part of its ABI; the header is not needed otherwise).
+struct SaslInteract {
+    unsigned long id;
+    const char* challenge;
+    const char* prompt;
+    const char* defresult;
+    const void* result;
+    unsigned len;
+};
+constexpr unsigned long kSaslCbListEnd = 0, kSaslCbUser = 0x4001, kSaslCbAuthname = 0x4002, kSaslCbPass = 0x4004,
+                        kSaslCbGetrealm = 0x4008;
+
+// Answers the SASL library's questions from the file: dn is the
+// authentication id, dnpass its password, sasl_authz_id the identity to
+// act as, sasl_realm the realm; anything else gets its default.
+int sasl_interact(LDAP*, unsigned, void* defaults, void* in) {
+    const auto& f = *static_cast<const LdapFile*>(defaults);
+    for (auto* i = static_cast<SaslInteract*>(in); i->id != kSaslCbListEnd; ++i) {
+        const std::string* v = nullptr;
+        if (i->id == kSaslCbAuthname) v = &f.dn;
+        else if (i->id == kSaslCbPass) v = &f.dnpass;
+        else if (i->id == kSaslCbUser) v = &f.sasl_authz_id;
+        else if (i->id == kSaslCbGetrealm) v = &f.sasl_realm;
+        const char* text = v && !v->empty() ? v->c_str() : (i->defresult ? i->defresult : "");
+        i->result = text;
+        i->len = static_cast<unsigned>(std::strlen(text));
+    }
+    return LDAP_SUCCESS;
 }
 
 // Runs on the blocking pool: everything libldap cannot do without blocking.
@@ -118,6 +150,14 @@ ConnectOutcome connect_blocking(const ConnectJob& job) {
     if (f.starttls && !ldaps) {
         rc = ldap_start_tls_s(ld, nullptr, nullptr);
         if (rc != LDAP_SUCCESS) return fail("StartTLS: " + diagnostic(ld, rc));
+    }
+    if (job.sasl_bind) {
+        // libldap's SASL bind is a loop of round trips without an
+        // asynchronous form; here it is bounded by LDAP_OPT_TIMEOUT.
+        rc = ldap_sasl_interactive_bind_s(ld, nullptr, f.sasl_mech.c_str(), nullptr, nullptr, LDAP_SASL_QUIET,
+                                          sasl_interact, const_cast<LdapFile*>(&f));
+        if (rc != LDAP_SUCCESS)
+            return fail("SASL " + f.sasl_mech + " bind (sasl_bind of " + f.path + ") refused: " + diagnostic(ld, rc));
     }
     out.ld = ld;
     return out;
@@ -180,11 +220,11 @@ OpResult Connection::drop(OpResult::Status status, std::string error) {
 }
 
 asio::awaitable<Result<void>> Connection::connect(BlockingPool& pool, std::shared_ptr<const LdapFile> file,
-                                                  std::string uri, Deadline deadline) {
+                                                  std::string uri, Deadline deadline, bool sasl_bind) {
     close();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto cap = std::max(kMinConnectTime, file->connect_timeout);
-    ConnectJob job{std::move(file), std::move(uri), std::clamp(left, kMinConnectTime, cap)};
+    ConnectJob job{std::move(file), std::move(uri), std::clamp(left, kMinConnectTime, cap), sasl_bind};
     // A named closure: g++ 12 mishandles closure temporaries in co_await.
     auto step = [job = std::move(job)]() { return connect_blocking(job); };
     auto outcome = co_await run_blocking(pool, std::move(step));
@@ -369,8 +409,10 @@ asio::awaitable<Pool::Opened> Pool::open(std::size_t index, Deadline deadline) {
     Opened o;
     o.label = file_->uris[index];
     auto conn = std::make_unique<Connection>(executor());
-    auto r = co_await conn->connect(*blocking_, file_, o.label, deadline);
-    if (r && role_ == Role::Lookup && !file_->dn.empty()) {
+    // The service account's SASL bind is part of the connect step.
+    const bool sasl = role_ == Role::Lookup && file_->sasl_bind;
+    auto r = co_await conn->connect(*blocking_, file_, o.label, deadline, sasl);
+    if (r && role_ == Role::Lookup && !sasl && !file_->dn.empty()) {
         // The service account. Its password is only ever sent here.
         auto pw = std::make_shared<const Secret>(file_->dnpass);
         OpResult b = co_await conn->bind(file_->dn, pw, deadline);

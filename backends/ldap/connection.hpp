@@ -83,8 +83,10 @@ public:
     // this step (ldap_initialize, ldap_connect, ldap_start_tls_s) runs on
     // the blocking pool, bounded by LDAP_OPT_NETWORK_TIMEOUT/LDAP_OPT_TIMEOUT
     // set to what is left of the deadline; everything after it is on the loop.
+    // With `sasl_bind`, the file's SASL bind (ldap_sasl_interactive_bind_s,
+    // which has no asynchronous form) is part of the same step.
     asio::awaitable<Result<void>> connect(BlockingPool& pool, std::shared_ptr<const LdapFile> file, std::string uri,
-                                          Deadline deadline);
+                                          Deadline deadline, bool sasl_bind = false);
     // A simple bind (LDAP_SASL_SIMPLE). Status Ok with the server's code.
     asio::awaitable<OpResult> bind(std::string dn, std::shared_ptr<const Secret> password, Deadline deadline);
     asio::awaitable<OpResult> search(SearchRequest req, Scope scope, Deadline deadline);

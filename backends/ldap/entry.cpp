@@ -72,11 +72,18 @@ const std::vector<std::string>* Entry::find(std::string_view attr) const {
     return nullptr;
 }
 
-Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars) {
+Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars, MapFor use) {
     Mapped out;
     for (const auto& m : map) {
         const std::vector<std::string>* values = m.attr.empty() ? nullptr : entry.find(m.attr);
         if (!m.attr.empty() && (!values || values->empty())) continue;  // absent: the field is not set
+        if (!m.has_template && use == MapFor::Userdb && m.field == "gid") {
+            // The primary group first, the others as supplementary groups.
+            std::string joined;
+            for (const auto& v : *values) joined += (joined.empty() ? "" : ",") + v;
+            out.fields.emplace_back(m.field, std::move(joined));
+            continue;
+        }
         if (!m.has_template) {
             if (values->size() > 1)
                 out.warnings.push_back("multiple values found for '" + m.attr + "', using the first");

@@ -40,12 +40,16 @@ struct Mapped {
     std::vector<std::string> warnings; // "Multiple values for 'x', using the first" etc. (safe to log)
 };
 
+enum class MapFor { Passdb, Userdb };
+
 // Applies `map` to `entry`. Plain mappings take the attribute's first value
-// (Dovecot warns and does the same); templates are expanded with
+// (Dovecot warns and does the same), except a userdb's gid, which gets
+// every value joined with "," (Dovecot's list of groups); templates are expanded with
 // %{ldap:attr[:default]}, %{ldap_multi:attr[:sep[:default]]} (values joined,
 // sep default ","), %$ (the mapping's own attribute) and the request's
 // variables from `vars`. Template output is not escaped.
-Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars);
+Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars,
+                 MapFor use = MapFor::Passdb);
 
 // The user names an iterate_attrs map finds in one entry: every value of
 // the attribute mapped to "user" (Dovecot lists each), or a template's one;

@@ -320,7 +320,7 @@ public:
             r.status = UserStatus::TempFail;
             co_return r;
         }
-        auto mapped = ldap::map_entry(f.entry, file().user_attrs, request_vars(req));
+        auto mapped = ldap::map_entry(f.entry, file().user_attrs, request_vars(req), ldap::MapFor::Userdb);
         log_warnings(*pool_, req->user, mapped.warnings);
         r.status = UserStatus::Found;
         r.user = req->user;

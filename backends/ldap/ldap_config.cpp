@@ -232,9 +232,13 @@ LdapFile parse_ldap_settings(const std::vector<RawSetting>& raw, const std::stri
         } else if (k == "auth_bind_userdn") {
             f.auth_bind_userdn = s.value;
         } else if (k == "sasl_bind") {
-            if (parse_bool(s)) fail_at(s.file, s.line, k, "SASL binds are not supported; use dn/dnpass (simple bind)");
-        } else if (k == "sasl_mech" || k == "sasl_realm" || k == "sasl_authz_id") {
-            if (!s.value.empty()) fail_at(s.file, s.line, k, "SASL binds are not supported; use dn/dnpass (simple bind)");
+            f.sasl_bind = parse_bool(s);
+        } else if (k == "sasl_mech") {
+            f.sasl_mech = s.value;
+        } else if (k == "sasl_realm") {
+            f.sasl_realm = s.value;
+        } else if (k == "sasl_authz_id") {
+            f.sasl_authz_id = s.value;
         } else if (k == "timeout" || k == "connect_timeout") {
             // Not in Dovecot 2.3's table; a postern extension for the connect step.
             const bool digits = !s.value.empty() && s.value.size() <= 4 &&
@@ -261,6 +265,8 @@ LdapFile parse_ldap_settings(const std::vector<RawSetting>& raw, const std::stri
                                     {"auth_bind_userdn", &f.auth_bind_userdn}}) {
         check_template(*tmpl, path, f.line_of(key), key);
     }
+    if (f.sasl_bind && f.sasl_mech.empty())
+        fail_at(path, f.line_of("sasl_bind"), "sasl_mech", "sasl_bind = yes needs sasl_mech (EXTERNAL, PLAIN, ...)");
     if (f.auth_bind && f.auth_bind_userdn.empty() && f.pass_filter.empty())
         fail_at(path, f.line_of("auth_bind"), "auth_bind", "needs pass_filter or auth_bind_userdn to find the user's DN");
     return f;

@@ -50,6 +50,11 @@ struct LdapFile : conf::KeyLines {
     std::string default_pass_scheme = "CRYPT";
     bool auth_bind = false;
     std::string auth_bind_userdn;  // template of the user's DN ("" = search with pass_filter)
+    // sasl_bind = yes: the lookup connections authenticate with SASL
+    // (sasl_mech; dn as the authentication id, dnpass, sasl_realm,
+    // sasl_authz_id) instead of a simple bind as dn.
+    bool sasl_bind = false;
+    std::string sasl_mech, sasl_realm, sasl_authz_id;
     std::chrono::milliseconds connect_timeout{5000};
     // (KeyLines: the line of each key, for later messages.)
 };

@@ -104,7 +104,8 @@ public:
         out.fields.emplace_back("dn", f.entry.dn);
         const auto vars = user_vars(user);
         for (auto* map : {&file_->pass_attrs, &file_->user_attrs}) {
-            for (auto& [k, v] : ldap::map_entry(f.entry, *map, vars).fields) {
+            const auto use = map == &file_->user_attrs ? ldap::MapFor::Userdb : ldap::MapFor::Passdb;
+            for (auto& [k, v] : ldap::map_entry(f.entry, *map, vars, use).fields) {
                 if (k == "password" || k == "password_noscheme") out.password = std::move(v);
                 else if (k != "user") out.fields.emplace_back(k, std::move(v));
             }

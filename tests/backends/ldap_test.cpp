@@ -66,7 +66,7 @@ TEST_CASE("ldap config: malformed files are errors naming line and key") {
         {"ldap v2", kMinimal + "ldap_version = 2\n", 3, "ldap_version"},
         {"bad require_cert", kMinimal + "tls_require_cert = sometimes\n", 3, "tls_require_cert"},
         {"unknown scheme", kMinimal + "default_pass_scheme = NOSUCH\n", 3, "default_pass_scheme"},
-        {"sasl bind", kMinimal + "sasl_bind = yes\n", 3, "sasl_bind"},
+        {"sasl bind without a mechanism", kMinimal + "sasl_bind = yes\n", 3, "sasl_mech"},
         {"bad attribute name", kMinimal + "pass_attrs = user(x)=user\n", 3, "pass_attrs"},
         {"mapping without field", kMinimal + "pass_attrs = uid=\n", 3, "pass_attrs"},
         {"template without attr", kMinimal + "pass_attrs = =home\n", 3, "pass_attrs"},
@@ -194,6 +194,20 @@ TEST_CASE("ldap entry mapping: plain, templates, multi-valued") {
     CHECK(m.fields == want);  // homeDirectory is absent: no home field
     REQUIRE(m.warnings.size() == 1);
     CHECK(m.warnings[0].find("multiple values found for 'MAIL'") != std::string::npos);
+}
+
+TEST_CASE("ldap entry mapping: a userdb gid takes every value, other fields the first") {
+    Entry e;
+    e.attrs = {{"gidNumber", {"5000", "6007"}}, {"mail", {"a@example.com", "b@example.com"}}};
+    const auto map = parse_attr_map("gidNumber=gid, mail=mail", "l.conf", 1, "user_attrs");
+    const auto user = map_entry(e, map, user_vars("a@example.com"), MapFor::Userdb);
+    CHECK(user.fields == postern::auth::Fields{{"gid", "5000,6007"}, {"mail", "a@example.com"}});
+    REQUIRE(user.warnings.size() == 1);
+    CHECK(user.warnings[0].find("'mail'") != std::string::npos);
+    // A passdb field is one value, gid included.
+    const auto pass = map_entry(e, map, user_vars("a@example.com"));
+    CHECK(pass.fields == postern::auth::Fields{{"gid", "5000"}, {"mail", "a@example.com"}});
+    CHECK(pass.warnings.size() == 2);
 }
 
 TEST_CASE("ldap writes: password attribute, directory form, iterate users") {

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 
 from harness import POSTERN, free_tcp_port, register_secret, sha512_crypt, write_file
 
@@ -136,6 +137,10 @@ def users_ldif(users):
            f"dn: {USERS_BASE}\nobjectClass: organizationalUnit\nou: users\n"]
     for u in users:
         mails = "".join(f"mail: {m}\n" for m in u.mails)
+        # The user with two mail values has two numeric roomNumber values
+        # too: a multi-valued attribute to map to a userdb gid.
+        if len(u.mails) > 1:
+            mails += f"roomNumber: 5000\nroomNumber: {6000 + u.i}\n"
         stored = base64.b64encode(u.stored.encode()).decode()
         out.append(f"dn: mail={u.login},{USERS_BASE}\n"
                    "objectClass: inetOrgPerson\nobjectClass: posixAccount\nobjectClass: mailUser\n"
@@ -172,8 +177,9 @@ def make_ca(workdir):
 class Slapd:
     """One slapd on 127.0.0.1; start() creates and loads it, stop() ends it."""
 
-    def __init__(self, workdir, users, tls=None):
+    def __init__(self, workdir, users, tls=None, ldapi=False):
         self.dir = os.path.join(workdir, "slapd")
+        self.ldapi = ldapi
         self.port = free_tcp_port()
         self.ldaps_port = free_tcp_port() if tls else None
         self.users = users
@@ -184,6 +190,12 @@ class Slapd:
     @property
     def uri(self):
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldapi_uri(self):
+        """The unix socket slapd listens on with ldapi=True (SASL EXTERNAL
+        binds there carry the client's uid and gid)."""
+        return "ldapi://" + urllib.parse.quote(os.path.join(self.dir, "ldapi"), safe="")
 
     @property
     def ldaps_uri(self):
@@ -215,6 +227,7 @@ index mail,uid eq
 access to attrs=userPassword
     by dn.exact="{WRITER_DN}" write
     by dn.exact="{SERVICE_DN}" read
+    by dn.regex="^gidNumber=[0-9]+[+]uidNumber=[0-9]+,cn=peercred,cn=external,cn=auth$" read
     by anonymous auth
     by * none
 access to * by * read
@@ -226,6 +239,8 @@ access to * by * read
         urls = self.uri + "/"
         if self.ldaps_port:
             urls += " " + self.ldaps_uri + "/"
+        if self.ldapi:
+            urls += " " + self.ldapi_uri
         self.log = open(os.path.join(self.dir, "slapd.log"), "ab")
         # -d 0: stay in the foreground (stopped by PID), no debug output.
         self.proc = subprocess.Popen([SLAPD, "-f", os.path.join(self.dir, "slapd.conf"), "-h", urls, "-d", "0"],

@@ -33,6 +33,7 @@ class LdapBase(DaemonTestCase):
     """One slapd (300 users) per class; a posternd per test."""
 
     tls = False
+    ldapi = False
 
     @classmethod
     def setUpClass(cls):
@@ -47,7 +48,7 @@ class LdapBase(DaemonTestCase):
             shutil.rmtree(cls.class_tmp, ignore_errors=True)
             raise unittest.SkipTest("openssl not installed: no test CA for StartTLS/ldaps")
         cls.ca = ca
-        cls.slapd = Slapd(cls.class_tmp, cls.users, tls=ca)
+        cls.slapd = Slapd(cls.class_tmp, cls.users, tls=ca, ldapi=cls.ldapi)
         try:
             cls.slapd.start()
         except Exception:
@@ -111,6 +112,18 @@ class LdapBase(DaemonTestCase):
     def assert_plain_fail(self, reply, req_id, temp=False):
         self.assert_fail(reply, req_id)
         self.assertEqual("code=temp_fail" in reply, temp, reply)
+
+    def assert_config_error(self, conf_text, key):
+        """posternd refuses to start (78) naming the ldap file's line and `key`."""
+        conf = self.path("bad-ldap.conf.ext")
+        write_file(conf, conf_text)
+        cfg = self.path("bad.conf")
+        write_file(cfg, make_config(self.path("auth"), None,
+                                    extra=f'[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\n'))
+        p = subprocess.run([POSTERND, "-c", cfg], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn(key, p.stderr)
+        self.assertRegex(p.stderr, r"bad-ldap\.conf\.ext:\d+")
 
     def assert_right_and_wrong(self, c, req, u):
         """PLAIN with u's password succeeds, with a wrong one fails; returns the last request id."""
@@ -197,15 +210,7 @@ class LookupModeTest(LdapBase):
         self.assertIn("Invalid credentials", log)
 
     def test_unknown_setting_is_a_config_error_naming_the_line(self):
-        conf = self.path("bad-ldap.conf.ext")
-        write_file(conf, ldap_conf(self.slapd) + "pass_fliter = (uid=%u)\n")
-        cfg = self.path("bad.conf")
-        write_file(cfg, make_config(self.path("auth"), None,
-                                    extra=f'[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\n'))
-        p = subprocess.run([POSTERND, "-c", cfg], capture_output=True, text=True, timeout=10)
-        self.assertEqual(p.returncode, 78, p.stderr)
-        self.assertIn("pass_fliter", p.stderr)
-        self.assertRegex(p.stderr, r"bad-ldap\.conf\.ext:\d+")
+        self.assert_config_error(ldap_conf(self.slapd) + "pass_fliter = (uid=%u)\n", "pass_fliter")
 
 
 @require_binaries
@@ -242,6 +247,38 @@ class BindModeTest(LdapBase):
         self.assert_plain_fail(self.plain(c, 2, u.login, WRONG_PASSWORD), 2)
         # A DN-special name is escaped: it names no entry, the bind fails.
         self.assert_plain_fail(self.plain(c, 3, u.login + ",ou=x", u.password), 3)
+
+
+@require_binaries
+class SaslBindTest(LdapBase):
+    """sasl_bind = yes: SASL EXTERNAL over slapd's ldapi:// socket, where the
+    identity is posternd's uid/gid; only that identity (not an anonymous
+    session) may read userPassword."""
+
+    ldapi = True
+
+    def sasl_conf(self, mech):
+        return ldap_conf(self.slapd, uris=self.slapd.ldapi_uri, dn="", dnpass="",
+                         extra=f"sasl_bind = yes\nsasl_mech = {mech}\n")
+
+    def test_external_bind_reads_passwords(self):
+        d, sock = self.start_ldap(self.sasl_conf("EXTERNAL"), mechs=("PLAIN",))
+        c = self.client(sock)
+        req = 0
+        for scheme in ("PLAIN", "SSHA"):
+            with self.subTest(scheme=scheme):
+                req = self.assert_right_and_wrong(c, req, self.user(scheme))
+        self.assertNotIn("SASL", d.stderr())
+
+    def test_refused_mechanism_is_temp_fail_with_a_clear_log_line(self):
+        d, sock = self.start_ldap(self.sasl_conf("NO-SUCH-MECH"), userdb=False, mechs=("PLAIN",))
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_plain_fail(self.plain(c, 1, u.login, u.password), 1, temp=True)
+        self.assertIn("SASL NO-SUCH-MECH bind", d.stderr())
+
+    def test_sasl_bind_without_mechanism_is_a_config_error(self):
+        self.assert_config_error(ldap_conf(self.slapd, extra="sasl_bind = yes\n"), "sasl_mech")
 
 
 NEW_PASSWORD = "Ldap-New-Pa55-41d7"
@@ -376,6 +413,26 @@ class DoveadmUserdbTest(LdapBase):
                 # Longer than the protocol's line limit: the server hangs up.
                 self.assertGreater(len(name), 8192, name[:40])
         self.assertTrue(d.alive())
+
+    def test_multi_valued_attributes(self):
+        """As Dovecot: a userdb gid gets every value joined with ",", any other
+        field the first value (with a warning), %{ldap_multi:...} all of them."""
+        conf = ldap_conf(self.slapd).replace(
+            "gidNumber=gid", "roomNumber=gid, mail=alias, =aliases=%{ldap_multi:mail:;}")
+        d, _ = self.start_ldap(conf)
+        u = next(x for x in self.users if len(x.mails) > 1)
+        # The master protocol itself (doveadm prints a gid list as nothing).
+        m = MasterClient(self.path("userdb"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        m.send_line("USER", "1", u.login, "service=doveadm")
+        r = m.reply_for(1, timeout=10)
+        self.assertEqual(r[0], "USER", r)
+        self.assertIn(f"gid=5000,{6000 + u.i}", r)
+        self.assertIn(f"alias={u.mails[0]}", r)
+        self.assertIn("aliases=" + ";".join(u.mails), r)
+        self.assertTrue(wait_until(lambda: "multiple values found for 'mail'" in d.stderr(), timeout=5),
+                        d.stderr()[-2000:])
 
     def test_iteration_is_paged_and_complete(self):
         self.start_ldap(ldap_conf(self.slapd))
