@@ -19,7 +19,8 @@ import urllib.parse
 import urllib.request
 
 from harness import (b64, ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, make_config, passwd_line,
-                     require_binaries, run_cli, write_file, free_tcp_port, save_log, EX_CONFIG, POSTERND, POSTERN)
+                     require_binaries, run_cli, toml_str, write_file, free_tcp_port, save_log, EX_CONFIG, POSTERND,
+                     POSTERN)
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -423,6 +424,62 @@ class AlertRulesTest(unittest.TestCase):
             for name in re.findall(r"\b((?:postern|dovecot|process)_[a-z_]+)", e):
                 base = re.sub(r"_(bucket|count|sum)$", "", name)
                 self.assertTrue(name in doc or base in doc, f"{name} (dashboard) is not documented in posternd(8)")
+
+
+@require_binaries
+class PoolMetricsTest(DaemonTestCase):
+    """The sql pool's gauges from the endpoint: a database nobody answers
+    for (a real mysql driver refused at connect), then a reload without it."""
+
+    def test_sql_pool_down_and_dropped_by_a_reload(self):
+        port = free_tcp_port()  # nothing listens there
+        ext = self.path("sql.conf.ext")
+        write_file(ext, "driver = mysql\n"
+                        f"connect = host=127.0.0.1 port={port} dbname=mail user=postern password=unused\n"
+                        "password_query = SELECT username AS user, password FROM mailbox WHERE username = '%u'\n")
+        sock, msock = self.path("auth"), self.path("metrics")
+        users = self.path("users")
+        write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD))
+        base = make_config(sock) + metrics_extra(path=msock)
+        sql = f'\n[[passdb]]\ndriver = "sql"\nargs = {toml_str(ext)}\npool_size = 3\n'
+        d = self.start_daemon(base + sql)
+        c = self.connect(sock)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        r = c.reply(timeout=15)
+        self.assertEqual(r[:2], ["FAIL", "1"], r)
+        self.assertIn("code=temp_fail", r)
+        status, _, body = http_get(msock)
+        self.assertEqual(status, 200)
+
+        def series(name):
+            return {m.group(1): float(m.group(2))
+                    for m in re.finditer(rf'^{name}\{{kind="sql",pool="([^"]*)"\}} (\S+)$', body, re.M)}
+
+        up = series("postern_backend_pool_up")
+        self.assertEqual(len(up), 1, body)
+        pool = next(iter(up))
+        self.assertIn("127.0.0.1", pool)
+        self.assertNotIn("unused", pool)  # never the password
+        self.assertEqual(up[pool], 0)
+        self.assertEqual(series("postern_backend_pool_size")[pool], 3)
+        self.assertEqual(series("postern_backend_pool_connections")[pool], 0)
+        self.assertEqual(series("postern_backend_pool_busy_connections")[pool], 0)
+        self.assertGreaterEqual(series("postern_backend_pool_connect_failures_total")[pool], 1)
+        self.assertEqual(series("postern_backend_pool_connects_total")[pool], 0)
+        self.assertIn("postern_http_connections 0", body)
+        # A reload to a passwd-file passdb: the pool and its series are gone.
+        write_file(d.config_path, base + f'\n[[passdb]]\ndriver = "passwd-file"\npath = {toml_str(users)}\n')
+        before = d.stderr()
+        os.kill(d.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "generation 2 serving" not in d.stderr()[len(before):]:
+            self.assertLess(time.monotonic(), deadline, d.stderr()[len(before):])
+            time.sleep(0.02)
+        c.auth_plain(2, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 2, "alice")
+        _, _, body = http_get(msock)
+        self.assertNotIn('postern_backend_pool_up{', body)
+        self.assertRegex(body, r"(?m)^postern_config_generation 2$")
 
 
 if __name__ == "__main__":
