@@ -17,6 +17,8 @@ import unittest
 from harness import (ALICE_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, AuthClient, Closed, DaemonTestCase,
                      MasterClient, b64, make_config, passwd_line, plain_payload, require_binaries,
                      toml_str, write_file)
+from postfix_support import PostfixTestCase
+from pam_support import PamDaemon, pam_config, pam_missing, write_services
 from test_metrics import http_get, metrics_extra
 from test_master import master_config, users_text
 
@@ -195,6 +197,38 @@ class ReloadTest(ReloadBase):
 
 
 @require_binaries
+@unittest.skipIf(pam_missing(), pam_missing() or "")
+class ReloadPamTest(ReloadBase):
+    """A pam passdb's worker processes were forked as root at start-up: a
+    reload keeps them when its settings are unchanged, and refuses to add
+    or change one."""
+
+    def test_pam_kept_and_a_changed_pam_refused(self):
+        matrix = self.path("matrix")
+        write_file(matrix, f"alice:{ALICE_PASSWORD}:smtp\n", 0o644)
+        svc = self.path("pam.d")
+        write_services(svc, matrix, {"smtp": "matrix"})
+        sock = self.path("auth")
+        config = pam_config(sock)
+        d = PamDaemon(self.tmp, config, svc)
+        self.daemons.append(d)
+        d.start()
+        c = self.connect(sock)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(timeout=30), 1, "alice")
+        # Unchanged pam passdb, another setting changed: kept, still answers.
+        self.reload(d, config.replace("failure_delay = 0", "failure_delay = 0\nrequest_timeout = 60"))
+        c.auth_plain(2, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(timeout=30), 2, "alice")
+        # A changed pam passdb cannot get new workers: refused, old one serves.
+        log = self.reload(d, pam_config(sock, workers=3), expect_ok=False)
+        self.assertIn("passdb[0].driver", log)
+        self.assertIn("restart posternd", log)
+        c.auth_plain(3, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(timeout=30), 3, "alice")
+
+
+@require_binaries
 class ReloadPendingLoginTest(ReloadBase):
 
     def test_pending_login_redeemable_across_a_reload(self):
@@ -278,6 +312,48 @@ class ReloadUnderLoadTest(ReloadBase):
         self.assertTrue(all(n > 0 for n in counts), counts)
         self.assertIn(f"generation {self.RELOADS + 1} serving", d.stderr())
         self.assertTrue(d.alive())
+
+
+class PostfixReloadTest(PostfixTestCase):
+    """A real Postfix smtpd, driven by swaks, before and after a reload that
+    changes the passdb: its auth connection stays open and its next AUTH
+    uses the new passdb."""
+
+    @classmethod
+    def daemon_config(cls):
+        cls.users_a = os.path.join(cls.tmp, "users-a")
+        cls.users_b = os.path.join(cls.tmp, "users-b")
+        write_file(cls.users_a, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD))
+        write_file(cls.users_b, passwd_line("carol", "{PLAIN}" + NEW_PASSWORD))
+        cls.metrics_sock = os.path.join(cls.tmp, "metrics")
+        return make_config(cls.pf.auth_socket, cls.users_a) + metrics_extra(path=cls.metrics_sock)
+
+    def auth_connections(self):
+        _, _, body = http_get(self.metrics_sock)
+        m = re.search(r'^postern_listener_connections\{listener="unix:' + re.escape(self.pf.auth_socket) +
+                      r'",role="client"\} (\S+)$', body, re.M)
+        self.assertIsNotNone(m, body)
+        return float(m.group(1))
+
+    def test_passdb_change_seen_by_postfix(self):
+        self.assert_reply(self.auth("PLAIN", "alice", ALICE_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "carol", NEW_PASSWORD), 535)
+        before = self.auth_connections()
+        self.assertGreaterEqual(before, 1)  # smtpd keeps its auth connection
+        d = self.daemon
+        config = make_config(self.pf.auth_socket, self.users_b) + metrics_extra(path=self.metrics_sock)
+        write_file(d.config_path, config)
+        mark = d.stderr()
+        os.kill(d.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + RELOAD_WAIT
+        while "generation 2 serving" not in d.stderr()[len(mark):]:
+            self.assertLess(time.monotonic(), deadline, d.stderr()[len(mark):])
+            time.sleep(0.05)
+        # No connection was closed by the reload.
+        self.assertGreaterEqual(self.auth_connections(), before)
+        self.assert_reply(self.auth("PLAIN", "carol", NEW_PASSWORD), 235)
+        self.assert_reply(self.auth("PLAIN", "alice", ALICE_PASSWORD), 535)
+        self.assert_reply(self.auth("LOGIN", "carol", NEW_PASSWORD), 235)
 
 
 if __name__ == "__main__":
