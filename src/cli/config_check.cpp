@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -65,13 +66,28 @@ std::string dir_of(const std::string& path) {
 // behind go to stderr as for --from-cyrus; the output is written whole or not at all.
 int import_dovecot(const std::string& from, const std::string& output) {
     dovecot::Output out;
+    // Settings files the config names (2.4's inline LDAP) go beside it.
+    std::string files_dir;
+    if (!output.empty()) {
+        files_dir = dir_of(output);
+        if (char* real = ::realpath(files_dir.c_str(), nullptr)) {
+            files_dir = real;
+            std::free(real);
+        }
+    }
     try {
-        out = dovecot::translate(dovecot::read(from), from);
+        out = dovecot::translate(dovecot::read(from), from, files_dir);
     } catch (const dovecot::ConfError& e) {
         std::fprintf(stderr, "postern: %s\n", e.what());
         return kExitConfig;
     }
     std::string error;
+    for (const auto& f : out.files) {
+        if (!write_atomically(f.path, f.text, 0600, error)) {
+            std::fprintf(stderr, "postern: %s\n", error.c_str());
+            return kExitCantCreate;
+        }
+    }
     if (output.empty()) {
         std::fwrite(out.config.data(), 1, out.config.size(), stdout);
     } else if (!write_atomically(output, out.config, 0644, error)) {

@@ -112,6 +112,7 @@ struct Ctx {
     const Tree& tree;
     Output& out;
     std::string base_dir;
+    std::string files_dir;  // where Output::files go ("": none can be written)
 
     void left(const Node& n, const std::string& why) {
         out.not_carried.push_back(where(n) + ": " + n.key + (n.section && !n.name.empty() ? " " + n.name : "") +
@@ -125,9 +126,9 @@ struct Ctx {
         return found;
     }
     // A template value in postern's form, or nullopt after listing it.
-    std::optional<std::string> vars(const Node& n, const std::string& v) {
+    std::optional<std::string> vars(const Node& n, const std::string& v, bool ldap_attrs = false) {
         std::string o;
-        if (!to_postern_vars(v, o)) {
+        if (!to_postern_vars(v, o, ldap_attrs)) {
             left(n, "\"" + v + "\" uses a %{...} filter postern does not have");
             return std::nullopt;
         }
@@ -240,7 +241,8 @@ std::optional<Db> settings_file_db(Ctx& c, const Node& db, const std::string& dr
     std::string path = trim(args->value);
     if (path.front() != '/') {
         // Dovecot opens a relative args path from its base_dir; nobody relies on that.
-        c.left(*args, "relative path " + path + ": give it absolute");
+        // Not echoed: a 2.0-style args may hold the connect string, password included.
+        c.left(*args, "not an absolute path: give the settings file's absolute path");
         return std::nullopt;
     }
     Db d;
@@ -249,6 +251,117 @@ std::optional<Db> settings_file_db(Ctx& c, const Node& db, const std::string& dr
         if (handle_common(c, s, db, passdb)) continue;
         c.left(s, "not a " + driver + " setting postern has");
     }
+    return d;
+}
+
+// Dovecot 2.4 keeps LDAP settings in dovecot.conf: ldap_* (in the
+// database's section, a top-level passdb_ldap { } / userdb_ldap { } filter,
+// or global), passdb_ldap_* / userdb_ldap_*, and fields { }. postern reads
+// them from a dovecot-ldap.conf.ext, written beside the output config.
+std::optional<Db> ldap_inline(Ctx& c, const Node& db, bool passdb) {
+    if (c.files_dir.empty()) {
+        c.left(db, "inline LDAP settings go to a dovecot-ldap.conf.ext beside the output: give -o FILE");
+        return std::nullopt;
+    }
+    const std::string filter_section = passdb ? "passdb_ldap" : "userdb_ldap";
+    auto find = [&](const std::string& k) -> const Node* {
+        if (const Node* n = db.setting(k)) return n;
+        const Node* found = nullptr;
+        for (const auto& s : c.tree.top)
+            if (s.section && s.key == filter_section)
+                if (const Node* n = s.setting(k)) found = n;
+        return found ? found : c.top(k);
+    };
+    std::string text = "# Dovecot 2.4's inline LDAP settings of " + where(db) + ", in dovecot-ldap.conf.ext form.\n";
+    auto put = [&](const std::string& key, const std::string& value) { text += key + " = " + value + "\n"; };
+    bool ok = true;
+    auto put_template = [&](const std::string& from, const std::string& key) {
+        const Node* n = find(from);
+        if (!n || trim(n->value).empty()) return;
+        auto v = c.vars(*n, n->value);
+        if (!v) ok = false;
+        else put(key, *v);
+    };
+    // A fields { } block as an attribute map: =field=template, ...
+    auto put_fields = [&](const Node& block, const std::string& key) {
+        std::vector<std::string> entries;
+        for (const auto& f : block.children) {
+            if (f.section) {
+                c.left(f, "a section inside " + block.key + " is not read");
+                continue;
+            }
+            auto v = c.vars(f, f.value, true);
+            if (!v) {
+                ok = false;
+                continue;
+            }
+            if (v->find(',') != std::string::npos) {
+                c.left(f, "a field template with a comma does not fit an attribute map");
+                ok = false;
+                continue;
+            }
+            entries.push_back("=" + f.key + "=" + *v);
+        }
+        if (entries.empty()) return;
+        std::string joined;
+        for (const auto& e : entries) joined += (joined.empty() ? "" : ", ") + e;
+        put(key, joined);
+    };
+    const Node* uris = find("ldap_uris");
+    if (!uris || trim(uris->value).empty()) {
+        c.left(db, "an ldap passdb/userdb without ldap_uris");
+        return std::nullopt;
+    }
+    for (const auto& [from, to] : {std::pair<const char*, const char*>{"ldap_uris", "uris"}, {"ldap_auth_dn", "dn"},
+                                   {"ldap_auth_dn_password", "dnpass"}, {"ldap_base", "base"},
+                                   {"ldap_scope", "scope"}, {"ldap_deref", "deref"}, {"ldap_version", "ldap_version"},
+                                   {"ldap_auth_sasl_realm", "sasl_realm"}, {"ldap_auth_sasl_authz_id", "sasl_authz_id"},
+                                   {"ssl_client_ca_file", "tls_ca_cert_file"}, {"ssl_client_ca_dir", "tls_ca_cert_dir"},
+                                   {"ssl_client_cert_file", "tls_cert_file"}, {"ssl_client_key_file", "tls_key_file"}}) {
+        if (const Node* n = find(from); n && !trim(n->value).empty()) put(to, trim(n->value));
+    }
+    if (const Node* n = find("ldap_starttls"); n && yes(n->value)) put("tls", "yes");
+    if (const Node* n = find("ssl_client_require_valid_cert"); n && !yes(n->value)) put("tls_require_cert", "never");
+    if (const Node* n = find("ldap_auth_sasl_mechanisms"); n && !words(n->value, " \t,").empty()) {
+        const auto mechs = words(n->value, " \t,");
+        put("sasl_bind", "yes");
+        put("sasl_mech", mechs.front());
+        if (mechs.size() > 1) c.note(*n, "only the first SASL mechanism (" + mechs.front() + ") is tried");
+    }
+    const Node* scheme = find("passdb_default_password_scheme");
+    if (!scheme) scheme = find("default_password_scheme");
+    if (passdb) {
+        put_template("passdb_ldap_filter", "pass_filter");
+        if (const Node* n = find("passdb_ldap_bind"); n && yes(n->value)) put("auth_bind", "yes");
+        put_template("passdb_ldap_bind_userdn", "auth_bind_userdn");
+        if (scheme && !trim(scheme->value).empty()) put("default_pass_scheme", upper(trim(scheme->value)));
+    } else {
+        put_template("userdb_ldap_filter", "user_filter");
+        put_template("userdb_ldap_iterate_filter", "iterate_filter");
+    }
+    for (const auto& s : db.children) {
+        if (s.section && s.key == "fields") {
+            put_fields(s, passdb ? "pass_attrs" : "user_attrs");
+            continue;
+        }
+        if (s.section && s.key == "userdb_ldap_iterate_fields" && !passdb) {
+            put_fields(s, "iterate_attrs");
+            continue;
+        }
+        if (!s.section && (s.key.starts_with("ldap_") || s.key.starts_with(filter_section + "_") ||
+                           s.key.starts_with("ssl_client_") || s.key == "default_password_scheme" ||
+                           s.key == "passdb_default_password_scheme"))
+            continue;  // read through find() above
+        if (handle_common(c, s, db, passdb)) continue;
+        c.left(s, "not an ldap setting postern has");
+    }
+    if (!ok) return std::nullopt;
+    const std::string path = c.files_dir + "/dovecot-ldap-" + (passdb ? "passdb" : "userdb") + "-" +
+                             std::to_string(c.out.files.size() + 1) + ".conf.ext";
+    c.out.files.push_back({path, text});
+    c.note(db, "LDAP settings written to " + path);
+    Db d;
+    d.toml = "driver = \"ldap\"\nargs = " + toml(path) + "\n";
     return d;
 }
 
@@ -348,6 +461,7 @@ std::optional<Db> database(Ctx& c, const Node& db, bool passdb) {
         return std::nullopt;
     }
     if (driver == "passwd-file") return passwd_file(c, db, passdb);
+    if (driver == "ldap" && c.tree.is_24() && !db.setting("args")) return ldap_inline(c, db, passdb);
     if (driver == "sql" || driver == "ldap") return settings_file_db(c, db, driver, passdb);
     if (passdb) {
         if (driver == "pam") return pam(c, db);
@@ -492,7 +606,7 @@ bool auth_setting_ignored(const std::string& k) {
 
 }  // namespace
 
-bool to_postern_vars(const std::string& in, std::string& out) {
+bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs) {
     out.clear();
     for (std::size_t i = 0; i < in.size(); ++i) {
         if (in[i] != '%' || i + 1 >= in.size() || in[i + 1] != '{') {
@@ -525,7 +639,8 @@ bool to_postern_vars(const std::string& in, std::string& out) {
             letter = "d";
         } else if (var == "username") {
             letter = "n";
-        } else if (var == "password" || var == "master_user" || var == "session") {
+        } else if (var == "password" || var == "master_user" || var == "session" ||
+                   (ldap_attrs && (var.starts_with("ldap:") || var.starts_with("ldap_multi:")))) {
             out += "%{" + var + "}";
             i = close;
             if (parts.size() > 1) return false;
@@ -544,9 +659,9 @@ bool to_postern_vars(const std::string& in, std::string& out) {
     return true;
 }
 
-Output translate(const Tree& tree, const std::string& source) {
+Output translate(const Tree& tree, const std::string& source, const std::string& files_dir) {
     Output out;
-    Ctx c{tree, out, tree.is_24() ? "/run/dovecot" : "/var/run/dovecot"};
+    Ctx c{tree, out, tree.is_24() ? "/run/dovecot" : "/var/run/dovecot", files_dir};
     if (const Node* b = c.top("base_dir")) c.base_dir = b->value;
 
     // [auth]
@@ -644,8 +759,11 @@ Output translate(const Tree& tree, const std::string& source) {
         }
     }
     (void)master_without_pass;
-    if (passdbs.empty())
-        throw ConfError(tree.main_file + ": no passdb could be carried over (see the settings listed)");
+    if (passdbs.empty()) {
+        std::string why = tree.main_file + ": no passdb could be carried over:";
+        for (const auto& l : out.not_carried) why += "\n  not carried over: " + l;
+        throw ConfError(why);
+    }
 
     std::string sep;
     if (const Node* s = c.top("auth_master_user_separator"); s && !s->value.empty()) {

@@ -15,16 +15,26 @@ struct Output {
     std::string config;                    // postern.conf text
     std::vector<std::string> not_carried;  // "FILE:LINE: key: why", one per setting left behind
     std::vector<std::string> notes;        // what changed in meaning, for the operator
+    // Settings files the config names, to be written with it (mode 0600:
+    // they may hold a service password): Dovecot 2.4's inline LDAP
+    // settings as dovecot-ldap.conf.ext files.
+    struct File {
+        std::string path, text;
+    };
+    std::vector<File> files;
 };
 
 // Throws ConfError when nothing that checks passwords can be carried over,
 // or for a value Dovecot itself would refuse (a bad duration or size).
-Output translate(const Tree& tree, const std::string& source);
+// `files_dir` (absolute) is where Output::files go; "" when the config is
+// not written to a file (settings that need one are then left behind).
+Output translate(const Tree& tree, const std::string& source, const std::string& files_dir = "");
 
 // A Dovecot variable template in postern's (2.3) form: 2.3's %u, %Lu, %{user}
 // pass through; 2.4's %{user | lower}, %{user | username}, %{user | domain}
 // (and | lower / | upper after them), %{service} become %Lu, %n, %d, %Ln, %s...
 // Returns false (and leaves `out` unspecified) for a filter postern lacks.
-bool to_postern_vars(const std::string& in, std::string& out);
+// With `ldap_attrs`, %{ldap:attr} and %{ldap_multi:attr} pass through too.
+bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs = false);
 
 }  // namespace postern::cli::dovecot

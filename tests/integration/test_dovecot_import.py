@@ -481,3 +481,135 @@ KNOWN_DIFFERENCES_24["LIST"] = ([['DONE', '']], [['alice'], ['bob'], ['DONE', ''
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@require_binaries
+class Ldap24ImportTest(ImportCase):
+    """Dovecot 2.4's inline LDAP settings (ldap_* at the top, passdb_ldap_* /
+    userdb_ldap_* and fields { } in the databases) become a
+    dovecot-ldap.conf.ext beside the imported postern.conf, which posternd
+    then serves against a real slapd."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        import ldap_support
+        reason = ldap_support.slapd_missing()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.ls = ldap_support
+        cls.class_tmp = tempfile.mkdtemp(prefix="postern-import-ldap-")
+        os.chmod(cls.class_tmp, 0o755)
+        cls.ldap_users = ldap_support.make_users(20, argon2_count=0)
+        cls.slapd = ldap_support.Slapd(cls.class_tmp, cls.ldap_users)
+        try:
+            cls.slapd.start()
+        except Exception:
+            cls.slapd.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        cls.slapd.stop()
+        shutil.rmtree(cls.class_tmp, ignore_errors=True)
+
+    def tree(self):
+        ls = self.ls
+        filt = "(&(objectClass=mailUser)(accountStatus=active)(mail=%{user}))"
+        os.makedirs(self.etc)
+        write_file(os.path.join(self.etc, "dovecot.conf"), f"""dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+protocols =
+base_dir = {self.run_dir}
+auth_allow_cleartext = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+ldap_uris = {self.slapd.uri}
+ldap_auth_dn = {ls.SERVICE_DN}
+ldap_auth_dn_password = {ls.SERVICE_PW}
+ldap_base = o=domains,{ls.SUFFIX}
+passdb ldap {{
+  passdb_ldap_filter = {filt}
+  passdb_default_password_scheme = plain
+  fields {{
+    user = %{{ldap:mail}}
+    password = %{{ldap:userPassword}}
+  }}
+}}
+userdb ldap {{
+  ldap_scope = subtree
+  userdb_ldap_filter = {filt}
+  userdb_ldap_iterate_filter = (&(objectClass=mailUser)(accountStatus=active))
+  userdb_ldap_iterate_fields {{
+    user = %{{ldap:mail}}
+  }}
+  fields {{
+    home = %{{ldap:homeDirectory}}
+    uid = %{{ldap:uidNumber}}
+    gid = %{{ldap:gidNumber}}
+  }}
+}}
+service auth {{
+  unix_listener postfix-auth {{
+    path = {self.socket}
+    mode = 0666
+    type = auth
+  }}
+  unix_listener master-for-lda {{
+    path = {self.socket}-master
+    mode = 0600
+    type = master
+  }}
+}}
+""")
+
+    def test_inline_ldap_is_served(self):
+        self.tree()
+        p = self.run_import(os.path.join(self.etc, "dovecot.conf"))
+        self.assertNotIn("not carried over", p.stderr)
+        written = sorted(f for f in os.listdir(self.path(".")) if f.startswith("dovecot-ldap-"))
+        self.assertEqual(written, ["dovecot-ldap-passdb-1.conf.ext", "dovecot-ldap-userdb-2.conf.ext"], p.stderr)
+        for f in written:
+            # They hold the service account's password.
+            self.assertEqual(os.stat(self.path(f)).st_mode & 0o777, 0o600, f)
+        with open(self.path(written[0]), encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("pass_filter = (&(objectClass=mailUser)(accountStatus=active)(mail=%u))\n", text)
+        self.assertIn("pass_attrs = =user=%{ldap:mail}, =password=%{ldap:userPassword}\n", text)
+        check = run_cli(["config", "check", self.path("postern.conf")])
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        with open(self.path("postern.conf"), encoding="utf-8") as f:
+            self.start_daemon(f.read())
+        users = [u for u in self.ldap_users if u.active and len(u.mails) == 1]
+        with AuthClient(self.socket) as c:
+            c.send_line("VERSION", "1", "1")
+            c.send_line("CPID", str(os.getpid()))
+            c.read_handshake()
+            for i, u in enumerate(users[:4], 1):   # cleartext, SSHA, CRYPT, SSHA
+                c.auth(i, "PLAIN", "nologin", "secured", resp=plain(u.login, u.password))
+                r = c.reply_for(i)
+                self.assertEqual(r[0], "OK", (u.scheme, r))
+                self.assertIn(f"user={u.login}", r)
+            c.auth(10, "PLAIN", "nologin", "secured", resp=plain(users[1].login, WRONG_PASSWORD))
+            self.assertEqual(c.reply_for(10)[0], "FAIL")
+        u = users[1]
+        with MasterClient(self.socket + "-master") as m:
+            m.send_line("VERSION", "1", "1")
+            m.readline()
+            m.readline()
+            m.send_line("USER", "1", u.login, "service=lda")
+            r = m.reply_for(1)
+            self.assertEqual(r[0], "USER", r)
+            self.assertIn(f"uid={5000 + u.i}", r)
+            self.assertIn(f"home=/var/vmail/example.com/{u.uid}", r)
+
+    def test_inline_ldap_to_standard_output_is_left_behind(self):
+        self.tree()
+        p = run_cli(["config", "import", "--from", os.path.join(self.etc, "dovecot.conf")])
+        # Nothing else checks passwords here: no config at all, and why.
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("no passdb could be carried over", p.stderr)
+        self.assertIn("dovecot-ldap.conf.ext beside the output: give -o FILE", p.stderr)
