@@ -6,6 +6,7 @@
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import time
 
@@ -145,6 +146,25 @@ def run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, 
         print(f"  ^ loadgen exit status {p.returncode}: {p.stderr.strip()[-300:]}")
         return False
     return True
+
+
+def medians(results):
+    """One result per label: the median of each number over the repeats."""
+    by = {}
+    for r in results:
+        by.setdefault(r["label"], []).append(r)
+    out = []
+    for label, runs in by.items():
+        m = {"label": label}
+        for key in runs[0]:
+            if key == "label":
+                continue
+            try:
+                m[key] = str(statistics.median(float(r[key]) for r in runs if key in r))
+            except ValueError:
+                m[key] = runs[0][key]
+        out.append(m)
+    return out
 
 
 def finish(tmp, results, first_column, failed):

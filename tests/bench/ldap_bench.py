@@ -17,6 +17,7 @@
 #   BENCH_SCHEMES="PLAIN SSHA"
 #   BENCH_POOL=8              pool_size of the ldap passdb (lookup and bind pools each)
 #   BENCH_SERVERS="postern dovecot"
+#   BENCH_REPEAT=1            runs per case (the servers take turns); the summary shows medians
 #   BENCH_KEEP=1              keep the temp dir (configs, logs)
 #
 # Half of the entries store the password in cleartext (read as {PLAIN}
@@ -68,6 +69,7 @@ def main():
     schemes = os.environ.get("BENCH_SCHEMES", " ".join(SCHEMES)).split()
     pool = int(os.environ.get("BENCH_POOL", "8"))
     servers = os.environ.get("BENCH_SERVERS", "postern dovecot").split()
+    repeat = int(os.environ.get("BENCH_REPEAT", "1"))
     missing = ldap_support.slapd_missing()
     if missing:
         print(f"ldap_bench: skipped ({missing})")
@@ -76,7 +78,7 @@ def main():
     os.chmod(tmp, 0o755)
     bench_common.print_header("postern ldap benchmark")
     print(f"slapd (mdb), {USERS_PER_SCHEME} entries per scheme; pool_size {pool}; "
-          f"{warmup}s warm-up + {duration}s measured per run\n")
+          f"{warmup}s warm-up + {duration}s measured per run, {repeat} run(s) per case, medians\n")
     users, creds = make_users(ldap_support)
     for scheme, lines in creds.items():
         with open(os.path.join(tmp, f"creds-{scheme}"), "w", encoding="ascii") as f:
@@ -84,7 +86,7 @@ def main():
     slapd = ldap_support.Slapd(tmp, users)
     results = []
     failed = False
-    proc = None
+    procs = []
     try:
         t0 = time.monotonic()
         slapd.start()
@@ -94,32 +96,38 @@ def main():
             with open(conf, "w", encoding="ascii") as f:
                 f.write(ldap_support.ldap_conf(slapd, auth_bind=(mode == "bind")))
             os.chmod(conf, 0o644)
+            # Both servers run side by side (an idle one costs nothing) and
+            # each case is measured on one right after the other, so both
+            # see the same machine noise.
+            socks = {}
             for srv in servers:
                 if srv == "dovecot":
                     why = bench_common.dovecot_missing("libauthdb_ldap")
                     if why:
                         print(f"dovecot/{mode}: skipped ({why})")
                         continue
-                    proc, sock = bench_common.start_dovecot(
+                    proc, socks[srv] = bench_common.start_dovecot(
                         os.path.join(tmp, f"dovecot-{mode}"), f"ldap-{mode}",
                         f"passdb {{\n  driver = ldap\n  args = {conf}\n}}\n")
                 else:
-                    proc, sock = bench_common.start_postern(
+                    proc, socks[srv] = bench_common.start_postern(
                         build, tmp, f"ldap-{mode}",
                         f'[[passdb]]\ndriver = "ldap"\nargs = "{conf}"\npool_size = {pool}\n')
-                for scheme in schemes:
-                    for conns, inflight in LOADS:
-                        label = f"{srv}/{mode}/{scheme}/{conns}"
-                        if not bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup,
-                                                        os.path.join(tmp, f"creds-{scheme}"), label, results):
-                            failed = True
-                bench_common.stop_pid(proc)
-                proc = None
+                procs.append(proc)
+            cases = [(s, c, i) for _ in range(repeat) for s in schemes for c, i in LOADS]
+            for scheme, conns, inflight in cases:
+                for srv, sock in socks.items():
+                    label = f"{srv}/{mode}/{scheme}/{conns}"
+                    if not bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup,
+                                                    os.path.join(tmp, f"creds-{scheme}"), label, results):
+                        failed = True
+            while procs:
+                bench_common.stop_pid(procs.pop())
     finally:
-        if proc:
-            bench_common.stop_pid(proc)
+        while procs:
+            bench_common.stop_pid(procs.pop())
         slapd.stop()
-    return bench_common.finish(tmp, results, "mode/scheme/clients", failed)
+    return bench_common.finish(tmp, bench_common.medians(results), "mode/scheme/clients", failed)
 
 
 if __name__ == "__main__":
