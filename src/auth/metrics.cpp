@@ -302,9 +302,30 @@ void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const 
 }
 
 void Metrics::listener_connections(const std::string& listener, config::Role role, long long open, long long limit) {
-    const prometheus::Labels labels{{"listener", listener}, {"role", std::string(config::to_string(role))}};
-    connections_->Add(labels).Set(static_cast<double>(open));
-    connection_limit_->Add(labels).Set(static_cast<double>(limit));
+    const std::string role_name(config::to_string(role));
+    const std::string key = listener + '\x1f' + role_name;
+    auto it = listener_series_.find(key);
+    if (it == listener_series_.end()) {
+        const prometheus::Labels labels{{"listener", listener}, {"role", role_name}};
+        it = listener_series_.emplace(key, std::make_pair(&connections_->Add(labels), &connection_limit_->Add(labels)))
+                 .first;
+    }
+    it->second.first->Set(static_cast<double>(open));
+    it->second.second->Set(static_cast<double>(limit));
+    listener_seen_.insert(key);
+}
+
+void Metrics::listeners_done() {
+    for (auto it = listener_series_.begin(); it != listener_series_.end();) {
+        if (listener_seen_.count(it->first)) {
+            ++it;
+            continue;
+        }
+        connections_->Remove(it->second.first);
+        connection_limit_->Remove(it->second.second);
+        it = listener_series_.erase(it);
+    }
+    listener_seen_.clear();
 }
 
 void Metrics::process_stats() {

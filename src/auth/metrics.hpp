@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 #include "backends/pool.hpp"
 #include "config/config.hpp"
@@ -71,6 +73,9 @@ public:
     void backend_pools(const std::vector<backend::PoolStats>& pools, const http::Stats& http);
     // Connections open on a listener now ("unix:/path", role).
     void listener_connections(const std::string& listener, config::Role role, long long open, long long limit);
+    // After the listener_connections() calls of one scrape: the series of
+    // listeners not given (a reload removed them) leave the exposition.
+    void listeners_done();
     // The text exposition of every metric, after refresh() and /proc/self.
     std::string render();
 
@@ -111,6 +116,8 @@ private:
         prometheus::Counter *connects, *failures, *lost;
     };
     std::unordered_map<std::string, PoolSeries> pool_series_;  // by kind and name
+    std::unordered_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> listener_series_;
+    std::unordered_set<std::string> listener_seen_;
     prometheus::Gauge* http_sockets_;
     prometheus::Counter *http_transfers_, *http_new_connections_, *http_connect_failures_;
     prometheus::Counter* cpu_seconds_;

@@ -242,6 +242,7 @@ std::string MetricsServer::scrape() {
         const long long limit = l->config().max_connections > 0 ? l->config().max_connections : kDefaultMaxConnections;
         m.listener_connections(l->config().describe(), l->config().role, l->open_connections(), limit);
     }
+    m.listeners_done();
     return m.render();
 }
 

@@ -117,7 +117,8 @@ class ReloadTest(ReloadBase):
         users = self.users("users", alice=ALICE_PASSWORD)
         run = self.run_dir()
         a, b, c_path = (os.path.join(run, n) for n in "abc")
-        base = make_config(None, users)
+        msock = os.path.join(run, "metrics")
+        base = make_config(None, users) + metrics_extra(path=msock)
         d = self.start_daemon(base + unix_listener(a) + unix_listener(b))
         ino_a = os.stat(a).st_ino
         on_a = self.connect(a)
@@ -135,6 +136,10 @@ class ReloadTest(ReloadBase):
         for i, conn in enumerate((on_a, on_b, on_c, self.connect(a)), start=1):
             conn.auth_plain(i, "alice", ALICE_PASSWORD)
             self.assert_ok(conn.reply(), i, "alice")
+        # The metrics list the listeners there are now.
+        _, _, body = http_get(msock)
+        listed = set(re.findall(r'^postern_listener_connections\{listener="unix:([^"]*)"', body, re.M))
+        self.assertEqual(listed, {a, c_path})
 
     def test_tcp_listener_kept_and_new_one_bound(self):
         from harness import free_tcp_port
