@@ -482,5 +482,43 @@ class PoolMetricsTest(DaemonTestCase):
         self.assertRegex(body, r"(?m)^postern_config_generation 2$")
 
 
+@require_binaries
+class HttpClientMetricsTest(DaemonTestCase):
+    """The HTTP client's connection figures with the http passdb against
+    the panel server of test_http.py, then with the panel gone."""
+
+    def test_connections_reused_then_connect_failures(self):
+        from http_support import PanelServer
+        from test_http import users as panel_users
+        panel = PanelServer(panel_users()).start()
+        self.addCleanup(panel.stop)
+        sock, msock = self.path("auth"), self.path("metrics")
+        passdb = f'\n[[passdb]]\ndriver = "http"\nurl = {toml_str(panel.url)}\ntimeout = "2s"\n'
+        self.start_daemon(make_config(sock) + metrics_extra(path=msock) + passdb)
+
+        def counter(name):
+            _, _, body = http_get(msock)
+            m = re.search(rf"^{name} (\S+)$", body, re.M)
+            self.assertIsNotNone(m, name)
+            return float(m.group(1))
+
+        c = self.connect(sock)
+        for i in range(1, 6):
+            c.auth_plain(i, "alice@example.com", ALICE_PASSWORD)
+            self.assert_ok(c.reply(), i, "alice@example.com")
+        self.assertEqual(counter("postern_http_requests_total"), 5)
+        connects = counter("postern_http_connects_total")
+        self.assertGreaterEqual(connects, 1)
+        self.assertLess(connects, 5)  # kept connections are reused
+        self.assertEqual(counter("postern_http_connect_failures_total"), 0)
+        self.assertGreaterEqual(counter("postern_http_connections"), 0)
+        panel.stop()
+        c.auth_plain(9, "alice@example.com", ALICE_PASSWORD)
+        r = c.reply(timeout=15)
+        self.assertEqual(r[:2], ["FAIL", "9"], r)
+        self.assertIn("code=temp_fail", r)
+        self.assertGreaterEqual(counter("postern_http_connect_failures_total"), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
