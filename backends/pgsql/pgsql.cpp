@@ -1,8 +1,20 @@
 // PostgreSQL connection on libpq's asynchronous API: PQconnectStartParams /
-// PQconnectPoll, PQsendQueryParams (every value a bound parameter),
-// PQflush, PQconsumeInput / PQisBusy / PQgetResult, with the socket (a dup
-// awaited with Asio) telling the loop when to go on.
+// PQconnectPoll, PQsendPrepare / PQsendQueryPrepared (every value a bound
+// parameter), PQflush, PQconsumeInput / PQisBusy / PQgetResult, with the
+// socket (a dup awaited with Asio) telling the loop when to go on.
+//
+// Each distinct statement text is prepared once per connection, lazily (one
+// extra round trip the first time), and then only executed: the server
+// parses and plans it once. A new connection (after a reconnect) starts with
+// none prepared. Iterate queries (rows streamed, run once) and texts past
+// kMaxStatements go unnamed through PQsendQueryParams.
+//
+// Pipeline mode is not used: the pool runs one statement per connection at a
+// time, so there is nothing to pipeline but the first Prepare with its
+// Execute, once per connection and statement.
 #include <libpq-fe.h>
+
+#include <unordered_map>
 
 #include "backends/sql/connection.hpp"
 #include "util/log.hpp"
@@ -10,6 +22,11 @@
 namespace postern::backend::sql {
 
 namespace {
+
+// Distinct statement texts prepared per connection; beyond, statements go
+// unnamed (a template whose text changes with the values cannot fill the
+// server's memory).
+constexpr std::size_t kMaxStatements = 32;
 
 // A libpq message without its trailing newline.
 std::string message(const char* text) {
@@ -32,6 +49,7 @@ public:
             PQfinish(c_);  // sends Terminate without waiting for an answer
             c_ = nullptr;
         }
+        prepared_.clear();  // the server forgets them with the session
         ok_ = false;
     }
 
@@ -92,27 +110,28 @@ public:
         // stands, exactly as for the quoted literal the template had there.
         std::vector<const char*> values;
         for (const auto& p : st->params) values.push_back(p.c_str());
-        if (!PQsendQueryParams(c_, st->text.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                               nullptr, nullptr, 0))
-            co_return lost();
+        const std::string* name = nullptr;
+        if (!sink) {
+            auto failure = co_await prepare(*st, deadline, name);
+            if (failure) co_return std::move(*failure);
+        }
+        const int sent = name ? PQsendQueryPrepared(c_, name->c_str(), static_cast<int>(values.size()), values.data(),
+                                                    nullptr, nullptr, 0)
+                              : PQsendQueryParams(c_, st->text.c_str(), static_cast<int>(values.size()), nullptr,
+                                                  values.data(), nullptr, nullptr, 0);
+        if (!sent) co_return lost();
         if (sink && !PQsetSingleRowMode(c_)) co_return lost();
-        // Send everything; the server may answer while we still write.
-        for (;;) {
-            const int f = PQflush(c_);
-            if (f == 0) break;
-            if (f < 0) co_return lost();
-            const int got = co_await sock_.wait(true, true, deadline);
-            if (got == 0) co_return timed_out();
-            if (got == 1 && !PQconsumeInput(c_)) co_return lost();
+        {
+            auto failure = co_await flush(deadline);
+            if (failure) co_return std::move(*failure);
         }
         QueryResult r;
         bool error = false;
         bool stopped = false;
         for (;;) {
-            while (PQisBusy(c_)) {
-                const int got = co_await sock_.wait(true, false, deadline);
-                if (got == 0) co_return timed_out();
-                if (!PQconsumeInput(c_)) co_return lost();
+            {
+                auto failure = co_await until_result(deadline);
+                if (failure) co_return std::move(*failure);
             }
             PGresult* res = PQgetResult(c_);
             if (!res) break;
@@ -159,11 +178,75 @@ public:
             if (res) PQclear(res);
         }
         if (PQstatus(c_) == CONNECTION_BAD) co_return lost();
+        // A prepared statement that failed is prepared anew next time (a
+        // table changed under it: "cached plan must not change result type").
+        if (error && name) prepared_.erase(st->text);
         r.status = error ? QueryResult::Status::QueryError : QueryResult::Status::Ok;
         co_return r;
     }
 
 private:
+    // Sends everything queued; the server may answer while we still write.
+    // A failure result, or nullopt once all is sent.
+    asio::awaitable<std::optional<QueryResult>> flush(Deadline deadline) {
+        for (;;) {
+            const int f = PQflush(c_);
+            if (f == 0) co_return std::nullopt;
+            if (f < 0) co_return lost();
+            const int got = co_await sock_.wait(true, true, deadline);
+            if (got == 0) co_return timed_out();
+            if (got == 1 && !PQconsumeInput(c_)) co_return lost();
+        }
+    }
+
+    // Waits until the next result has arrived whole (PQgetResult will not
+    // wait). A failure result, or nullopt.
+    asio::awaitable<std::optional<QueryResult>> until_result(Deadline deadline) {
+        while (PQisBusy(c_)) {
+            const int got = co_await sock_.wait(true, false, deadline);
+            if (got == 0) co_return timed_out();
+            if (!PQconsumeInput(c_)) co_return lost();
+        }
+        co_return std::nullopt;
+    }
+
+    // Points `name` at the prepared statement for `st` on this connection,
+    // preparing it first when it is new (null: run it unnamed). A failure
+    // result (the server refused the statement, as it would have refused
+    // the query), or nullopt.
+    asio::awaitable<std::optional<QueryResult>> prepare(const PgStatement& st, Deadline deadline,
+                                                       const std::string*& name) {
+        if (auto it = prepared_.find(st.text); it != prepared_.end()) {
+            name = &it->second;
+            co_return std::nullopt;
+        }
+        if (prepared_.size() >= kMaxStatements) co_return std::nullopt;
+        // Names are never reused on a connection, so one that failed half way
+        // cannot clash with a later one.
+        std::string fresh = "postern_" + std::to_string(++statements_);
+        if (!PQsendPrepare(c_, fresh.c_str(), st.text.c_str(), static_cast<int>(st.params.size()), nullptr))
+            co_return lost();
+        {
+            auto failure = co_await flush(deadline);
+            if (failure) co_return std::move(*failure);
+        }
+        std::string error;
+        for (;;) {
+            {
+                auto failure = co_await until_result(deadline);
+                if (failure) co_return std::move(*failure);
+            }
+            PGresult* res = PQgetResult(c_);
+            if (!res) break;
+            if (PQresultStatus(res) != PGRES_COMMAND_OK && error.empty()) error = message(PQresultErrorMessage(res));
+            PQclear(res);
+        }
+        if (PQstatus(c_) == CONNECTION_BAD) co_return lost();
+        if (!error.empty()) co_return QueryResult::failure(QueryResult::Status::QueryError, std::move(error));
+        name = &prepared_.emplace(st.text, std::move(fresh)).first->second;
+        co_return std::nullopt;
+    }
+
     Result<void> fail_connect() {
         std::string err = c_ ? message(PQerrorMessage(c_)) : "connect failed";
         ok_ = false;
@@ -188,6 +271,8 @@ private:
     ConnectSettings settings_;
     PGconn* c_ = nullptr;
     bool ok_ = false;
+    std::unordered_map<std::string, std::string> prepared_;  // statement text -> its name on this connection
+    unsigned long statements_ = 0;                            // names handed out on this connection
 };
 
 }  // namespace

@@ -30,9 +30,34 @@ const char* driver_name(DriverKind k) { return k == DriverKind::Mysql ? "mysql" 
 }  // namespace
 
 Database::Database(asio::any_io_executor ex, SqlFile file, PoolSettings pool)
-    : ConnectionPool(std::move(ex), pool.size, file.connect.hosts.size(), kWords), file_(std::move(file)), pool_(pool) {}
+    : ConnectionPool(ex, pool.size, file.connect.hosts.size(), kWords),
+      file_(std::move(file)),
+      pool_(pool),
+      turns_(ex, pool.size) {}
 
-Database::~Database() = default;
+Database::~Database() {
+    // One line for the operator (and the benchmark): did statements queue
+    // for a connection, and for how long.
+    if (waits_.queries == 0) return;
+    const auto ms = [](std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    log::info("sql {}: {} statements, {} waited for a free connection (mean wait {:.3f} ms over all, longest {:.3f} ms)",
+              describe(), waits_.queries, waits_.waited,
+              ms(waits_.total) / static_cast<double>(waits_.queries), ms(waits_.max));
+}
+
+void Database::note_wait(Clock::duration waited) {
+    ++waits_.queries;
+    // Below this a free connection was there at once (the time is the scan).
+    constexpr auto kQueued = std::chrono::microseconds(20);
+    if (waited < kQueued) return;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(waited);
+    ++waits_.waited;
+    waits_.total += ns;
+    waits_.max = std::max(waits_.max, ns);
+    if (log::level() <= log::Level::Debug)
+        log::debug("sql {}: waited {:.3f} ms for a free connection", describe(),
+                   std::chrono::duration<double, std::milli>(waited).count());
+}
 
 std::string Database::describe() const {
     std::string hosts;
@@ -102,8 +127,13 @@ asio::awaitable<QueryResult> Database::run(std::string tmpl, util::VarLookup var
     // A pooled connection may have been closed by the server while idle
     // (restart, wait_timeout): one more try on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        Slot* s = co_await acquire(deadline);
+        const auto asked = Clock::now();
+        const bool turn = co_await turns_.acquire(deadline);
+        Slot* s = nullptr;
+        if (turn) s = co_await acquire(deadline);
+        note_wait(Clock::now() - asked);
         if (!s) {
+            if (turn) turns_.release();
             r.status = Clock::now() >= deadline ? QueryResult::Status::Timeout : QueryResult::Status::ConnectionLost;
             r.error = Clock::now() >= deadline ? "no connection free before the query timeout" : "database unavailable";
             co_return r;
@@ -111,6 +141,7 @@ asio::awaitable<QueryResult> Database::run(std::string tmpl, util::VarLookup var
         r = co_await s->conn->query(*marked, deadline, sink);
         if (r.status == QueryResult::Status::ConnectionLost || r.status == QueryResult::Status::Timeout) s->conn.reset();
         release(s);
+        turns_.release();
         if (r.status == QueryResult::Status::ConnectionLost) {
             lost(r.error);
             if (!sink && retry_safe && Clock::now() < deadline) continue;

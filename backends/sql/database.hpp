@@ -12,10 +12,13 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backends/gate.hpp"
 #include "backends/pool.hpp"
 #include "backends/sql/connection.hpp"
 #include "backends/sql/sql_config.hpp"
@@ -39,12 +42,31 @@ public:
     const SqlFile& file() const { return file_; }
     std::string describe() const override;
 
+    // How long statements waited for a free connection since start-up.
+    struct WaitStats {
+        std::uint64_t queries = 0;                 // acquire attempts
+        std::uint64_t waited = 0;                  // of which found no idle connection at once
+        std::chrono::nanoseconds total{0}, max{0};  // wait time summed over all / the longest
+    };
+    const WaitStats& wait_stats() const { return waits_; }
+
 private:
     asio::awaitable<Opened> open(std::size_t index, Deadline deadline) override;
     asio::awaitable<std::string> resolve(Host h);
 
+    // Counts one acquire that took `waited`; logs it at debug level when
+    // the statement had to queue.
+    void note_wait(Clock::duration waited);
+
     SqlFile file_;
     PoolSettings pool_;
+    // Statements in turn, first come first served, at most one per
+    // connection: a connection that comes free goes to the longest waiting
+    // statement, never to one that arrived later. (The pool's own wait list
+    // wakes its first waiter, but a statement arriving before that waiter
+    // runs takes the connection, and the woken one queues again at the back.)
+    Gate turns_;
+    WaitStats waits_;
 };
 
 // Passdb and userdb on the same settings file and pool settings share one

@@ -1,6 +1,7 @@
 // Template marking and per-driver rendering.
 #include "backends/sql/query.hpp"
 
+#include <cctype>
 #include <optional>
 
 namespace postern::backend::sql {
@@ -66,6 +67,17 @@ bool has_marker(const std::vector<Piece>& pieces) {
     for (const auto& p : pieces)
         if (p.value) return true;
     return false;
+}
+
+// Copies the quoted identifier starting at t[i] (its quote character) to
+// out as written and moves i past it; a value inside one is refused.
+Result<void> copy_identifier(std::string_view t, std::size_t& i, std::string& out) {
+    const std::size_t start = i;
+    auto pieces = read_literal(t, i, t[i], false);
+    if (!pieces) return fail(pieces.error().message);
+    if (has_marker(*pieces)) return fail("a variable inside a quoted identifier");
+    out += t.substr(start, i - start);
+    return {};
 }
 
 }  // namespace
@@ -139,11 +151,8 @@ Result<PgStatement> render_pgsql(const Marked& m) {
             continue;
         }
         if (c == '"') {
-            const std::size_t start = i;
-            auto pieces = read_literal(t, i, '"', false);
-            if (!pieces) return fail(pieces.error().message);
-            if (has_marker(*pieces)) return fail("a variable inside a quoted identifier");
-            st.text += t.substr(start, i - start);
+            auto copied = copy_identifier(t, i, st.text);
+            if (!copied) return fail(copied.error().message);
             continue;
         }
         st.text += c;
@@ -191,17 +200,73 @@ Result<std::string> render_mysql(const Marked& m, const Escaper& escape) {
             continue;
         }
         if (c == '`') {
-            const std::size_t start = i;
-            auto pieces = read_literal(t, i, '`', false);
-            if (!pieces) return fail(pieces.error().message);
-            if (has_marker(*pieces)) return fail("a variable inside a quoted identifier");
-            out += t.substr(start, i - start);
+            auto copied = copy_identifier(t, i, out);
+            if (!copied) return fail(copied.error().message);
             continue;
         }
         out += c;
         ++i;
     }
     return out;
+}
+
+Result<std::optional<MyStatement>> render_mysql_params(const Marked& m) {
+    MyStatement st;
+    const std::string_view t = m.text;
+    auto value = [&](std::size_t index) -> Result<std::string> {
+        if (index >= m.values.size()) return fail("malformed marker");
+        return m.values[index];
+    };
+    std::size_t i = 0;
+    while (i < t.size()) {
+        const char c = t[i];
+        if (c == kOpen) {
+            auto v = read_marker(t, i);
+            if (!v) return fail("malformed marker");
+            auto e = value(*v);
+            if (!e) return fail(e.error().message);
+            st.params.push_back(std::move(*e));
+            st.text += '?';
+            continue;
+        }
+        if (c == '\'' || c == '"') {
+            const bool after_word = i > 0 && (std::isalnum(static_cast<unsigned char>(t[i - 1])) || t[i - 1] == '_');
+            const std::size_t start = i;
+            auto pieces = read_literal(t, i, c, true);
+            if (!pieces) return fail(pieces.error().message);
+            if (!has_marker(*pieces)) {
+                st.text += t.substr(start, i - start);
+                continue;
+            }
+            if (after_word) return std::optional<MyStatement>();
+            std::string whole;
+            for (const auto& p : *pieces) {
+                if (p.value) {
+                    auto e = value(*p.value);
+                    if (!e) return fail(e.error().message);
+                    whole += *e;
+                    continue;
+                }
+                if (p.text.find('\\') != std::string::npos) return std::optional<MyStatement>();
+                // The only escape left is the doubled quote.
+                for (std::size_t k = 0; k < p.text.size(); ++k) {
+                    whole += p.text[k];
+                    if (p.text[k] == c && k + 1 < p.text.size() && p.text[k + 1] == c) ++k;
+                }
+            }
+            st.params.push_back(std::move(whole));
+            st.text += '?';
+            continue;
+        }
+        if (c == '`') {
+            auto copied = copy_identifier(t, i, st.text);
+            if (!copied) return fail(copied.error().message);
+            continue;
+        }
+        st.text += c;
+        ++i;
+    }
+    return std::optional<MyStatement>(std::move(st));
 }
 
 util::VarLookup named_values(std::vector<std::pair<std::string, std::string>> values) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,27 @@ Result<PgStatement> render_pgsql(const Marked& m);
 // value inside a `quoted` identifier.
 using Escaper = std::function<std::string(std::string_view)>;
 Result<std::string> render_mysql(const Marked& m, const Escaper& escape);
+
+// Statement for a MySQL/MariaDB server-side prepared statement: ?
+// placeholders, each bound to a string, so that the text is the same for
+// every user and is parsed once per connection.
+//   - A literal holding values ('%u', '%n@%d', "%u") becomes one ? bound to
+//     the whole literal's value, fixed text included ('%n@%d' -> ? bound to
+//     "al@ex.org"): the same string the server would have read from the
+//     escaped literal, with the same (connection) character set.
+//   - A value outside any literal becomes ? on its own (the escaped path puts
+//     it in a literal of its own: the same string).
+// nullopt when the statement must take the escaped path (render_mysql)
+// instead: a literal with values whose own text has a backslash (its meaning
+// depends on the server's sql_mode, so the value cannot be rebuilt here), or
+// a literal right after a word character (_utf8'%u', X'%u', N'%u': an
+// introducer or a hex/bit literal, which a ? cannot replace). Fails like
+// render_mysql for a value inside a `quoted` identifier.
+struct MyStatement {
+    std::string text;
+    std::vector<std::string> params;
+};
+Result<std::optional<MyStatement>> render_mysql_params(const Marked& m);
 
 // Variables whose template has no marker at all: for statements written by
 // postern itself, each value is wanted exactly where "%{name}" stands.

@@ -207,6 +207,69 @@ TEST_CASE("sql query: mysql escapes each value inside its literal") {
     CHECK_FALSE(render_mysql(*ident, fake_escape));
 }
 
+TEST_CASE("sql query: mysql prepared statements bind each literal holding values") {
+    struct Case {
+        const char* label;
+        std::string tmpl;
+        std::string user;
+        std::string text;
+        std::vector<std::string> params;
+    };
+    const std::vector<Case> cases = {
+        {"whole literal", "SELECT password FROM mailbox WHERE username = '%u' AND active = '1'", "a@b",
+         "SELECT password FROM mailbox WHERE username = ? AND active = '1'", {"a@b"}},
+        {"quotes and backslashes in the value", "WHERE u = '%u'", "x' OR '1'='1\\", "WHERE u = ?",
+         {"x' OR '1'='1\\"}},
+        {"percent and question mark in the value", "WHERE u = '%u'", "%u%%?", "WHERE u = ?", {"%u%%?"}},
+        {"bare variable", "WHERE id = %u", "1 OR 1=1", "WHERE id = ?", {"1 OR 1=1"}},
+        {"inside a longer literal: one value", "WHERE username = '%n@%d'", "al@ex.org", "WHERE username = ?",
+         {"al@ex.org"}},
+        {"CONCAT keeps its parts", "CONCAT('/var/mail/%d/', maildir, '%n')", "al@ex.org",
+         "CONCAT(?, maildir, ?)", {"/var/mail/ex.org/", "al"}},
+        {"doubled quote in the fixed text", "SELECT 'it''s %n'", "bob", "SELECT ?", {"it's bob"}},
+        {"double-quoted literal", "WHERE u = \"%u\" AND x = \"say \"\"hi\"\"\"", "a\"b",
+         "WHERE u = ? AND x = \"say \"\"hi\"\"\"", {"a\"b"}},
+        {"literal without values kept", "WHERE a = 'x\\'y' AND u = '%u'", "q", "WHERE a = 'x\\'y' AND u = ?",
+         {"q"}},
+        {"NUL in the value", "WHERE u = '%u'", "a\0b"s, "WHERE u = ?", {"a\0b"s}},
+        {"UTF-8", "WHERE u = '%u'", "j\xc3\xb6rg@b\xc3\xbc.de", "WHERE u = ?", {"j\xc3\xb6rg@b\xc3\xbc.de"}},
+        {"same variable twice", "'%s' = 'smtp' OR '%s' <> 'smtp'", "u", "? = 'smtp' OR ? <> 'smtp'",
+         {"smtp", "smtp"}},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto m = mark(c.tmpl, user_vars(c.user));
+        REQUIRE(m);
+        auto st = render_mysql_params(*m);
+        REQUIRE(st);
+        REQUIRE(*st);
+        CHECK((*st)->text == c.text);
+        CHECK((*st)->params == c.params);
+    }
+    SUBCASE("the escaped path where a placeholder cannot stand") {
+        for (const char* tmpl : {"WHERE u = 'it\\'s %n'",   // backslash escape in the fixed text
+                                 "WHERE u = _utf8mb4'%u'",   // introducer
+                                 "WHERE u = X'%u'",          // hex literal
+                                 "WHERE u = N'%u'"}) {
+            CAPTURE(tmpl);
+            auto m = mark(tmpl, user_vars("b"));
+            REQUIRE(m);
+            auto st = render_mysql_params(*m);
+            REQUIRE(st);
+            CHECK_FALSE(*st);
+            CHECK(render_mysql(*m, fake_escape));  // which still renders
+        }
+    }
+    SUBCASE("refused") {
+        auto ident = mark("SELECT `%u` FROM t", user_vars("a"));
+        REQUIRE(ident);
+        CHECK_FALSE(render_mysql_params(*ident));
+        auto open = mark("WHERE u = '%u", user_vars("a"));
+        REQUIRE(open);
+        CHECK_FALSE(render_mysql_params(*open));
+    }
+}
+
 TEST_CASE("sql fields: password_query columns") {
     const std::vector<std::string> cols = {"user", "password", "nologin", "reason", "userdb_home", "allow_nets", "proxy"};
     SUBCASE("all set") {

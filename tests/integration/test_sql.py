@@ -449,6 +449,68 @@ class SqlTests:
         self.assertNotRegex(d.stderr(), r"password_query .*failed|more than one row")
         self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
 
+    def test_values_bound_wherever_the_template_puts_them(self):
+        # Every shape a template gives a variable: a whole literal, part of a
+        # longer literal, concatenated literals, no quotes at all, and (MySQL)
+        # a literal with a backslash escape beside a value, which takes the
+        # escaped text path. Quotes, backslashes and 10 KB in every variable
+        # the client controls (name, service, session): real rows match,
+        # the rest is a plain "no", never a SQL error or a wrong OK.
+        concat = "CONCAT('%n', '@', '%d')" if self.driver == "mysql" else "'%n' || '@' || '%d'"
+        base = ("SELECT m.username AS user, m.password FROM mailbox m JOIN domain d ON d.domain = m.domain "
+                "WHERE d.active = '1' AND '%s' <> '' AND '%{session}' <> 'x''y' AND ")
+        shapes = {"literal": "m.username = '%u'", "inside-literal": "m.username = '%n@%d'",
+                  "concatenated": f"m.username = {concat}", "unquoted": "m.username = %u"}
+        if self.driver == "mysql":
+            shapes["escaped-text"] = "m.username = '%u' AND m.password NOT LIKE 'x\\'%n'"
+        services = ["smtp", "im'ap\"x\\", "'; DROP TABLE mailbox; --"]
+        sessions = ["s1", "a'b\\c\"d%u", "'" * 10240]
+        names = ["x' OR '1'='1", "alice@example.com' -- ", "alice@example.com\\' OR 1=1 -- ", "%u", "?",
+                 "alice@example.com\\", "' UNION SELECT 'alice@example.com', '{PLAIN}x' -- ", "a'" * 2000]
+
+        def login(sock, user, password, service, session):
+            with AuthClient(sock) as c:
+                c.handshake()
+                c.auth(1, "PLAIN", "rip=127.0.0.1", f"session={session}",
+                       resp=b64(plain_payload(user, password)), service=service)
+                return c.reply(timeout=15)
+        for shape, where in shapes.items():
+            with self.subTest(shape=shape):
+                d, sock, _ = self.start_sql(name=f"{shape}.conf.ext", password_query=base + where,
+                                            extra_auth="max_username_length = 4096")
+                for service, session in zip(services, sessions):
+                    self.assert_ok(login(sock, "alice@example.com", ALICE_PASSWORD, service, session), 1,
+                                   "alice@example.com")
+                    for real in HOSTILE_REAL:
+                        self.assert_ok(login(sock, real, HOSTILE_PASSWORD, service, session), 1, real)
+                    for name in names + ["alice@example.com"]:
+                        r = login(sock, name, WRONG_PASSWORD if name == "alice@example.com" else ALICE_PASSWORD,
+                                  service, session)
+                        self.assert_fail(r, 1)
+                        self.assertFalse(is_temp_fail(r), (shape, name[:40], r))
+                self.assertTrue(d.alive())
+                self.assertNotRegex(d.stderr(), r"password_query .*failed|more than one row")
+                d.stop()
+
+    def test_statements_prepared_once_per_connection(self):
+        # A lookup executes a statement the connection prepared before; it is
+        # not parsed again. (MariaDB counts prepares and executes server-wide;
+        # PostgreSQL keeps them per session, out of sight.)
+        if self.driver != "mysql":
+            self.skipTest("PostgreSQL does not count prepared statements across sessions")
+
+        def status(name):
+            out = self.server.sql(f"SHOW GLOBAL STATUS LIKE '{name}'")
+            return int(out.split()[1])
+        d, sock, _ = self.start_sql(pool_size=2, master=False)
+        self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+        prepares, executes = status("Com_stmt_prepare"), status("Com_stmt_execute")
+        for k in range(20):
+            self.assert_ok(self.auth(sock, "alice@example.com", ALICE_PASSWORD), 1, "alice@example.com")
+            self.assert_fail(self.auth(sock, f"nobody{k}@example.com", ALICE_PASSWORD), 1)
+        self.assertLessEqual(status("Com_stmt_prepare") - prepares, 1)  # the second connection's
+        self.assertGreaterEqual(status("Com_stmt_execute") - executes, 40)
+
     def test_result_columns(self):
         # allow_nets decides by the client's rip; other columns are passed to
         # the client (NULL ones are left out); userdb_* stay internal.
