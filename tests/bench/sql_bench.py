@@ -15,7 +15,16 @@
 #   BENCH_POOL=8              pool_size of the sql passdb (and Dovecot's maxconns)
 #   BENCH_SERVERS="postern dovecot"   Dovecot 2.3's auth service on the same file,
 #                             when dovecot-core and dovecot-mysql/-pgsql are installed
+#   BENCH_REPEAT=3            runs per case; the servers take turns, the summary shows medians
+#   BENCH_LOADS="1x1 32x1"    connections x in flight per connection
 #   BENCH_KEEP=1              keep the temp dir (configs, logs)
+#
+# Beside auths/s and latency, each run reads from /proc the CPU time that the
+# database server (all its processes) and the auth server used over the
+# measured seconds: the summary gives both per 1,000 logins. A last short run
+# at 32 clients, with posternd logging at info level, prints the connection
+# pool's wait summary (how many statements queued for a connection, mean and
+# longest wait).
 #
 # Half of the mailboxes store {PLAIN} passwords (the database path dominates),
 # half bare $6$ hashes read with default_pass_scheme = SHA512-CRYPT (hashing
@@ -28,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -108,20 +118,99 @@ pool_size = {pool}
 """)
 
 
+def process_tree_cpu(pid):
+    """CPU seconds (user + system) used so far by process `pid`, its live
+    descendants and the children it has reaped: a database server's
+    connection processes (PostgreSQL) or threads (MariaDB) all count."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields  # fields[1] = ppid, [11..14] = utime stime cutime cstime
+    children = {}
+    for p, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            f = stats[p]
+            total += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if p == pid else 0)
+        todo.extend(children.get(p, []))
+    return total / tick
+
+
+def measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label, results, pids):
+    """run_loadgen, and the CPU that `pids` (name -> pid) used over the
+    measured seconds (sampled at the end of the warm-up), added to the
+    RESULT as <name>_cpu_ms_per_1k: milliseconds of CPU per 1,000 logins."""
+    start = {}
+    timer = threading.Timer(float(warmup), lambda: start.update((n, process_tree_cpu(p)) for n, p in pids.items()))
+    timer.start()
+    before = len(results)
+    ok = bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, results)
+    timer.join()
+    if len(results) > before and start:
+        r = results[-1]
+        requests = int(r.get("requests", "0"))
+        for name, pid in pids.items():
+            used = process_tree_cpu(pid) - start[name]
+            r[f"{name}_cpu_ms_per_1k"] = f"{used * 1e6 / requests:.1f}" if requests else "0"
+    return ok
+
+
+def pool_wait(build, tmp, conf_name, loadgen, creds, duration):
+    """A short extra run at 32 clients with posternd logging at info level
+    (the measured runs log warnings only), for the connection pool's wait
+    summary that posternd logs at shutdown. Returns that line or a note."""
+    conf = os.path.join(tmp, f"{conf_name}.toml")
+    info_conf = os.path.join(tmp, f"{conf_name}-info.toml")
+    with open(conf, encoding="ascii") as f:
+        text = f.read().replace('level = "warning"', 'level = "info"', 1)
+    sock = os.path.join(tmp, f"{conf_name}-info.sock")
+    text = text.replace(os.path.join(tmp, f"{conf_name}.sock"), sock)
+    with open(info_conf, "w", encoding="ascii") as f:
+        f.write(text)
+    log_path = os.path.join(tmp, f"posternd-{conf_name}-info.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([os.path.join(build, "posternd"), "-c", info_conf], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True)
+    try:
+        bench_common.wait_socket(proc, sock, log_path)
+        subprocess.run([loadgen, "--socket", sock, "--connections", "32", "--inflight", "1", "--duration",
+                        duration, "--warmup", "0", "--users", creds, "--label", "pool-wait"],
+                       capture_output=True, timeout=120)
+    finally:
+        bench_common.stop_pid(proc)
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        lines = [l.strip() for l in f if "waited for a free connection" in l]
+    return lines[-1] if lines else "(no pool summary in the log)"
+
+
 def main():
     build, loadgen = bench_common.find_build(sys.argv, "sql_bench")
     duration = os.environ.get("BENCH_DURATION", "5")
     warmup = os.environ.get("BENCH_WARMUP", "1")
+    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     drivers = os.environ.get("BENCH_DRIVERS", "mysql pgsql").split()
     schemes = os.environ.get("BENCH_SCHEMES", "PLAIN SHA512-CRYPT").split()
+    loads = [tuple(int(n) for n in l.split("x")) for l in os.environ["BENCH_LOADS"].split()] \
+        if os.environ.get("BENCH_LOADS") else LOADS
     pool = int(os.environ.get("BENCH_POOL", "8"))
     servers = os.environ.get("BENCH_SERVERS", "postern dovecot").split()
     tmp = tempfile.mkdtemp(prefix="postern-sqlbench-")
     os.chmod(tmp, 0o755)
     bench_common.print_header("postern sql benchmark")
     print(f"PostfixAdmin schema, {MAILBOXES} mailboxes; pool_size {pool}; "
-          f"{warmup}s warm-up + {duration}s measured per run\n")
+          f"{warmup}s warm-up + {duration}s measured per run; {repeat} runs per case, servers "
+          f"alternating, medians\n")
     results = []
+    waits = []
     failed = False
     for driver in drivers:
         cls = databases.MariaDB if driver == "mysql" else databases.PostgreSQL
@@ -130,7 +219,7 @@ def main():
             print(f"{driver}: skipped ({missing})")
             continue
         server = cls()
-        proc = None
+        procs = {}
         try:
             t0 = time.monotonic()
             server.start()
@@ -138,29 +227,52 @@ def main():
             load_mailboxes(server, tmp)
             print(f"{driver}: server ready with {MAILBOXES} mailboxes in {time.monotonic() - t0:.1f}s")
             sqlconf = write_sql_conf(tmp, server, pool)
+            # Both auth servers run side by side (the idle one costs nothing)
+            # and take turns, so that a slow spell of the machine hits both.
             for srv in servers:
                 if srv == "dovecot":
                     why = bench_common.dovecot_missing(f"libdriver_{driver}")
                     if why:
                         print(f"dovecot/{driver}: skipped ({why})")
                         continue
-                    proc, sock = start_dovecot(tmp, server, sqlconf)
+                    procs[srv] = start_dovecot(tmp, server, sqlconf)
                 else:
-                    proc, sock = start_postern(build, tmp, server, pool, sqlconf)
+                    procs[srv] = start_postern(build, tmp, server, pool, sqlconf)
+            for k in range(repeat):
+                order = list(procs) if k % 2 == 0 else list(reversed(procs))
                 for scheme in schemes:
-                    for conns, inflight in LOADS:
-                        label = f"{srv}/{driver}/{scheme}/{conns}x{inflight}"
-                        creds = os.path.join(tmp, f"creds-{scheme}")
-                        if not bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup,
-                                                        creds, label, results):
-                            failed = True
-                bench_common.stop_pid(proc)
-                proc = None
+                    for conns, inflight in loads:
+                        for srv in order:
+                            proc, sock = procs[srv]
+                            label = f"{srv}/{driver}/{scheme}/{conns}x{inflight}"
+                            creds = os.path.join(tmp, f"creds-{scheme}")
+                            if not measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label,
+                                                results, {"db": server.proc.pid, "auth": proc.pid}):
+                                failed = True
+            if "postern" in procs and "PLAIN" in schemes:
+                waits.append((driver, pool_wait(build, tmp, driver, loadgen, os.path.join(tmp, "creds-PLAIN"),
+                                                duration)))
         finally:
-            if proc:
+            for proc, _ in procs.values():
                 bench_common.stop_pid(proc)
             server.destroy()
-    bench_common.print_summary(results, "driver/scheme/clients")
+    summary = bench_common.medians(results)
+    bench_common.print_summary(summary, "driver/scheme/clients")
+    print("\nCPU per 1,000 logins, ms (medians): the database server (all its processes) and the auth server")
+    by = {tuple(r["label"].split("/", 1)): r for r in summary}
+    cases = list(dict.fromkeys(case for _, case in by))
+    width = max([len("driver/scheme/clients")] + [len(c) for c in cases])
+    print(f"{'driver/scheme/clients':<{width}} {'postern db':>10} {'auth':>7} | {'dovecot db':>10} {'auth':>7}")
+
+    def cpu(srv, case, key):
+        r = by.get((srv, case))
+        return f"{float(r[key]):.0f}" if r and key in r else "-"
+    for case in cases:
+        print(f"{case:<{width}} {cpu('postern', case, 'db_cpu_ms_per_1k'):>10} "
+              f"{cpu('postern', case, 'auth_cpu_ms_per_1k'):>7} | {cpu('dovecot', case, 'db_cpu_ms_per_1k'):>10} "
+              f"{cpu('dovecot', case, 'auth_cpu_ms_per_1k'):>7}")
+    for driver, line in waits:
+        print(f"pool wait, postern/{driver}/PLAIN/32x1: {line}")
     if os.environ.get("BENCH_KEEP") == "1":
         print(f"kept {tmp}")
     else:
