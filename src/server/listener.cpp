@@ -58,6 +58,39 @@ bool socket_in_use(const std::string& path) {
     return used;
 }
 
+// The configured owner of a unix socket; -1 for what is not configured
+// (chown leaves it as it is).
+struct Owner {
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    bool any() const { return uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1); }
+};
+
+Result<Owner> socket_owner(const config::Listener& l) {
+    Owner o;
+    if (!l.user.empty()) {
+        auto uid = lookup_uid(l.user);
+        if (!uid) return fail(l.describe() + ": unknown user \"" + l.user + "\"");
+        o.uid = *uid;
+    }
+    if (!l.group.empty()) {
+        auto gid = lookup_gid(l.group);
+        if (!gid) return fail(l.describe() + ": unknown group \"" + l.group + "\"");
+        o.gid = *gid;
+    }
+    return o;
+}
+
+Result<void> set_owner(const config::Listener& l, const Owner& o) {
+    if (o.any() && ::chown(l.path.c_str(), o.uid, o.gid) != 0) return fail(l.describe() + ": chown: " + std::strerror(errno));
+    return {};
+}
+
+Result<void> set_mode(const config::Listener& l) {
+    if (::chmod(l.path.c_str(), l.mode.value_or(0600)) != 0) return fail(l.describe() + ": chmod: " + std::strerror(errno));
+    return {};
+}
+
 Result<Listener::Acceptor> bind_unix(asio::io_context& io, const config::Listener& l) {
     struct stat st {};
     if (::lstat(l.path.c_str(), &st) == 0) {
@@ -65,11 +98,8 @@ Result<Listener::Acceptor> bind_unix(asio::io_context& io, const config::Listene
         if (socket_in_use(l.path)) return fail(l.describe() + ": another process is listening on it");
         ::unlink(l.path.c_str());
     }
-    std::optional<uid_t> uid;
-    std::optional<gid_t> gid;
-    if (!l.user.empty() && !(uid = lookup_uid(l.user))) return fail(l.describe() + ": unknown user \"" + l.user + "\"");
-    if (!l.group.empty() && !(gid = lookup_gid(l.group))) return fail(l.describe() + ": unknown group \"" + l.group + "\"");
-    const unsigned mode = l.mode.value_or(0600);
+    const auto owner = socket_owner(l);
+    if (!owner) return fail(owner.error().message);
 
     Listener::Acceptor acc(io);
     asio::error_code ec;
@@ -83,9 +113,8 @@ Result<Listener::Acceptor> bind_unix(asio::io_context& io, const config::Listene
     acc.bind(gep, ec);
     ::umask(old);
     if (ec) return fail(l.describe() + ": bind: " + ec.message());
-    if ((uid || gid) && ::chown(l.path.c_str(), uid ? *uid : static_cast<uid_t>(-1), gid ? *gid : static_cast<gid_t>(-1)) != 0)
-        return fail(l.describe() + ": chown: " + std::strerror(errno));
-    if (::chmod(l.path.c_str(), mode) != 0) return fail(l.describe() + ": chmod: " + std::strerror(errno));
+    if (auto r = set_owner(l, *owner); !r) return fail(r.error().message);
+    if (auto r = set_mode(l); !r) return fail(r.error().message);
     acc.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fail(l.describe() + ": listen: " + ec.message());
     return acc;
@@ -294,18 +323,12 @@ void Listener::reconfigure(const config::Listener& cfg) {
     cfg_ = std::make_shared<const config::Listener>(cfg);
     if (cfg.type != config::Listener::Type::Unix || passed_) return;
     if (cfg.user != old.user || cfg.group != old.group) {
-        std::optional<uid_t> uid;
-        std::optional<gid_t> gid;
-        if (!cfg.user.empty() && !(uid = lookup_uid(cfg.user)))
-            log::error("{}: unknown user \"{}\"; owner left as it was", cfg.describe(), log::safe(cfg.user));
-        else if (!cfg.group.empty() && !(gid = lookup_gid(cfg.group)))
-            log::error("{}: unknown group \"{}\"; owner left as it was", cfg.describe(), log::safe(cfg.group));
-        else if ((uid || gid) &&
-                 ::chown(cfg.path.c_str(), uid ? *uid : static_cast<uid_t>(-1), gid ? *gid : static_cast<gid_t>(-1)) != 0)
-            log::error("{}: chown: {}; owner left as it was", cfg.describe(), std::strerror(errno));
+        auto owner = socket_owner(cfg);
+        auto r = owner ? set_owner(cfg, *owner) : Result<void>(fail(owner.error().message));
+        if (!r) log::error("{}; the socket's owner is left as it was", log::safe(r.error().message, 1000));
     }
-    if (cfg.mode.value_or(0600) != old.mode.value_or(0600) && ::chmod(cfg.path.c_str(), cfg.mode.value_or(0600)) != 0)
-        log::error("{}: chmod: {}; mode left as it was", cfg.describe(), std::strerror(errno));
+    if (cfg.mode.value_or(0600) != old.mode.value_or(0600))
+        if (auto r = set_mode(cfg); !r) log::error("{}; the socket's mode is left as it was", log::safe(r.error().message, 1000));
 }
 
 }  // namespace postern::server

@@ -141,6 +141,24 @@ class ReloadTest(ReloadBase):
         listed = set(re.findall(r'^postern_listener_connections\{listener="unix:([^"]*)"', body, re.M))
         self.assertEqual(listed, {a, c_path})
 
+    def test_kept_socket_gets_its_new_mode(self):
+        users = self.users("users", alice=ALICE_PASSWORD)
+        sock = os.path.join(self.run_dir(), "auth")
+        base = make_config(None, users)
+        d = self.start_daemon(base + unix_listener(sock, mode="0666"))
+        ino = os.stat(sock).st_ino
+        c = self.connect(sock)
+        log = self.reload(d, base + unix_listener(sock, mode="0660"))
+        self.assertEqual(os.stat(sock).st_ino, ino)
+        if os.geteuid() == 0:
+            # The daemon runs as nobody now; the socket root created is not its own.
+            self.assertIn(f"unix:{sock}: chmod: Operation not permitted; the socket's mode is left as it was", log)
+            self.assertEqual(os.stat(sock).st_mode & 0o777, 0o666)
+        else:
+            self.assertEqual(os.stat(sock).st_mode & 0o777, 0o660)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+
     def test_tcp_listener_kept_and_new_one_bound(self):
         from harness import free_tcp_port
         users = self.users("users", alice=ALICE_PASSWORD)
