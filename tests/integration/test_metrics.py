@@ -483,6 +483,52 @@ class PoolMetricsTest(DaemonTestCase):
 
 
 @require_binaries
+class LdapPoolMetricsTest(DaemonTestCase):
+    """An ldap pool against a real slapd: up with connections open, then
+    down (temp_fail, pool_up 0) once slapd is gone."""
+
+    def test_ldap_pool_up_then_down(self):
+        from ldap_support import Slapd, ldap_conf, make_users, slapd_missing
+        if slapd_missing():
+            self.skipTest(slapd_missing())
+        users = make_users(n=4, argon2_count=0)
+        slapd = Slapd(self.tmp, users)
+        self.addCleanup(slapd.stop)
+        slapd.start()
+        conf = self.path("dovecot-ldap.conf.ext")
+        write_file(conf, ldap_conf(slapd))
+        sock, msock = self.path("auth"), self.path("metrics")
+        passdb = f'\n[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\ntimeout = "2s"\npool_size = 2\n'
+        self.start_daemon(make_config(sock) + metrics_extra(path=msock) + passdb)
+        user = next(u for u in users if u.active and u.scheme == "PLAIN" and len(u.mails) == 1)
+
+        def series(name):
+            _, _, body = http_get(msock)
+            got = re.findall(rf'^{name}\{{kind="ldap",pool="[^"]*"\}} (\S+)$', body, re.M)
+            self.assertEqual(len(got), 1, f"{name}:\n{body}")
+            return float(got[0])
+
+        c = self.connect(sock)
+        c.auth_plain(1, user.login, user.password)
+        self.assert_ok(c.reply(timeout=15), 1, user.login)
+        self.assertEqual(series("postern_backend_pool_up"), 1)
+        self.assertEqual(series("postern_backend_pool_size"), 2)
+        self.assertGreaterEqual(series("postern_backend_pool_connections"), 1)
+        self.assertGreaterEqual(series("postern_backend_pool_connects_total"), 1)
+        self.assertEqual(series("postern_backend_pool_busy_connections"), 0)
+        slapd.stop()
+        c.auth_plain(2, user.login, user.password)
+        r = c.reply(timeout=15)
+        self.assertEqual(r[:2], ["FAIL", "2"], r)
+        self.assertIn("code=temp_fail", r)
+        c.auth_plain(3, user.login, user.password)  # now no server answers a connect
+        r = c.reply(timeout=15)
+        self.assertIn("code=temp_fail", r)
+        self.assertEqual(series("postern_backend_pool_up"), 0)
+        self.assertGreaterEqual(series("postern_backend_pool_connect_failures_total"), 1)
+
+
+@require_binaries
 class HttpClientMetricsTest(DaemonTestCase):
     """The HTTP client's connection figures with the http passdb against
     the panel server of test_http.py, then with the panel gone."""
