@@ -8,6 +8,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import threading
 import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -148,6 +149,70 @@ def run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, 
     return True
 
 
+def process_tree_cpu(pid):
+    """CPU seconds (user + system) used so far by process `pid`, its live
+    descendants and the children it has reaped: a database server's
+    connection processes (PostgreSQL) or threads (MariaDB) all count."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields  # fields[1] = ppid, [11..14] = utime stime cutime cstime
+    children = {}
+    for p, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            f = stats[p]
+            total += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if p == pid else 0)
+        todo.extend(children.get(p, []))
+    return total / tick
+
+
+def measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label, results, pids):
+    """run_loadgen, and the CPU that `pids` (name -> pid) used over the
+    measured seconds (sampled at the end of the warm-up), added to the
+    RESULT as <name>_cpu_ms_per_1k: milliseconds of CPU per 1,000 logins."""
+    start = {}
+    timer = threading.Timer(float(warmup), lambda: start.update((n, process_tree_cpu(p)) for n, p in pids.items()))
+    timer.start()
+    before = len(results)
+    ok = run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, results)
+    timer.join()
+    if len(results) > before and start:
+        r = results[-1]
+        requests = int(r.get("requests", "0"))
+        for name, pid in pids.items():
+            used = process_tree_cpu(pid) - start[name]
+            r[f"{name}_cpu_ms_per_1k"] = f"{used * 1e6 / requests:.1f}" if requests else "0"
+    return ok
+
+
+def print_cpu(summary, first_column, db_words):
+    """CPU per 1,000 logins (from measured_run) of the directory or database
+    server ("db") and the auth server, for both servers, per case."""
+    print(f"\nCPU per 1,000 logins, ms (medians): {db_words} and the auth server")
+    by = {tuple(r["label"].split("/", 1)): r for r in summary}
+    cases = list(dict.fromkeys(case for _, case in by))
+    width = max([len(first_column)] + [len(c) for c in cases])
+    print(f"{first_column:<{width}} {'postern db':>10} {'auth':>7} | {'dovecot db':>10} {'auth':>7}")
+
+    def cpu(srv, case, key):
+        r = by.get((srv, case))
+        return f"{float(r[key]):.0f}" if r and key in r else "-"
+    for case in cases:
+        print(f"{case:<{width}} {cpu('postern', case, 'db_cpu_ms_per_1k'):>10} "
+              f"{cpu('postern', case, 'auth_cpu_ms_per_1k'):>7} | {cpu('dovecot', case, 'db_cpu_ms_per_1k'):>10} "
+              f"{cpu('dovecot', case, 'auth_cpu_ms_per_1k'):>7}")
+
+
 def medians(results):
     """One result per label: the median of each number over the repeats."""
     by = {}
@@ -167,9 +232,12 @@ def medians(results):
     return out
 
 
-def finish(tmp, results, first_column, failed):
-    """Prints the summary, removes `tmp` (unless BENCH_KEEP=1); the exit status."""
+def finish(tmp, results, first_column, failed, db_words=None):
+    """Prints the summary (and with `db_words` the CPU table), removes `tmp`
+    (unless BENCH_KEEP=1); the exit status."""
     print_summary(results, first_column)
+    if db_words:
+        print_cpu(results, first_column, db_words)
     if os.environ.get("BENCH_KEEP") == "1":
         print(f"kept {tmp}")
     else:

@@ -5,7 +5,8 @@
 # iRedMail-like layout, mail addresses as login names). AUTH PLAIN over a
 # unix socket with tests/bench/loadgen; prints auths/s and p50/p99 latency
 # per mode, stored scheme and number of concurrent clients (1 and 32), and
-# the ratio postern / Dovecot.
+# the ratio postern / Dovecot; then the CPU that slapd and each auth server
+# used per 1,000 logins over the measured seconds.
 #
 #   python3 tests/bench/ldap_bench.py [BUILD_DIR]      (default BUILD_DIR: build)
 #   BENCH_SUITE=ldap bash tests/bench/run.sh [BUILD_DIR]   (the same)
@@ -106,20 +107,21 @@ def main():
                     if why:
                         print(f"dovecot/{mode}: skipped ({why})")
                         continue
-                    proc, socks[srv] = bench_common.start_dovecot(
+                    socks[srv] = bench_common.start_dovecot(
                         os.path.join(tmp, f"dovecot-{mode}"), f"ldap-{mode}",
                         f"passdb {{\n  driver = ldap\n  args = {conf}\n}}\n")
                 else:
-                    proc, socks[srv] = bench_common.start_postern(
+                    socks[srv] = bench_common.start_postern(
                         build, tmp, f"ldap-{mode}",
                         f'[[passdb]]\ndriver = "ldap"\nargs = "{conf}"\npool_size = {pool}\n')
-                procs.append(proc)
+                procs.append(socks[srv][0])
             cases = [(s, c, i) for _ in range(repeat) for s in schemes for c, i in LOADS]
             for scheme, conns, inflight in cases:
-                for srv, sock in socks.items():
+                for srv, (proc, sock) in socks.items():
                     label = f"{srv}/{mode}/{scheme}/{conns}"
-                    if not bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup,
-                                                    os.path.join(tmp, f"creds-{scheme}"), label, results):
+                    if not bench_common.measured_run(loadgen, sock, conns, inflight, duration, warmup,
+                                                     os.path.join(tmp, f"creds-{scheme}"), label, results,
+                                                     {"db": slapd.proc.pid, "auth": proc.pid}):
                         failed = True
             while procs:
                 bench_common.stop_pid(procs.pop())
@@ -127,7 +129,7 @@ def main():
         while procs:
             bench_common.stop_pid(procs.pop())
         slapd.stop()
-    return bench_common.finish(tmp, bench_common.medians(results), "mode/scheme/clients", failed)
+    return bench_common.finish(tmp, bench_common.medians(results), "mode/scheme/clients", failed, "slapd")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
@@ -116,52 +115,6 @@ driver = "sql"
 args = "{sqlconf}"
 pool_size = {pool}
 """)
-
-
-def process_tree_cpu(pid):
-    """CPU seconds (user + system) used so far by process `pid`, its live
-    descendants and the children it has reaped: a database server's
-    connection processes (PostgreSQL) or threads (MariaDB) all count."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            stats[int(entry)] = fields  # fields[1] = ppid, [11..14] = utime stime cutime cstime
-    children = {}
-    for p, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(p)
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        if p in stats:
-            f = stats[p]
-            total += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if p == pid else 0)
-        todo.extend(children.get(p, []))
-    return total / tick
-
-
-def measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label, results, pids):
-    """run_loadgen, and the CPU that `pids` (name -> pid) used over the
-    measured seconds (sampled at the end of the warm-up), added to the
-    RESULT as <name>_cpu_ms_per_1k: milliseconds of CPU per 1,000 logins."""
-    start = {}
-    timer = threading.Timer(float(warmup), lambda: start.update((n, process_tree_cpu(p)) for n, p in pids.items()))
-    timer.start()
-    before = len(results)
-    ok = bench_common.run_loadgen(loadgen, sock, conns, inflight, duration, warmup, creds, label, results)
-    timer.join()
-    if len(results) > before and start:
-        r = results[-1]
-        requests = int(r.get("requests", "0"))
-        for name, pid in pids.items():
-            used = process_tree_cpu(pid) - start[name]
-            r[f"{name}_cpu_ms_per_1k"] = f"{used * 1e6 / requests:.1f}" if requests else "0"
-    return ok
 
 
 def pool_wait(build, tmp, conf_name, loadgen, creds, duration):
@@ -246,8 +199,9 @@ def main():
                             proc, sock = procs[srv]
                             label = f"{srv}/{driver}/{scheme}/{conns}x{inflight}"
                             creds = os.path.join(tmp, f"creds-{scheme}")
-                            if not measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label,
-                                                results, {"db": server.proc.pid, "auth": proc.pid}):
+                            pids = {"db": server.proc.pid, "auth": proc.pid}
+                            if not bench_common.measured_run(loadgen, sock, conns, inflight, duration, warmup,
+                                                             creds, label, results, pids):
                                 failed = True
             if "postern" in procs and "PLAIN" in schemes:
                 waits.append((driver, pool_wait(build, tmp, driver, loadgen, os.path.join(tmp, "creds-PLAIN"),
@@ -258,19 +212,7 @@ def main():
             server.destroy()
     summary = bench_common.medians(results)
     bench_common.print_summary(summary, "driver/scheme/clients")
-    print("\nCPU per 1,000 logins, ms (medians): the database server (all its processes) and the auth server")
-    by = {tuple(r["label"].split("/", 1)): r for r in summary}
-    cases = list(dict.fromkeys(case for _, case in by))
-    width = max([len("driver/scheme/clients")] + [len(c) for c in cases])
-    print(f"{'driver/scheme/clients':<{width}} {'postern db':>10} {'auth':>7} | {'dovecot db':>10} {'auth':>7}")
-
-    def cpu(srv, case, key):
-        r = by.get((srv, case))
-        return f"{float(r[key]):.0f}" if r and key in r else "-"
-    for case in cases:
-        print(f"{case:<{width}} {cpu('postern', case, 'db_cpu_ms_per_1k'):>10} "
-              f"{cpu('postern', case, 'auth_cpu_ms_per_1k'):>7} | {cpu('dovecot', case, 'db_cpu_ms_per_1k'):>10} "
-              f"{cpu('dovecot', case, 'auth_cpu_ms_per_1k'):>7}")
+    bench_common.print_cpu(summary, "driver/scheme/clients", "the database server (all its processes)")
     for driver, line in waits:
         print(f"pool wait, postern/{driver}/PLAIN/32x1: {line}")
     if os.environ.get("BENCH_KEEP") == "1":

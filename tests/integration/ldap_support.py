@@ -216,6 +216,8 @@ argsfile {self.dir}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
 sizelimit unlimited
+# No per-operation log lines (slapd's default is "stats", to syslog).
+loglevel 0
 {tls}
 database mdb
 maxsize 268435456
