@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "backends/gate.hpp"
 #include "backends/pool.hpp"
 #include "backends/sql/connection.hpp"
 #include "backends/sql/sql_config.hpp"
@@ -60,12 +59,6 @@ private:
 
     SqlFile file_;
     PoolSettings pool_;
-    // Statements in turn, first come first served, at most one per
-    // connection: a connection that comes free goes to the longest waiting
-    // statement, never to one that arrived later. (The pool's own wait list
-    // wakes its first waiter, but a statement arriving before that waiter
-    // runs takes the connection, and the woken one queues again at the back.)
-    Gate turns_;
     WaitStats waits_;
 };
 
