@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <array>
 #include <cstring>
 #include <functional>
 #include <set>
@@ -99,52 +100,46 @@ std::optional<Checked> check_line(std::string_view& line, std::size_t lineno, st
 }
 
 // The Entry of a line that check_line accepted, with its resolved ids.
+// Runs on every lookup: fields are views into the line, and only what the
+// Entry keeps is copied.
 Entry build_entry(std::string_view line, std::size_t lineno, std::uint32_t uid, std::uint32_t gid) {
-    std::vector<std::string_view> f;
-    std::size_t start = 0;
-    for (;;) {
+    std::array<std::string_view, 7> f{};  // user:password:uid:gid:gecos:home:shell
+    std::size_t n = 0;
+    std::optional<std::string_view> tail;  // field 8 onwards, ':' and all
+    for (std::size_t start = 0;;) {
+        if (n == f.size()) {
+            tail = line.substr(start);
+            break;
+        }
         const auto c = line.find(':', start);
-        f.push_back(line.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+        f[n++] = line.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start);
         if (c == std::string_view::npos) break;
         start = c + 1;
     }
     Entry e;
     e.line = lineno;
     e.user = std::string(f[0]);
-    if (f.size() > 1) e.password = std::string(f[1]);
+    if (n > 1) e.password = std::string(f[1]);
     if (uid) e.uid = std::to_string(uid);
     if (gid) e.gid = std::to_string(gid);
-    if (f.size() > 5) e.home = std::string(f[5]);
-    if (f.size() > 7) {
-        std::string extra;
-        std::size_t first = 7;
-        // Old format: an empty field 8 followed by a mail location.
-        if (f.size() > 8 && f[7].empty()) {
-            std::string mail;
-            for (std::size_t i = 8; i < f.size(); ++i) {
-                if (i > 8) mail += ':';
-                mail += f[i];
-            }
-            e.userdb.emplace_back("mail", mail);
-            first = f.size();
-        }
-        for (std::size_t i = first; i < f.size(); ++i) {
-            if (i > first) extra += ':';
-            extra += f[i];
-        }
-        std::size_t pos = 0;
-        while (pos < extra.size()) {
-            auto sp = extra.find(' ', pos);
-            if (sp == std::string::npos) sp = extra.size();
-            std::string item = extra.substr(pos, sp - pos);
-            pos = sp + 1;
-            if (item.empty()) continue;
-            const auto eq = item.find('=');
-            std::string key = item.substr(0, eq);
-            std::string value = eq == std::string::npos ? std::string() : item.substr(eq + 1);
-            if (key.rfind("userdb_", 0) == 0) e.userdb.emplace_back(key.substr(7), value);
-            else e.extra.emplace_back(key, value);
-        }
+    if (n > 5) e.home = std::string(f[5]);
+    if (!tail) return e;
+    std::string_view extra = *tail;
+    // Old format: an empty field 8 followed by a mail location (which may hold ':').
+    if (!extra.empty() && extra[0] == ':') {
+        e.userdb.emplace_back("mail", std::string(extra.substr(1)));
+        return e;
+    }
+    while (!extra.empty()) {
+        const auto sp = extra.find(' ');
+        const std::string_view item = extra.substr(0, sp);
+        extra = sp == std::string_view::npos ? std::string_view() : extra.substr(sp + 1);
+        if (item.empty()) continue;
+        const auto eq = item.find('=');
+        const std::string_view key = item.substr(0, eq);
+        const std::string_view value = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+        if (key.substr(0, 7) == "userdb_") e.userdb.emplace_back(std::string(key.substr(7)), std::string(value));
+        else e.extra.emplace_back(std::string(key), std::string(value));
     }
     return e;
 }

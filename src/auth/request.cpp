@@ -39,7 +39,7 @@ backend::PassResult refusal(PassStatus status, std::string user) {
 Request::Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
                  std::uint32_t id, const mech::MechInfo& mech, RequestParams params)
     : ex_(std::move(ex)), engine_(engine), engine_pin_(engine.weak_from_this().lock()), port_(std::move(port)),
-      origin_(origin), id_(id), info_(mech), params_(std::move(params)), cont_arrived_(ex_), started_(Clock::now()), last_input_(started_) {}
+      origin_(origin), id_(id), info_(mech), params_(std::move(params)), timeout_(ex_, [this] { on_timeout(); }), started_(Clock::now()), last_input_(started_) {}
 
 void Request::spawn_run(mech::Step step) {
     asio::co_spawn(ex_, run(std::move(step)), LogExceptions{"auth request"});
@@ -62,7 +62,7 @@ void Request::start(std::optional<std::string> initial) {
 void Request::on_cont(std::string data) {
     if (over_ || !awaiting_cont_) return;
     awaiting_cont_ = false;
-    cont_arrived_.set();
+    timeout_.cancel();
     last_input_ = Clock::now();
     if (!info_.allows_nul && data.find('\0') != std::string::npos) {
         asio::co_spawn(ex_, finish_fail("nul_in_data", false, false), LogExceptions{"auth request"});
@@ -85,26 +85,31 @@ void Request::on_cont(std::string data) {
 void Request::cancel() {
     over_ = true;
     awaiting_cont_ = false;
-    cont_arrived_.set();
+    timeout_.cancel();
 }
 
 void Request::send_cont(std::string_view data) {
     awaiting_cont_ = true;
     // A client that does not answer within request_timeout (counted from
     // the AUTH) loses the request.
-    cont_arrived_ = Event(ex_);
-    asio::co_spawn(ex_, watch_cont(++cont_round_, cont_arrived_), LogExceptions{"auth request"});
+    timeout_.arm(started_ + engine_.config().request_timeout);
     if (auto port = port_.lock()) port->cont(id_, data);
 }
 
-asio::awaitable<void> Request::watch_cont(std::uint64_t round, Event arrived) {
-    auto self = shared_from_this();
-    const bool answered =
-        co_await with_deadline(arrived.wait(), started_ + engine_.config().request_timeout);
-    if (answered || over_ || !awaiting_cont_ || round != cont_round_) co_return;
+void Request::on_timeout() {
+    auto self = shared_from_this();  // the reply may end the connection's hold on it
+    if (over_) return;
     over_ = true;
-    awaiting_cont_ = false;
-    if (auto port = port_.lock()) port->done(id_);
+    if (awaiting_cont_) {
+        // The client never answered the challenge: dropped without a reply.
+        awaiting_cont_ = false;
+        if (auto port = port_.lock()) port->done(id_);
+        return;
+    }
+    // Still in the passdb chain: a temporary failure now; run() drops the
+    // chain's late answer when it comes.
+    log_result("tempfail", "request_timeout");
+    reply_fail(true);
 }
 
 asio::awaitable<void> Request::run(mech::Step step) {
@@ -132,20 +137,13 @@ asio::awaitable<void> Request::run(mech::Step step) {
                     password_digest_ = engine_.password_digest(step.password.view());
                 const bool verify = step.kind == mech::Step::Kind::VerifyPlain;
                 // The chain gets until request_timeout after the client's last
-                // message; past that the client hears a temporary failure and
-                // the chain's late answer is dropped (backends end their own
-                // work by their own timeouts: abandoned, not cancelled).
-                auto answered = co_await with_deadline(passdb_call(std::move(step)),
-                                                       last_input_ + engine_.config().request_timeout,
-                                                       OnDeadline::Abandon);
+                // message; past that on_timeout() answers with a temporary
+                // failure and the chain's late answer is dropped here
+                // (backends end their own work by their own timeouts).
+                timeout_.arm(last_input_ + engine_.config().request_timeout);
+                PassdbOutcome out = co_await passdb_call(std::move(step));
+                timeout_.cancel();
                 if (over_) co_return;
-                if (!answered) {
-                    log_result("tempfail", "request_timeout");
-                    over_ = true;
-                    reply_fail(true);
-                    co_return;
-                }
-                PassdbOutcome& out = *answered;
                 if (engine_.valid_name(out.answer.user)) user_ = out.answer.user;
                 if (out.status == PassStatus::TempFail) {
                     co_await finish_fail("temp_fail", true, false);

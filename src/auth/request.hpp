@@ -23,6 +23,7 @@
 #include "auth/engine.hpp"
 #include "protocol/mech/mechanism.hpp"
 #include "util/deadline.hpp"
+#include "util/timeout.hpp"
 
 namespace postern::auth {
 
@@ -75,7 +76,7 @@ private:
     asio::awaitable<backend::PassResult> master_login(std::string master_name, std::string target, Secret password);
     RequestPtr info(const std::string& user, const std::string& original) const;
     void send_cont(std::string_view data);
-    asio::awaitable<void> watch_cont(std::uint64_t round, Event arrived);
+    void on_timeout();  // request_timeout passed (see the top of this file)
     asio::awaitable<void> finish_fail(std::string reason, bool temp, bool nodelay);
     void finish_ok(const std::string& user, const std::string& final_data);
     void reply_fail(bool temp);
@@ -109,8 +110,9 @@ private:
     std::optional<std::string> success_user_;
     bool awaiting_cont_ = false;
     bool over_ = false;  // answered, dropped or cancelled
-    std::uint64_t cont_round_ = 0;
-    Event cont_arrived_;  // a fresh one for each challenge
+    // Armed while the request waits for the client's continuation or for
+    // the passdb chain: a heap entry, not a timer of its own.
+    Timeout timeout_;
     Clock::time_point started_, last_input_;
     bool penalty_checked_ = false;  // the per-IP penalty wait is done once per request
     std::string penalty_group_;     // "" = no penalty applies

@@ -14,6 +14,11 @@
 //                       timeouts) — it runs on and its result is dropped.
 // Either way the caller resumes at the deadline: no polling, one timer.
 //
+// An object that must act at a time while it waits elsewhere (each
+// authentication request, for its client and its passdb chain) holds a
+// Timeout (util/timeout.hpp) instead: no spawned coroutine, no timer of its
+// own.
+//
 // Written as free function templates, not lambdas: g++ 12 mishandles
 // capturing lambda coroutines and closure temporaries in co_await.
 #pragma once

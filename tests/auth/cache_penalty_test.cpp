@@ -99,6 +99,9 @@ TEST_CASE("penalty: address groups") {
     s.ipv4_prefix = 24;
     Penalty q(s);
     CHECK(q.group_of("192.0.2.1") == q.group_of("192.0.2.200"));
+    s.enabled = false;
+    Penalty off(s);
+    CHECK(off.group_of("192.0.2.1").empty());  // no group: nothing counted, nothing digested
 }
 
 TEST_CASE("penalty: grows, caps, decays, resets on success") {
