@@ -117,10 +117,14 @@ ClientCommand parse_client_line(std::string_view line) {
         // <id> <data> [key=value...]: parameters after the data come from
         // minor-3 clients (Dovecot 2.4: channel_binding=).
         auto f = split_fields(rest.substr(tab2 + 1));
-        ContCmd c{*id, f.empty() ? std::string() : std::move(f[0]), {}};
-        for (std::size_t i = 1; i < f.size() && c.params.size() < kMaxContParams; ++i) {
+        ContCmd c;
+        c.id = *id;
+        if (!f.empty()) c.data = std::move(f[0]);
+        for (std::size_t i = 1; i < f.size(); ++i) {
             auto [key, value] = split_kv(f[i]);
-            c.params.emplace_back(std::string(key), std::string(value.value_or("")));
+            if (key == "channel_binding" && !c.channel_binding) c.channel_binding = std::string(value.value_or(""));
+            if (c.params.size() < kMaxContParams)
+                c.params.emplace_back(std::string(key), std::string(value.value_or("")));
         }
         c.extra_fields = f.size() > 1;
         return c;
@@ -133,19 +137,29 @@ ClientCommand parse_client_line(std::string_view line) {
     return ProtocolViolation{"unknown command"};
 }
 
+bool MechAdvert::channel_binding() const {
+    for (const auto& f : flags)
+        if (f == "channel-binding") return true;
+    return false;
+}
+
 std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long spid, unsigned long cuid,
-                             std::string_view cookie_hex) {
+                             std::string_view cookie_hex, bool channel_binding) {
     // MECH lines must precede SPID: Postfix and Exim take an early SPID as a
     // sign of a master socket and abort.
     std::string out = "VERSION\t1\t2\n";
-    for (const auto& m : mechs) {
-        out += "MECH\t";
-        out += m.name;
-        for (const auto& f : m.flags) {
-            out += '\t';
-            out += f;
+    for (const bool cb : {false, true}) {
+        if (cb && !channel_binding) break;
+        for (const auto& m : mechs) {
+            if (m.channel_binding() != cb) continue;
+            out += "MECH\t";
+            out += m.name;
+            for (const auto& f : m.flags) {
+                out += '\t';
+                out += f;
+            }
+            out += '\n';
         }
-        out += '\n';
     }
     out += "SPID\t" + std::to_string(spid) + "\n";
     out += "CUID\t" + std::to_string(cuid) + "\n";
@@ -157,9 +171,13 @@ std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long
 
 std::string format_cancelled(std::uint32_t id) { return "CANCELLED\t" + std::to_string(id) + "\n"; }
 
-std::string format_cont(std::uint32_t id, std::string_view base64_data) {
+std::string format_cont(std::uint32_t id, std::string_view base64_data, std::string_view channel_binding) {
     std::string out = "CONT\t" + std::to_string(id) + "\t";
     out += base64_data;  // always present, possibly empty
+    if (!channel_binding.empty()) {
+        out += "\tchannel_binding=";
+        out += tab_escape(channel_binding);
+    }
     out += '\n';
     return out;
 }

@@ -49,6 +49,10 @@ struct ContCmd {
     std::string data;  // base64 text
     Fields params;     // key=value after the data (at most kMaxContParams kept)
     bool extra_fields = false;  // anything followed the data
+    // channel_binding=<base64 data> after the data: what a Dovecot 2.4 login
+    // process sends when the server's CONT asked for it (SCRAM-*-PLUS). The
+    // first one counts, as in Dovecot; still base64 text here.
+    std::optional<std::string> channel_binding;
 };
 struct CancelCmd {
     std::uint32_t id = 0;
@@ -70,12 +74,20 @@ void apply_param(RequestParams& params, std::string_view key, std::string_view v
 struct MechAdvert {
     std::string name;
     std::vector<std::string> flags;
+    // Has the "channel-binding" flag (SCRAM-*-PLUS).
+    bool channel_binding() const;
 };
 
+// The server's handshake. Mechanisms that need channel binding go out only
+// when `channel_binding` is true (a client that can supply the data: a
+// Dovecot 2.4 login process, VERSION minor >= 3), after the others, as
+// Dovecot 2.4 lists them.
 std::string format_handshake(const std::vector<MechAdvert>& mechs, unsigned long spid, unsigned long cuid,
-                             std::string_view cookie_hex);
+                             std::string_view cookie_hex, bool channel_binding = false);
 std::string format_cancelled(std::uint32_t id);
-std::string format_cont(std::uint32_t id, std::string_view base64_data);
+// CONT <id> <data>; with a channel binding type, "\tchannel_binding=<type>"
+// asks the client (a minor >= 3 login process) for that type's data.
+std::string format_cont(std::uint32_t id, std::string_view base64_data, std::string_view channel_binding = {});
 std::string format_ok(std::uint32_t id, std::string_view user, const Fields& fields);
 std::string format_fail(std::uint32_t id, const Fields& fields);
 

@@ -42,6 +42,10 @@ struct Step {
     };
     Kind kind = Kind::Fail;
     std::string data;      // challenge or final server data (raw bytes)
+    // Challenge only: the client's login process is asked for the channel
+    // binding data of this type (SCRAM-*-PLUS: "tls-unique", "tls-exporter"),
+    // to come back with the response (Dovecot 2.4: CONT channel_binding=).
+    std::string channel_binding;
     std::string user;      // authentication identity
     std::string authzid;   // requested authorization identity (empty = same)
     Secret password;       // VerifyPlain only
@@ -91,6 +95,11 @@ struct MechContext {
     bool valid_client_cert = false;
     std::string cert_username;
     std::int64_t now = 0;  // unix time for token checks; 0 = the clock
+    // The -PLUS variant of this mechanism was offered to the end client (its
+    // login process can supply channel binding data and the connection is
+    // TLS): a SCRAM client that says "y" (it could bind, but thinks the
+    // server cannot) has had the -PLUS name stripped on the way (RFC 5802 §6).
+    bool channel_binding_offered = false;
 };
 
 // Random bytes from `settings.random` or OpenSSL's CSPRNG (throws if unseeded).
@@ -103,6 +112,10 @@ public:
     // initial: the initial response, if the client sent one.
     virtual Step start(std::optional<std::string> initial) = 0;
     virtual Step on_response(std::string data) = 0;
+    // Channel binding data that came with the next response, given just
+    // before on_response; only ever called after a Challenge that asked for
+    // it (Step::channel_binding). Default: ignored.
+    virtual void set_channel_binding(std::string data) { (void)data; }
     // Default: success with the canonical name when the passdb accepted.
     virtual Step on_passdb(const PassdbAnswer& answer);
 };
@@ -116,6 +129,9 @@ inline constexpr std::string_view kAnonymous = "anonymous";
 inline constexpr std::string_view kForwardSecrecy = "forward-secrecy";
 inline constexpr std::string_view kMutualAuth = "mutual-auth";
 inline constexpr std::string_view kPrivate = "private";
+// Needs channel binding data from the client's login process (SCRAM-*-PLUS):
+// offered only on connections whose client can supply it.
+inline constexpr std::string_view kChannelBinding = "channel-binding";
 }  // namespace flag
 
 struct MechInfo {
@@ -125,6 +141,9 @@ struct MechInfo {
     bool allows_nul = false;               // client data may contain NUL bytes
     std::function<std::unique_ptr<Mechanism>(const MechContext&)> make;
 };
+
+// Whether the mechanism carries a flag (kChannelBinding...).
+bool has_flag(const MechInfo& m, std::string_view flag);
 
 // The hand-written list of mechanisms compiled in.
 const std::vector<MechInfo>& registry();

@@ -97,6 +97,9 @@ const std::vector<MechInfo>& registry() {
         {"DIGEST-MD5", {kDictionary, kActive, kMutualAuth}, "DIGEST-MD5", false, FACTORY(make_digest_md5)},
         {"SCRAM-SHA-1", {kMutualAuth}, "SCRAM-SHA-1", false, FACTORY(make_scram_sha1)},
         {"SCRAM-SHA-256", {kMutualAuth}, "SCRAM-SHA-256", false, FACTORY(make_scram_sha256)},
+        {"SCRAM-SHA-1-PLUS", {kMutualAuth, kChannelBinding}, "SCRAM-SHA-1", false, FACTORY(make_scram_sha1_plus)},
+        {"SCRAM-SHA-256-PLUS", {kMutualAuth, kChannelBinding}, "SCRAM-SHA-256", false,
+         FACTORY(make_scram_sha256_plus)},
         {"EXTERNAL", {}, "", false, FACTORY(make_external)},
         {"ANONYMOUS", {kAnonymous}, "", false, FACTORY(make_anonymous)},
         {"OAUTHBEARER", {kPlaintext}, "", false, FACTORY(make_oauthbearer)},
@@ -106,6 +109,12 @@ const std::vector<MechInfo>& registry() {
 }
 
 #undef FACTORY
+
+bool has_flag(const MechInfo& m, std::string_view flag) {
+    for (auto f : m.flags)
+        if (f == flag) return true;
+    return false;
+}
 
 const MechInfo* find(std::string_view name) {
     for (const auto& m : registry()) {

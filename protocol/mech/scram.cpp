@@ -1,7 +1,21 @@
 // SASL SCRAM-SHA-1 (RFC 5802) and SCRAM-SHA-256 (RFC 7677), server side,
-// without channel binding (no -PLUS variants are offered). The stored
-// credential is "iter,b64 salt,b64 StoredKey,b64 ServerKey" (RFC 5802 §3),
-// looked up in the mechanism's scheme or derived from PLAIN by the passdb.
+// and their -PLUS variants with channel binding. The stored credential is
+// "iter,b64 salt,b64 StoredKey,b64 ServerKey" (RFC 5802 §3), looked up in the
+// mechanism's scheme or derived from PLAIN by the passdb.
+//
+// Channel binding (the -PLUS mechanisms) as Dovecot 2.4 does it: the client
+// names the binding type in its gs2 header ("p=tls-unique"); the server-first
+// challenge asks the client's login process for that type's data
+// (Step::channel_binding; CONT channel_binding=<type> on the wire), which
+// comes back with the client-final message (CONT ... channel_binding=<b64>)
+// and must equal what the client put after the gs2 header in c=. The login
+// process computes it from its own TLS connection to the client, so a
+// man in the middle (another TLS session) cannot match it.
+//
+// gs2 flags: "p=" only on -PLUS (a bare SCRAM offered no binding); "n" and
+// "y" only on the bare mechanisms; "y" (the client could bind but saw no
+// -PLUS) fails when the -PLUS variant was offered to that client, which means
+// someone took it out of the list on the way (RFC 5802 §6).
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -109,9 +123,16 @@ std::optional<ScramCredential> parse_scram_credential(std::string_view text, Scr
     return c;
 }
 
+bool known_cbind_type(std::string_view type) {
+    for (auto t : kChannelBindingTypes)
+        if (t == type) return true;
+    return false;
+}
+
 class Scram final : public Mechanism {
 public:
-    Scram(ScramHash h, const MechContext& ctx) : hash_(h) {
+    Scram(ScramHash h, bool plus, const MechContext& ctx)
+        : hash_(h), plus_(plus), cbind_offered_(ctx.channel_binding_offered) {
         const MechSettings& s = ctx.settings ? *ctx.settings : default_settings();
         server_nonce_ = !s.fixed_nonce.empty() ? s.fixed_nonce : base64_encode(random_bytes(s, kServerNonceBytes));
         max_iterations_ = s.scram_max_iterations;
@@ -167,15 +188,49 @@ public:
         server_first_ = "r=" + client_nonce_ + server_nonce_ + ",s=" + base64_encode(cred_.salt) +
                         ",i=" + std::to_string(cred_.iterations);
         state_ = State::WantClientFinal;
-        return Step::challenge(server_first_);
+        Step c = Step::challenge(server_first_);
+        c.channel_binding = cbind_type_;  // "" unless -PLUS
+        return c;
+    }
+
+    void set_channel_binding(std::string data) override {
+        if (state_ != State::WantClientFinal || !plus_ || cbind_data_) return;
+        cbind_data_ = std::move(data);
     }
 
 private:
     enum class State { NotStarted, WantClientFirst, WantCredentials, WantClientFinal, Done };
 
-    Step done(FailReason r) {
+    Step done(FailReason r, std::string detail = {}) {
         state_ = State::Done;
-        return Step::fail(r);
+        Step f = Step::fail(r);
+        f.detail = std::move(detail);
+        return f;
+    }
+
+    std::string_view name() const {
+        if (hash_ == ScramHash::Sha1) return plus_ ? "SCRAM-SHA-1-PLUS" : "SCRAM-SHA-1";
+        return plus_ ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256";
+    }
+
+    // The gs2-cbind-flag against the mechanism and what was offered: the
+    // failure, or nothing when the flag is right.
+    std::optional<Step> check_cbind_flag(std::string_view flag) {
+        if (flag.starts_with("p=")) {
+            const std::string_view type = flag.substr(2);
+            if (type.empty()) return done(FailReason::Malformed);
+            if (!plus_) return done(FailReason::ChannelBinding, "channel binding asked for with a mechanism without -PLUS");
+            if (!known_cbind_type(type))
+                return done(FailReason::ChannelBinding, "unsupported channel binding type \"" + std::string(type.substr(0, 40)) + "\"");
+            cbind_type_ = std::string(type);
+            return std::nullopt;
+        }
+        if (flag != "n" && flag != "y") return done(FailReason::Malformed);
+        if (plus_) return done(FailReason::ChannelBinding, std::string(name()) + " without channel binding (gs2 flag " + std::string(flag) + ")");
+        if (flag == "y" && cbind_offered_)
+            return done(FailReason::ChannelBinding, "client says the server cannot bind, but " + std::string(name()) +
+                                                        "-PLUS was offered (downgrade attack?)");
+        return std::nullopt;
     }
 
     Step client_first(std::string msg) {
@@ -185,10 +240,7 @@ private:
         if (c1 == std::string::npos) return done(FailReason::Malformed);
         const auto c2 = msg.find(',', c1 + 1);
         if (c2 == std::string::npos) return done(FailReason::Malformed);
-        const std::string_view flag = std::string_view(msg).substr(0, c1);
-        if (flag.starts_with("p=")) return done(FailReason::ChannelBinding);  // not offered
-        // "y": the client could bind but thinks we cannot - true, we offer no -PLUS.
-        if (flag != "n" && flag != "y") return done(FailReason::Malformed);
+        if (auto f = check_cbind_flag(std::string_view(msg).substr(0, c1))) return std::move(*f);
         const std::string_view az = std::string_view(msg).substr(c1 + 1, c2 - c1 - 1);
         std::string authzid;
         if (!az.empty()) {
@@ -225,10 +277,21 @@ private:
         auto attrs = split_attrs(without_proof);
         if (!attrs || attrs->size() < 2) return Step::fail(FailReason::Malformed);
         if ((*attrs)[0].first != 'c' || (*attrs)[1].first != 'r') return Step::fail(FailReason::Malformed);
-        // Channel binding data must repeat the gs2 header exactly (no cbind data).
+        // c= is the gs2 header again, followed by the channel binding data
+        // for "p=" (RFC 5802 §7: cbind-input).
         auto cbind = base64_decode((*attrs)[0].second);
         if (!cbind) return Step::fail(FailReason::Malformed);
-        if (*cbind != gs2_header_) return Step::fail(FailReason::ChannelBinding);
+        std::string expected = gs2_header_;
+        if (plus_) {
+            if (!cbind_data_) return done(FailReason::ChannelBinding, "no channel binding data came from the login process");
+            if (cbind_data_->empty() || cbind_data_->size() > kMaxChannelBindingData)
+                return done(FailReason::ChannelBinding, "channel binding data of " + std::to_string(cbind_data_->size()) +
+                                                            " bytes from the login process");
+            expected += *cbind_data_;
+        }
+        if (!ct_equal(*cbind, expected))
+            return done(FailReason::ChannelBinding, plus_ ? "channel binding data differ from the TLS connection's"
+                                                          : "c= does not repeat the gs2 header");
         if ((*attrs)[1].second != client_nonce_ + server_nonce_) return Step::fail(FailReason::Malformed);
 
         const std::string auth_message = client_first_bare_ + "," + server_first_ + "," + std::string(without_proof);
@@ -245,6 +308,10 @@ private:
     }
 
     ScramHash hash_;
+    bool plus_;           // SCRAM-*-PLUS: "p=" and channel binding data required
+    bool cbind_offered_;  // the -PLUS variant was offered to this client
+    std::string cbind_type_;                 // from "p=<type>"
+    std::optional<std::string> cbind_data_;  // from the login process
     State state_ = State::NotStarted;
     unsigned long max_iterations_ = 0;
     bool known_ = false;
@@ -259,10 +326,16 @@ private:
 };
 
 std::unique_ptr<Mechanism> make_scram_sha1(const MechContext& ctx) {
-    return std::make_unique<Scram>(ScramHash::Sha1, ctx);
+    return std::make_unique<Scram>(ScramHash::Sha1, false, ctx);
 }
 std::unique_ptr<Mechanism> make_scram_sha256(const MechContext& ctx) {
-    return std::make_unique<Scram>(ScramHash::Sha256, ctx);
+    return std::make_unique<Scram>(ScramHash::Sha256, false, ctx);
+}
+std::unique_ptr<Mechanism> make_scram_sha1_plus(const MechContext& ctx) {
+    return std::make_unique<Scram>(ScramHash::Sha1, true, ctx);
+}
+std::unique_ptr<Mechanism> make_scram_sha256_plus(const MechContext& ctx) {
+    return std::make_unique<Scram>(ScramHash::Sha256, true, ctx);
 }
 
 }  // namespace postern::mech

@@ -1,6 +1,7 @@
 // SCRAM stored credentials as the SCRAM mechanisms read them (RFC 5802 §3).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,14 @@ enum class ScramHash { Sha1, Sha256 };
 
 // RFC 5802 §5.1: 4096 is the least a server should ask for.
 inline constexpr unsigned long kMinIterations = 4096;
+
+// Channel binding types SCRAM-*-PLUS accepts in "p=": the two a Dovecot 2.4
+// login process can compute (tls-unique below TLS 1.3, RFC 5929; tls-exporter,
+// RFC 9266). Any other name fails the exchange at once.
+inline constexpr std::string_view kChannelBindingTypes[] = {"tls-unique", "tls-exporter"};
+// Longest channel binding data taken: tls-unique is a TLS Finished message
+// (12 bytes in TLS 1.2), tls-exporter 32 bytes; EVP_MAX_MD_SIZE bounds both.
+inline constexpr std::size_t kMaxChannelBindingData = 64;
 
 struct ScramCredential {
     unsigned long iterations = 0;

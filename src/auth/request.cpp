@@ -55,17 +55,24 @@ void Request::start(std::optional<std::string> initial) {
     mctx.service = params_.service;
     mctx.valid_client_cert = params_.valid_client_cert;
     mctx.cert_username = params_.cert_username;
+    mctx.channel_binding_offered = origin_.channel_binding_offered;
     mech_ = info_.make(mctx);
     spawn_run(mech_->start(std::move(initial)));
 }
 
-void Request::on_cont(std::string data) {
+void Request::on_cont(std::string data, std::optional<std::string> channel_binding) {
     if (over_ || !awaiting_cont_) return;
     awaiting_cont_ = false;
     timeout_.cancel();
     last_input_ = Clock::now();
     if (!info_.allows_nul && data.find('\0') != std::string::npos) {
         asio::co_spawn(ex_, finish_fail("nul_in_data", false, false), LogExceptions{"auth request"});
+        return;
+    }
+    if (channel_binding && !std::exchange(cbind_asked_, false)) {
+        auto f = mech::Step::fail(mech::FailReason::ChannelBinding);
+        f.detail = "channel binding data with a response that was not asked for it";
+        spawn_run(std::move(f));
         return;
     }
     if (success_user_) {
@@ -79,7 +86,10 @@ void Request::on_cont(std::string data) {
         return;
     }
     if (data == "*") spawn_run(mech::Step::fail(mech::FailReason::Aborted));
-    else spawn_run(mech_->on_response(std::move(data)));
+    else {
+        if (channel_binding) mech_->set_channel_binding(std::move(*channel_binding));
+        spawn_run(mech_->on_response(std::move(data)));
+    }
 }
 
 void Request::cancel() {
@@ -88,12 +98,13 @@ void Request::cancel() {
     timeout_.cancel();
 }
 
-void Request::send_cont(std::string_view data) {
+void Request::send_cont(std::string_view data, std::string_view channel_binding) {
     awaiting_cont_ = true;
+    cbind_asked_ = !channel_binding.empty();
     // A client that does not answer within request_timeout (counted from
     // the AUTH) loses the request.
     timeout_.arm(started_ + engine_.config().request_timeout);
-    if (auto port = port_.lock()) port->cont(id_, data);
+    if (auto port = port_.lock()) port->cont(id_, data, channel_binding);
 }
 
 void Request::on_timeout() {
@@ -118,7 +129,7 @@ asio::awaitable<void> Request::run(mech::Step step) {
         if (over_) co_return;
         switch (step.kind) {
             case mech::Step::Kind::Challenge:
-                send_cont(step.data);
+                send_cont(step.data, step.channel_binding);
                 co_return;
             case mech::Step::Kind::Fail:
                 co_await finish_fail(fail_reason(step), false, has_field(extra_, "nodelay"));

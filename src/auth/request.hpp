@@ -31,8 +31,10 @@ namespace postern::auth {
 class ReplyPort {
 public:
     virtual ~ReplyPort() = default;
-    // A challenge (raw bytes; the connection encodes them for the wire).
-    virtual void cont(std::uint32_t id, std::string_view data) = 0;
+    // A challenge (raw bytes; the connection encodes them for the wire);
+    // channel_binding: a type whose data the client is asked to send with
+    // its response (SCRAM-*-PLUS), "" for none.
+    virtual void cont(std::uint32_t id, std::string_view data, std::string_view channel_binding) = 0;
     virtual void ok(std::uint32_t id, const std::string& user, const backend::Fields& fields) = 0;
     virtual void fail(std::uint32_t id, const backend::Fields& fields) = 0;
     // The request is over, answered or dropped: the id is free again.
@@ -47,6 +49,9 @@ struct Origin {
     std::string cookie;             // login listeners: the connection's COOKIE
     std::string peer;               // for log lines
     std::string log_mech;           // mech= of the result line ("" = the mechanism's name)
+    // Set per request by the connection: the -PLUS variant of the request's
+    // mechanism was offered to the end client (SCRAM downgrade check).
+    bool channel_binding_offered = false;
 };
 
 class Request : public std::enable_shared_from_this<Request> {
@@ -59,7 +64,9 @@ public:
     // Whether the request waits for the client's continuation now.
     bool awaiting_cont() const { return awaiting_cont_; }
     // The client's continuation, base64-decoded; only while awaiting_cont().
-    void on_cont(std::string data);
+    // channel_binding: decoded channel binding data sent with it, taken only
+    // when the challenge asked for it (anything else fails the request).
+    void on_cont(std::string data, std::optional<std::string> channel_binding = std::nullopt);
     // CANCEL, or the connection is gone: nothing more is said or done for it.
     void cancel();
 
@@ -75,7 +82,7 @@ private:
     asio::awaitable<backend::PassResult> verify_step(std::string login, std::string target, Secret password);
     asio::awaitable<backend::PassResult> master_login(std::string master_name, std::string target, Secret password);
     RequestPtr info(const std::string& user, const std::string& original) const;
-    void send_cont(std::string_view data);
+    void send_cont(std::string_view data, std::string_view channel_binding = {});
     void on_timeout();  // request_timeout passed (see the top of this file)
     asio::awaitable<void> finish_fail(std::string reason, bool temp, bool nodelay);
     void finish_ok(const std::string& user, const std::string& final_data);
@@ -109,6 +116,7 @@ private:
     // when the client answers it with an empty response.
     std::optional<std::string> success_user_;
     bool awaiting_cont_ = false;
+    bool cbind_asked_ = false;  // the challenge awaiting its answer asked for channel binding data
     bool over_ = false;  // answered, dropped or cancelled
     // Armed while the request waits for the client's continuation or for
     // the passdb chain: a heap entry, not a timer of its own.

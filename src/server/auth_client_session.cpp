@@ -29,7 +29,7 @@ std::string make_cookie() {
 AuthClientSession::AuthClientSession(Socket socket, auth::CurrentEngine& engine, const config::Listener& listener,
                                      std::string peer, std::shared_ptr<const void> slot)
     : socket_(std::move(socket)), engine_(engine), listener_(listener), peer_(std::move(peer)), slot_(std::move(slot)),
-      wake_(socket_.get_executor()), handshake_done_(socket_.get_executor()) {
+      wake_(socket_.get_executor()), handshake_done_(socket_.get_executor()), version_seen_(socket_.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
     cuid_ = engine_->next_cuid();
     origin_.role = listener_.role;
@@ -39,10 +39,23 @@ AuthClientSession::AuthClientSession(Socket socket, auth::CurrentEngine& engine,
 }
 
 void AuthClientSession::start() {
-    // The whole handshake goes out at once, without waiting for the client:
-    // Exim waits for DONE before it says anything.
-    send(protocol::format_handshake(engine_->adverts(), static_cast<unsigned long>(::getpid()), cuid_, origin_.cookie));
     auto self = shared_from_this();
+    // The whole handshake goes out at once, without waiting for the client:
+    // Exim waits for DONE before it says anything. Only a client that has
+    // said VERSION 1 3 or later may be offered SCRAM-*-PLUS (it must supply
+    // channel binding data), and only login processes can (from their TLS
+    // connection), so a login listener with -PLUS enabled waits for the
+    // client's VERSION first, as Dovecot 2.4's own login socket does: every
+    // login process, Dovecot 2.3 or 2.4, sends VERSION and CPID as soon as it
+    // connects. Client listeners (Postfix, Exim, doveadm) never offer -PLUS.
+    bool wait_for_version = false;
+    if (listener_.role == config::Role::Login)
+        for (const auto& a : engine_->adverts()) wait_for_version = wait_for_version || a.channel_binding();
+    if (wait_for_version)
+        asio::co_spawn(socket_.get_executor(), [self] { return self->handshake_grace(); },
+                       LogExceptions{"auth-client handshake"});
+    else
+        send_handshake(false);
     asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, LogExceptions{"auth-client writer"});
     asio::co_spawn(socket_.get_executor(), [self] { return self->reader(); }, LogExceptions{"auth-client reader"});
     asio::co_spawn(socket_.get_executor(), [self] { return self->watch_handshake(); },
@@ -62,6 +75,7 @@ void AuthClientSession::close(std::string_view why) {
     socket_.close(ec);
     wake_.cancel();
     handshake_done_.set();
+    version_seen_.set();
     for (auto& [id, r] : requests_) r->cancel();
     requests_.clear();
 }
@@ -77,8 +91,15 @@ void AuthClientSession::send(std::string line) {
     wake_.cancel_one();
 }
 
-void AuthClientSession::cont(std::uint32_t id, std::string_view data) {
-    send(protocol::format_cont(id, base64_encode(data)));
+void AuthClientSession::send_handshake(bool channel_binding) {
+    handshake_sent_ = true;
+    channel_binding_ = channel_binding;
+    send(protocol::format_handshake(engine_->adverts(), static_cast<unsigned long>(::getpid()), cuid_, origin_.cookie,
+                                    channel_binding));
+}
+
+void AuthClientSession::cont(std::uint32_t id, std::string_view data, std::string_view channel_binding) {
+    send(protocol::format_cont(id, base64_encode(data), channel_binding));
 }
 
 void AuthClientSession::ok(std::uint32_t id, const std::string& user, const backend::Fields& fields) {
@@ -121,6 +142,16 @@ asio::awaitable<void> AuthClientSession::watch_handshake() {
     if (!done && !closed_) close("handshake not completed in time");
 }
 
+asio::awaitable<void> AuthClientSession::handshake_grace() {
+    auto self = shared_from_this();
+    const bool seen = co_await with_deadline(version_seen_.wait(), Clock::now() + kHandshakeGrace);
+    if (seen || closed_ || handshake_sent_) co_return;
+    // A client that reads first (not a login process): no -PLUS for it.
+    log::debug("auth-client {}: no VERSION within {} ms: handshake without channel binding mechanisms", peer_,
+               std::chrono::duration_cast<std::chrono::milliseconds>(kHandshakeGrace).count());
+    send_handshake(false);
+}
+
 asio::awaitable<void> AuthClientSession::reader() {
     auto self = shared_from_this();
     protocol::LineBuffer lines(protocol::kAuthClientMaxLine);
@@ -161,6 +192,8 @@ void AuthClientSession::on_line(const std::string& line) {
         if (v->major != 1) return close("client speaks protocol major version " + std::to_string(v->major));
         got_version_ = true;
         minor_ = v->minor;
+        version_seen_.set();
+        if (!handshake_sent_) send_handshake(minor_ >= protocol::kMinorChannelBinding);
         return;
     }
     if (!got_version_) return close("command before VERSION");
@@ -202,6 +235,8 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
     if (requests_.count(cmd.id)) return close("AUTH with an id already in use");
     if (requests_.size() >= kMaxRequestsPerConnection) return close("too many requests in flight");
     const mech::MechInfo* mech = engine_->enabled_mech(cmd.mechanism);
+    // -PLUS only where it was offered (never to 2.3 clients, Postfix, Exim).
+    if (mech && !channel_binding_ && mech::has_flag(*mech, mech::flag::kChannelBinding)) mech = nullptr;
     if (!mech) {
         log::info("auth-client {}: unsupported mechanism \"{}\"", peer_, log::safe(cmd.mechanism, 32));
         engine_->metrics().protocol_error(listener_.role, "auth_mech_invalid");
@@ -219,7 +254,12 @@ void AuthClientSession::on_auth(protocol::AuthCmd cmd) {
         }
         initial = std::move(*decoded);
     }
-    auto req = std::make_shared<auth::Request>(socket_.get_executor(), *engine_, shared_from_this(), origin_, cmd.id,
+    // The login process offers -PLUS to its client only over TLS; then a
+    // SCRAM "y" means the -PLUS name was stripped on the way.
+    auth::Origin origin = origin_;
+    origin.channel_binding_offered = channel_binding_ && cmd.params.secured_value == "tls" &&
+                                     engine_->enabled_mech(std::string(mech->name) + "-PLUS") != nullptr;
+    auto req = std::make_shared<auth::Request>(socket_.get_executor(), *engine_, shared_from_this(), origin, cmd.id,
                                                *mech, std::move(cmd.params));
     requests_[cmd.id] = req;
     req->start(std::move(initial));
@@ -238,6 +278,11 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
     }
     // Parameters after the data only from clients that speak minor 3 (as Dovecot).
     auto decoded = cmd.extra_fields && minor_ < protocol::kMinorChannelBinding ? std::nullopt : base64_decode(cmd.data);
+    std::optional<std::string> cbind;
+    if (decoded && cmd.channel_binding) {
+        cbind = base64_decode(*cmd.channel_binding);
+        if (!cbind) decoded.reset();
+    }
     if (!decoded) {
         req->cancel();
         requests_.erase(it);
@@ -245,7 +290,7 @@ void AuthClientSession::on_cont(protocol::ContCmd cmd) {
         send(protocol::format_fail(cmd.id, {{"code", "invalid_base64"}, {"reason", "Invalid base64 data in continued response"}}));
         return;
     }
-    req->on_cont(std::move(*decoded));
+    req->on_cont(std::move(*decoded), std::move(cbind));
 }
 
 }  // namespace postern::server

@@ -8,6 +8,7 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -31,6 +32,11 @@ inline constexpr std::size_t kMaxRequestsPerConnection = 1024;
 inline constexpr std::size_t kMaxQueuedOutput = 1 << 20;
 // A client must finish VERSION+CPID within [auth] handshake_timeout (30 s
 // by default); every request is answered within [auth] request_timeout.
+// Login listeners with SCRAM-*-PLUS enabled send their handshake when the
+// client's VERSION has come (its minor says whether the client can supply
+// channel binding data); a client that waits for the server first gets the
+// handshake without -PLUS after this long.
+inline constexpr auto kHandshakeGrace = std::chrono::seconds(1);
 
 class AuthClientSession : public auth::ReplyPort, public std::enable_shared_from_this<AuthClientSession> {
 public:
@@ -41,7 +47,7 @@ public:
     void close(std::string_view why);
 
     // auth::ReplyPort
-    void cont(std::uint32_t id, std::string_view data) override;
+    void cont(std::uint32_t id, std::string_view data, std::string_view channel_binding) override;
     void ok(std::uint32_t id, const std::string& user, const backend::Fields& fields) override;
     void fail(std::uint32_t id, const backend::Fields& fields) override;
     void done(std::uint32_t id) override;
@@ -50,6 +56,8 @@ private:
     asio::awaitable<void> reader();
     asio::awaitable<void> writer();
     asio::awaitable<void> watch_handshake();
+    asio::awaitable<void> handshake_grace();
+    void send_handshake(bool channel_binding);
     void on_line(const std::string& line);
     void on_cpid(unsigned long pid);
     void on_auth(protocol::AuthCmd cmd);
@@ -63,12 +71,17 @@ private:
     std::shared_ptr<const void> slot_;
     asio::steady_timer wake_;
     Event handshake_done_;
+    Event version_seen_;
     std::deque<std::string> outq_;
     std::size_t queued_bytes_ = 0;
     bool closed_ = false;
     bool got_version_ = false;
     bool got_cpid_ = false;
     unsigned long minor_ = 0;
+    bool handshake_sent_ = false;
+    // SCRAM-*-PLUS were offered on this connection: a login listener's
+    // client that speaks minor >= 3 (a Dovecot 2.4 login process).
+    bool channel_binding_ = false;
     bool owns_cpid_ = false;  // origin_.client_pid is registered with the engine (login listeners)
     unsigned long cuid_ = 0;
     auth::Origin origin_;

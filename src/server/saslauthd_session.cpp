@@ -39,7 +39,7 @@ struct SaslauthdConn : auth::ReplyPort, std::enable_shared_from_this<SaslauthdCo
         answered.set();
     }
     // PLAIN with its initial response never asks for more.
-    void cont(std::uint32_t, std::string_view) override { answer(false, "authentication failed"); }
+    void cont(std::uint32_t, std::string_view, std::string_view) override { answer(false, "authentication failed"); }
     void ok(std::uint32_t, const std::string&, const backend::Fields&) override { answer(true, ""); }
     void fail(std::uint32_t, const backend::Fields& fields) override {
         // The protocol has no temporary-failure code; the text says it.

@@ -2,7 +2,9 @@
 // of both dialects (Dovecot 2.3 service=, 2.4 protocol= and CONT parameters)
 // as the server parses them, and the replies formatted from what was parsed.
 // Invariants: every formatted reply is one line, within the reply cap; an
-// AUTH always has a service; a CONT keeps at most kMaxContParams parameters.
+// AUTH always has a service; a CONT keeps at most kMaxContParams parameters
+// and its channel_binding= is the first such parameter; a CONT asking for
+// channel binding (any type text) is one line too.
 #include "fuzz.hpp"
 #include "protocol/auth_client.hpp"
 #include "protocol/line.hpp"
@@ -38,6 +40,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(c->params.size() <= protocol::kMaxContParams);
             FUZZ_CHECK(c->extra_fields || c->params.empty());
             check_reply(protocol::format_cont(c->id, base64_encode(c->data)));
+            FUZZ_CHECK(!c->channel_binding || c->extra_fields);
+            if (c->channel_binding) {
+                check_reply(protocol::format_cont(c->id, c->data, *c->channel_binding));
+                if (auto raw = base64_decode(*c->channel_binding)) FUZZ_CHECK(raw->size() <= c->channel_binding->size());
+            }
         } else if (auto* x = std::get_if<protocol::CancelCmd>(&cmd)) {
             check_reply(protocol::format_cancelled(x->id));
         }

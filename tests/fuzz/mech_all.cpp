@@ -1,7 +1,10 @@
 // Fuzz target: every row of mech::registry(), so a new mechanism is fuzzed
 // as soon as it has its row, driven through a whole exchange by hostile
 // client messages. The input is split at 0xff bytes: the first part picks the
-// mechanism, the rest are the client's messages in order. Every passdb answer
+// mechanism (and its second byte the options: bit 0 an initial response,
+// bit 1 the -PLUS variant offered to the client), the rest are the client's
+// messages in order; after a challenge that asks for channel binding data
+// (SCRAM-*-PLUS) the next part is that data. Every passdb answer
 // is "no" (with a made-up credential where one was asked for), so no
 // mechanism may ever succeed (ANONYMOUS, which needs no passdb, is off here:
 // no anonymous user).
@@ -28,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     mech::MechContext ctx;
     ctx.service = "smtp";
     ctx.now = 1700000000;
+    ctx.channel_binding_offered = parts[0].size() > 1 && (parts[0][1] & 2);
     auto m = info.make(ctx);
     const bool with_initial = parts[0].size() > 1 && (parts[0][1] & 1);
     mech::Step step = m->start(with_initial ? std::optional<std::string>(parts[0].substr(2)) : std::nullopt);
@@ -36,6 +40,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(step.kind != mech::Step::Kind::Success);
         if (step.kind == mech::Step::Kind::Fail) break;
         if (step.kind == mech::Step::Kind::Challenge) {
+            if (!step.channel_binding.empty()) {
+                FUZZ_CHECK(mech::has_flag(info, mech::flag::kChannelBinding));
+                if (next >= parts.size()) break;
+                m->set_channel_binding(parts[next++]);
+            }
             if (next >= parts.size()) break;
             step = m->on_response(parts[next++]);
             continue;

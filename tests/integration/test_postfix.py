@@ -113,5 +113,28 @@ class PostfixTest(PostfixTestCase):
         self.assertIn("sasl_username=alice", self.pf.log())
 
 
+class PostfixChannelBindingTest(PostfixTestCase):
+    """posternd with SCRAM-*-PLUS enabled: Postfix, which cannot supply
+    channel binding data, is never offered a -PLUS mechanism (it reads the
+    handshake of a client listener, which never lists them)."""
+
+    @classmethod
+    def daemon_config(cls):
+        users = os.path.join(cls.tmp, "users")
+        write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD))
+        return make_config(cls.pf.auth_socket, users,
+                           mechanisms=("PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"))
+
+    def test_ehlo_never_lists_plus(self):
+        for port in (self.pf.smtp_port, self.pf.submission_port):
+            out = self.swaks(port, "--to", "rcpt@outside.example", "--quit-after", "EHLO", tls=True)
+            auth_lines = [line.split() for line in re.findall(r"250[- ]AUTH ([^\r\n]*)", out)]
+            self.assertTrue(auth_lines, out)
+            for auth_line in auth_lines:
+                self.assertIn("SCRAM-SHA-256", auth_line, out)
+                self.assertFalse([m for m in auth_line if m.endswith("-PLUS")], out)
+        self.assert_reply(self.auth("PLAIN", "alice", ALICE_PASSWORD), 235)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -368,8 +368,14 @@ class Dovecot24DialectTest(DaemonTestCase):
         c3 = self.connect(self.sock, minor=3)
         self.auth24(c3, 8)
         self.assertEqual(c3.reply(), ["CONT", "8", ""])
-        c3.send_line("CONT", "8", b64(plain_payload("alice", ALICE_PASSWORD)), "channel_binding=Y2I=")
+        c3.send_line("CONT", "8", b64(plain_payload("alice", ALICE_PASSWORD)), "unknown_param=1")
         self.assert_ok(c3.reply(), 8, "alice")
+        # channel_binding= only on the answer to a CONT that asked for it
+        # (SCRAM-*-PLUS): anywhere else it fails the request.
+        self.auth24(c3, 13)
+        self.assertEqual(c3.reply(), ["CONT", "13", ""])
+        c3.send_line("CONT", "13", b64(plain_payload("alice", ALICE_PASSWORD)), "channel_binding=Y2I=")
+        self.assert_fail(c3.reply_for(13), 13)
 
     def test_cont_parameters_below_minor_3_are_invalid_base64(self):
         c2 = self.connect(self.sock, minor=2)

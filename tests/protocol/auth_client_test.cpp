@@ -231,6 +231,40 @@ TEST_CASE("parse_client_line: CONT parameters (minor 3) and CANCELLED") {
     CHECK(format_cancelled(9) == "CANCELLED\t9\n");
 }
 
+TEST_CASE("parse_client_line: CONT channel_binding= (Dovecot 2.4 login processes)") {
+    auto c = std::get<ContCmd>(parse_client_line("CONT\t5\tdGVzdA==\tchannel_binding=Y2I="));
+    REQUIRE(c.channel_binding.has_value());
+    CHECK(*c.channel_binding == "Y2I=");  // still base64: the session decodes it
+    CHECK_FALSE(std::get<ContCmd>(parse_client_line("CONT\t5\tdGVzdA==")).channel_binding.has_value());
+    CHECK_FALSE(std::get<ContCmd>(parse_client_line("CONT\t5\tdGVzdA==\tchannel_bindingX=Y2I=")).channel_binding);
+    SUBCASE("the first one counts (as in Dovecot)") {
+        auto d = std::get<ContCmd>(parse_client_line("CONT\t5\tx\tchannel_binding=QQ==\tchannel_binding=Qg=="));
+        CHECK(*d.channel_binding == "QQ==");
+    }
+    SUBCASE("without a value, or empty: present and empty (refused later)") {
+        CHECK(*std::get<ContCmd>(parse_client_line("CONT\t5\tx\tchannel_binding")).channel_binding == "");
+        CHECK(*std::get<ContCmd>(parse_client_line("CONT\t5\tx\tchannel_binding=")).channel_binding == "");
+    }
+    SUBCASE("hostile values are carried as sent, bounded by the line") {
+        // TAB-escaped as Dovecot escapes it (\x01t): unescaped like every value.
+        auto bad = std::get<ContCmd>(parse_client_line("CONT\t5\tx\tchannel_binding=!!\x01" "t="));
+        CHECK(*bad.channel_binding == "!!\t=");
+        const std::string huge(kAuthClientMaxLine - 40, 'A');
+        auto h = std::get<ContCmd>(parse_client_line("CONT\t5\tx\tchannel_binding=" + huge));
+        CHECK(h.channel_binding->size() == huge.size());
+        // A NUL anywhere closes the connection, as for every line.
+        CHECK(is_violation(parse_client_line("CONT\t5\tx\tchannel_binding=Y2\0I="s)));
+    }
+    SUBCASE("found behind a flood of other parameters") {
+        std::string many = "CONT\t6\tx";
+        for (int i = 0; i < 20; ++i) many += "\tk" + std::to_string(i) + "=v";
+        many += "\tchannel_binding=Y2I=";
+        auto m = std::get<ContCmd>(parse_client_line(many));
+        CHECK(m.params.size() == kMaxContParams);
+        CHECK(*m.channel_binding == "Y2I=");
+    }
+}
+
 TEST_CASE("parse_client_line: CONT and CANCEL") {
     auto c = parse_client_line("CONT\t5\tdGVzdA==");
     REQUIRE(std::holds_alternative<ContCmd>(c));
@@ -358,6 +392,41 @@ TEST_CASE("format_handshake: VERSION, MECH..., SPID, CUID, COOKIE, DONE") {
 
     const std::string one = format_handshake({{"PLAIN", {"plaintext"}}}, 1, 1, cookie);
     CHECK(one.find("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t") == 0);
+}
+
+TEST_CASE("format_handshake: channel binding mechanisms only when asked, after the others") {
+    const std::vector<MechAdvert> mechs = {
+        {"SCRAM-SHA-256-PLUS", {"mutual-auth", "channel-binding"}},
+        {"PLAIN", {"plaintext"}},
+        {"SCRAM-SHA-256", {"mutual-auth"}},
+        {"SCRAM-SHA-1-PLUS", {"mutual-auth", "channel-binding"}},
+    };
+    CHECK(mechs[0].channel_binding());
+    CHECK_FALSE(mechs[2].channel_binding());
+    const std::string cookie = "0123456789abcdef0123456789abcdef";
+    // Postfix, Exim, Dovecot 2.3 (and the default): never a -PLUS line.
+    const std::string legacy = format_handshake(mechs, 1, 2, cookie);
+    CHECK(legacy.find("-PLUS") == std::string::npos);
+    CHECK(legacy.find("channel-binding") == std::string::npos);
+    CHECK(legacy == format_handshake(mechs, 1, 2, cookie, false));
+    CHECK(legacy.find("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tSCRAM-SHA-256\tmutual-auth\nSPID\t1\n") == 0);
+    // A Dovecot 2.4 login process: the -PLUS lines follow the others, as
+    // Dovecot 2.4 sends them, flagged channel-binding.
+    const std::string plus = format_handshake(mechs, 1, 2, cookie, true);
+    CHECK(plus.find("VERSION\t1\t2\n"
+                    "MECH\tPLAIN\tplaintext\n"
+                    "MECH\tSCRAM-SHA-256\tmutual-auth\n"
+                    "MECH\tSCRAM-SHA-256-PLUS\tmutual-auth\tchannel-binding\n"
+                    "MECH\tSCRAM-SHA-1-PLUS\tmutual-auth\tchannel-binding\n"
+                    "SPID\t1\n") == 0);
+}
+
+TEST_CASE("format_cont: channel_binding= asks for the data") {
+    CHECK(format_cont(7, "cj1hYmM=", "tls-unique") == "CONT\t7\tcj1hYmM=\tchannel_binding=tls-unique\n");
+    CHECK(format_cont(7, "", "tls-exporter") == "CONT\t7\t\tchannel_binding=tls-exporter\n");
+    CHECK(format_cont(7, "eA==", "") == "CONT\t7\teA==\n");
+    // A type is never able to start a new field or line.
+    CHECK(format_cont(7, "", "a\tb\nc") == "CONT\t7\t\tchannel_binding=a\x01" "tb\x01" "nc\n");
 }
 
 TEST_CASE("format_cont always has the third field") {

@@ -104,6 +104,8 @@ TEST_CASE("Registry: MECH flags of every mechanism") {
         {"DIGEST-MD5", {flag::kDictionary, flag::kActive, flag::kMutualAuth}, "DIGEST-MD5"},
         {"SCRAM-SHA-1", {flag::kMutualAuth}, "SCRAM-SHA-1"},
         {"SCRAM-SHA-256", {flag::kMutualAuth}, "SCRAM-SHA-256"},
+        {"SCRAM-SHA-1-PLUS", {flag::kMutualAuth, flag::kChannelBinding}, "SCRAM-SHA-1"},
+        {"SCRAM-SHA-256-PLUS", {flag::kMutualAuth, flag::kChannelBinding}, "SCRAM-SHA-256"},
         {"EXTERNAL", {}, ""},
         {"ANONYMOUS", {flag::kAnonymous}, ""},
         {"OAUTHBEARER", {flag::kPlaintext}, ""},

@@ -1,9 +1,12 @@
 // SCRAM-SHA-1 / SCRAM-SHA-256 state machine: the RFC 5802 and RFC 7677
 // example exchanges byte for byte, then every malformed, hostile or
-// out-of-order message.
+// out-of-order message; then the -PLUS variants (channel binding).
 #include "mech_test_util.hpp"
 
+#include <optional>
+
 #include "password/scheme.hpp"
+#include "protocol/mech/scram.hpp"
 
 using namespace mech_test;
 using namespace std::string_literals;
@@ -335,5 +338,270 @@ TEST_CASE("SCRAM: stored credentials the server refuses to use") {
         CHECK(s.reason == FailReason::Unavailable);
         CHECK(!s.detail.empty());
         CHECK(s.detail.find("kkkk") == std::string::npos);
+    }
+}
+
+// ---- SCRAM-*-PLUS: channel binding (RFC 5802 §6, RFC 5929 tls-unique, RFC 9266 tls-exporter) ----
+
+namespace {
+
+struct PlusExchange {
+    bool sha256;
+    const char* mech;
+    const char* client_first;
+    const char* server_nonce;
+    std::string cbind_type;
+    std::string cbind_data;
+    const char* credential;
+    const char* server_first;
+    const char* client_final;
+    const char* server_final;
+};
+
+// Known answers computed outside postern (Python's hashlib/hmac) for the RFC
+// example users and salts with channel binding: a 12-byte tls-unique
+// (a TLS 1.2 Finished message) and a 32-byte tls-exporter. No RFC has -PLUS
+// examples.
+const PlusExchange kPlus[] = {
+    {true, "SCRAM-SHA-256-PLUS", "p=tls-unique,,n=user,r=rOprNGfwEbeRWgbNEkqO", "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+     "tls-unique", "\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67",
+     "4096,W22ZaJ0SNY7soEsUEjb6gQ==,WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,"
+     "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+     "c=cD10bHMtdW5pcXVlLCwBI0VniavN7wEjRWc=,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+     "p=Mqo5Qhvnb+5ZdjYjogcdW7/Fv1nUovF0uQby0xHadDQ=",
+     "v=pNSVyS2L4KJthCVQbZ92ut/Uhy84n6Ft7OerKpOLbV0="},
+    {false, "SCRAM-SHA-1-PLUS", "p=tls-exporter,,n=user,r=fyko+d2lbbFgONRv9qkxdawL", "3rfcNHYJY1ZVvWVs7j",
+     "tls-exporter", std::string("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                                 "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f", 32),
+     "4096,QSXCR+Q6sek8bf92,6dlGYMOdZcOPutkcNY8U2g7vK9Y=,D+CSWLOshSulAsxiupA+qs2/fTE=",
+     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+     "c=cD10bHMtZXhwb3J0ZXIsLAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f,"
+     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=i0z2xFi+ITaJvbLXpcWyruGx26U=",
+     "v=YgmPUhdXTCPY9I7+PKzEdnp1cdo="},
+};
+
+std::unique_ptr<Mechanism> make_offered(const char* mech, bool offered, std::string nonce) {
+    MechContext ctx;
+    ctx.settings = nonce_settings(std::move(nonce));
+    ctx.channel_binding_offered = offered;
+    return make_ctx(mech, ctx);
+}
+
+// A whole -PLUS exchange for "user"/"pencil" (SCRAM-SHA-256-PLUS): the gs2
+// header the client sends, the data the login process supplies (nullopt: none)
+// and the channel binding data the client binds to in c=.
+Step run_plus(const std::string& gs2, std::optional<std::string> supplied, const std::string& client_cb,
+              const char* mech = "SCRAM-SHA-256-PLUS", bool known = true) {
+    const auto& e = kPlus[0];
+    auto m = make(mech, nonce_settings(e.server_nonce));
+    const std::string bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+    auto s = m->start(gs2 + bare);
+    if (s.kind != Step::Kind::LookupCredentials) return s;
+    auto c = m->on_passdb(answer(known, "user", e.credential));
+    REQUIRE(c.kind == Step::Kind::Challenge);
+    if (supplied) m->set_channel_binding(*supplied);
+    auto fin = scram_client_final(true, "pencil", bare, c.data,
+                                  "c=" + postern::base64_encode(gs2 + client_cb) + ",r=rOprNGfwEbeRWgbNEkqO" +
+                                      e.server_nonce);
+    return m->on_response(fin.message);
+}
+
+}  // namespace
+
+TEST_CASE("SCRAM-PLUS: known answers with tls-unique and tls-exporter") {
+    for (const auto& e : kPlus) {
+        CAPTURE(e.mech);
+        auto m = make(e.mech, nonce_settings(e.server_nonce));
+        auto lookup = m->start(std::string(e.client_first));
+        REQUIRE(lookup.kind == Step::Kind::LookupCredentials);
+        CHECK(lookup.user == "user");
+        // The same stored credentials as the bare mechanism.
+        CHECK(lookup.scheme == (e.sha256 ? "SCRAM-SHA-256" : "SCRAM-SHA-1"));
+        auto first = m->on_passdb(answer(true, "user", e.credential));
+        REQUIRE(first.kind == Step::Kind::Challenge);
+        CHECK(first.data == e.server_first);
+        // The server-first challenge asks the login process for the data.
+        CHECK(first.channel_binding == e.cbind_type);
+        m->set_channel_binding(e.cbind_data);
+        auto fin = m->on_response(e.client_final);
+        REQUIRE(fin.kind == Step::Kind::Success);
+        CHECK(fin.user == "user");
+        CHECK(fin.data == e.server_final);
+        CHECK(fin.channel_binding.empty());
+    }
+}
+
+TEST_CASE("SCRAM-PLUS: the bare mechanisms never ask for channel binding data") {
+    const auto& e = kRfc[1];
+    auto m = make(e.mech, nonce_settings(e.server_nonce));
+    REQUIRE(m->start(std::string(e.client_first)).kind == Step::Kind::LookupCredentials);
+    auto first = m->on_passdb(answer(true, "user", rfc_credential(e)));
+    CHECK(first.channel_binding.empty());
+    // Data given anyway is not taken: c=biws still has to match alone.
+    m->set_channel_binding("ignored");
+    CHECK(m->on_response(e.client_final).kind == Step::Kind::Success);
+}
+
+TEST_CASE("SCRAM-PLUS: channel binding data checked against the login process's") {
+    const std::string cb(12, '\x5a');
+    SUBCASE("right data: success") { CHECK(run_plus("p=tls-unique,,", cb, cb).kind == Step::Kind::Success); }
+    SUBCASE("tls-exporter, 32 bytes") {
+        const std::string ex(32, '\x11');
+        CHECK(run_plus("p=tls-exporter,,", ex, ex).kind == Step::Kind::Success);
+    }
+    SUBCASE("the longest data taken (64 bytes)") {
+        const std::string big(postern::mech::kMaxChannelBindingData, '\x22');
+        CHECK(run_plus("p=tls-unique,,", big, big).kind == Step::Kind::Success);
+    }
+    SUBCASE("authzid equal to the user") {
+        CHECK(run_plus("p=tls-unique,a=user,", cb, cb).kind == Step::Kind::Success);
+    }
+    struct Case {
+        const char* label;
+        std::string gs2;
+        std::optional<std::string> supplied;
+        std::string client_cb;
+    };
+    const Case cases[] = {
+        {"client bound to another TLS connection (man in the middle)", "p=tls-unique,,", cb, std::string(12, '\x5b')},
+        {"client left the data out of c=", "p=tls-unique,,", cb, ""},
+        {"client sent only part of it", "p=tls-unique,,", cb, cb.substr(0, 11)},
+        {"client sent more", "p=tls-unique,,", cb, cb + "x"},
+        {"no data from the login process", "p=tls-unique,,", std::nullopt, cb},
+        {"empty data from the login process", "p=tls-unique,,", std::string(), ""},
+        {"over-long data from the login process", "p=tls-unique,,",
+         std::string(postern::mech::kMaxChannelBindingData + 1, 'x'),
+         std::string(postern::mech::kMaxChannelBindingData + 1, 'x')},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto s = run_plus(c.gs2, c.supplied, c.client_cb);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::ChannelBinding);
+        CHECK(!s.detail.empty());
+    }
+    SUBCASE("c= names another binding type than the gs2 header") {
+        const auto& e = kPlus[0];
+        auto m = make("SCRAM-SHA-256-PLUS", nonce_settings(e.server_nonce));
+        const std::string bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+        REQUIRE(m->start("p=tls-unique,," + bare).kind == Step::Kind::LookupCredentials);
+        auto c = m->on_passdb(answer(true, "user", e.credential));
+        m->set_channel_binding(cb);
+        auto fin = scram_client_final(true, "pencil", bare, c.data,
+                                      "c=" + postern::base64_encode("p=tls-exporter,," + cb) +
+                                          ",r=rOprNGfwEbeRWgbNEkqO" + e.server_nonce);
+        auto s = m->on_response(fin.message);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::ChannelBinding);
+    }
+    SUBCASE("data given before the server asked for it is not taken") {
+        const auto& e = kPlus[0];
+        auto m = make("SCRAM-SHA-256-PLUS", nonce_settings(e.server_nonce));
+        const std::string bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+        m->set_channel_binding(cb);
+        REQUIRE(m->start("p=tls-unique,," + bare).kind == Step::Kind::LookupCredentials);
+        m->set_channel_binding(cb);
+        auto c = m->on_passdb(answer(true, "user", e.credential));
+        auto fin = scram_client_final(true, "pencil", bare, c.data,
+                                      "c=" + postern::base64_encode("p=tls-unique,," + cb) +
+                                          ",r=rOprNGfwEbeRWgbNEkqO" + e.server_nonce);
+        auto s = m->on_response(fin.message);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::ChannelBinding);
+    }
+    SUBCASE("only the first data counts") {
+        const auto& e = kPlus[0];
+        auto m = make("SCRAM-SHA-256-PLUS", nonce_settings(e.server_nonce));
+        const std::string bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+        REQUIRE(m->start("p=tls-unique,," + bare).kind == Step::Kind::LookupCredentials);
+        auto c = m->on_passdb(answer(true, "user", e.credential));
+        m->set_channel_binding(cb);
+        m->set_channel_binding("other");
+        auto fin = scram_client_final(true, "pencil", bare, c.data,
+                                      "c=" + postern::base64_encode("p=tls-unique,," + cb) +
+                                          ",r=rOprNGfwEbeRWgbNEkqO" + e.server_nonce);
+        CHECK(m->on_response(fin.message).kind == Step::Kind::Success);
+    }
+    SUBCASE("wrong password with the right binding fails at the proof") {
+        const auto& e = kPlus[0];
+        auto m = make("SCRAM-SHA-256-PLUS", nonce_settings(e.server_nonce));
+        const std::string bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+        REQUIRE(m->start("p=tls-unique,," + bare).kind == Step::Kind::LookupCredentials);
+        auto c = m->on_passdb(answer(true, "user", e.credential));
+        m->set_channel_binding(cb);
+        auto fin = scram_client_final(true, "not pencil", bare, c.data,
+                                      "c=" + postern::base64_encode("p=tls-unique,," + cb) +
+                                          ",r=rOprNGfwEbeRWgbNEkqO" + e.server_nonce);
+        auto s = m->on_response(fin.message);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::Credentials);
+    }
+    SUBCASE("unknown user: the same exchange, asked for the data, fails at the proof") {
+        auto m = make("SCRAM-SHA-256-PLUS", nonce_settings("SERVER"));
+        const std::string bare = "n=nobody,r=clientnonce";
+        REQUIRE(m->start("p=tls-unique,," + bare).kind == Step::Kind::LookupCredentials);
+        auto c = m->on_passdb(answer(false, "nobody"));
+        REQUIRE(c.kind == Step::Kind::Challenge);
+        CHECK(c.channel_binding == "tls-unique");
+        m->set_channel_binding(cb);
+        auto fin = scram_client_final(true, "anything", bare, c.data,
+                                      "c=" + postern::base64_encode("p=tls-unique,," + cb) + ",r=clientnonceSERVER");
+        auto s = m->on_response(fin.message);
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::Credentials);
+    }
+}
+
+TEST_CASE("SCRAM-PLUS: gs2 flags against the mechanism and what was offered") {
+    struct Case {
+        const char* label;
+        const char* mech;
+        bool offered;  // the -PLUS variant was offered to the client
+        std::string first;
+        std::optional<FailReason> fails_at_start;  // nullopt: the exchange goes on
+    };
+    const Case cases[] = {
+        {"-PLUS with n", "SCRAM-SHA-256-PLUS", true, "n,,n=user,r=abc", FailReason::ChannelBinding},
+        {"-PLUS with y", "SCRAM-SHA-256-PLUS", true, "y,,n=user,r=abc", FailReason::ChannelBinding},
+        {"-PLUS with n, SHA-1", "SCRAM-SHA-1-PLUS", false, "n,,n=user,r=abc", FailReason::ChannelBinding},
+        {"-PLUS with an unknown type", "SCRAM-SHA-256-PLUS", true, "p=tls-server-end-point,,n=user,r=abc",
+         FailReason::ChannelBinding},
+        {"-PLUS with an upper-case type", "SCRAM-SHA-256-PLUS", true, "p=TLS-UNIQUE,,n=user,r=abc",
+         FailReason::ChannelBinding},
+        {"-PLUS with a long type", "SCRAM-SHA-256-PLUS", true, "p=" + std::string(3000, 't') + ",,n=user,r=abc",
+         FailReason::ChannelBinding},
+        {"-PLUS with an empty type", "SCRAM-SHA-256-PLUS", true, "p=,,n=user,r=abc", FailReason::Malformed},
+        {"-PLUS with p alone", "SCRAM-SHA-256-PLUS", true, "p,,n=user,r=abc", FailReason::Malformed},
+        {"-PLUS with tls-unique", "SCRAM-SHA-256-PLUS", true, "p=tls-unique,,n=user,r=abc", std::nullopt},
+        {"-PLUS with tls-exporter", "SCRAM-SHA-1-PLUS", true, "p=tls-exporter,,n=user,r=abc", std::nullopt},
+        {"bare with p=", "SCRAM-SHA-256", true, "p=tls-unique,,n=user,r=abc", FailReason::ChannelBinding},
+        {"bare with p=, not offered", "SCRAM-SHA-1", false, "p=tls-exporter,,n=user,r=abc", FailReason::ChannelBinding},
+        {"bare with y after -PLUS was offered: downgrade", "SCRAM-SHA-256", true, "y,,n=user,r=abc",
+         FailReason::ChannelBinding},
+        {"bare with y, SHA-1, after -PLUS was offered", "SCRAM-SHA-1", true, "y,a=user,n=user,r=abc",
+         FailReason::ChannelBinding},
+        {"bare with y, -PLUS not offered", "SCRAM-SHA-256", false, "y,,n=user,r=abc", std::nullopt},
+        {"bare with n after -PLUS was offered", "SCRAM-SHA-256", true, "n,,n=user,r=abc", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        auto m = make_offered(c.mech, c.offered, "SERVER");
+        auto s = m->start(c.first);
+        if (!c.fails_at_start) {
+            CHECK(s.kind == Step::Kind::LookupCredentials);
+            continue;
+        }
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == *c.fails_at_start);
+        CHECK(m->on_response("n,,n=user,r=abc").kind == Step::Kind::Fail);
+    }
+    SUBCASE("the downgrade is caught without an initial response too") {
+        auto m = make_offered("SCRAM-SHA-256", true, "SERVER");
+        REQUIRE(m->start(std::nullopt).kind == Step::Kind::Challenge);
+        auto s = m->on_response("y,,n=user,r=abc");
+        CHECK(s.kind == Step::Kind::Fail);
+        CHECK(s.reason == FailReason::ChannelBinding);
+        CHECK(s.detail.find("downgrade") != std::string::npos);
     }
 }
