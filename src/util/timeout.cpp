@@ -6,6 +6,7 @@
 #include <asio/query.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -19,6 +20,11 @@ public:
     static inline asio::execution_context::id id;
 
     explicit TimeoutService(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+    ~TimeoutService() override { epoch.fetch_add(1, std::memory_order_relaxed); }
+
+    // Bumped when a service goes away: a thread's cached service (below) is
+    // then looked up again, even if a new context reuses the old address.
+    static inline std::atomic<std::uint64_t> epoch{0};
 
     void bind(const asio::any_io_executor& ex) {
         if (!timer_) timer_.emplace(ex);
@@ -106,9 +112,28 @@ private:
     std::uint64_t generation_ = 0;
 };
 
+namespace {
+
+// The context's TimeoutService. use_service locks the context's registry and
+// walks its list; every login creates a Timeout, so each thread keeps its
+// last answer.
+TimeoutService* service_of(const asio::any_io_executor& ex) {
+    struct Cached {
+        asio::execution_context* ctx = nullptr;
+        TimeoutService* service = nullptr;
+        std::uint64_t epoch = 0;
+    };
+    static thread_local Cached cached;
+    asio::execution_context& ctx = asio::query(ex, asio::execution::context);
+    const std::uint64_t epoch = TimeoutService::epoch.load(std::memory_order_relaxed);
+    if (cached.ctx != &ctx || cached.epoch != epoch) cached = {&ctx, &asio::use_service<TimeoutService>(ctx), epoch};
+    return cached.service;
+}
+
+}  // namespace
+
 Timeout::Timeout(const asio::any_io_executor& ex, std::function<void()> on_deadline)
-    : service_(&asio::use_service<TimeoutService>(asio::query(ex, asio::execution::context))),
-      on_deadline_(std::move(on_deadline)) {
+    : service_(service_of(ex)), on_deadline_(std::move(on_deadline)) {
     service_->bind(ex);
 }
 

@@ -125,3 +125,14 @@ TEST_CASE("Timeout: the io_context may go first") {
     t.reset();
     CHECK(fired == 0);
 }
+
+TEST_CASE("Timeout: one io_context after another (each thread's cached service is not reused)") {
+    for (int round = 0; round < 3; ++round) {
+        asio::io_context io;  // very likely at the same address each round
+        int fired = 0;
+        Timeout t(io.get_executor(), [&] { ++fired; });
+        t.arm(Clock::now() + 1ms);
+        run_for(io, 200ms);
+        CHECK(fired == 1);
+    }
+}
