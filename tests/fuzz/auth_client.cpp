@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             check_reply(protocol::format_cont(c->id, base64_encode(c->data)));
             FUZZ_CHECK(!c->channel_binding || c->extra_fields);
             if (c->channel_binding) {
-                check_reply(protocol::format_cont(c->id, c->data, *c->channel_binding));
+                check_reply(protocol::format_cont(c->id, base64_encode(c->data), *c->channel_binding));
                 if (auto raw = base64_decode(*c->channel_binding)) FUZZ_CHECK(raw->size() <= c->channel_binding->size());
             }
         } else if (auto* x = std::get_if<protocol::CancelCmd>(&cmd)) {
