@@ -39,7 +39,8 @@ backend::PassResult refusal(PassStatus status, std::string user) {
 Request::Request(asio::any_io_executor ex, Engine& engine, std::shared_ptr<ReplyPort> port, const Origin& origin,
                  std::uint32_t id, const mech::MechInfo& mech, RequestParams params)
     : ex_(std::move(ex)), engine_(engine), engine_pin_(engine.weak_from_this().lock()), port_(std::move(port)),
-      origin_(origin), id_(id), info_(mech), params_(std::move(params)), timeout_(ex_, [this] { on_timeout(); }), started_(Clock::now()), last_input_(started_) {}
+      origin_(origin), id_(id), info_(mech), params_(std::move(params)), timeout_(ex_, [this] { on_timeout(); }),
+      started_(Clock::now()), last_input_(started_) {}
 
 void Request::spawn_run(mech::Step step) {
     asio::co_spawn(ex_, run(std::move(step)), LogExceptions{"auth request"});
