@@ -53,6 +53,25 @@ def posternd_config(tmp, users, masters=None, mechanisms=("PLAIN", "LOGIN"), ext
 class Dovecot24Case(DaemonTestCase):
     tmp_parent = None if MISSING else d24.tmp_parent()
 
+    def start_dovecot_auth(self, users, socket_name, mechs=None, socket_type="auth"):
+        """Dovecot 2.4.1's auth service from the root, alone on one socket
+        (dovecot24_auth_conf), for the differential checks."""
+        os.makedirs(self.path("dovecot-state"))
+        conf = dovecot24_auth_conf(self.tmp, users, self.path(socket_name), mechs or DIFF_MECHS, socket_type)
+        write_file(self.path("dovecot.conf"), conf)
+        self.dovecot = ChrootDovecot(self.tmp, self.path("dovecot.conf"), None)
+        self.addCleanup(self.dovecot.stop)
+        self.dovecot.out = open(self.path("dovecot.stdout"), "ab")
+        self.dovecot.proc = subprocess.Popen(["chroot", d24.ROOT, "/usr/sbin/dovecot", "-F", "-c",
+                                              d24.inside(self.path("dovecot.conf"))],
+                                             stdin=subprocess.DEVNULL, stdout=self.dovecot.out,
+                                             stderr=self.dovecot.out, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(self.path(socket_name)):
+            if time.monotonic() > deadline or self.dovecot.proc.poll() is not None:
+                self.fail(f"Dovecot's {socket_type} socket did not appear:\n{self.dovecot.log()}")
+            time.sleep(0.05)
+
     def start_posternd(self, users, **kw):
         self.daemon = self.start_daemon(posternd_config(self.tmp, users, **kw))
         self.conf = d24.minimal_conf(self.tmp)
@@ -908,20 +927,7 @@ class Differential24Test(Dovecot24Case):
         write_file(users, "".join(passwd_line(u, "{PLAIN}" + p, uid=MAIL_UID, gid=MAIL_UID, home=f"/home/{u}")
                                   for u, p in DIFF_USERS.items()), 0o644)
         self.start_posternd(users, mechanisms=DIFF_MECHS)
-        os.makedirs(self.path("dovecot-state"))
-        write_file(self.path("dovecot.conf"), dovecot24_auth_conf(self.tmp, users, self.path("dovecot-auth")))
-        self.dovecot = ChrootDovecot(self.tmp, self.path("dovecot.conf"), None)
-        self.addCleanup(self.dovecot.stop)
-        self.dovecot.out = open(self.path("dovecot.stdout"), "ab")
-        self.dovecot.proc = subprocess.Popen(["chroot", d24.ROOT, "/usr/sbin/dovecot", "-F", "-c",
-                                              d24.inside(self.path("dovecot.conf"))],
-                                             stdin=subprocess.DEVNULL, stdout=self.dovecot.out,
-                                             stderr=self.dovecot.out, start_new_session=True)
-        deadline = time.monotonic() + 15
-        while not os.path.exists(self.path("dovecot-auth")):
-            if time.monotonic() > deadline or self.dovecot.proc.poll() is not None:
-                self.fail(f"Dovecot's auth socket did not appear:\n{self.dovecot.log()}")
-            time.sleep(0.05)
+        self.start_dovecot_auth(users, "dovecot-auth")
 
     def converse(self, path):
         answers = {}
@@ -1083,21 +1089,7 @@ class DifferentialPlus24Test(Dovecot24Case):
         write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD, uid=MAIL_UID, gid=MAIL_UID,
                                       home="/home/alice"), 0o644)
         self.start_posternd(users, mechanisms=PLUS_DIFF_MECHS)
-        os.makedirs(self.path("dovecot-state"))
-        write_file(self.path("dovecot.conf"), dovecot24_auth_conf(self.tmp, users, self.path("dovecot-login"),
-                                                                  PLUS_DIFF_MECHS, "login"))
-        self.dovecot = ChrootDovecot(self.tmp, self.path("dovecot.conf"), None)
-        self.addCleanup(self.dovecot.stop)
-        self.dovecot.out = open(self.path("dovecot.stdout"), "ab")
-        self.dovecot.proc = subprocess.Popen(["chroot", d24.ROOT, "/usr/sbin/dovecot", "-F", "-c",
-                                              d24.inside(self.path("dovecot.conf"))],
-                                             stdin=subprocess.DEVNULL, stdout=self.dovecot.out,
-                                             stderr=self.dovecot.out, start_new_session=True)
-        deadline = time.monotonic() + 15
-        while not os.path.exists(self.path("dovecot-login")):
-            if time.monotonic() > deadline or self.dovecot.proc.poll() is not None:
-                self.fail(f"Dovecot's login socket did not appear:\n{self.dovecot.log()}")
-            time.sleep(0.05)
+        self.start_dovecot_auth(users, "dovecot-login", PLUS_DIFF_MECHS, "login")
 
     def converse(self, path):
         answers = {}
