@@ -2,20 +2,30 @@
 # Benchmark: posternd against a private Dovecot auth service on the same
 # passwd-file, AUTH PLAIN over a unix socket, {PLAIN} and {SHA512-CRYPT} users,
 # 1 connection x 1 in flight and 32 connections x 8 in flight (pipelined).
-# Two more cases, each on a second instance of both servers:
+# More cases, each on another instance of both servers:
 #   SHA512-CRYPT/cached   repeat logins of the same 1000 users with each
 #                         server's auth cache on (postern [cache]; Dovecot
 #                         auth_cache_size = 10M)
 #   SHA512-CRYPT/delay2s  wrong passwords only, failure delay 2 s on both; the
 #                         latency columns show how close each reply comes to
 #                         its 2000 ms deadline
-#   BENCH_VARIANTS="cached delay2s"   which of these to run ("" for none)
+#   1m                    PLAIN logins spread over a passwd-file of 1,000,000
+#                         users: load time, RSS and auths/s beside the
+#                         1,000-user PLAIN case (Dovecot's auth process runs
+#                         under its default memory limit and may refuse it)
+#   BENCH_VARIANTS="cached delay2s 1m"   which of these to run (default all; "" for none)
+#
+# Two yardsticks run in the same pass: tests/bench/limit_server (the cheapest
+# auth-client responder: handshake, then OK for every AUTH) on the PLAIN cases,
+# and tests/bench/crypt_limit (parallel crypt_rn loops through the libcrypt
+# posternd links). The summary ends with each postern figure as a fraction of
+# what they reach on this machine.
 #
 #   bash tests/bench/run.sh [BUILD_DIR]        (default BUILD_DIR: build)
 #
 # Environment:
 #   BENCH_DURATION=6        measured seconds per run (plus BENCH_WARMUP=1 before)
-#   BENCH_SERVERS="postern dovecot"   which servers to measure
+#   BENCH_SERVERS="postern dovecot limit"   which servers to measure
 #   BENCH_WRONG_RATIO=0     fraction of requests with a wrong password
 #   BENCH_KEEP=1            keep the temp dir (configs, logs, raw results)
 #   BENCH_SUITE=ldap|sql    run tests/bench/ldap_bench.py or sql_bench.py instead
@@ -41,7 +51,7 @@ esac
 
 DURATION=${BENCH_DURATION:-6}
 WARMUP=${BENCH_WARMUP:-1}
-SERVERS=${BENCH_SERVERS:-postern dovecot}
+SERVERS=${BENCH_SERVERS:-postern dovecot limit}
 WRONG=${BENCH_WRONG_RATIO:-0}
 NUSERS=1000
 LOADS=("1 1" "32 8")          # connections, in flight per connection
@@ -148,8 +158,47 @@ hash_sha512 >"$TMP/hashes"
 } >"$USERS"
 chmod 0644 "$USERS"
 
+VARIANTS=${BENCH_VARIANTS-cached delay2s 1m}
+# 1m: 1,000,000 {PLAIN} users with mail-server-like lines (about 90 bytes
+# each); the load generator logs in as every tenth of them.
+USERS1M=$TMP/users-1m
+if [[ " $VARIANTS " == *" 1m "* ]]; then
+    awk 'BEGIN { srand(7); for (i = 0; i < 1000000; i++) {
+        pw = sprintf("pw%07d-%09d", i, int(rand() * 1e9))
+        printf "m%07d@example.org:{PLAIN}%s:5000:5000::/var/vmail/example.org/m%07d::\n", i, pw, i > "/dev/stderr"
+        if (i % 10 == 0) printf "m%07d@example.org:%s\n", i, pw
+    } }' >"$TMP/creds-1m" 2>"$USERS1M"
+    chmod 0644 "$USERS1M"
+    echo "1m: $USERS1M, $(wc -l <"$USERS1M") users, $(($(stat -c %s "$USERS1M") / 1000000)) MB"
+fi
+
 RESULTS=$TMP/results
 : >"$RESULTS"
+# Per server and variant: load time and RSS (1m).
+MEMORY=$TMP/memory
+: >"$MEMORY"
+
+# rss_kb PID: resident set of a process in KiB.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# cpu_ticks PID: CPU time (user + system, clock ticks) of PID and its
+# children (Dovecot's auth process is a child of its master).
+cpu_ticks() {
+    local p total=0
+    for p in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# first_login NAME: both servers read a passwd-file on its first lookup; one
+# login through NAME's socket, timed (start-up excluded).
+first_login() {
+    local t0
+    t0=$(date +%s.%N)
+    "$LOADGEN" --socket "$TMP/$1-auth" --requests 1 --users "$TMP/creds-1m" --label "$1/first" >/dev/null 2>&1 || true
+    awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}'
+}
 
 # Per running server: its socket, pid and log file.
 declare -A SOCK SPID SLOG
@@ -157,13 +206,15 @@ declare -A SOCK SPID SLOG
 # run_one SERVER SCHEME CONNS INFLIGHT: one measurement; skipped (with the end of
 # the server's log) if the server process has died.
 run_one() {
-    local server=$1 scheme=$2 conns=$3 inflight=$4 variant=${5:-} rc=0 wrong=$WRONG case=$2
+    local server=$1 scheme=$2 conns=$3 inflight=$4 variant=${5:-} rc=0 wrong=$WRONG case=$2 creds=$TMP/creds-$2
     if [[ -n $variant ]]; then
         server=$server+$variant
         case=$scheme/$variant
         if [[ $variant == delay2s ]]; then wrong=1; fi
+        if [[ $variant == 1m ]]; then creds=$TMP/creds-1m; fi
     fi
     [[ -n ${SOCK[$server]:-} ]] || return 0
+    [[ $server != limit || $scheme == PLAIN ]] || return 0   # OK without a hash would measure nothing
     if ! kill -0 "${SPID[$server]}" 2>/dev/null; then
         echo "run.sh: $server (pid ${SPID[$server]}) is not running; last lines of ${SLOG[$server]}:" >&2
         tail -n 5 "${SLOG[$server]}" | sed "s/^/  $server: /" >&2
@@ -171,12 +222,16 @@ run_one() {
         unset "SOCK[$server]"
         return 0
     fi
+    local before after
+    before=$(cpu_ticks "${SPID[$server]}")
     "$LOADGEN" --socket "${SOCK[$server]}" --connections "$conns" --inflight "$inflight" \
-        --duration "$DURATION" --warmup "$WARMUP" --users "$TMP/creds-$scheme" \
+        --duration "$DURATION" --warmup "$WARMUP" --users "$creds" \
         --wrong-ratio "$wrong" --label "${server%%+*}/$case/${conns}x$inflight" \
         >"$TMP/out" || rc=$?
+    after=$(cpu_ticks "${SPID[$server]}")
     sed '/^RESULT /d' "$TMP/out"
-    grep '^RESULT ' "$TMP/out" >>"$RESULTS" || true
+    # The server's CPU over the whole run, warm-up included (as answered=).
+    grep '^RESULT ' "$TMP/out" | sed "s/\$/ server_cpu_ticks=$((after - before)) hz=$(getconf CLK_TCK)/" >>"$RESULTS" || true
     if ((rc != 0)); then
         echo "  ^ loadgen exit status $rc (errors or unexpected replies)"
         failed=1
@@ -201,8 +256,9 @@ wait_for() {
 
 # --- postern -----------------------------------------------------------------
 start_postern() {
-    local variant=${1:-} posternd=$BUILD/posternd pid name=postern delay=0 cache=""
+    local variant=${1:-} posternd=$BUILD/posternd pid name=postern delay=0 cache="" users=$USERS level=warning t0
     if [[ -n $variant ]]; then name=postern+$variant; fi
+    if [[ $variant == 1m ]]; then users=$USERS1M level=info; fi
     if [[ $variant == delay2s ]]; then delay=2; fi
     if [[ $variant == cached ]]; then cache=$(printf '[cache]\nttl = "1h"\n'); fi
     if [[ ! -x $posternd ]]; then
@@ -215,7 +271,7 @@ start_postern() {
 hash_threads = 0
 
 [log]
-level = "warning"
+level = "$level"
 
 [auth]
 mechanisms = ["PLAIN", "LOGIN"]
@@ -234,13 +290,14 @@ role = "client"
 
 [[passdb]]
 driver = "passwd-file"
-path = "$USERS"
+path = "$users"
 
 [[userdb]]
 driver = "passwd-file"
-path = "$USERS"
+path = "$users"
 EOF
     echo "$name: $posternd, failure delay ${delay}s, cache ${cache:+on}${cache:-off}"
+    t0=$(date +%s.%N)
     "$posternd" -c "$TMP/$name.conf" 2>"$TMP/$name.log" &
     pid=$!
     PIDS+=("$pid")
@@ -254,12 +311,40 @@ EOF
     SOCK[$name]=$TMP/$name-auth
     SPID[$name]=$pid
     SLOG[$name]=$TMP/$name.log
+    if [[ $variant == 1m ]]; then
+        t0=$(first_login "$name")
+        echo "postern 1m: first login after $t0 s ($(grep -o 'loaded .* users in [0-9.]* s' "$TMP/$name.log")), RSS $(($(rss_kb "$pid") / 1024)) MiB" | tee -a "$MEMORY"
+    fi
+}
+
+# --- limit -------------------------------------------------------------------
+start_limit() {
+    local variant=${1:-} pid name=limit bin=$BUILD/tests/bench/limit_server
+    [[ -z $variant ]] || return 0   # a yardstick for the main PLAIN cases only
+    if [[ ! -x $bin ]]; then
+        echo "limit: $bin not built, skipped"
+        return 0
+    fi
+    "$bin" "$TMP/$name-auth" 2>"$TMP/$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_for limit_server "$pid" test -S "$TMP/$name-auth"; then
+        failed=1
+        stop_pid "$pid"
+        forget_pid "$pid"
+        return 0
+    fi
+    echo "limit: $bin (handshake, then OK for every AUTH; one thread, epoll)"
+    SOCK[$name]=$TMP/$name-auth
+    SPID[$name]=$pid
+    SLOG[$name]=$TMP/$name.log
 }
 
 # --- dovecot -----------------------------------------------------------------
 start_dovecot() {
-    local variant=${1:-} pid extra="" name=dovecot delay=0 cache=""
+    local variant=${1:-} pid extra="" name=dovecot delay=0 cache="" users=$USERS t0 auth_pid
     if [[ -n $variant ]]; then name=dovecot+$variant; fi
+    if [[ $variant == 1m ]]; then users=$USERS1M; fi
     if [[ $variant == delay2s ]]; then delay=2s; fi
     if [[ $variant == cached ]]; then cache=$(printf 'auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n'); fi
     if ! command -v dovecot >/dev/null; then
@@ -294,11 +379,11 @@ service auth {
 }
 passdb {
   driver = passwd-file
-  args = $USERS
+  args = $users
 }
 userdb {
   driver = passwd-file
-  args = $USERS
+  args = $users
 }
 EOF
     echo "$name: $(command -v dovecot) $(dovecot --version 2>/dev/null | head -n 1), failure delay $delay, auth cache ${cache:+on}${cache:-off}"
@@ -315,14 +400,20 @@ EOF
     SOCK[$name]=$TMP/$name-auth
     SPID[$name]=$pid
     SLOG[$name]=$TMP/$name.log
+    if [[ $variant == 1m ]]; then
+        t0=$(first_login "$name")
+        # Process titles read "dovecot-<instance_name>/auth".
+        auth_pid=$(pgrep -P "$pid" -f '/auth$' | head -n 1 || true)
+        if [[ -n $auth_pid ]]; then auth_pid="$(($(rss_kb "$auth_pid") / 1024)) MiB"; else auth_pid="unknown (no auth process)"; fi
+        echo "dovecot 1m: first login after $t0 s, auth process RSS $auth_pid" | tee -a "$MEMORY"
+    fi
 }
 
 # Both servers run side by side (an idle one costs nothing) and each case is
 # measured on one right after the other, so both see the same machine noise.
-VARIANTS=${BENCH_VARIANTS-cached delay2s}
 for server in $SERVERS; do
     case $server in
-    postern | dovecot) ;;
+    postern | dovecot | limit) ;;
     *) echo "run.sh: unknown server '$server' in BENCH_SERVERS" >&2; exit 2 ;;
     esac
     for variant in "" $VARIANTS; do "start_$server" "$variant"; done
@@ -336,12 +427,22 @@ for scheme in "${SCHEMES[@]}"; do
     done
 done
 for variant in $VARIANTS; do
+    scheme=SHA512-CRYPT
+    [[ $variant != 1m ]] || scheme=PLAIN
     for load in "${LOADS[@]}"; do
         read -r conns inflight <<<"$load"
-        for server in $SERVERS; do run_one "$server" SHA512-CRYPT "$conns" "$inflight" "$variant"; done
+        for server in $SERVERS; do run_one "$server" "$scheme" "$conns" "$inflight" "$variant"; done
     done
 done
 echo
+
+# crypt_rn alone, on one thread and on every core (same libcrypt as posternd).
+CRYPT_LIMIT=$BUILD/tests/bench/crypt_limit
+: >"$TMP/crypt"
+if [[ -x $CRYPT_LIMIT ]]; then
+    for threads in 1 "$(nproc)"; do "$CRYPT_LIMIT" "$threads" "$DURATION" | tee -a "$TMP/crypt"; done
+    echo
+fi
 
 for server in "${!SPID[@]}"; do
     stop_pid "${SPID[$server]}"   # Dovecot's master stops its children on SIGTERM
@@ -354,7 +455,8 @@ for server in "${!SPID[@]}"; do
 done
 
 # --- summary -----------------------------------------------------------------
-echo "== summary: auths/s (higher is better), latency in ms; ratio = postern / dovecot auths/s"
+echo "== summary: auths/s (higher is better), latency in ms, the server's CPU time per login in us"
+echo "   (all its processes, from /proc); ratio = postern / dovecot auths/s"
 awk '
 function field(line, key,    n, i, parts, kv) {
     n = split(line, parts, " ")
@@ -362,6 +464,12 @@ function field(line, key,    n, i, parts, kv) {
         if (index(parts[i], key "=") == 1) return substr(parts[i], length(key) + 2)
     }
     return ""
+}
+FILENAME ~ /crypt$/ {
+    crypt[field($0, "threads")] = field($0, "hashes_per_s")
+    crypt_us[field($0, "threads")] = field($0, "us_per_hash")
+    if (field($0, "threads") + 0 > cores) cores = field($0, "threads") + 0
+    next
 }
 {
     label = field($0, "label")
@@ -372,22 +480,65 @@ function field(line, key,    n, i, parts, kv) {
     p50[l[1], key] = field($0, "p50_ms")
     p99[l[1], key] = field($0, "p99_ms")
     errs[l[1], key] = field($0, "errors") + field($0, "unexpected")
+    if (field($0, "answered") + 0 > 0 && field($0, "hz") + 0 > 0)
+        cpu[l[1], key] = 1e6 * field($0, "server_cpu_ticks") / field($0, "hz") / field($0, "answered")
 }
+function us(s, key) { return ((s, key) in cpu) ? sprintf("%8.1f", cpu[s, key]) : sprintf("%8s", "-") }
 function cell(s, key) {
     if (!((s, key) in rate)) return sprintf("%10s %8s %8s", "-", "-", "-")
     return sprintf("%10.0f %8.3f %8.3f", rate[s, key], p50[s, key], p99[s, key])
 }
+function have(s, key) { return ((s, key) in rate) && (rate[s, key] + 0) > 0 }
 END {
-    printf "%-30s | %10s %8s %8s | %10s %8s %8s | %6s\n", "case (conns x inflight)", \
-        "postern/s", "p50", "p99", "dovecot/s", "p50", "p99", "ratio"
+    printf "%-26s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s\n", "case (conns x inflight)", \
+        "postern/s", "p50", "p99", "cpu us", "dovecot/s", "p50", "p99", "cpu us", "ratio"
     for (i = 1; i <= n; i++) {
         k = order[i]
         ratio = "-"
-        if (((("postern", k) in rate) && (("dovecot", k) in rate)) && (rate["dovecot", k] + 0) > 0 && (rate["postern", k] + 0) > 0)
+        if (have("postern", k) && have("dovecot", k))
             ratio = sprintf("%.2f", rate["postern", k] / rate["dovecot", k])
         note = ""
         if (errs["postern", k] > 0 || errs["dovecot", k] > 0) note = "  (errors, see above)"
-        printf "%-30s | %s | %s | %6s%s\n", k, cell("postern", k), cell("dovecot", k), ratio, note
+        printf "%-26s | %s %s | %s %s | %6s%s\n", k, cell("postern", k), us("postern", k), cell("dovecot", k), \
+            us("dovecot", k), ratio, note
     }
-}' "$RESULTS"
+    # The yardsticks: limit_server on the same load, crypt_rn loops.
+    print ""
+    print "== postern against what this machine allows"
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (!have("postern", k)) continue
+        if (have("limit", k))
+            printf "%-26s | limit_server %10.0f/s, p50 %.3f ms | postern at %5.1f %%\n", k, rate["limit", k], \
+                p50["limit", k], 100 * rate["postern", k] / rate["limit", k]
+    }
+    if (1 in crypt) {
+        k = "SHA512-CRYPT 1x1"
+        rtt = have("limit", "PLAIN 1x1") ? p50["limit", "PLAIN 1x1"] * 1000 : 0
+        bound = 1e6 / (crypt_us[1] + rtt)
+        printf "%-26s | 1 / (hash %.0f us + round trip %.0f us) = %.0f/s", k, crypt_us[1], rtt, bound
+        if (have("postern", k)) printf " | postern at %5.1f %%", 100 * rate["postern", k] / bound
+        printf "\n"
+    }
+    for (i = 1; i <= n; i++) {
+        k = order[i]
+        if (k !~ /^PLAIN\/1m /) continue
+        base = k
+        sub(/\/1m/, "", base)
+        if (have("postern", k) && have("postern", base))
+            printf "%-26s | postern with 1,000,000 users at %5.1f %% of its 1,000-user %s\n", k, \
+                100 * rate["postern", k] / rate["postern", base], base
+    }
+    if (cores > 1 && (cores in crypt)) {
+        k = "SHA512-CRYPT 32x8"
+        printf "%-26s | %d parallel crypt_rn loops %.0f/s", k, cores, crypt[cores]
+        if (have("postern", k)) printf " | postern at %5.1f %%", 100 * rate["postern", k] / crypt[cores]
+        printf "\n"
+    }
+}' "$RESULTS" "$TMP/crypt"
+if [[ -s $MEMORY ]]; then
+    echo
+    echo "== 1,000,000 users"
+    cat "$MEMORY"
+fi
 exit "$failed"
