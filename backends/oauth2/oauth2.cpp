@@ -1,5 +1,6 @@
-// oauth2 passdb: RFC 7662 token introspection through util/http_client,
-// answers cached by a hash of the token until its exp and at most cache_ttl.
+// oauth2 passdb and TokenChecker: RFC 7662 token introspection or OpenID
+// Connect userinfo through util/http_client, answers cached by a hash of the
+// token until its exp and at most cache_ttl.
 #include "backends/oauth2/oauth2.hpp"
 
 #include <openssl/evp.h>
@@ -8,19 +9,39 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
-#include <list>
 #include <sstream>
-#include <unordered_map>
 
 #include "util/cache_key.hpp"
-#include "util/deadline.hpp"
 #include "util/encoding.hpp"
-#include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
 namespace oauth2 {
+namespace {
+
+// Distinct tokens remembered; past this the expired ones go, then all.
+constexpr std::size_t kMaxCached = 100000;
+constexpr std::size_t kMaxToken = 16384;
+constexpr std::size_t kMaxLoggedText = 300;
+
+Result<std::optional<std::int64_t>> read_exp(const json::Value& doc) {
+    auto exp = doc.find("exp");
+    if (exp == doc.end()) return std::optional<std::int64_t>();
+    if (!exp->is_number()) return fail("answer with a non-numeric \"exp\"");
+    const double e = exp->get<double>();
+    if (e < 0 || e > 1e12) return fail("answer with an \"exp\" out of range");
+    return std::optional<std::int64_t>(static_cast<std::int64_t>(e));
+}
+
+std::string sha256(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+    return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+}  // namespace
 
 Result<Introspection> parse_introspection(std::string_view body, const std::string& username_claim) {
     auto doc = json::parse_object(body);
@@ -30,12 +51,21 @@ Result<Introspection> parse_introspection(std::string_view body, const std::stri
     Introspection out;
     out.active = active->get<bool>();
     if (const std::string* u = json::string_member(*doc, username_claim)) out.user = *u;
-    if (auto exp = doc->find("exp"); exp != doc->end()) {
-        if (!exp->is_number()) return fail("introspection answer with a non-numeric \"exp\"");
-        const double e = exp->get<double>();
-        if (e < 0 || e > 1e12) return fail("introspection answer with an \"exp\" out of range");
-        out.exp = static_cast<std::int64_t>(e);
-    }
+    auto exp = read_exp(*doc);
+    if (!exp) return fail("introspection " + exp.error().message);
+    out.exp = *exp;
+    return out;
+}
+
+Result<Introspection> parse_userinfo(std::string_view body, const std::string& username_claim) {
+    auto doc = json::parse_object(body);
+    if (!doc) return fail("userinfo answer: " + doc.error().message);
+    Introspection out;
+    out.active = true;
+    if (const std::string* u = json::string_member(*doc, username_claim)) out.user = *u;
+    auto exp = read_exp(*doc);
+    if (!exp) return fail("userinfo " + exp.error().message);
+    out.exp = *exp;
     return out;
 }
 
@@ -59,6 +89,108 @@ std::string form_encode(std::string_view value) {
     return out;
 }
 
+TokenChecker::TokenChecker(CheckerSettings settings, asio::any_io_executor ex)
+    : st_(std::move(settings)), client_(http::HttpClient::shared(ex)) {}
+
+asio::awaitable<TokenAnswer> TokenChecker::check(Secret token) {
+    TokenAnswer out;
+    if (token.size() == 0 || token.size() > kMaxToken) {
+        out.status = TokenAnswer::Status::Invalid;
+        out.why = "token empty or too long";
+        co_return out;
+    }
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    const std::string id = sha256(token.view());
+    Introspection answer;
+    if (auto it = cache_.find(id); it != cache_.end() && it->second.until > now) {
+        answer = it->second.answer;
+    } else {
+        auto fetched = co_await ask(std::move(token));
+        if (!fetched) {
+            out.why = "oauth2 " + st_.url + ": " + fetched.error().message;
+            co_return out;
+        }
+        answer = std::move(*fetched);
+        remember(id, answer, now);
+    }
+    out.status = TokenAnswer::Status::Invalid;
+    if (!answer.active) out.why = "token not active (revoked or expired at the provider)";
+    else if (answer.exp && *answer.exp <= now) out.why = "token expired";
+    else if (answer.user.empty()) out.why = "the provider's answer has no string \"" + st_.username_claim + "\"";
+    else {
+        out.status = TokenAnswer::Status::Valid;
+        out.user = std::move(answer.user);
+    }
+    co_return out;
+}
+
+void TokenChecker::remember(const std::string& id, const Introspection& answer, std::int64_t now) {
+    std::int64_t until = now + st_.ttl.count();
+    if (answer.exp && *answer.exp < until) until = *answer.exp;
+    if (until <= now) return;
+    if (cache_.size() >= kMaxCached) {
+        std::erase_if(cache_, [now](const auto& e) { return e.second.until <= now; });
+        if (cache_.size() >= kMaxCached) cache_.clear();
+    }
+    cache_[id] = Cached{answer, until};
+}
+
+asio::awaitable<Result<Introspection>> TokenChecker::ask(Secret token) {
+    const bool userinfo = st_.method == Method::Userinfo;
+    http::Request r;
+    r.url = st_.url;
+    r.headers = {"Accept: application/json"};
+    if (userinfo) {
+        r.method = "GET";
+        r.headers.push_back("Authorization: Bearer " + std::string(token.view()));
+    } else {
+        r.headers.push_back("Content-Type: application/x-www-form-urlencoded");
+        if (!st_.client_id.empty())
+            r.headers.push_back("Authorization: Basic " + base64_encode(form_encode(st_.client_id) + ":" +
+                                                                        form_encode(st_.client_secret)));
+        std::string body = "token=" + form_encode(token.view()) + "&token_type_hint=access_token";
+        r.body = Secret(std::move(body));
+    }
+    r.ca_file = st_.ca_file;
+    r.verify_peer = st_.verify_cert;
+    r.timeout = st_.timeout;
+    r.connect_timeout = st_.timeout;
+    auto op = client_->perform(std::move(r));
+    http::Response resp = co_await std::move(op);
+    if (resp.outcome != http::Outcome::Ok) {
+        const std::string why = std::string(http::to_string(resp.outcome)) + ": " + resp.error;
+        note_down(why);
+        co_return fail(why);
+    }
+    // userinfo answers an unknown, expired or revoked token with 401 (RFC 6750 §3.1).
+    if (userinfo && (resp.status == 401 || resp.status == 403)) {
+        note_up();
+        co_return Introspection{};
+    }
+    if (resp.status != 200) {
+        note_down("HTTP status " + std::to_string(resp.status));
+        co_return fail("HTTP status " + std::to_string(resp.status));
+    }
+    auto parsed = userinfo ? parse_userinfo(resp.body, st_.username_claim)
+                           : parse_introspection(resp.body, st_.username_claim);
+    if (!parsed) note_down(parsed.error().message);
+    else note_up();
+    co_return parsed;
+}
+
+void TokenChecker::note_down(const std::string& why) {
+    if (down_) return;
+    down_ = true;
+    log::error("oauth2 {}: token checks unavailable, answering temp-fail until it is back: {}", st_.url,
+               log::safe(why, kMaxLoggedText));
+}
+
+void TokenChecker::note_up() {
+    if (!down_) return;
+    down_ = false;
+    log::info("oauth2 {}: token checks answer again", st_.url);
+}
+
 }  // namespace oauth2
 
 namespace {
@@ -68,22 +200,6 @@ constexpr auto kMaxTimeout = std::chrono::seconds(300);
 constexpr auto kDefaultTtl = std::chrono::seconds(60);
 constexpr auto kMaxTtl = std::chrono::hours(24);
 constexpr long long kDefaultConnections = 8;
-// Distinct tokens remembered; past this the expired ones go, then all.
-constexpr std::size_t kMaxCached = 100000;
-constexpr std::size_t kMaxToken = 16384;
-constexpr std::size_t kMaxLoggedText = 300;
-
-struct Settings {
-    std::string url;
-    std::string client_id;
-    std::string client_secret;  // never logged
-    std::string username_claim = "username";
-    std::chrono::seconds ttl{60};
-    std::chrono::milliseconds timeout{5000};
-    std::string ca_file;
-    bool verify_cert = true;
-    unsigned max_connections = kDefaultConnections;
-};
 
 std::string read_secret(const config::Section& s, const std::string& path) {
     struct stat st{};
@@ -99,13 +215,17 @@ std::string read_secret(const config::Section& s, const std::string& path) {
     return v;
 }
 
-Settings read_settings(const config::Section& s) {
-    s.reject_unknown({"driver", "introspection_url", "client_id", "client_secret_file", "username_claim", "cache_ttl",
-                      "timeout", "ca_file", "verify_cert", "max_connections"});
-    Settings st;
-    st.url = s.required_string("introspection_url");
+oauth2::CheckerSettings read_settings(const config::Section& s) {
+    s.reject_unknown({"driver", "introspection_url", "userinfo_url", "client_id", "client_secret_file",
+                      "username_claim", "cache_ttl", "timeout", "ca_file", "verify_cert", "max_connections"});
+    oauth2::CheckerSettings st;
+    if (s.has("introspection_url") == s.has("userinfo_url"))
+        s.error("introspection_url", "exactly one of introspection_url and userinfo_url is needed");
+    const char* url_key = s.has("userinfo_url") ? "userinfo_url" : "introspection_url";
+    if (s.has("userinfo_url")) st.method = oauth2::Method::Userinfo;
+    st.url = s.required_string(url_key);
     if (!st.url.starts_with("https://") && !st.url.starts_with("http://"))
-        s.error("introspection_url", "expected an https:// (or http://) URL");
+        s.error(url_key, "expected an https:// (or http://) URL");
     st.client_id = s.string("client_id", "");
     if (s.has("client_secret_file")) st.client_secret = read_secret(s, s.string("client_secret_file", ""));
     if (st.client_id.empty() != st.client_secret.empty())
@@ -118,21 +238,13 @@ Settings read_settings(const config::Section& s) {
     st.ca_file = s.string("ca_file", "");
     if (!st.ca_file.empty() && st.ca_file.front() != '/') s.error("ca_file", "must be an absolute path");
     st.verify_cert = s.boolean("verify_cert", true);
-    st.max_connections = static_cast<unsigned>(s.integer("max_connections", kDefaultConnections, 1, 1024));
+    (void)s.integer("max_connections", kDefaultConnections, 1, 1024);
     return st;
-}
-
-std::string sha256(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-    return std::string(reinterpret_cast<const char*>(md), len);
 }
 
 class OAuth2Passdb final : public Passdb {
 public:
-    OAuth2Passdb(Settings st, asio::any_io_executor ex)
-        : st_(std::move(st)), ex_(ex), client_(http::HttpClient::shared(ex)) {}
+    OAuth2Passdb(oauth2::CheckerSettings st, asio::any_io_executor ex) : checker_(std::move(st), ex) {}
 
     std::string_view driver() const override { return "oauth2"; }
 
@@ -144,92 +256,23 @@ public:
         return key.str();
     }
 
-    void invalidate() override { cache_.clear(); }
+    void invalidate() override { checker_.invalidate(); }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret token) override {
-        if (token.size() == 0 || token.size() > kMaxToken) co_return PassResult::mismatch("token empty or too long");
-        const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-        const std::string id = sha256(token.view());
-        oauth2::Introspection answer;
-        if (auto it = cache_.find(id); it != cache_.end() && it->second.until > now) {
-            answer = it->second.answer;
-        } else {
-            auto fetched = co_await introspect(std::move(token));
-            if (!fetched) co_return PassResult::temp_fail("oauth2 " + st_.url + ": " + fetched.error().message);
-            answer = std::move(*fetched);
-            remember(id, answer, now);
+        oauth2::TokenAnswer a = co_await checker_.check(std::move(token));
+        switch (a.status) {
+            case oauth2::TokenAnswer::Status::TempFail: co_return PassResult::temp_fail(std::move(a.why));
+            case oauth2::TokenAnswer::Status::Invalid: co_return PassResult::mismatch(std::move(a.why));
+            case oauth2::TokenAnswer::Status::Valid: break;
         }
-        if (!answer.active) co_return PassResult::mismatch("token not active (revoked or expired at the provider)");
-        if (answer.exp && *answer.exp <= now) co_return PassResult::mismatch("token expired");
-        if (answer.user.empty() || answer.user != req->user)
-            co_return PassResult::mismatch("the token's \"" + st_.username_claim + "\" does not name this user");
+        if (a.user != req->user)
+            co_return PassResult::mismatch("the token's \"" + checker_.settings().username_claim +
+                                           "\" does not name this user");
         co_return PassResult::ok(req->user);
     }
 
 private:
-    struct Cached {
-        oauth2::Introspection answer;
-        std::int64_t until = 0;
-    };
-
-    void remember(const std::string& id, const oauth2::Introspection& answer, std::int64_t now) {
-        std::int64_t until = now + st_.ttl.count();
-        if (answer.exp && *answer.exp < until) until = *answer.exp;
-        if (until <= now) return;
-        if (cache_.size() >= kMaxCached) {
-            std::erase_if(cache_, [now](const auto& e) { return e.second.until <= now; });
-            if (cache_.size() >= kMaxCached) cache_.clear();
-        }
-        cache_[id] = Cached{answer, until};
-    }
-
-    asio::awaitable<Result<oauth2::Introspection>> introspect(Secret token) {
-        http::Request r;
-        r.url = st_.url;
-        r.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
-        if (!st_.client_id.empty())
-            r.headers.push_back("Authorization: Basic " +
-                                base64_encode(oauth2::form_encode(st_.client_id) + ":" +
-                                              oauth2::form_encode(st_.client_secret)));
-        std::string body = "token=" + oauth2::form_encode(token.view()) + "&token_type_hint=access_token";
-        r.body = Secret(std::move(body));
-        r.ca_file = st_.ca_file;
-        r.verify_peer = st_.verify_cert;
-        r.timeout = st_.timeout;
-        r.connect_timeout = st_.timeout;
-        auto op = client_->perform(std::move(r));
-        http::Response resp = co_await std::move(op);
-        if (resp.outcome != http::Outcome::Ok) {
-            note_down(std::string(http::to_string(resp.outcome)) + ": " + resp.error);
-            co_return fail(std::string(http::to_string(resp.outcome)) + ": " + resp.error);
-        }
-        if (resp.status != 200) {
-            note_down("HTTP status " + std::to_string(resp.status));
-            co_return fail("HTTP status " + std::to_string(resp.status));
-        }
-        auto parsed = oauth2::parse_introspection(resp.body, st_.username_claim);
-        if (!parsed) note_down(parsed.error().message);
-        else note_up();
-        co_return parsed;
-    }
-
-    void note_down(const std::string& why) {
-        if (down_) return;
-        down_ = true;
-        log::error("oauth2 {}: introspection unavailable, answering temp-fail until it is back: {}", st_.url,
-                   log::safe(why, kMaxLoggedText));
-    }
-    void note_up() {
-        if (!down_) return;
-        down_ = false;
-        log::info("oauth2 {}: introspection answers again", st_.url);
-    }
-
-    Settings st_;
-    asio::any_io_executor ex_;
-    std::shared_ptr<http::HttpClient> client_;
-    std::unordered_map<std::string, Cached> cache_;
-    bool down_ = false;
+    oauth2::TokenChecker checker_;
 };
 
 }  // namespace

@@ -228,6 +228,22 @@ Result<std::vector<JwtKey>> parse_jwks(std::string_view text) {
     return keys;
 }
 
+std::optional<bool> JwtValidator::has_key_for(std::string_view token) const {
+    if (token.empty() || token.size() > kMaxToken) return std::nullopt;
+    const auto d1 = token.find('.');
+    if (d1 == std::string_view::npos) return std::nullopt;
+    auto header_json = base64url_decode(token.substr(0, d1));
+    if (!header_json) return std::nullopt;
+    auto header = json::parse_object(*header_json, kMaxJsonDepth);
+    if (!header) return std::nullopt;
+    const std::string* alg = json::string_member(*header, "alg");
+    const std::string* kid = json::string_member(*header, "kid");
+    if (!alg || (*alg != "RS256" && *alg != "ES256")) return std::nullopt;
+    for (const auto& k : keys)
+        if (alg_name(k.alg) == *alg && (k.kid.empty() || (kid && *kid == k.kid))) return true;
+    return false;
+}
+
 Result<std::string> JwtValidator::validate(std::string_view token, std::int64_t now) const {
     if (token.empty() || token.size() > kMaxToken) return fail("token empty or too long");
     const auto d1 = token.find('.');

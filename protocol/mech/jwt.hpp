@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,11 @@ struct JwtValidator {
     // The user name from an acceptable token, or why it is not (operator text,
     // never the token itself).
     Result<std::string> validate(std::string_view token, std::int64_t now) const;
+    // Whether some key fits the alg and kid of the token's header; nullopt
+    // when the header cannot be read or names no RS256/ES256 key (nothing a
+    // key set could add). A key set fetched over the network is fetched
+    // again for a token that names a key it does not hold.
+    std::optional<bool> has_key_for(std::string_view token) const;
 };
 
 }  // namespace postern::mech

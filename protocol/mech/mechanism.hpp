@@ -37,6 +37,8 @@ struct Step {
         Challenge,          // send `data` to the client (CONT)
         VerifyPlain,        // check `password` for `user` with the passdb chain
         LookupCredentials,  // fetch `user`'s credentials in `scheme`
+        VerifyToken,        // ask the token check ([oauth2] over the network) about the
+                            // bearer token in `password`; `user` = the identity asked for, if any
         Success,            // authenticated as `user`; `data` = final server data, if any
         Fail,
     };
@@ -56,6 +58,7 @@ struct Step {
     static Step challenge(std::string data);
     static Step verify(std::string user, std::string authzid, Secret password);
     static Step lookup(std::string user, std::string scheme);
+    static Step verify_token(std::string user, Secret token);
     static Step success(std::string user, std::string final_data = {});
     static Step fail(FailReason reason);
 };
@@ -71,6 +74,14 @@ struct PassdbAnswer {
     Secret credentials;      // LookupCredentials only: raw credential in the requested scheme
 };
 
+// What the network token check said after a VerifyToken step. A temporary
+// failure (provider down) never reaches the mechanism: the request answers it.
+struct TokenAnswer {
+    bool valid = false;
+    std::string user;  // valid: the user the token names
+    std::string why;   // not valid: operator log text, never the token
+};
+
 struct JwtValidator;  // protocol/mech/jwt.hpp
 
 // Settings a mechanism may need, built once from the configuration.
@@ -81,7 +92,10 @@ struct MechSettings {
     // SCRAM: a stored iteration count above this is refused (a crafted entry
     // would make every client spin); the password layer's PBKDF2 cap.
     unsigned long scram_max_iterations = 10000000;
-    std::shared_ptr<const JwtValidator> oauth2;  // OAUTHBEARER / XOAUTH2 (null = not set up)
+    std::shared_ptr<const JwtValidator> oauth2;  // OAUTHBEARER / XOAUTH2 local keys (null = none)
+    // OAUTHBEARER / XOAUTH2: tokens go to the network check (VerifyToken
+    // steps) instead of the local keys.
+    bool oauth2_remote = false;
     // Random bytes for nonces and challenge ids; tests inject fixed ones.
     std::function<std::string(std::size_t)> random;
     // Tests only: the SCRAM / DIGEST-MD5 server nonce text instead of a random one.
@@ -118,6 +132,8 @@ public:
     virtual void set_channel_binding(std::string data) { (void)data; }
     // Default: success with the canonical name when the passdb accepted.
     virtual Step on_passdb(const PassdbAnswer& answer);
+    // The answer to a VerifyToken step. Default: out of order.
+    virtual Step on_token(const TokenAnswer& answer);
 };
 
 // MECH flags as spelled on the wire.

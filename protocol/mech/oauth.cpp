@@ -1,5 +1,6 @@
 // SASL OAUTHBEARER (RFC 7628) and XOAUTH2 (Google's older form): the client
-// presents a bearer token, validated here as a JWT against configured keys.
+// presents a bearer token, validated here as a JWT against configured keys,
+// or handed to the request's network token check (a VerifyToken step).
 // On failure the server sends the RFC 7628 §3.2.2 JSON error as a challenge,
 // the client answers with a dummy message, and the exchange fails.
 #include <ctime>
@@ -101,7 +102,10 @@ std::optional<Parsed> parse_xoauth2(std::string_view m) {
 class OAuth final : public Mechanism {
 public:
     OAuth(bool xoauth2, const MechContext& ctx) : xoauth2_(xoauth2), now_(ctx.now) {
-        if (ctx.settings) validator_ = ctx.settings->oauth2;
+        if (ctx.settings) {
+            validator_ = ctx.settings->oauth2;
+            remote_ = ctx.settings->oauth2_remote;
+        }
     }
 
     Step start(std::optional<std::string> initial) override {
@@ -129,6 +133,13 @@ public:
         }
     }
 
+    // After a VerifyToken step: the network check's answer.
+    Step on_token(const TokenAnswer& answer) override {
+        if (state_ != State::WantToken || !remote_) return done(FailReason::OutOfOrder);
+        if (!answer.valid) return refuse(answer.why);
+        return accept(asked_, answer.user);
+    }
+
     const std::string& why() const { return why_; }
 
 private:
@@ -144,23 +155,39 @@ private:
         if (!xoauth2_ && msg.starts_with("p=")) return done(FailReason::ChannelBinding);
         auto parsed = xoauth2_ ? parse_xoauth2(msg) : parse_oauthbearer(msg);
         if (!parsed || !valid_utf8(parsed->user)) return done(FailReason::Malformed);
+        if (remote_) {
+            state_ = State::WantToken;
+            asked_ = parsed->user;
+            return Step::verify_token(std::move(parsed->user), Secret(std::move(parsed->token)));
+        }
         if (!validator_) return done(FailReason::Unavailable);
         const std::int64_t now = now_ != 0 ? now_ : static_cast<std::int64_t>(std::time(nullptr));
         auto user = validator_->validate(parsed->token, now);
-        if (user && !parsed->user.empty() && parsed->user != *user) user = fail("token names another user");
-        if (!user) {
-            why_ = user.error().message;
-            state_ = State::WantErrorAck;
-            return Step::challenge(xoauth2_ ? R"({"status":"401","schemes":"bearer"})"
-                                            : R"({"status":"invalid_token","schemes":"bearer"})");
-        }
+        if (!user) return refuse(user.error().message);
+        return accept(parsed->user, std::move(*user));
+    }
+
+    // The token is good for `user`; the client may have asked for it by name.
+    Step accept(const std::string& asked, std::string user) {
+        if (!asked.empty() && asked != user) return refuse("token names another user");
         state_ = State::Done;
-        return Step::success(*user);
+        return Step::success(std::move(user));
+    }
+
+    // RFC 7628 §3.2.2: the error JSON as a challenge; the client's
+    // acknowledgement ends the exchange with a failure.
+    Step refuse(std::string why) {
+        why_ = std::move(why);
+        state_ = State::WantErrorAck;
+        return Step::challenge(xoauth2_ ? R"({"status":"401","schemes":"bearer"})"
+                                        : R"({"status":"invalid_token","schemes":"bearer"})");
     }
 
     bool xoauth2_;
     std::int64_t now_;
     std::shared_ptr<const JwtValidator> validator_;
+    bool remote_ = false;
+    std::string asked_;  // the identity the client asked for ("" = the token's)
     State state_ = State::NotStarted;
     std::string why_;
 };

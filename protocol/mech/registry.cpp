@@ -47,6 +47,13 @@ Step Step::lookup(std::string user, std::string scheme) {
     s.scheme = std::move(scheme);
     return s;
 }
+Step Step::verify_token(std::string user, Secret token) {
+    Step s;
+    s.kind = Kind::VerifyToken;
+    s.user = std::move(user);
+    s.password = std::move(token);
+    return s;
+}
 Step Step::success(std::string user, std::string final_data) {
     Step s;
     s.kind = Kind::Success;
@@ -64,6 +71,11 @@ Step Step::fail(FailReason reason) {
 Step Mechanism::on_passdb(const PassdbAnswer& answer) {
     if (!answer.ok) return Step::fail(FailReason::Credentials);
     return Step::success(answer.user);
+}
+
+Step Mechanism::on_token(const TokenAnswer& answer) {
+    (void)answer;
+    return Step::fail(FailReason::OutOfOrder);
 }
 
 const MechSettings& default_settings() {

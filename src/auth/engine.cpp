@@ -37,6 +37,7 @@ std::shared_ptr<const mech::MechSettings> make_mech_settings(const config::Confi
     s->hostname = cfg.hostname;
     s->scram_max_iterations = password::CostLimits{}.max_pbkdf2_rounds;
     s->oauth2 = cfg.oauth2.validator;
+    s->oauth2_remote = cfg.oauth2.remote();
     return s;
 }
 
@@ -126,6 +127,18 @@ void Engine::add_backend(std::vector<std::shared_ptr<Backend>>& chain, const con
     chain.push_back(make(d));
 }
 
+asio::awaitable<backend::oauth2::TokenAnswer> Engine::verify_token(Secret token) {
+    if (!token_check_) {
+        backend::oauth2::TokenAnswer none;
+        none.why = "no [oauth2] network check configured";
+        co_return none;
+    }
+    // The check lives as long as this generation; a request holds its generation.
+    auto check = token_check_;
+    backend::oauth2::TokenAnswer a = co_await check->check(std::move(token));
+    co_return a;
+}
+
 void Engine::build(asio::any_io_executor executor, const Engine* previous) {
     const config::Config& cfg = cfg_;
     BlockingPool& pool = pool_;
@@ -144,6 +157,7 @@ void Engine::build(asio::any_io_executor executor, const Engine* previous) {
         add_backend(master_passdbs_, d, before ? &before->master_passdbs : nullptr,
                     previous ? &previous->master_passdbs_ : nullptr, make_passdb);
     mech_settings_ = make_mech_settings(cfg);
+    if (cfg.oauth2.remote()) token_check_ = std::make_shared<TokenCheck>(cfg.oauth2, executor);
     if (!master_passdbs_.empty() && !can_lookup_users())
         log::warning("master passdb: master-user logins will be refused: no [[passdb]] can look up a target user "
                      "without a password (pam cannot)");

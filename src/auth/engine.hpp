@@ -25,6 +25,7 @@
 #include "auth/pending_logins.hpp"
 #include "auth/penalty.hpp"
 #include "auth/request_info.hpp"
+#include "auth/token_check.hpp"
 #include "backends/backend.hpp"
 #include "config/config.hpp"
 #include "protocol/auth_client.hpp"
@@ -91,6 +92,9 @@ public:
     // Settings handed to every mechanism (built once from the configuration).
     const std::shared_ptr<const mech::MechSettings>& mech_settings() const { return mech_settings_; }
     asio::awaitable<backend::CredResult> lookup_credentials(RequestPtr request, std::string scheme);
+    // OAUTHBEARER / XOAUTH2 with [oauth2] network checks: what the provider
+    // says about a bearer token (TempFail when no network check is set up).
+    asio::awaitable<backend::oauth2::TokenAnswer> verify_token(Secret token);
     // Userdb chain: the first userdb that finds the user answers; the
     // request's prefetched passdb userdb_* fields fill in what it leaves out.
     asio::awaitable<backend::UserResult> lookup_user(RequestPtr request);
@@ -168,6 +172,7 @@ private:
     std::vector<std::shared_ptr<backend::Passdb>> passdbs_;
     std::vector<std::shared_ptr<backend::Passdb>> master_passdbs_;
     std::shared_ptr<const mech::MechSettings> mech_settings_;
+    std::shared_ptr<TokenCheck> token_check_;  // null without [oauth2] network checks
     std::vector<std::shared_ptr<backend::Userdb>> userdbs_;
     std::shared_ptr<AuthCache> cache_;
     std::shared_ptr<Penalty> penalty_;

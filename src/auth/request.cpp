@@ -138,6 +138,30 @@ asio::awaitable<void> Request::run(mech::Step step) {
             case mech::Step::Kind::Success:
                 finish_ok(step.user, step.data);
                 co_return;
+            case mech::Step::Kind::VerifyToken: {
+                if (!step.user.empty()) user_ = step.user;
+                if (!penalty_checked_) {
+                    co_await wait_penalty();
+                    if (over_) co_return;
+                }
+                if (!penalty_group_.empty()) password_digest_ = engine_.password_digest(step.password.view());
+                timeout_.arm(last_input_ + engine_.config().request_timeout);
+                backend::oauth2::TokenAnswer a = co_await engine_.verify_token(std::move(step.password));
+                timeout_.cancel();
+                if (over_) co_return;
+                if (a.status == backend::oauth2::TokenAnswer::Status::TempFail) {
+                    log::debug("auth-client {}: token check: {}", origin_.peer, log::safe(a.why, 300));
+                    co_await finish_fail("temp_fail", true, false);
+                    co_return;
+                }
+                mech::TokenAnswer t;
+                t.valid = a.status == backend::oauth2::TokenAnswer::Status::Valid;
+                if (t.valid && engine_.valid_name(a.user)) user_ = a.user;
+                t.user = std::move(a.user);
+                t.why = std::move(a.why);
+                step = mech_->on_token(t);
+                break;
+            }
             case mech::Step::Kind::VerifyPlain:
             case mech::Step::Kind::LookupCredentials: {
                 user_ = step.user;

@@ -38,7 +38,7 @@ namespace {
 
 Listener parse_listener(const Section& s) {
     s.reject_unknown({"type", "path", "mode", "user", "group", "address", "role", "max_connections", "trusted",
-                      "name"});
+                      "name", "temp_fail"});
     Listener l;
     l.name = s.string("name", "");
     const std::string type = s.string("type", "unix");
@@ -52,6 +52,10 @@ Listener parse_listener(const Section& s) {
     else if (role == "userdb") l.role = Role::Userdb;
     else if (role == "saslauthd") l.role = Role::Saslauthd;
     else s.error("role", "must be one of client, login, master, userdb, saslauthd");
+    const std::string temp_fail = s.string("temp_fail", "fail");
+    if (temp_fail == "disconnect") l.temp_fail_disconnect = true;
+    else if (temp_fail != "fail") s.error("temp_fail", "must be \"fail\" or \"disconnect\"");
+    if (l.temp_fail_disconnect && l.role != Role::Client) s.error("temp_fail", "only for role = \"client\"");
     if (l.type == Listener::Type::Unix) {
         l.path = s.required_string("path");
         if (l.path.size() >= 108) s.error("path", "unix socket path is too long (max 107 bytes)");
@@ -113,10 +117,56 @@ void parse_mech_settings(const Section& a, Config& c) {
             a.error("realms", "a realm must be non-empty, without quotes, commas or control characters");
 }
 
+// [oauth2] network checks: one kind at most; URLs http(s) only.
+void parse_oauth2_remote(const Section& o, OAuth2& out) {
+    int kinds = 0;
+    for (const char* key : {"introspection_url", "userinfo_url", "jwks_url", "discovery_url"}) {
+        if (!o.has(key)) continue;
+        const std::string url = o.string(key, "");
+        if (!url.starts_with("https://") && !url.starts_with("http://"))
+            o.error(key, "expected an https:// (or http://) URL");
+        // jwks_url and discovery_url are one kind (the discovery document names the key set).
+        if (std::string_view(key) != "discovery_url" || !o.has("jwks_url")) ++kinds;
+    }
+    if (kinds > 1)
+        o.error("introspection_url", "introspection_url, userinfo_url and jwks_url/discovery_url exclude each other");
+    out.introspection_url = o.string("introspection_url", "");
+    out.userinfo_url = o.string("userinfo_url", "");
+    out.jwks_url = o.string("jwks_url", "");
+    out.discovery_url = o.string("discovery_url", "");
+    out.client_id = o.string("client_id", "");
+    if (o.has("client_secret_file")) {
+        const std::string path = o.string("client_secret_file", "");
+        if (path.empty() || path.front() != '/') o.error("client_secret_file", "must be an absolute path");
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > 4096 || ec)
+            o.error("client_secret_file", path + " is not a readable regular file of at most 4 KiB");
+        std::ifstream in(path, std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        out.client_secret = ss.str();
+        while (!out.client_secret.empty() && (out.client_secret.back() == '\n' || out.client_secret.back() == '\r'))
+            out.client_secret.pop_back();
+        if (out.client_secret.empty()) o.error("client_secret_file", path + " is empty");
+    }
+    if (out.client_id.empty() != out.client_secret.empty())
+        o.error("client_id", "client_id and client_secret_file go together");
+    out.cache_ttl = o.duration("cache_ttl", seconds(60), hours(24));
+    out.jwks_ttl = o.duration("jwks_ttl", hours(1), hours(24 * 7));
+    out.jwks_min_refresh = o.duration("jwks_min_refresh", seconds(30), hours(1));
+    out.timeout = o.duration("timeout", seconds(5), seconds(300));
+    if (out.timeout <= Duration::zero()) o.error("timeout", "must be positive");
+    out.ca_file = o.string("ca_file", "");
+    if (!out.ca_file.empty() && out.ca_file.front() != '/') o.error("ca_file", "must be an absolute path");
+    out.verify_cert = o.boolean("verify_cert", true);
+}
+
 void parse_oauth2(const Section& root, Config& c) {
     auto o = root.subtable("oauth2");
     if (!o) return;
-    o->reject_unknown({"issuer", "audience", "username_claim", "leeway", "key", "jwks_file"});
+    o->reject_unknown({"issuer", "audience", "username_claim", "leeway", "key", "jwks_file", "introspection_url",
+                       "userinfo_url", "jwks_url", "discovery_url", "client_id", "client_secret_file", "cache_ttl",
+                       "jwks_ttl", "jwks_min_refresh", "timeout", "ca_file", "verify_cert"});
     c.oauth2.issuer = o->string("issuer", "");
     c.oauth2.audience = o->string("audience", "");
     c.oauth2.username_claim = o->string("username_claim", "email");
@@ -125,8 +175,10 @@ void parse_oauth2(const Section& root, Config& c) {
     c.oauth2.jwks_file = o->string("jwks_file", "");
     c.oauth2.jwks_line = o->line();
     if (!c.oauth2.jwks_file.empty() && c.oauth2.jwks_file.front() != '/') o->error("jwks_file", "must be an absolute path");
-    if (!o->has("key") && c.oauth2.jwks_file.empty())
-        o->error("key", "at least one [[oauth2.key]] or a jwks_file is needed");
+    parse_oauth2_remote(*o, c.oauth2);
+    if (!o->has("key") && c.oauth2.jwks_file.empty() && !c.oauth2.remote())
+        o->error("key", "at least one [[oauth2.key]], a jwks_file or a network check (introspection_url, "
+                        "userinfo_url, jwks_url, discovery_url) is needed");
     for (std::size_t i = 0;; ++i) {
         auto k = o->array_table("key", i);
         if (!k) break;
@@ -194,8 +246,8 @@ void load_oauth2_keys(Config& c) {
 // Mechanisms that cannot work without their settings are a start-up error.
 void check_mech_settings(const Section& root, const Config& c) {
     for (const auto& m : c.mechanisms) {
-        if ((m == "OAUTHBEARER" || m == "XOAUTH2") && !c.oauth2.validator)
-            root.error("auth", m + " needs an [oauth2] section with at least one key or a jwks_file");
+        if ((m == "OAUTHBEARER" || m == "XOAUTH2") && !c.oauth2.validator && !c.oauth2.remote())
+            root.error("auth", m + " needs an [oauth2] section with at least one key, a jwks_file or a network check");
         if (m == "ANONYMOUS" && c.anonymous_user.empty()) root.error("auth", "ANONYMOUS needs auth.anonymous_user");
     }
     if (!c.master_user_separator.empty() && c.master_passdbs.empty())

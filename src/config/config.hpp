@@ -29,6 +29,10 @@ struct Listener {
     long long max_connections = 0;    // 0 = default limit
     bool trusted = false;             // honour the client's no-penalty flag
     std::string name;                 // matches a systemd-passed socket's FileDescriptorName=
+    // Client role: answer a temporary failure by closing the connection
+    // (when no other request is in flight on it) instead of FAIL: Postfix
+    // shows every FAIL as 535, a lost auth connection as 454.
+    bool temp_fail_disconnect = false;
     std::string describe() const;     // "unix:/path" / "tcp:host:port"
     bool operator==(const Listener&) const = default;
 };
@@ -73,7 +77,8 @@ struct Driver {
     Section settings;
 };
 
-// [oauth2]: local JWT validation for OAUTHBEARER and XOAUTH2.
+// [oauth2]: OAUTHBEARER and XOAUTH2 token checks: local JWT validation with
+// configured keys, or over the network (auth/token_check.hpp).
 struct OAuth2 {
     struct Key {
         std::string alg;   // RS256, ES256, HS256
@@ -91,6 +96,20 @@ struct OAuth2 {
     Duration leeway = std::chrono::seconds(30);
     // The keys read and parsed at load time; null without keys.
     std::shared_ptr<const mech::JwtValidator> validator;
+    // Network checks, at most one kind: RFC 7662 introspection, OIDC
+    // userinfo, or JWT validation with the key set at jwks_url (or the
+    // jwks_uri of the discovery document at discovery_url).
+    std::string introspection_url, userinfo_url, jwks_url, discovery_url;
+    std::string client_id, client_secret;  // introspection client credentials (secret from client_secret_file)
+    Duration cache_ttl = std::chrono::seconds(60);        // introspection/userinfo answers, at most
+    Duration jwks_ttl = std::chrono::hours(1);            // key set lifetime without Cache-Control max-age
+    Duration jwks_min_refresh = std::chrono::seconds(30); // unknown kid: one fetch per this at most
+    Duration timeout = std::chrono::seconds(5);
+    std::string ca_file;
+    bool verify_cert = true;
+    bool remote() const {
+        return !introspection_url.empty() || !userinfo_url.empty() || !jwks_url.empty() || !discovery_url.empty();
+    }
 };
 
 struct Config {

@@ -107,6 +107,15 @@ void AuthClientSession::ok(std::uint32_t id, const std::string& user, const back
 }
 
 void AuthClientSession::fail(std::uint32_t id, const backend::Fields& fields) {
+    // The request is already done(): no other one in flight means closing
+    // loses nothing but this answer, which the client reads as temporary.
+    bool temp = false;
+    for (const auto& [k, v] : fields) temp = temp || (k == "code" && v == "temp_fail");
+    if (temp && listener_.temp_fail_disconnect && requests_.empty()) {
+        close_when_flushed_ = true;
+        wake_.cancel_one();
+        return;
+    }
     send(protocol::format_fail(id, fields));
 }
 
@@ -116,6 +125,10 @@ asio::awaitable<void> AuthClientSession::writer() {
     auto self = shared_from_this();
     while (!closed_) {
         if (outq_.empty()) {
+            if (close_when_flushed_) {
+                close("temporary failure answered by closing the connection (temp_fail = \"disconnect\")");
+                co_return;
+            }
             asio::error_code ec;
             co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;

@@ -75,6 +75,9 @@ private:
     std::deque<std::string> outq_;
     std::size_t queued_bytes_ = 0;
     bool closed_ = false;
+    // temp_fail = "disconnect": a temporary failure was answered by closing;
+    // the writer closes once the replies queued before it are out.
+    bool close_when_flushed_ = false;
     bool got_version_ = false;
     bool got_cpid_ = false;
     unsigned long minor_ = 0;

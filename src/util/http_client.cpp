@@ -332,6 +332,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
         if (r.outcome == Outcome::Ok) {
             curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &r.status);
             r.body = std::move(t.response);
+            curl_header* h = nullptr;
+            if (curl_easy_header(t.easy, "Cache-Control", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value)
+                r.cache_control = h->value;
             return r;
         }
         r.error = t.errbuf[0] ? std::string(t.errbuf) : std::string(curl_easy_strerror(t.result));

@@ -51,6 +51,7 @@ struct Response {
     Outcome outcome = Outcome::Failed;
     long status = 0;     // HTTP status when Ok
     std::string body;    // at most Request::max_body bytes
+    std::string cache_control;  // the Cache-Control header when Ok ("" = none)
     std::string error;   // operator text when not Ok (libcurl's message; no secrets)
 };
 

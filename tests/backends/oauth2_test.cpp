@@ -46,3 +46,18 @@ TEST_CASE("oauth2: form encoding") {
     CHECK(form_encode("a b+c&d=e/f") == "a+b%2Bc%26d%3De%2Ff");
     CHECK(form_encode(std::string("\0\xff", 2)) == "%00%FF");
 }
+
+TEST_CASE("oauth2: userinfo answers") {
+    for (const char* bad : {"", "<html>", "[]", R"({"email":"a@b","exp":"soon"})"}) {
+        CAPTURE(bad);
+        CHECK(!parse_userinfo(bad, "email").has_value());
+    }
+    auto u = parse_userinfo(R"({"sub":"f3b0","email":"alice@example.com","email_verified":true})", "email");
+    REQUIRE(u.has_value());
+    CHECK(u->active);
+    CHECK(u->user == "alice@example.com");
+    CHECK(!u->exp);
+    auto none = parse_userinfo(R"({"sub":"f3b0"})", "email");
+    REQUIRE(none.has_value());
+    CHECK(none->user.empty());  // no claim: the checker refuses the token
+}

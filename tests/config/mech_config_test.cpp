@@ -151,3 +151,62 @@ TEST_CASE("config: mechanism setting errors") {
         CHECK(error_key(c.text) == c.key);
     }
 }
+
+TEST_CASE("config: [oauth2] network checks") {
+    const KeyFiles keys;
+    const Config c = load_string("[auth]\nmechanisms = [\"OAUTHBEARER\", \"XOAUTH2\"]\n[oauth2]\n"
+                                 "discovery_url = \"https://sso.example/realms/mail/.well-known/openid-configuration\"\n"
+                                 "jwks_ttl = \"10m\"\njwks_min_refresh = \"5s\"\ntimeout = \"2s\"\n" + kRest,
+                                 "m.toml");
+    CHECK(c.oauth2.remote());
+    CHECK(!c.oauth2.validator);  // no local keys: every token goes to the network check
+    CHECK(seconds_of(c.oauth2.jwks_ttl) == doctest::Approx(600.0));
+    CHECK(seconds_of(c.oauth2.jwks_min_refresh) == doctest::Approx(5.0));
+    CHECK(seconds_of(c.oauth2.timeout) == doctest::Approx(2.0));
+
+    const std::string secret = keys.dir + "/client.secret";
+    std::ofstream(secret) << "s3cret\n";
+    const Config i = load_string("[auth]\nmechanisms = [\"OAUTHBEARER\"]\n[oauth2]\n"
+                                 "introspection_url = \"https://sso.example/introspect\"\nclient_id = \"postern\"\n"
+                                 "client_secret_file = \"" + secret + "\"\ncache_ttl = \"30s\"\n" + kRest,
+                                 "m.toml");
+    CHECK(i.oauth2.introspection_url == "https://sso.example/introspect");
+    CHECK(i.oauth2.client_secret == "s3cret");
+    CHECK(seconds_of(i.oauth2.cache_ttl) == doctest::Approx(30.0));
+
+    struct Case {
+        const char* label;
+        std::string text;
+        std::string key;
+    };
+    const Case cases[] = {
+        {"two kinds", "[oauth2]\nintrospection_url = \"https://a/i\"\nuserinfo_url = \"https://a/u\"\n" + kRest,
+         "oauth2.introspection_url"},
+        {"not http", "[oauth2]\njwks_url = \"file:///etc/jwks.json\"\n" + kRest, "oauth2.jwks_url"},
+        {"client id alone", "[oauth2]\nintrospection_url = \"https://a/i\"\nclient_id = \"x\"\n" + kRest,
+         "oauth2.client_id"},
+        {"relative secret", "[oauth2]\nintrospection_url = \"https://a/i\"\nclient_id = \"x\"\n"
+                            "client_secret_file = \"s\"\n" + kRest, "oauth2.client_secret_file"},
+        {"zero timeout", "[oauth2]\nuserinfo_url = \"https://a/u\"\ntimeout = \"0s\"\n" + kRest, "oauth2.timeout"},
+    };
+    for (const auto& e : cases) {
+        CAPTURE(e.label);
+        CHECK(error_key(e.text) == e.key);
+    }
+    // jwks_url and discovery_url are one kind.
+    CHECK(error_key("[oauth2]\njwks_url = \"https://a/certs\"\ndiscovery_url = \"https://a/d\"\n" + kRest) ==
+          "(no error)");
+}
+
+TEST_CASE("config: listener temp_fail") {
+    const Config c = load_string("[[listener]]\npath = \"/run/postern/auth\"\ntemp_fail = \"disconnect\"\n"
+                                 "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/users\"\n",
+                                 "m.toml");
+    REQUIRE(c.listeners.size() == 1);
+    CHECK(c.listeners[0].temp_fail_disconnect);
+    CHECK(!load_string(kRest, "m.toml").listeners[0].temp_fail_disconnect);
+    CHECK(error_key("[[listener]]\npath = \"/run/a\"\ntemp_fail = \"drop\"\n"
+                    "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/users\"\n") == "listener[0].temp_fail");
+    CHECK(error_key("[[listener]]\npath = \"/run/a\"\nrole = \"master\"\ntemp_fail = \"disconnect\"\n"
+                    "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/postern/users\"\n") == "listener[0].temp_fail");
+}

@@ -3,8 +3,11 @@
 # server implements postern's http driver contract (postern.conf(5), HTTP
 # DRIVER) over plain HTTP, HTTPS or a unix socket, plus the misbehaviours a
 # real panel shows on a bad day; and for an identity provider (Keycloak and
-# the like, also absent here), RFC 7662 token introspection at .../introspect.
-# It runs in a thread of the test process.
+# the like, also absent here), RFC 7662 token introspection at .../introspect,
+# OpenID Connect userinfo at .../userinfo, a discovery document at
+# .../.well-known/openid-configuration and a JWK Set at .../certs (with
+# RsaKey below to sign tokens and rotate keys). It runs in a thread of the
+# test process and counts what it was asked.
 
 import hmac
 import http.server
@@ -114,6 +117,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_PUT = do_POST
 
+    def do_GET(self):
+        """The identity provider's GET endpoints: userinfo (bearer token),
+        discovery document, JWK Set (with Cache-Control max-age when set)."""
+        srv = self.server.panel
+        with srv.lock:
+            srv.connections.add(id(self.connection))
+            srv.gets.append(self.path)
+        if srv.behaviour == "500":
+            self._answer(500, {"error": "server_error"})
+            return
+        if self.path.endswith("/userinfo"):
+            auth = self.headers.get("Authorization", "")
+            info = srv.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+            if info is None or info.get("revoked") or info["exp"] <= time.time():
+                self._send(401, "", headers=[("WWW-Authenticate", 'Bearer error="invalid_token"')])
+                return
+            self._answer(200, {"sub": "f3b0c2", "email": info["user"], "preferred_username": info["user"]})
+        elif self.path.endswith("/.well-known/openid-configuration"):
+            base = self.server.panel.url.rsplit("/api/auth", 1)[0] + "/realms/mail"
+            self._answer(200, {"issuer": base, "jwks_uri": base + "/certs",
+                               "introspection_endpoint": base + "/introspect",
+                               "userinfo_endpoint": base + "/userinfo"})
+        elif self.path.endswith("/certs"):
+            headers = [] if srv.jwks_max_age is None else [("Cache-Control", f"public, max-age={srv.jwks_max_age}")]
+            self._send(200, json.dumps({"keys": [k.jwk() for k in srv.jwks]}), headers=headers)
+        else:
+            self._answer(404, {"error": "not found"})
+
     def _introspect(self, srv, raw):
         """RFC 7662 token introspection, as an identity provider answers it:
         client credentials by HTTP Basic, the token form-encoded."""
@@ -164,6 +195,10 @@ class PanelServer:
         # RFC 7662 introspection at .../introspect: token -> {"user", "exp", "revoked"}.
         self.tokens = {}
         self.client_id, self.client_secret = "postern", "introspection-client-secret"
+        # The JWK Set at .../certs: RsaKey objects; its Cache-Control max-age (None: no header).
+        self.jwks = []
+        self.jwks_max_age = None
+        self.gets = []  # paths of the GET requests, in order
         self.requests = []
         self.headers = []
         self.connections = set()
@@ -231,6 +266,35 @@ class PanelServer:
         if u.get("rename"):
             ans["user"] = u["rename"]
         return 200, ans
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class RsaKey:
+    """An RSA signing key of the stand-in identity provider (openssl CLI):
+    its public JWK and RS256 JSON Web Tokens signed with it."""
+
+    def __init__(self, directory, kid):
+        self.kid = kid
+        self.path = os.path.join(directory, f"jwk-{kid}.pem")
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", self.path,
+                cwd=directory)
+        out = subprocess.run(["openssl", "rsa", "-in", self.path, "-modulus", "-noout"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        self.n = bytes.fromhex(out.strip().split("=", 1)[1])
+
+    def jwk(self):
+        return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": _b64url(self.n),
+                "e": _b64url((65537).to_bytes(3, "big"))}
+
+    def token(self, claims, kid=None):
+        head = _b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid or self.kid}).encode())
+        body = _b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=f"{head}.{body}".encode(),
+                             capture_output=True, check=True, timeout=60).stdout
+        return f"{head}.{body}.{_b64url(sig)}"
 
 
 def openssl(*args, cwd):

@@ -403,3 +403,61 @@ TEST_CASE("XOAUTH2: success and failure") {
         CHECK(mech("XOAUTH2")->start(""s).reason == FailReason::Malformed);
     }
 }
+
+TEST_CASE("OAUTHBEARER / XOAUTH2: network token checks (VerifyToken steps)") {
+    auto s = std::make_shared<MechSettings>();
+    s->oauth2_remote = true;
+    MechContext ctx;
+    ctx.settings = s;
+    ctx.now = kNow;
+    const std::string opaque = "opaque-token-6b1f";
+
+    SUBCASE("the token goes to the check, unparsed; a valid answer logs in") {
+        auto m = make_ctx("OAUTHBEARER", ctx);
+        auto v = m->start(bearer_msg(opaque));
+        REQUIRE(v.kind == Step::Kind::VerifyToken);
+        CHECK(v.password.view() == opaque);
+        CHECK(v.user.empty());
+        auto ok = m->on_token(TokenAnswer{true, "alice@example.com", ""});
+        REQUIRE(ok.kind == Step::Kind::Success);
+        CHECK(ok.user == "alice@example.com");
+        CHECK(m->on_token(TokenAnswer{true, "alice@example.com", ""}).reason == FailReason::OutOfOrder);
+    }
+    SUBCASE("an authzid must be the token's user") {
+        auto m = make_ctx("OAUTHBEARER", ctx);
+        auto v = m->start(bearer_msg(opaque, "admin@example.com"));
+        REQUIRE(v.kind == Step::Kind::VerifyToken);
+        CHECK(v.user == "admin@example.com");
+        auto c = m->on_token(TokenAnswer{true, "alice@example.com", ""});
+        REQUIRE(c.kind == Step::Kind::Challenge);
+        CHECK(c.data == R"({"status":"invalid_token","schemes":"bearer"})");
+        CHECK(m->on_response("\x01").reason == FailReason::InvalidToken);
+    }
+    SUBCASE("a refused token: the RFC 7628 error, then FAIL with the reason") {
+        auto m = make_ctx("OAUTHBEARER", ctx);
+        REQUIRE(m->start(bearer_msg(opaque)).kind == Step::Kind::VerifyToken);
+        auto c = m->on_token(TokenAnswer{false, "", "token not active"});
+        REQUIRE(c.kind == Step::Kind::Challenge);
+        auto f = m->on_response("\x01");
+        CHECK(f.kind == Step::Kind::Fail);
+        CHECK(f.detail == "token not active");
+    }
+    SUBCASE("XOAUTH2: user= must be the token's user") {
+        auto m = make_ctx("XOAUTH2", ctx);
+        REQUIRE(m->start(xoauth2_msg(opaque, "alice@example.com")).kind == Step::Kind::VerifyToken);
+        CHECK(m->on_token(TokenAnswer{true, "alice@example.com", ""}).kind == Step::Kind::Success);
+        auto other = make_ctx("XOAUTH2", ctx);
+        REQUIRE(other->start(xoauth2_msg(opaque, "bob@example.com")).kind == Step::Kind::VerifyToken);
+        auto c = other->on_token(TokenAnswer{true, "alice@example.com", ""});
+        REQUIRE(c.kind == Step::Kind::Challenge);
+        CHECK(c.data == R"({"status":"401","schemes":"bearer"})");
+    }
+    SUBCASE("malformed messages fail before any check") {
+        CHECK(make_ctx("OAUTHBEARER", ctx)->start("n,,\x01" "auth=Basic x\x01\x01").reason == FailReason::Malformed);
+        CHECK(make_ctx("XOAUTH2", ctx)->start("auth=Bearer x\x01\x01").reason == FailReason::Malformed);
+    }
+    SUBCASE("an answer without a VerifyToken step is out of order") {
+        CHECK(make_ctx("OAUTHBEARER", ctx)->on_token(TokenAnswer{true, "a", ""}).reason == FailReason::OutOfOrder);
+        CHECK(make_ctx("PLAIN", ctx)->on_token(TokenAnswer{true, "a", ""}).reason == FailReason::OutOfOrder);
+    }
+}
