@@ -28,7 +28,7 @@
 #   BENCH_SERVERS="postern dovecot limit"   which servers to measure
 #   BENCH_WRONG_RATIO=0     fraction of requests with a wrong password
 #   BENCH_KEEP=1            keep the temp dir (configs, logs, raw results)
-#   BENCH_SUITE=ldap|sql    run tests/bench/ldap_bench.py or sql_bench.py instead
+#   BENCH_SUITE=ldap|sql|http  run tests/bench/ldap_bench.py, sql_bench.py or http_bench.py instead
 #
 # In the main cases both servers run with failure delay 0 and their caches off,
 # so every request is a cold passwd-file verification.
@@ -41,12 +41,12 @@ BUILD=${1:-build}
 if [[ ! -d $BUILD && -d $SRC/$BUILD ]]; then BUILD=$SRC/$BUILD; fi
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build dir '${1:-build}'" >&2; exit 2; }
 
-# BENCH_SUITE=ldap or sql runs tests/bench/ldap_bench.py or sql_bench.py
-# instead (each starts its own directory server; same BENCH_* variables).
+# BENCH_SUITE=ldap, sql or http runs tests/bench/ldap_bench.py, sql_bench.py
+# or http_bench.py instead (each starts its own server; same BENCH_* variables).
 case ${BENCH_SUITE:-passwd-file} in
 passwd-file) ;;
-ldap | sql) exec python3 "$SRC/tests/bench/${BENCH_SUITE}_bench.py" "$BUILD" ;;
-*) echo "run.sh: unknown BENCH_SUITE '$BENCH_SUITE' (passwd-file, ldap, sql)" >&2; exit 2 ;;
+ldap | sql | http) exec python3 "$SRC/tests/bench/${BENCH_SUITE}_bench.py" "$BUILD" ;;
+*) echo "run.sh: unknown BENCH_SUITE '$BENCH_SUITE' (passwd-file, ldap, sql, http)" >&2; exit 2 ;;
 esac
 
 DURATION=${BENCH_DURATION:-6}
