@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
-    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev libsystemd-dev ccache prometheus-cpp-dev)
+    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev libsystemd-dev ccache prometheus-cpp-dev libhiredis-dev)
 # tests/check_deps.sh checks that each of these can do its job. swaks's DIGEST-MD5
 # goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).
@@ -20,7 +20,7 @@ build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev lib
 # posternd in test_metrics, and tmux holds the terminal postern top draws on.
 test_pkgs=(python3 openssl postfix swaks libnet-ssleay-perl libio-socket-ssl-perl gsasl dovecot-core dovecot-imapd
     libauthen-sasl-perl libdigest-hmac-perl sasl2-bin libsasl2-modules libsasl2-modules-sql libpam-wrapper fail2ban mariadb-server postgresql
-    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap systemd debhelper lintian fakeroot prometheus tmux)
+    clang libclang-rt-14-dev dovecot-mysql dovecot-pgsql slapd ldap-utils dovecot-ldap debootstrap systemd debhelper lintian fakeroot prometheus tmux redis-server)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -89,6 +89,27 @@ check_libsystemd() {
     [[ -e /usr/include/systemd/sd-daemon.h ]] || { echo "sd-daemon.h not found"; return 1; }
 }
 
+# The Redis client (src/util/redis) parses and encodes RESP with hiredis.
+check_hiredis() {
+    pkg-config --exists hiredis || { echo "pkg-config finds no hiredis"; return 1; }
+    [[ -e /usr/include/hiredis/hiredis.h ]] || { echo "hiredis/hiredis.h not found"; return 1; }
+}
+
+# tests/util/redis_test.cpp and test_cluster.py start private redis-servers:
+# no persistence, a unix socket and a loopback port in a temporary directory.
+check_redis() {
+    local r answer
+    r=$(tool redis-server) || return 1
+    tool redis-cli >/dev/null || return 1
+    "$r" --port 0 --unixsocket "$tmp/redis.sock" --save '' --appendonly no --dir "$tmp" --daemonize no \
+        --logfile "$tmp/redis.log" &
+    local pid=$! i
+    for i in $(seq 50); do [[ -S $tmp/redis.sock ]] && break; sleep 0.1; done
+    answer=$(redis-cli -s "$tmp/redis.sock" ping 2>&1)
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    [[ $answer == PONG ]] || { echo "redis-server did not answer PING: $answer"; return 1; }
+}
+
 # test_systemd.py passes real sockets to posternd through it.
 check_socket_activate() {
     tool systemd-socket-activate >/dev/null || return 1
@@ -332,6 +353,8 @@ EOF
 
 check build "meson ninja-build g++ pkg-config" check_build
 check libsystemd libsystemd-dev check_libsystemd
+check hiredis libhiredis-dev check_hiredis
+check redis-server redis-server check_redis
 check systemd-socket-activate systemd check_socket_activate
 check debian-packaging "dpkg-dev debhelper lintian fakeroot debootstrap" check_packaging
 check ccache ccache check_ccache

@@ -53,7 +53,9 @@ Engine::Engine(const config::Config& cfg, asio::any_io_executor executor, Blocki
       penalty_(std::make_shared<Penalty>(cfg.penalty)), logins_(state_->logins), rehashing_(state_->rehashing),
       weak_warned_(state_->weak_warned), metrics_(state_->metrics) {
     if (cfg.cache.enabled) cache_ = std::make_shared<AuthCache>(cfg.cache);
+    if (cfg.cluster.enabled) cluster_ = std::make_shared<Cluster>(executor, cfg.cluster, cfg.penalty);
     build(std::move(executor), nullptr);
+    attach_cluster();
 }
 
 Engine::Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor executor, BlockingPool& pool,
@@ -66,6 +68,13 @@ Engine::Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor 
     // prefix length or exempt list would misread the old groups).
     if (previous && previous->cfg_.penalty == cfg_.penalty) penalty_ = previous->penalty_;
     else penalty_ = std::make_shared<Penalty>(cfg_.penalty);
+    if (cfg_.cluster.enabled) {
+        if (previous && previous->cluster_ && previous->cfg_.cluster == cfg_.cluster &&
+            previous->cfg_.penalty == cfg_.penalty)
+            cluster_ = previous->cluster_;
+        else
+            cluster_ = std::make_shared<Cluster>(executor, cfg_.cluster, cfg_.penalty);
+    }
     if (cfg_.cache.enabled) {
         if (previous && previous->cache_ && previous->cfg_.cache == cfg_.cache) {
             cache_ = previous->cache_;
@@ -75,9 +84,31 @@ Engine::Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor 
         }
     }
     build(std::move(executor), previous);
+    if (!previous) attach_cluster();  // else adopt() does, once this generation serves
+}
+
+void Engine::attach_cluster() {
+    if (!cluster_) return;
+    // The backends look at their data again at the next lookup (a
+    // passwd-file is otherwise re-checked once a second), and the cache
+    // drops the users' entries.
+    std::vector<std::function<void()>> invalidate;
+    for (const auto& p : passdbs_) invalidate.push_back([b = std::weak_ptr<backend::Passdb>(p)] {
+        if (auto x = b.lock()) x->invalidate();
+    });
+    for (const auto& u : userdbs_) invalidate.push_back([b = std::weak_ptr<backend::Userdb>(u)] {
+        if (auto x = b.lock()) x->invalidate();
+    });
+    cluster_->on_flush([cache = std::weak_ptr<AuthCache>(cache_), invalidate = std::move(invalidate)](
+                           const std::vector<std::string>& users) {
+        for (const auto& f : invalidate) f();
+        if (auto c = cache.lock()) c->flush(users);
+    });
+    cluster_->on_state([st = state_](bool up) { st->metrics.cluster_up(up); });
 }
 
 void Engine::adopt(const Engine& previous) {
+    attach_cluster();
     if (cache_taken_over_) cache_->flush({});
     // Backends kept from the previous generation look at their data again
     // at the next lookup, as a new one would read it.
@@ -259,7 +290,32 @@ asio::awaitable<Engine::CacheState> Engine::userdb_cache_state(RequestPtr reques
 }
 
 std::size_t Engine::flush_cache(const std::vector<std::string>& users) {
+    if (cluster_) cluster_->publish_flush(users);
     return cache_ ? cache_->flush(users) : 0;
+}
+
+asio::awaitable<Cluster::Verdict> Engine::penalty_check(std::string group, std::string ip, std::string account) {
+    if (cluster_) {
+        // The cluster lives as long as this call (a reload may drop it meanwhile).
+        auto cluster = cluster_;
+        std::optional<Cluster::Verdict> shared = co_await cluster->check(group, std::move(ip), std::move(account));
+        if (shared) co_return std::move(*shared);
+    }
+    Cluster::Verdict v;
+    v.delay = penalty_->delay(group);
+    if (v.delay > Cluster::Duration::zero()) v.rule = "address";
+    co_return v;
+}
+
+void Engine::penalty_failure(const std::string& group, const std::string& ip, const std::string& account,
+                             std::string_view password_digest, std::string_view shared_digest) {
+    penalty_->failure(group, password_digest);
+    if (cluster_) cluster_->failure(group, ip, account, shared_digest);
+}
+
+void Engine::penalty_success(const std::string& group, const std::string& account) {
+    penalty_->success(group);
+    if (cluster_) cluster_->success(group, account);
 }
 
 namespace {
@@ -575,6 +631,8 @@ asio::awaitable<void> Engine::rehash(RequestPtr request, std::string old_scheme,
         co_return;
     }
     log::info("auth: rehashed user \"{}\" from {} to {}", log::safe(request->user), old_scheme, cfg_.rehash_scheme);
+    // Other instances' caches may hold the old hash's credentials.
+    if (cluster_) cluster_->publish_flush({request->user});
     if (cfg_.rehash_log.empty()) co_return;
     // One line per upgrade for `postern user audit --since` (user names
     // never hold tabs or control bytes: valid_name). File I/O: on the pool.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "auth/cache.hpp"
+#include "auth/cluster.hpp"
 #include "auth/metrics.hpp"
 #include "auth/pending_logins.hpp"
 #include "auth/penalty.hpp"
@@ -123,10 +124,21 @@ public:
     // Per-IP penalty: `group` from penalty_group(); empty means none applies.
     std::string penalty_group(std::string_view ip) const { return penalty_->group_of(ip); }
     std::chrono::steady_clock::duration penalty_delay(const std::string& group) { return penalty_->delay(group); }
-    void penalty_failure(const std::string& group, std::string_view password_digest) {
-        penalty_->failure(group, password_digest);
+    // The wait of a request from `ip` (its `group`) for `account` (a
+    // normalized user name, "" unknown): shared through [cluster] while
+    // Redis answers, else the local per-address rule. rule: "address",
+    // "network", "account" or "" (no wait).
+    asio::awaitable<Cluster::Verdict> penalty_check(std::string group, std::string ip, std::string account);
+    // A failure or success counted locally and, with [cluster], shared.
+    // shared_digest: shared_password_digest() of the password ("" unknown).
+    void penalty_failure(const std::string& group, const std::string& ip, const std::string& account,
+                         std::string_view password_digest, std::string_view shared_digest);
+    void penalty_success(const std::string& group, const std::string& account);
+    // The password digest of the shared same-password rule ("" without [cluster]).
+    std::string shared_password_digest(std::string_view password) const {
+        return cluster_ ? cluster_->digest(password) : std::string();
     }
-    void penalty_success(const std::string& group) { penalty_->success(group); }
+    Cluster* cluster() { return cluster_.get(); }
     // Addresses (networks) the penalty remembers now.
     std::size_t penalty_tracked() const { return penalty_->size(); }
     // Counters and histograms of the [metrics] endpoint (kept also without it).
@@ -176,6 +188,8 @@ private:
     std::vector<std::shared_ptr<backend::Userdb>> userdbs_;
     std::shared_ptr<AuthCache> cache_;
     std::shared_ptr<Penalty> penalty_;
+    std::shared_ptr<Cluster> cluster_;  // null without [cluster]
+    void attach_cluster();              // the cluster's invalidations go to this generation's cache
     std::uint64_t generation_ = 1;
     bool cache_taken_over_ = false;
     // Shorthands for the shared state.

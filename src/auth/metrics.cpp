@@ -101,6 +101,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     cache_max_bytes_ = &family(BuildGauge(), "postern_cache_max_bytes", "[cache] size", r).Add({});
     penalty_tracked_ = &family(BuildGauge(), "postern_penalty_tracked_addresses",
                                "Addresses (networks) with failures remembered by the penalty", r).Add({});
+    cluster_up_ = &family(BuildGauge(), "postern_cluster_up",
+                          "[cluster]: 1 while Redis answers (penalty and invalidation shared), else 0", r).Add({});
     pool_threads_ = &family(BuildGauge(), "postern_hash_pool_threads", "Threads of the hashing pool", r).Add({});
     pool_busy_ = &family(BuildGauge(), "postern_hash_pool_busy_threads", "Hashing threads running a job now", r)
                      .Add({});

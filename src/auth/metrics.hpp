@@ -49,6 +49,8 @@ public:
                 std::chrono::steady_clock::duration took);
     // A penalty wait about to start.
     void penalty_delay(std::chrono::steady_clock::duration d);
+    // [cluster]: whether Redis answers now.
+    void cluster_up(bool up) { cluster_up_->Set(up ? 1 : 0); }
     // Requests sleeping in their failure delay now.
     void failure_delay_begin() { failure_delay_waiting_->Increment(); }
     void failure_delay_end() { failure_delay_waiting_->Decrement(); }
@@ -106,6 +108,7 @@ private:
     prometheus::Counter *cache_hits_, *cache_misses_, *cache_stale_, *cache_evictions_;
     prometheus::Gauge *cache_entries_, *cache_bytes_, *cache_max_bytes_, *cache_enabled_;
     prometheus::Gauge* penalty_tracked_;
+    prometheus::Gauge* cluster_up_;
     prometheus::Gauge *pool_threads_, *pool_busy_, *pool_queued_, *pool_queue_max_;
     prometheus::Counter *pool_refused_, *pool_jobs_;
     prometheus::Gauge *config_generation_, *reload_success_, *reload_time_;

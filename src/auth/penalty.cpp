@@ -10,6 +10,34 @@
 namespace postern::auth {
 
 
+std::string address_group(std::string_view ip, unsigned ipv4_bits, unsigned ipv6_bits) {
+    std::string text(ip);
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, text.c_str(), buf) == 1) {
+        const unsigned bits = ipv4_bits;
+        std::uint32_t v = (std::uint32_t(buf[0]) << 24) | (std::uint32_t(buf[1]) << 16) | (std::uint32_t(buf[2]) << 8) | buf[3];
+        if (bits < 32) v &= ~((bits == 0 ? 0xffffffffu : (0xffffffffu >> bits)));
+        return "4:" + std::to_string(v) + "/" + std::to_string(bits);
+    }
+    if (::inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+        // IPv4-mapped addresses count as the IPv4 address.
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::equal(mapped, mapped + 12, buf)) {
+            char v4[INET_ADDRSTRLEN];
+            ::inet_ntop(AF_INET, buf + 12, v4, sizeof v4);
+            return address_group(v4, ipv4_bits, ipv6_bits);
+        }
+        const unsigned bits = ipv6_bits;
+        for (unsigned i = 0; i < 16; ++i) {
+            const unsigned lo = i * 8;
+            if (lo >= bits) buf[i] = 0;
+            else if (lo + 8 > bits) buf[i] &= static_cast<unsigned char>(0xff << (lo + 8 - bits));
+        }
+        return "6:" + std::string(reinterpret_cast<const char*>(buf), 16) + "/" + std::to_string(bits);
+    }
+    return {};
+}
+
 Penalty::Penalty(config::PenaltySettings s) : s_(std::move(s)) {
     for (const auto& net : s_.exempt)
         if (auto n = parse_network(net)) exempt_.push_back(*n);
@@ -23,31 +51,7 @@ std::string Penalty::group_of(std::string_view ip) const {
         for (const auto& n : exempt_)
             if (n.contains(*a)) return {};
     }
-    std::string text(ip);
-    unsigned char buf[16];
-    if (::inet_pton(AF_INET, text.c_str(), buf) == 1) {
-        const unsigned bits = s_.ipv4_prefix;
-        std::uint32_t v = (std::uint32_t(buf[0]) << 24) | (std::uint32_t(buf[1]) << 16) | (std::uint32_t(buf[2]) << 8) | buf[3];
-        if (bits < 32) v &= ~((bits == 0 ? 0xffffffffu : (0xffffffffu >> bits)));
-        return "4:" + std::to_string(v) + "/" + std::to_string(bits);
-    }
-    if (::inet_pton(AF_INET6, text.c_str(), buf) == 1) {
-        // IPv4-mapped addresses count as the IPv4 address.
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (std::equal(mapped, mapped + 12, buf)) {
-            char v4[INET_ADDRSTRLEN];
-            ::inet_ntop(AF_INET, buf + 12, v4, sizeof v4);
-            return group_of(v4);
-        }
-        const unsigned bits = s_.ipv6_prefix;
-        for (unsigned i = 0; i < 16; ++i) {
-            const unsigned lo = i * 8;
-            if (lo >= bits) buf[i] = 0;
-            else if (lo + 8 > bits) buf[i] &= static_cast<unsigned char>(0xff << (lo + 8 - bits));
-        }
-        return "6:" + std::string(reinterpret_cast<const char*>(buf), 16) + "/" + std::to_string(bits);
-    }
-    return {};
+    return address_group(ip, s_.ipv4_prefix, s_.ipv6_prefix);
 }
 
 void Penalty::decay(Entry& e, Clock::time_point now) const {
@@ -68,11 +72,15 @@ Penalty::Entry* Penalty::find(const std::string& group, Clock::time_point now) {
 Penalty::Clock::duration Penalty::delay(const std::string& group, Clock::time_point now) {
     if (!s_.enabled || group.empty()) return {};
     Entry* e = find(group, now);
-    if (!e || e->failures < 2) return {};
+    return e ? delay_for(s_, e->failures) : Clock::duration{};
+}
+
+Penalty::Clock::duration Penalty::delay_for(const config::PenaltySettings& s, unsigned failures) {
+    if (failures < 2) return {};
     // base doubled per failure after the first, capped (no overflow: max is at most 300 s).
-    Clock::duration d = s_.base;
-    for (unsigned i = 2; i < e->failures && d < s_.max; ++i) d *= 2;
-    return std::min(d, s_.max);
+    Clock::duration d = s.base;
+    for (unsigned i = 2; i < failures && d < s.max; ++i) d *= 2;
+    return std::min(d, s.max);
 }
 
 unsigned Penalty::failures(const std::string& group, Clock::time_point now) {

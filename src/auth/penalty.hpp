@@ -23,6 +23,10 @@
 
 namespace postern::auth {
 
+// The group of an IP address under these prefix lengths: "4:<n>/<bits>" or
+// "6:<16 bytes>/<bits>" (IPv4-mapped IPv6 as IPv4); "" when not an address.
+std::string address_group(std::string_view ip, unsigned ipv4_bits, unsigned ipv6_bits);
+
 class Penalty {
 public:
     using Clock = std::chrono::steady_clock;
@@ -31,6 +35,9 @@ public:
     // The address group of `ip` ("" when it is not an IP address or is
     // exempt: no penalty).
     std::string group_of(std::string_view ip) const;
+    // The wait after this many failures: none for 0 or 1, base at the
+    // second, doubling after, capped at max.
+    static Clock::duration delay_for(const config::PenaltySettings& s, unsigned failures);
     // How long a request from this group waits before it is processed.
     Clock::duration delay(const std::string& group, Clock::time_point now = Clock::now());
     // password_digest: a keyed hash of the wrong password (empty if unknown).

@@ -169,8 +169,10 @@ asio::awaitable<void> Request::run(mech::Step step) {
                     co_await wait_penalty();
                     if (over_) co_return;
                 }
-                if (step.kind == mech::Step::Kind::VerifyPlain && !penalty_group_.empty())
+                if (step.kind == mech::Step::Kind::VerifyPlain && !penalty_group_.empty()) {
                     password_digest_ = engine_.password_digest(step.password.view());
+                    shared_digest_ = engine_.shared_password_digest(step.password.view());
+                }
                 const bool verify = step.kind == mech::Step::Kind::VerifyPlain;
                 // The chain gets until request_timeout after the client's last
                 // message; past that on_timeout() answers with a temporary
@@ -214,8 +216,12 @@ asio::awaitable<void> Request::wait_penalty() {
     // no-penalty is a promise from the client; only trusted listeners' clients may make it.
     if (params_.no_penalty && origin_.trusted) co_return;
     penalty_group_ = engine_.penalty_group(params_.rip);
-    const auto delay = engine_.penalty_delay(penalty_group_);
+    if (penalty_group_.empty()) co_return;
+    if (auto account = engine_.normalize_user(user_)) account_ = std::move(*account);
+    Cluster::Verdict verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+    const auto delay = verdict.delay;
     if (delay <= Clock::duration::zero()) co_return;
+    penalty_rule_ = std::move(verdict.rule);
     engine_.metrics().penalty_delay(delay);
     asio::steady_timer t(ex_);
     t.expires_after(delay);
@@ -359,9 +365,13 @@ void Request::log_result(std::string_view result, std::string_view reason) const
     if (reason.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(user_),
                   log::token(params_.service, 32), log::token(params_.rip, 64), mech);
-    else
+    else if (penalty_rule_.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={} reason={}", result, log::safe(user_),
                   log::token(params_.service, 32), log::token(params_.rip, 64), mech, reason);
+    else  // which penalty rule made it wait (address, network, account)
+        log::info("auth: result={} user=\"{}\" service={} rip={} mech={} reason={} penalty={}", result,
+                  log::safe(user_), log::token(params_.service, 32), log::token(params_.rip, 64), mech, reason,
+                  penalty_rule_);
 }
 
 void Request::finish_ok(const std::string& user, const std::string& final_data) {
@@ -376,7 +386,7 @@ void Request::finish_ok(const std::string& user, const std::string& final_data) 
     user_ = user;
     over_ = true;
     log_result("ok", "");
-    if (!penalty_group_.empty()) engine_.penalty_success(penalty_group_);
+    if (!penalty_group_.empty()) engine_.penalty_success(penalty_group_, account_);
     backend::Fields out;
     for (const auto& [k, v] : extra_)
         if (!internal_passdb_field(k)) out.emplace_back(k, v);
@@ -420,7 +430,7 @@ asio::awaitable<void> Request::finish_fail(std::string reason, bool temp, bool n
     // A guess counts against the address once the backend has been asked
     // (not for aborts or malformed input before that point).
     if (!temp && !penalty_group_.empty() && reason != "aborted")
-        engine_.penalty_failure(penalty_group_, password_digest_);
+        engine_.penalty_failure(penalty_group_, params_.rip, account_, password_digest_, shared_digest_);
     // Every failure waits the same delay whatever the cause, so timing does
     // not tell an unknown user from a wrong password. Each request has its
     // own timer: no shared tick, no work while waiting.

@@ -125,6 +125,9 @@ private:
     bool penalty_checked_ = false;  // the per-IP penalty wait is done once per request
     std::string penalty_group_;     // "" = no penalty applies
     std::string password_digest_;   // keyed hash of the password tried (penalty)
+    std::string shared_digest_;     // the same for the shared penalty ([cluster])
+    std::string account_;           // the penalty's account: the normalized name typed ("" invalid)
+    std::string penalty_rule_;      // the penalty rule that delayed this request ("" none)
     std::string fail_code_;         // code= of a FAIL (authz_fail...), "" for none
     std::string master_user_;       // a master user's login as user_: the master's name
 };

@@ -6,6 +6,7 @@
 #include <fnmatch.h>
 #include <memory>
 
+#include "auth/cluster.hpp"
 #include "backends/backend.hpp"
 #include "backends/user_store.hpp"
 #include "cli/audit.hpp"
@@ -88,6 +89,23 @@ std::unique_ptr<backend::UserStore> open_target(const Target& t, int& code) {
         code = kExitConfig;
     }
     return nullptr;
+}
+
+// After a change to `user` in a configured store: with [cluster], every
+// posternd drops its cached entries of the user (a warning when Redis cannot
+// be reached: their caches then keep the old answer until the entry's TTL).
+void announce_change(const Target& t, const std::string& user) {
+    if (!t.passwd_file.empty()) return;
+    try {
+        auto cfg = config::load_file(t.config);
+        if (!cfg.cluster.enabled) return;
+        const std::string why = auth::publish_flush_once(cfg.cluster, {user});
+        if (!why.empty())
+            std::fprintf(stderr, "postern: warning: cache invalidation not published (%s): other posternd "
+                                 "instances may answer from their caches until the entries expire\n", why.c_str());
+    } catch (const config::ConfigError& e) {
+        std::fprintf(stderr, "postern: warning: %s\n", e.what());
+    }
 }
 
 struct HashChoice {
@@ -204,7 +222,10 @@ void add_user(CLI::App& app, int& exit_code) {
             if (!stored) return;
             exit_code = report(store->set_password(*name, *stored));
             wipe(*stored);
-            if (exit_code == kExitOk) std::printf("password of %s changed\n", name->c_str());
+            if (exit_code == kExitOk) {
+                std::printf("password of %s changed\n", name->c_str());
+                announce_change(*t, *name);
+            }
         });
     }
     // del
@@ -218,7 +239,10 @@ void add_user(CLI::App& app, int& exit_code) {
             auto store = open_target(*t, exit_code);
             if (!store) return;
             exit_code = report(store->remove(*name));
-            if (exit_code == kExitOk) std::printf("removed %s\n", name->c_str());
+            if (exit_code == kExitOk) {
+                std::printf("removed %s\n", name->c_str());
+                announce_change(*t, *name);
+            }
         });
     }
     // list

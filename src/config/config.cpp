@@ -1,11 +1,14 @@
 // TOML configuration loader and validator.
 #include "config/config.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "util/net.hpp"
+#include "util/redis.hpp"
 #include "util/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
@@ -293,12 +296,43 @@ void parse_metrics(const Section& m, MetricsSettings& out) {
     out.enabled = true;
 }
 
+void parse_cluster(const Section& k, ClusterSettings& out) {
+    k.reject_unknown({"redis", "password_file", "key_prefix", "timeout", "tls_ca_file", "tls_verify",
+                      "network_ipv4_prefix", "network_ipv6_prefix", "network_threshold", "account_threshold",
+                      "known_address_ttl"});
+    out.redis = k.string_list("redis", {});
+    if (out.redis.empty()) k.error("redis", "name at least one Redis URL (redis://, rediss:// or unix://)");
+    for (const auto& url : out.redis)
+        if (auto ep = redis::parse_url(url); !ep) k.error("redis", "\"" + log::safe(url) + "\": " + ep.error().message);
+    const std::string pw_file = k.string("password_file", "");
+    if (!pw_file.empty()) {
+        std::ifstream in(pw_file);
+        if (!in) k.error("password_file", pw_file + ": " + std::strerror(errno));
+        std::getline(in, out.password);
+        if (!out.password.empty() && out.password.back() == '\r') out.password.pop_back();
+        if (out.password.empty()) k.error("password_file", pw_file + ": empty first line");
+    }
+    out.key_prefix = k.string("key_prefix", out.key_prefix);
+    if (out.key_prefix.size() > 64) k.error("key_prefix", "at most 64 bytes");
+    out.timeout = k.duration("timeout", out.timeout, std::chrono::seconds(10));
+    if (out.timeout <= Duration::zero()) k.error("timeout", "must be greater than 0");
+    out.tls_ca_file = k.string("tls_ca_file", "");
+    out.tls_verify = k.boolean("tls_verify", true);
+    out.network_ipv4_prefix = static_cast<unsigned>(k.integer("network_ipv4_prefix", 24, 8, 32));
+    out.network_ipv6_prefix = static_cast<unsigned>(k.integer("network_ipv6_prefix", 56, 32, 128));
+    out.network_threshold = static_cast<unsigned>(k.integer("network_threshold", 10, 0, 1000000));
+    out.account_threshold = static_cast<unsigned>(k.integer("account_threshold", 10, 0, 1000000));
+    out.known_address_ttl = k.duration("known_address_ttl", out.known_address_ttl, std::chrono::hours(366 * 24));
+    if (out.known_address_ttl <= Duration::zero()) k.error("known_address_ttl", "must be greater than 0");
+    out.enabled = true;
+}
+
 Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
     Config c;
     c.file = file;
     Section root(doc, doc.get(), file, "");
     root.reject_unknown({"daemon", "log", "auth", "cache", "penalty", "listener", "passdb", "userdb", "oauth2",
-                         "master_passdb", "metrics"});
+                         "master_passdb", "metrics", "cluster"});
 
     if (auto d = root.subtable("daemon")) {
         d->reject_unknown({"user", "group", "hash_threads", "hash_queue_max"});
@@ -384,6 +418,7 @@ Config build(std::shared_ptr<const toml::table> doc, const std::string& file) {
         for (const auto& net : ps.exempt)
             if (!parse_network(net)) p->error("exempt", "\"" + net + "\" is not an address or CIDR network");
     }
+    if (auto k = root.subtable("cluster")) parse_cluster(*k, c.cluster);
     parse_oauth2(root, c);
     load_oauth2_keys(c);
     if (auto m = root.subtable("metrics")) parse_metrics(*m, c.metrics);

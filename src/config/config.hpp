@@ -63,6 +63,29 @@ struct PenaltySettings {
     bool operator==(const PenaltySettings&) const = default;
 };
 
+// [cluster]: brute-force state and cache invalidation shared with other
+// posternd instances through Redis (see src/auth/cluster.hpp).
+struct ClusterSettings {
+    bool enabled = false;               // a [cluster] section with redis
+    std::vector<std::string> redis;     // URLs (redis://, rediss://, unix://), tried in order
+    std::string password;               // from password_file: for URLs without one; never logged
+    std::string key_prefix = "postern:";
+    Duration timeout = std::chrono::milliseconds(200);  // connect, and each command
+    std::string tls_ca_file;            // rediss: CAs to trust instead of the system's
+    bool tls_verify = true;
+    // Per network (IPv4 /network_ipv4_prefix, IPv6 /network_ipv6_prefix):
+    // past network_threshold failures, every address in it waits as if it
+    // had (failures - threshold + 2) failures of its own. 0 = off.
+    unsigned network_ipv4_prefix = 24;
+    unsigned network_ipv6_prefix = 56;
+    unsigned network_threshold = 10;
+    // Per account, over all addresses: past account_threshold failures,
+    // attempts on it from addresses that never logged into it wait likewise. 0 = off.
+    unsigned account_threshold = 10;
+    Duration known_address_ttl = std::chrono::hours(30 * 24);  // a login keeps its address known this long
+    bool operator==(const ClusterSettings&) const = default;
+};
+
 // [metrics]: the Prometheus text endpoint (see server/metrics_server.hpp).
 struct MetricsSettings {
     bool enabled = false;                  // a [metrics] section with listen
@@ -136,6 +159,7 @@ struct Config {
     std::string rehash_log;           // "": off; else one line per rehash (postern user audit --since)
     CacheSettings cache;
     PenaltySettings penalty;
+    ClusterSettings cluster;
     std::string master_user_separator;  // "" = no user*master logins
     std::string anonymous_user;         // ANONYMOUS maps to this user
     std::vector<std::string> realms;    // DIGEST-MD5 realms offered

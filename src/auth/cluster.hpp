@@ -1,0 +1,106 @@
+// [cluster]: brute-force state and cache invalidation shared by several
+// posternd instances through Redis (util/redis: one connection for commands,
+// one for the invalidation channel).
+//
+// Penalty: failure counts per address group (as the local penalty groups
+// them), per network (IPv4 /24, IPv6 /56 by default) and per account, each a
+// Redis hash updated by a server-side script (atomic, with expiry; one
+// failure forgiven per [penalty] decay, as locally), and per account the set
+// of address groups that logged into it (sorted by time, kept
+// known_address_ttl). A request reads all four in one round trip (check());
+// failures and successes are sent without waiting for the answer.
+//   address rule: the local rule on the shared count;
+//   network rule: past network_threshold failures of its network, an address
+//                 waits as if it had (failures - threshold + 1) of its own;
+//   account rule: past account_threshold failures on the account, from all
+//                 addresses, an address that never logged into it waits the
+//                 same way; the owner's known addresses never do (no lockout).
+// Invalidation: "postern cache flush", "postern user passwd/del" and rehashes
+// publish the user names (or "all"); every instance drops those cache entries.
+//
+// Redis unreachable: check() answers nullopt at once and the caller uses the
+// local penalty; the state change is logged once and shown in the metrics
+// (postern_cluster_up). Loop thread only.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "util/redis.hpp"
+
+namespace postern::auth {
+
+class Cluster {
+public:
+    using Duration = std::chrono::steady_clock::duration;
+    Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, const config::PenaltySettings& ps);
+    ~Cluster();
+    Cluster(const Cluster&) = delete;
+    Cluster& operator=(const Cluster&) = delete;
+
+    bool up() const { return commands_->up(); }
+
+    // The shared penalty of one request: the delay and the rule that set it
+    // ("address", "network", "account"; "" when none). nullopt: Redis is
+    // unreachable or slow, use the local penalty.
+    struct Verdict {
+        Duration delay{};
+        std::string rule;
+    };
+    asio::awaitable<std::optional<Verdict>> check(std::string group, std::string ip, std::string user);
+    // group: the request's address group (Penalty::group_of); user may be "".
+    void failure(const std::string& group, const std::string& ip, const std::string& user, std::string_view digest);
+    void success(const std::string& group, const std::string& user);
+
+    // Cache invalidation: publishes these users (all when empty); false when
+    // Redis is unreachable.
+    bool publish_flush(const std::vector<std::string>& users);
+    // What to do with another instance's invalidation (set by the engine).
+    void on_flush(std::function<void(const std::vector<std::string>&)> f) { on_flush_ = std::move(f); }
+    // Told when Redis becomes reachable (true) or not (false): the metrics.
+    void on_state(std::function<void(bool)> f) { on_state_ = std::move(f); }
+
+    // A keyed hash of a wrong password for the shared same-password rule
+    // (8 bytes: enough to recognise a repeat, too few to confirm a guess).
+    // Keyed from the Redis credentials, so all instances agree and Redis
+    // alone does not hold the key; without credentials, a random key of
+    // this process (the rule then holds per instance only).
+    std::string digest(std::string_view password) const;
+
+    // The network group of an address ("" when not an IP address).
+    std::string network_of(std::string_view ip) const;
+
+    // Redis options (endpoints, timeout, TLS) from [cluster].
+    static redis::Options options(const config::ClusterSettings& cs);
+    // The channel invalidations go through.
+    static std::string channel(const config::ClusterSettings& cs) { return cs.key_prefix + "invalidate"; }
+    // The payload of an invalidation: a sender id, then the users ("" = all).
+    static std::string flush_message(const std::string& sender, const std::vector<std::string>& users);
+
+private:
+    void on_message(const std::string& payload);
+    Duration rule_delay(unsigned failures) const;
+
+    config::ClusterSettings cs_;
+    config::PenaltySettings ps_;
+    std::string id_;  // this instance's id in its invalidations
+    std::shared_ptr<redis::Connection> commands_, subscriber_;
+    std::function<void(const std::vector<std::string>&)> on_flush_;
+    std::function<void(bool)> on_state_;
+    std::string check_sha_, failure_sha_, success_sha_;
+    unsigned char digest_key_[32];
+};
+
+// For the CLI: publishes an invalidation with its own short-lived connection;
+// "" when done, else why not.
+std::string publish_flush_once(const config::ClusterSettings& cs, const std::vector<std::string>& users);
+
+}  // namespace postern::auth

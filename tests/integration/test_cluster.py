@@ -1,0 +1,267 @@
+# [cluster]: three posternd instances sharing one throwaway redis-server
+# (Debian's, on loopback): the penalty of an attacker rotating over the
+# instances, the network and account rules (the owner still gets in), cache
+# invalidation published by one instance or the CLI and applied by the
+# others, Redis killed and started again under load (no lost reply, no wrong
+# OK, no wait beyond penalty + timeout, shared again after), and hostile
+# names stored as data.
+
+import os
+import threading
+import time
+import unittest
+
+from harness import (ALICE_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, AuthClient, DaemonTestCase, make_config,
+                     passwd_line, register_secret, require_binaries, run_cli, write_file)
+from redis_support import RedisServer, redis_missing
+from test_metrics import http_get, metrics_extra
+from harness import free_tcp_port
+
+BASE = 0.4    # [penalty] base: the second failure makes the next request wait this
+SLOW = 0.35   # "delayed": at least this long
+FAST = 0.3    # "not delayed": under this
+TIMEOUT = 0.2  # [cluster] timeout
+REDIS_PASSWORD = "Redis-Acl-Pa55-6b1f"
+register_secret(REDIS_PASSWORD)
+SHARED_LINE = "penalty and cache invalidation shared"
+DOWN_LINE = "local penalty and cache only until Redis is back"
+
+
+@require_binaries
+@unittest.skipIf(redis_missing(), redis_missing() or "")
+class ClusterTest(DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.redis = RedisServer(self.tmp, password=REDIS_PASSWORD).start()
+        self.addCleanup(self.redis.kill)
+        self.password_file = self.path("redis.pass")
+        write_file(self.password_file, REDIS_PASSWORD + "\n", mode=0o600)
+        self.users = self.path("users")
+        write_file(self.users, passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD) +
+                   passwd_line("jon", "{PLAIN}" + ALICE_PASSWORD))
+
+    def start_instances(self, n=3, cluster="", cache=False, metrics=False):
+        self.instances = []
+        for i in range(n):
+            sock, master = self.path(f"auth{i}"), self.path(f"master{i}")
+            extra = (f"\n[penalty]\nbase = \"{BASE}s\"\nmax = \"1.6s\"\ndecay = \"60s\"\n"
+                     f"\n[cluster]\nredis = [\"{self.redis.url(with_password=False)}\"]\n"
+                     f"password_file = \"{self.password_file}\"\ntimeout = \"{int(TIMEOUT * 1000)}ms\"\n"
+                     f"{cluster}"
+                     f"\n[[listener]]\ntype = \"unix\"\npath = \"{master}\"\nrole = \"master\"\nmode = \"0666\"\n")
+            if cache:
+                extra += "\n[cache]\nenabled = true\nttl = 3600\n"
+            port = None
+            if metrics:
+                port = free_tcp_port()
+                extra += metrics_extra(port=port)
+            d = self.start_daemon(make_config(sock, self.users, extra=extra, penalty=True), name=f"posternd{i}")
+            self.instances.append({"daemon": d, "sock": sock, "master": master, "metrics": port})
+        for inst in self.instances:
+            self.wait_log(inst["daemon"], SHARED_LINE)
+        return self.instances
+
+    def wait_log(self, d, text, count=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if d.stderr().count(text) >= count:
+                return
+            time.sleep(0.02)
+        self.fail(f"no {text!r} (x{count}) in {d.log_path}:\n{d.stderr()[-3000:]}")
+
+    def attempt(self, inst, user, password, rip, req=1):
+        c = AuthClient(inst["sock"])
+        try:
+            c.handshake()
+            started = time.monotonic()
+            c.auth_plain(req, user, password, f"rip={rip}")
+            fields = c.reply(timeout=10)
+            return fields[0], time.monotonic() - started
+        finally:
+            c.close()
+
+    def test_rotating_over_instances_is_penalised_as_one(self):
+        inst = self.start_instances()
+        rip = "192.0.2.10"
+        for i in range(2):
+            result, took = self.attempt(inst[i], "ivy", f"{WRONG_PASSWORD}{i}", rip)
+            self.assertEqual(result, "FAIL")
+            self.assertLess(took, FAST)
+        # Two failures, on instances 0 and 1: instance 2 makes the third wait.
+        result, took = self.attempt(inst[2], "ivy", f"{WRONG_PASSWORD}x", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertGreaterEqual(took, SLOW)
+        self.assertIn("penalty=address", inst[2]["daemon"].stderr())
+        # The same wrong password again does not escalate, on any instance
+        # (three failures: 2 x base each time, not 4 x base).
+        for i in (0, 1):
+            result, took = self.attempt(inst[i], "ivy", f"{WRONG_PASSWORD}x", rip)
+            self.assertGreaterEqual(took, 2 * BASE - 0.05)
+            self.assertLess(took, 3 * BASE, "the same wrong password escalated the penalty")
+        # A success (still waiting first) clears the address everywhere.
+        result, took = self.attempt(inst[1], "ivy", ALICE_PASSWORD, rip)
+        self.assertEqual(result, "OK")
+        self.assertGreaterEqual(took, SLOW)
+        result, took = self.attempt(inst[2], "ivy", f"{WRONG_PASSWORD}y", rip)
+        self.assertLess(took, FAST)
+        # no-penalty from an untrusted listener changes nothing; exempt
+        # addresses are never counted.
+        for i in range(3):
+            self.attempt(inst[i], "ivy", f"{WRONG_PASSWORD}e{i}", "127.0.0.1")
+        _, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}e9", "127.0.0.1")
+        self.assertLess(took, FAST)
+
+    def test_network_rule_catches_a_spread_over_a_24(self):
+        inst = self.start_instances(cluster="network_threshold = 3\naccount_threshold = 0\n")
+        for i in range(4):  # four addresses of 198.51.100.0/24, one failure each
+            result, took = self.attempt(inst[i % 3], "ivy", f"{WRONG_PASSWORD}{i}", f"198.51.100.{i + 1}")
+            self.assertEqual(result, "FAIL")
+            self.assertLess(took, FAST)
+        result, took = self.attempt(inst[1], "jon", f"{WRONG_PASSWORD}n", "198.51.100.77")
+        self.assertGreaterEqual(took, SLOW)
+        self.assertIn("penalty=network", inst[1]["daemon"].stderr())
+        _, took = self.attempt(inst[1], "jon", f"{WRONG_PASSWORD}n", "198.51.101.77")
+        self.assertLess(took, FAST, "another /24 was slowed down")
+
+    def test_spraying_an_account_slows_strangers_not_the_owner(self):
+        inst = self.start_instances(cluster="network_threshold = 0\naccount_threshold = 3\n")
+        owner = "203.0.113.5"
+        result, _ = self.attempt(inst[0], "ivy", ALICE_PASSWORD, owner)
+        self.assertEqual(result, "OK")
+        # Distributed guessing: one failure each from many addresses.
+        for i in range(6):
+            result, took = self.attempt(inst[i % 3], "ivy", f"{WRONG_PASSWORD}{i}", f"10.{i}.0.1")
+            self.assertEqual(result, "FAIL")
+        # A stranger on the account waits; the owner does not, and gets in.
+        result, took = self.attempt(inst[2], "ivy", f"{WRONG_PASSWORD}s", "10.99.0.1")
+        self.assertGreaterEqual(took, SLOW)
+        self.assertIn("penalty=account", inst[2]["daemon"].stderr())
+        for i in range(3):
+            result, took = self.attempt(inst[i], "ivy", ALICE_PASSWORD, owner)
+            self.assertEqual(result, "OK")
+            self.assertLess(took, FAST, "the owner was delayed on their own account")
+        # Other accounts are not slowed down for strangers.
+        _, took = self.attempt(inst[1], "jon", f"{WRONG_PASSWORD}s", "10.98.0.1")
+        self.assertLess(took, FAST)
+
+    def test_password_change_is_refused_everywhere_within_a_second(self):
+        inst = self.start_instances(cache=True)
+        for i in range(3):  # each instance caches ivy's verified password
+            for _ in range(2):
+                result, _ = self.attempt(inst[i], "ivy", ALICE_PASSWORD, "192.0.2.50")
+                self.assertEqual(result, "OK")
+        for i in range(3):
+            self.assertIn("cache hit: verified password", inst[i]["daemon"].stderr())
+        # One instance's CACHE-FLUSH reaches the other two.
+        out = run_cli(["cache", "flush", "-a", inst[0]["master"], "ivy"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for i in (1, 2):
+            self.wait_log(inst[i]["daemon"], "cache invalidation from another instance", timeout=1.0)
+        # postern user passwd (with the shared configuration): published too.
+        conf = inst[0]["daemon"].config_path
+        changed = time.monotonic()
+        out = run_cli(["user", "passwd", "-c", conf, "ivy"], stdin_text=NEW_PASSWORD + "\n")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for i in range(3):
+            self.wait_log(inst[i]["daemon"], "cache invalidation from another instance", count=1 if i == 0 else 2,
+                          timeout=1.0)
+        # Refused everywhere within a second of the change (polled).
+        for i in range(3):
+            while True:
+                result, _ = self.attempt(inst[i], "ivy", ALICE_PASSWORD, f"192.0.2.{60 + i}")
+                if result == "FAIL":
+                    break
+                self.assertLess(time.monotonic() - changed, 1.0, f"instance {i} still took the old password")
+                time.sleep(0.01)
+        self.assertLess(time.monotonic() - changed, 1.0)
+        for i in range(3):
+            result, _ = self.attempt(inst[i], "ivy", NEW_PASSWORD, "192.0.2.52")
+            self.assertEqual(result, "OK")
+
+    def test_redis_down_and_back_under_load(self):
+        inst = self.start_instances(cluster="network_threshold = 0\naccount_threshold = 0\n", metrics=True)
+
+        def cluster_up(i):
+            _, _, body = http_get(("127.0.0.1", inst[i]["metrics"]))
+            for line in body.splitlines():
+                if line.startswith("postern_cluster_up"):
+                    return float(line.split()[-1])
+            return None
+
+        self.assertEqual(cluster_up(0), 1.0)
+        stop = threading.Event()
+        problems = []
+        counts = {"ok": 0, "fail": 0}
+
+        def load(k):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                good = n % 2 == 0
+                # Fresh addresses: no penalty applies, so every answer must
+                # come within the Redis timeout plus slack.
+                rip = f"10.{k}.{n // 250}.{n % 250 + 1}"
+                try:
+                    result, took = self.attempt(inst[n % 3], "ivy", ALICE_PASSWORD if good else
+                                                f"{WRONG_PASSWORD}{n}", rip)
+                except Exception as e:  # a lost reply
+                    problems.append(f"worker {k} request {n}: {e!r}")
+                    continue
+                if result != ("OK" if good else "FAIL"):
+                    problems.append(f"worker {k} request {n}: {result} for a {'right' if good else 'wrong'} password")
+                if took > TIMEOUT + 0.5:
+                    problems.append(f"worker {k} request {n}: took {took:.3f} s")
+                counts["ok" if good else "fail"] += 1
+
+        workers = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+        for w in workers:
+            w.start()
+        try:
+            time.sleep(0.5)
+            self.redis.kill()
+            for i in range(3):
+                self.wait_log(inst[i]["daemon"], DOWN_LINE)
+            time.sleep(1.0)
+            self.assertEqual(cluster_up(0), 0.0)
+            self.redis.start()
+            for i in range(3):
+                self.wait_log(inst[i]["daemon"], SHARED_LINE, count=2)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join()
+        self.assertEqual(problems, [])
+        self.assertGreater(counts["ok"], 10)
+        self.assertGreater(counts["fail"], 10)
+        for i in range(3):
+            self.assertEqual(inst[i]["daemon"].stderr().count(DOWN_LINE), 1, "the outage was logged more than once")
+        self.assertEqual(cluster_up(1), 1.0)
+        # Shared again: failures on two instances slow the third.
+        for i in range(2):
+            self.attempt(inst[i], "ivy", f"{WRONG_PASSWORD}r{i}", "192.0.2.99")
+        _, took = self.attempt(inst[2], "ivy", f"{WRONG_PASSWORD}r", "192.0.2.99")
+        self.assertGreaterEqual(took, SLOW)
+
+    def test_hostile_names_are_data(self):
+        inst = self.start_instances()
+        self.redis.cli("SET", "canary", "still-here")
+        hostile = ["FLUSHALL", "*1\r\n$8\r\nFLUSHALL\r\n", "x:*:y", "a:b", "{tag}*?[]", "%s%n", "ü" * 100,
+                   "y" * 256, "EVAL \"redis.call('flushall')\" 0", "user\x00nul"]
+        for n, name in enumerate(hostile):
+            for i in range(3):
+                result, _ = self.attempt(inst[i], name, f"{WRONG_PASSWORD}{n}{i}", f"2001:db8:{n}::{i + 1}")
+                self.assertEqual(result, "FAIL")
+        self.assertEqual(self.redis.cli("GET", "canary").strip(), "still-here")
+        keys = set(self.redis.keys())
+        # Names a valid user name can be (no control bytes) have their own
+        # account key, byte for byte; the others were never sent.
+        for name in ("FLUSHALL", "x:*:y", "a:b", "{tag}*?[]", "%s%n", "y" * 256):
+            self.assertIn(f"postern:u:{name.lower()}".encode(), keys, name)
+        for i in range(3):
+            self.assertTrue(inst[i]["daemon"].alive())
+
+
+if __name__ == "__main__":
+    unittest.main()
