@@ -90,7 +90,9 @@ std::string form_encode(std::string_view value) {
 }
 
 TokenChecker::TokenChecker(CheckerSettings settings, asio::any_io_executor ex)
-    : st_(std::move(settings)), client_(http::HttpClient::shared(ex)) {}
+    : st_(std::move(settings)), client_(http::HttpClient::shared(ex)), gate_(ex, st_.max_connections) {
+    outage_.name("oauth2 " + st_.url);
+}
 
 asio::awaitable<TokenAnswer> TokenChecker::check(Secret token) {
     TokenAnswer out;
@@ -136,6 +138,15 @@ void TokenChecker::remember(const std::string& id, const Introspection& answer, 
 }
 
 asio::awaitable<Result<Introspection>> TokenChecker::ask(Secret token) {
+    const auto deadline = Clock::now() + st_.timeout;
+    const bool admitted = co_await gate_.acquire(deadline);
+    if (!admitted)
+        co_return fail("all " + std::to_string(st_.max_connections) +
+                       " connections (max_connections) busy until the timeout");
+    struct Release {
+        Gate& gate;
+        ~Release() { gate.release(); }
+    } release{gate_};
     const bool userinfo = st_.method == Method::Userinfo;
     http::Request r;
     r.url = st_.url;
@@ -153,42 +164,31 @@ asio::awaitable<Result<Introspection>> TokenChecker::ask(Secret token) {
     }
     r.ca_file = st_.ca_file;
     r.verify_peer = st_.verify_cert;
-    r.timeout = st_.timeout;
-    r.connect_timeout = st_.timeout;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left <= std::chrono::milliseconds::zero()) co_return fail("no answer within the timeout");
+    r.timeout = left;
+    r.connect_timeout = left;
     auto op = client_->perform(std::move(r));
     http::Response resp = co_await std::move(op);
     if (resp.outcome != http::Outcome::Ok) {
         const std::string why = std::string(http::to_string(resp.outcome)) + ": " + resp.error;
-        note_down(why);
+        outage_.down(why, kMaxLoggedText);
         co_return fail(why);
     }
     // userinfo answers an unknown, expired or revoked token with 401 (RFC 6750 §3.1).
     if (userinfo && (resp.status == 401 || resp.status == 403)) {
-        note_up();
+        outage_.up();
         co_return Introspection{};
     }
     if (resp.status != 200) {
-        note_down("HTTP status " + std::to_string(resp.status));
+        outage_.down("HTTP status " + std::to_string(resp.status), kMaxLoggedText);
         co_return fail("HTTP status " + std::to_string(resp.status));
     }
     auto parsed = userinfo ? parse_userinfo(resp.body, st_.username_claim)
                            : parse_introspection(resp.body, st_.username_claim);
-    if (!parsed) note_down(parsed.error().message);
-    else note_up();
+    if (!parsed) outage_.down(parsed.error().message, kMaxLoggedText);
+    else outage_.up();
     co_return parsed;
-}
-
-void TokenChecker::note_down(const std::string& why) {
-    if (down_) return;
-    down_ = true;
-    log::error("oauth2 {}: token checks unavailable, answering temp-fail until it is back: {}", st_.url,
-               log::safe(why, kMaxLoggedText));
-}
-
-void TokenChecker::note_up() {
-    if (!down_) return;
-    down_ = false;
-    log::info("oauth2 {}: token checks answer again", st_.url);
 }
 
 }  // namespace oauth2
@@ -238,7 +238,7 @@ oauth2::CheckerSettings read_settings(const config::Section& s) {
     st.ca_file = s.string("ca_file", "");
     if (!st.ca_file.empty() && st.ca_file.front() != '/') s.error("ca_file", "must be an absolute path");
     st.verify_cert = s.boolean("verify_cert", true);
-    (void)s.integer("max_connections", kDefaultConnections, 1, 1024);
+    st.max_connections = static_cast<unsigned>(s.integer("max_connections", kDefaultConnections, 1, 1024));
     return st;
 }
 

@@ -32,6 +32,7 @@
 #include <unordered_map>
 
 #include "backends/backend.hpp"
+#include "backends/gate.hpp"
 #include "util/http_client.hpp"
 
 namespace postern::backend {
@@ -71,6 +72,7 @@ struct CheckerSettings {
     std::chrono::milliseconds timeout{5000};
     std::string ca_file;
     bool verify_cert = true;
+    unsigned max_connections = 8;  // requests in flight at once; more wait within the timeout
 };
 
 // What the provider said about one token.
@@ -102,13 +104,12 @@ private:
     };
     asio::awaitable<Result<Introspection>> ask(Secret token);
     void remember(const std::string& id, const Introspection& answer, std::int64_t now);
-    void note_down(const std::string& why);
-    void note_up();
 
     CheckerSettings st_;
     std::shared_ptr<http::HttpClient> client_;
     std::unordered_map<std::string, Cached> cache_;
-    bool down_ = false;
+    Gate gate_;
+    OutageLog outage_;
 };
 
 }  // namespace oauth2
