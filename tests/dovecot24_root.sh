@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A Debian 13 (trixie) root with Dovecot 2.4 (dovecot-core, dovecot-imapd) for
-# the tests of posternd against Dovecot 2.4 clients (test_dovecot24.py): built
+# A Debian 13 (trixie) root with Dovecot 2.4 (dovecot-core, dovecot-imapd,
+# dovecot-mysql, dovecot-pgsql) for the tests of posternd against Dovecot 2.4
+# clients (test_dovecot24.py) and the import differentials
+# (test_dovecot_import.py, test_dovecot_import_sql.py): built
 # once with debootstrap through the Debian mirror apt already uses on this
 # machine, kept outside the checkout and reused by every later run. A root
-# that is missing, half built or whose dovecot does not run is built again.
+# that is missing, half built, lacks one of the packages or whose dovecot does
+# not run is built again.
 #
 #   bash tests/dovecot24_root.sh          prints the root's path on success
 #
@@ -14,9 +17,15 @@ set -uo pipefail
 
 root=${POSTERN_DOVECOT24_ROOT:-/var/cache/postern-ci/dovecot24-root}
 marker=$root/.postern-dovecot24-ready
+packages=dovecot-core,dovecot-imapd,dovecot-mysql,dovecot-pgsql
 
 ready() {
-    [[ -f $marker ]] && chroot "$root" /usr/sbin/dovecot --version 2>/dev/null | grep -q '^2\.4\.'
+    local p
+    [[ -f $marker ]] || return 1
+    for p in ${packages//,/ }; do
+        [[ -f $root/var/lib/dpkg/info/$p.list ]] || return 1
+    done
+    chroot "$root" /usr/sbin/dovecot --version 2>/dev/null | grep -q '^2\.4\.'
 }
 
 # The first Debian mirror apt reads packages from (not the security one):
@@ -52,12 +61,12 @@ if ! command -v debootstrap >/dev/null; then
 fi
 url=$(mirror) || { echo "dovecot24_root: no Debian mirror in /etc/apt/sources.list*" >&2; exit 1; }
 
-echo "dovecot24_root: building $root from $url (debootstrap trixie, dovecot-core, dovecot-imapd)" >&2
+echo "dovecot24_root: building $root from $url (debootstrap trixie, $packages)" >&2
 started=$SECONDS
 mkdir -p "$(dirname "$root")"
 rm -rf "$root.new"
-log=$(dirname "$root")/dovecot24-root.log
-if ! debootstrap --variant=minbase --include=dovecot-core,dovecot-imapd trixie "$root.new" "$url" >"$log" 2>&1; then
+log=$root.log
+if ! debootstrap --variant=minbase --include=$packages trixie "$root.new" "$url" >"$log" 2>&1; then
     echo "dovecot24_root: debootstrap failed; last lines of $log:" >&2
     tail -n 15 "$log" >&2
     rm -rf "$root.new"

@@ -154,7 +154,14 @@ asio::awaitable<QueryResult> Database::run(std::string tmpl, util::VarLookup var
 
 std::shared_ptr<Database> shared_database(asio::any_io_executor ex, const SqlFile& file, PoolSettings pool) {
     static std::map<std::string, std::weak_ptr<Database>> dbs;
-    const std::string key = file.path + "\n" + std::to_string(pool.size) + "\n" + std::to_string(pool.query_timeout.count());
+    // One pool per database and pool settings, whether the settings come from
+    // a file or are written inline (each passdb/userdb keeps its own queries).
+    std::string key = std::string(driver_name(file.driver)) + "\n" + file.connect.port + "\n" + file.connect.user +
+                      "\n" + file.connect.password + "\n" + file.connect.dbname + "\n" +
+                      std::to_string(file.connect.connect_timeout.count()) + "\n" + std::to_string(pool.size) + "\n" +
+                      std::to_string(pool.query_timeout.count());
+    for (const auto& h : file.connect.hosts) key += "\nhost " + h.name;
+    for (const auto& [k, v] : file.connect.options) key += "\n" + k + "=" + v;
     if (auto d = dbs[key].lock()) return d;
     auto d = std::make_shared<Database>(ex, file, pool);
     dbs[key] = d;

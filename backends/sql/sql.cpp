@@ -26,20 +26,15 @@ struct SqlSettings {
     sql::PoolSettings pool;
 };
 
-SqlSettings read_settings(const config::Section& s) {
-    s.reject_unknown({"driver", "args", "pool_size", "query_timeout"});
+// The settings of a passdb/userdb table: from the dovecot-sql.conf.ext-style
+// file named in args, or written inline with Dovecot 2.4's names.
+SqlSettings read_settings(const config::Section& s, bool passdb) {
     SqlSettings st;
-    const std::string path = s.required_string("args");
-    if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-sql.conf.ext-style file");
-    try {
-        st.file = sql::parse_sql_file(path);
-    } catch (const config::ConfigError& e) {
-        // Name both files: where the sql file is referenced and what is wrong in it.
-        s.error("args", e.what());
-    }
+    st.file = sql::read_sql_section(s, passdb);
     if (!sql::driver_available(st.file.driver))
-        s.error("args", path + ": driver " + (st.file.driver == sql::DriverKind::Mysql ? "mysql" : "pgsql") +
-                            " is not compiled in");
+        s.error(s.has("args") ? "args" : "sql_driver",
+                st.file.path + ": driver " + (st.file.driver == sql::DriverKind::Mysql ? "mysql" : "pgsql") +
+                    " is not compiled in");
     st.pool.size = static_cast<unsigned>(s.integer("pool_size", st.file.connect.maxconns, 1, 1024));
     st.pool.query_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         s.duration("query_timeout", std::chrono::seconds(5), kMaxQueryTimeout));
@@ -143,8 +138,8 @@ std::string redacted(std::string text, const std::vector<std::string_view>& valu
 
 class SqlPassdb final : public Passdb {
 public:
-    SqlPassdb(std::shared_ptr<sql::Database> db, BlockingPool* pool)
-        : db_(std::move(db)), pool_(pool), can_update_(usable_update_query(db_->file())) {}
+    SqlPassdb(sql::SqlFile file, std::shared_ptr<sql::Database> db, BlockingPool* pool)
+        : file_(std::move(file)), db_(std::move(db)), pool_(pool), can_update_(usable_update_query(file_)) {}
     bool can_update_password() const override { return can_update_; }
 
     asio::awaitable<bool> update_password(auth::RequestPtr req, std::string stored, std::string old_stored) override {
@@ -154,7 +149,7 @@ public:
             if (n == "old_password") return old_stored;
             return req->var(n);
         };
-        QueryResult q = co_await db_->run(db_->file().update_query, vars);
+        QueryResult q = co_await db_->run(file_.update_query, vars);
         bool ok = false;
         if (q.status != QueryResult::Status::Ok)
             log::warning("sql {}: update_query for user \"{}\" failed: {}", db_->describe(), log::safe(req->user),
@@ -172,7 +167,7 @@ public:
     bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
     std::string cache_key(const auth::RequestInfo& req) const override {
-        return query_cache_key(db_->file().password_query, req);
+        return query_cache_key(file_.password_query, req);
     }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
@@ -231,7 +226,7 @@ private:
 
     password::StoredContext context(const auth::RequestInfo& req) const {
         password::StoredContext ctx;
-        ctx.default_scheme = db_->file().default_pass_scheme;
+        ctx.default_scheme = file_.default_pass_scheme;
         ctx.user = req.original_user.empty() ? req.user : req.original_user;
         return ctx;
     }
@@ -248,7 +243,7 @@ private:
             }
             return req->var(n);
         };
-        QueryResult q = co_await db_->run(db_->file().password_query, vars);
+        QueryResult q = co_await db_->run(file_.password_query, vars);
         if (*used_password) q.error = "(server text not shown: the query carries the password)";
         switch (one_row(*db_, q, "password_query", req->user, l.detail)) {
             case RowCount::Failed: l.status = PassStatus::TempFail; co_return l;
@@ -263,6 +258,7 @@ private:
         co_return l;
     }
 
+    sql::SqlFile file_;  // the queries (the database may be shared with other passdbs/userdbs)
     std::shared_ptr<sql::Database> db_;
     BlockingPool* pool_;
     bool can_update_ = false;
@@ -273,15 +269,15 @@ constexpr const char* kDefaultUserQuery = "SELECT home, uid, gid FROM users WHER
 
 class SqlUserdb final : public Userdb {
 public:
-    explicit SqlUserdb(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
+    SqlUserdb(sql::SqlFile file, std::shared_ptr<sql::Database> db) : file_(std::move(file)), db_(std::move(db)) {}
     std::string_view driver() const override { return "sql"; }
     std::string cache_key(const auth::RequestInfo& req) const override {
-        return query_cache_key(db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query,
+        return query_cache_key(file_.user_query.empty() ? std::string(kDefaultUserQuery) : file_.user_query,
                                req);
     }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
-        const std::string& q = db_->file().user_query.empty() ? std::string(kDefaultUserQuery) : db_->file().user_query;
+        const std::string& q = file_.user_query.empty() ? std::string(kDefaultUserQuery) : file_.user_query;
         QueryResult res = co_await db_->run(q, request_vars(req));
         std::string detail;
         switch (one_row(*db_, res, "user_query", req->user, detail)) {
@@ -294,14 +290,14 @@ public:
     }
 
     asio::awaitable<IterStatus> iterate(IterSink each) override {
-        if (db_->file().iterate_query.empty()) co_return IterStatus::Unsupported;
+        if (file_.iterate_query.empty()) co_return IterStatus::Unsupported;
         auto state = std::make_shared<IterState>();
         state->each = std::move(each);
         sql::RowSink sink = [state](const std::vector<std::string>& columns, sql::Row row) {
             return feed(state, columns, std::move(row));
         };
         auto none = [](std::string_view) -> std::optional<std::string> { return std::string(); };
-        QueryResult res = co_await db_->run(db_->file().iterate_query, none, sink);
+        QueryResult res = co_await db_->run(file_.iterate_query, none, sink);
         if (state->stopped) co_return IterStatus::Stopped;
         if (res.status != QueryResult::Status::Ok) {
             log::error("sql {}: iterate_query failed: {}", db_->describe(), safe_error(res));
@@ -329,19 +325,22 @@ private:
         co_return more;
     }
 
+    sql::SqlFile file_;
     std::shared_ptr<sql::Database> db_;
 };
 
 }  // namespace
 
 std::unique_ptr<Passdb> make_sql_passdb(const config::Section& s, Services& services) {
-    auto st = read_settings(s);
-    return std::make_unique<SqlPassdb>(sql::shared_database(services.executor, st.file, st.pool), services.pool);
+    auto st = read_settings(s, true);
+    auto db = sql::shared_database(services.executor, st.file, st.pool);
+    return std::make_unique<SqlPassdb>(std::move(st.file), std::move(db), services.pool);
 }
 
 std::unique_ptr<Userdb> make_sql_userdb(const config::Section& s, Services& services) {
-    auto st = read_settings(s);
-    return std::make_unique<SqlUserdb>(sql::shared_database(services.executor, st.file, st.pool));
+    auto st = read_settings(s, false);
+    auto db = sql::shared_database(services.executor, st.file, st.pool);
+    return std::make_unique<SqlUserdb>(std::move(st.file), std::move(db));
 }
 
 }  // namespace postern::backend

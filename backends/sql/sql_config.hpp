@@ -60,4 +60,17 @@ SqlFile parse_sql_file(const std::string& path);
 SqlFile parse_sql_settings(const std::vector<RawSetting>& raw, const std::string& path);
 ConnectSettings parse_connect(DriverKind driver, std::string_view text, const std::string& file, long line);
 
+// The same settings written inline in a postern.conf [[passdb]] / [[userdb]]
+// table with Dovecot 2.4's names (sql_driver, mysql_host, mysql_user, ...,
+// pgsql_host, pgsql_parameters, query / passdb_sql_query, iterate_query /
+// userdb_sql_iterate_query, default_password_scheme). `path` becomes
+// "FILE:LINE passdb[N]". Errors name file:line:key, never a value.
+SqlFile parse_sql_section(const config::Section& s, bool passdb);
+// A passdb/userdb table's settings: the file named in args, or the inline
+// settings (errors for both, for keys neither knows, or for neither).
+// pool_size and query_timeout are left to the caller.
+SqlFile read_sql_section(const config::Section& s, bool passdb);
+// The keys parse_sql_section reads.
+const std::vector<std::string_view>& inline_keys();
+
 }  // namespace postern::backend::sql

@@ -233,16 +233,9 @@ private:
 }  // namespace
 
 std::unique_ptr<UserStore> make_sql_store(const config::Section& s) {
-    s.reject_unknown({"driver", "args", "pool_size", "query_timeout"});
-    const std::string path = s.required_string("args");
-    if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-sql.conf.ext-style file");
-    sql::SqlFile file;
-    try {
-        file = sql::parse_sql_file(path);
-    } catch (const config::ConfigError& e) {
-        s.error("args", e.what());
-    }
-    if (!sql::driver_available(file.driver)) s.error("args", path + ": this sql driver is not compiled in");
+    sql::SqlFile file = sql::read_sql_section(s, true);
+    if (!sql::driver_available(file.driver))
+        s.error(s.has("args") ? "args" : "sql_driver", file.path + ": this sql driver is not compiled in");
     return std::make_unique<SqlStore>(std::move(file));
 }
 

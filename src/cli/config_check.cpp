@@ -90,7 +90,7 @@ int import_dovecot(const std::string& from, const std::string& output) {
     }
     if (output.empty()) {
         std::fwrite(out.config.data(), 1, out.config.size(), stdout);
-    } else if (!write_atomically(output, out.config, 0644, error)) {
+    } else if (!write_atomically(output, out.config, out.config_has_secret ? 0600 : 0644, error)) {
         std::fprintf(stderr, "postern: %s\n", error.c_str());
         return kExitCantCreate;
     }
@@ -196,8 +196,10 @@ std::string describe(const config::Driver& d) {
     };
     add("path", "file");
     add("args", "settings from");
+    add("sql_driver", "inline settings for");
     add("service", "PAM service");
     add("default_scheme", "hashes without {SCHEME} are");
+    add("default_password_scheme", "hashes without {SCHEME} are");
     add("username_format", "looked up as");
     if (s.has("fields")) line += ", fixed fields";
     return line;

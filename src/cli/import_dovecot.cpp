@@ -7,6 +7,8 @@
 #include <optional>
 #include <set>
 
+#include "util/var_expand.hpp"
+
 namespace postern::cli::dovecot {
 
 namespace {
@@ -234,8 +236,7 @@ std::optional<Db> passwd_file(Ctx& c, const Node& db, bool passdb) {
 std::optional<Db> settings_file_db(Ctx& c, const Node& db, const std::string& driver, bool passdb) {
     const Node* args = db.setting("args");
     if (!args || trim(args->value).empty()) {
-        c.left(db, driver + " settings inside dovecot.conf (Dovecot 2.4) are not read yet: put them in a "
-                            "dovecot-" + driver + ".conf.ext file and name it in args");
+        c.left(db, "an " + driver + " passdb/userdb without args (its dovecot-" + driver + ".conf.ext)");
         return std::nullopt;
     }
     std::string path = trim(args->value);
@@ -365,6 +366,195 @@ std::optional<Db> ldap_inline(Ctx& c, const Node& db, bool passdb) {
     return d;
 }
 
+// Dovecot 2.4 keeps SQL settings in dovecot.conf: sql_driver, a
+// `mysql HOST { }` / `pgsql HOST { }` block per host (or mysql_* / pgsql_*
+// settings), and `query` (passdb_sql_query, userdb_sql_query,
+// userdb_sql_iterate_query), in the database's section or at the top.
+// postern reads the same names inline in the [[passdb]] / [[userdb]] table.
+std::optional<Db> sql_inline(Ctx& c, const Node& db, bool passdb) {
+    // A setting of the database's section, else of the top level.
+    auto find = [&](const std::string& k) -> const Node* {
+        if (const Node* n = db.setting(k)) return n;
+        return c.top(k);
+    };
+    const Node* driver_node = find("sql_driver");
+    if (!driver_node || trim(driver_node->value).empty()) {
+        c.left(db, "an sql passdb/userdb without sql_driver");
+        return std::nullopt;
+    }
+    const std::string driver = lower(trim(driver_node->value));
+    if (driver != "mysql" && driver != "pgsql") {
+        c.left(*driver_node, "sql_driver " + driver + " is not served (mysql and pgsql are)");
+        return std::nullopt;
+    }
+    const std::string prefix = driver + "_";
+    // The host blocks: the database's own, else the top level's.
+    std::vector<const Node*> hosts;
+    for (const auto& n : db.children)
+        if (n.section && n.key == driver) hosts.push_back(&n);
+    if (hosts.empty())
+        for (const auto& n : c.tree.top)
+            if (n.section && n.key == driver) hosts.push_back(&n);
+    // One value of a host's setting: inside its block (with or without the
+    // driver's prefix), else the database's section, else the top level.
+    auto host_setting = [&](const Node* h, const std::string& k) -> const Node* {
+        if (h) {
+            if (const Node* n = h->setting(k)) return n;
+            if (const Node* n = h->setting(prefix + k)) return n;
+        }
+        return find(prefix + k);
+    };
+    std::string t = "driver = \"sql\"\nsql_driver = " + toml(driver) + "\n";
+    bool ok = true;
+    std::vector<std::string> host_names;
+    for (const Node* h : hosts) host_names.push_back(h->name);
+    if (host_names.empty())
+        if (const Node* h = find(prefix + "host"); h && !trim(h->value).empty()) host_names.push_back(trim(h->value));
+    // postern has one set of connect settings for all hosts of a database.
+    static const std::vector<std::string> kMysqlKeys = {"port", "user", "password", "dbname", "ssl",
+                                                        "option_file", "option_group", "client_flags",
+                                                        "connect_timeout", "read_timeout", "write_timeout",
+                                                        "connection_limit"};
+    static const std::vector<std::string> kPgsqlKeys = {"connection_limit"};
+    const auto& keys = driver == "mysql" ? kMysqlKeys : kPgsqlKeys;
+    const Node* first = hosts.empty() ? nullptr : hosts.front();
+    // A host's parameters { } (pgsql), as key=value lines.
+    auto params_of = [](const Node* h) {
+        std::vector<std::string> kv;
+        for (const auto& n : h->children)
+            if (n.section && (n.key == "parameters" || n.key == "pgsql_parameters"))
+                for (const auto& p : n.children) kv.push_back(p.key + "=" + p.value);
+        return kv;
+    };
+    for (const Node* h : hosts) {
+        if (params_of(h) != params_of(first)) {
+            c.left(*h, driver + " host " + h->name + ": parameters differ from host " + first->name +
+                           "'s; postern uses one set for all hosts of a database");
+            ok = false;
+        }
+        for (const auto& k : keys) {
+            const Node* a = host_setting(first, k);
+            const Node* b = host_setting(h, k);
+            if ((a ? a->value : "") != (b ? b->value : "")) {
+                c.left(*h, driver + " host " + h->name + ": " + k + " differs from host " + first->name +
+                               "'s; postern uses one " + k + " for all hosts of a database");
+                ok = false;
+            }
+        }
+        for (const auto& n : h->children) {
+            std::string k = n.key.starts_with(prefix) ? n.key.substr(prefix.size()) : n.key;
+            if (n.section && k == "parameters" && driver == "pgsql") continue;
+            if (std::find(keys.begin(), keys.end(), k) == keys.end() || n.section)
+                c.left(n, "not a " + driver + " setting postern has");
+        }
+    }
+    if (!host_names.empty()) t += prefix + "host = " + str_list(host_names) + "\n";
+    if (driver == "mysql") {
+        for (const auto& k : {"user", "password", "dbname", "option_file", "option_group"})
+            if (const Node* n = host_setting(first, k); n && !trim(n->value).empty()) {
+                t += prefix + k + " = " + toml(trim(n->value)) + "\n";
+                if (std::string_view(k) == "password") c.out.config_has_secret = true;
+            }
+        for (const auto& k : {"port", "client_flags", "connection_limit"})
+            if (const Node* n = host_setting(first, k); n && !trim(n->value).empty()) {
+                const std::string v = trim(n->value);
+                if (v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9) {
+                    c.left(*n, k + std::string(" is not a number"));
+                    ok = false;
+                } else {
+                    t += prefix + k + " = " + v + "\n";
+                }
+            }
+        for (const auto& k : {"connect_timeout", "read_timeout", "write_timeout"})
+            if (const Node* n = host_setting(first, k); n && !trim(n->value).empty()) {
+                auto ms = parse_time(n->value);
+                if (!ms) throw ConfError(where(*n) + ": " + n->key + ": \"" + n->value + "\" is not a time");
+                t += prefix + k + " = " + duration(*ms) + "\n";
+            }
+        if (const Node* n = host_setting(first, "ssl"); n && yes(n->value)) {
+            t += "mysql_ssl = true\n";
+            for (const auto& k : {"ssl_client_ca_file", "ssl_client_ca_dir", "ssl_client_cert_file",
+                                  "ssl_client_key_file", "ssl_cipher_list"})
+                if (const Node* x = find(k); x && !trim(x->value).empty()) t += std::string(k) + " = " + toml(trim(x->value)) + "\n";
+            if (const Node* x = find("ssl_client_require_valid_cert"); x && !yes(x->value))
+                t += "ssl_client_require_valid_cert = false\n";
+        }
+    } else {
+        if (const Node* n = host_setting(first, "connection_limit"); n && !trim(n->value).empty())
+            t += "pgsql_connection_limit = " + trim(n->value) + "\n";
+        // parameters { } of the (first) host block, else pgsql_parameters { } of the database or the top.
+        const Node* params = nullptr;
+        if (first)
+            for (const auto& n : first->children)
+                if (n.section && (n.key == "parameters" || n.key == "pgsql_parameters")) params = &n;
+        if (!params)
+            for (const auto& n : db.children)
+                if (n.section && n.key == "pgsql_parameters") params = &n;
+        if (!params)
+            for (const auto& n : c.tree.top)
+                if (n.section && n.key == "pgsql_parameters") params = &n;
+        if (params) {
+            t += "pgsql_parameters = { ";
+            bool any = false;
+            for (const auto& p : params->children) {
+                if (p.section) {
+                    c.left(p, "a section inside parameters is not read");
+                    continue;
+                }
+                if (p.key == "host") {
+                    c.left(p, "host inside parameters: give it as the pgsql block's name");
+                    continue;
+                }
+                t += std::string(any ? ", " : "") + p.key + " = " + toml(p.value);
+                any = true;
+                if (p.key == "password") c.out.config_has_secret = true;
+            }
+            t += " }\n";
+        }
+    }
+    for (const auto& [from, to] : passdb ? std::vector<std::pair<std::string, std::string>>{{"passdb_sql_query", "query"}}
+                                         : std::vector<std::pair<std::string, std::string>>{
+                                               {"userdb_sql_query", "query"},
+                                               {"userdb_sql_iterate_query", "iterate_query"}}) {
+        const Node* n = db.setting(to);
+        if (!n) n = find(from);
+        if (!n || trim(n->value).empty()) {
+            if (to == "query") {
+                c.left(db, std::string("an sql ") + (passdb ? "passdb" : "userdb") + " without query");
+                ok = false;
+            }
+            continue;
+        }
+        auto v = c.vars(*n, n->value);
+        if (!v) {
+            ok = false;
+            continue;
+        }
+        t += to + " = " + toml(*v) + "\n";
+    }
+    if (passdb) {
+        const Node* scheme = find("passdb_default_password_scheme");
+        if (!scheme) scheme = find("default_password_scheme");
+        if (scheme && !trim(scheme->value).empty()) t += "default_password_scheme = " + toml(upper(trim(scheme->value))) + "\n";
+    }
+    for (const auto& s : db.children) {
+        if (s.section && s.key == driver) continue;  // read above
+        if (s.section && s.key == "pgsql_parameters" && driver == "pgsql") continue;
+        if (!s.section && (s.key == "sql_driver" || s.key == "query" || s.key == "iterate_query" ||
+                           s.key.starts_with(prefix) || s.key.starts_with("passdb_sql_") ||
+                           s.key.starts_with("userdb_sql_") || s.key.starts_with("ssl_client_") ||
+                           s.key == "ssl_cipher_list" || s.key == "default_password_scheme" ||
+                           s.key == "passdb_default_password_scheme"))
+            continue;
+        if (handle_common(c, s, db, passdb)) continue;
+        c.left(s, "not an sql setting postern has");
+    }
+    if (!ok) return std::nullopt;
+    Db d;
+    d.toml = std::move(t);
+    return d;
+}
+
 std::optional<Db> pam(Ctx& c, const Node& db) {
     std::string service = "dovecot";
     bool session = false, setcred = false;
@@ -462,6 +652,7 @@ std::optional<Db> database(Ctx& c, const Node& db, bool passdb) {
     }
     if (driver == "passwd-file") return passwd_file(c, db, passdb);
     if (driver == "ldap" && c.tree.is_24() && !db.setting("args")) return ldap_inline(c, db, passdb);
+    if (driver == "sql" && c.tree.is_24() && !db.setting("args")) return sql_inline(c, db, passdb);
     if (driver == "sql" || driver == "ldap") return settings_file_db(c, db, driver, passdb);
     if (passdb) {
         if (driver == "pam") return pam(c, db);
@@ -544,8 +735,13 @@ std::optional<Listener> listener(Ctx& c, const Node& l) {
         if (l.name == d.name) def = &d;
     std::string role = role_from_name(l.name);
     std::string mode = def ? def->mode : "0600";
-    std::string user = def && *def->user ? "dovecot" : "";
-    std::string group = def && c.tree.is_24() && std::string(def->name) == "auth-userdb" ? "dovecot" : "";
+    // $default_internal_user / $default_internal_group (both "dovecot" unless set).
+    const Node* internal_user = c.top("default_internal_user");
+    const Node* internal_group = c.top("default_internal_group");
+    std::string user = def && *def->user ? (internal_user ? trim(internal_user->value) : "dovecot") : "";
+    std::string group = def && c.tree.is_24() && std::string(def->name) == "auth-userdb"
+                            ? (internal_group ? trim(internal_group->value) : "dovecot")
+                            : "";
     for (const auto& s : l.children) {
         if (s.key == "type") {
             const std::string t = lower(s.value);
@@ -648,12 +844,26 @@ bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs) {
         } else {
             return false;
         }
-        for (; k < parts.size(); ++k) {
-            if (parts[k] == "lower" && mod.empty()) mod = "L";
-            else if (parts[k] == "upper" && mod.empty()) mod = "U";
-            else return false;
+        bool letters = true;
+        for (std::size_t f = k; f < parts.size(); ++f) {
+            if (parts[f] == "lower" && mod.empty()) mod = "L";
+            else if (parts[f] == "upper" && mod.empty()) mod = "U";
+            else letters = false;
         }
-        out += "%" + mod + letter;
+        if (letters) {
+            out += "%" + mod + letter;
+        } else {
+            // Filters 2.3's letters cannot say (md5, truncate(8), ...): kept in
+            // 2.4's form, which postern expands too, if it knows each filter.
+            // The variable by the long name postern knows it by (lip for local_ip).
+            std::string kept = "%{" + std::string(util::short_var_name(letter[0]));
+            for (std::size_t f = k; f < parts.size(); ++f) {
+                if (!util::is_filter_name(trim(std::string_view(parts[f]).substr(0, parts[f].find('(')))))
+                    return false;
+                kept += " | " + parts[f];
+            }
+            out += kept + "}";
+        }
         i = close;
     }
     return true;
@@ -819,21 +1029,35 @@ Output translate(const Tree& tree, const std::string& source, const std::string&
         t += "[penalty]\nenabled = false\n\n";
     }
 
-    // Sockets of service auth.
+    // Sockets of service auth: Dovecot's default ones (auth-client,
+    // auth-login, auth-master, auth-userdb under base_dir) unless the config
+    // names them itself, then the config's own.
     std::vector<Listener> listeners;
+    std::vector<const Node*> given;
     for (const auto& n : tree.top) {
         if (!n.section || n.key != "service" || n.name != "auth") continue;
-        for (const auto& l : n.children) {
-            if (!l.section) continue;
-            if (auto x = listener(c, l)) listeners.push_back(std::move(*x));
+        for (const auto& l : n.children)
+            if (l.section) given.push_back(&l);
+    }
+    for (const auto& d : kDefaultSockets) {
+        const bool named = std::any_of(given.begin(), given.end(), [&](const Node* l) {
+            return l->key == "unix_listener" && l->name == d.name;
+        });
+        if (named) continue;
+        if (std::string_view(d.name) == "login/login") {
+            out.notes.push_back(tree.main_file + ": Dovecot's login/login socket (for its own login processes, in " +
+                                c.base_dir + "/login) is left out");
+            continue;
         }
+        Node implicit;
+        implicit.section = true;
+        implicit.key = "unix_listener";
+        implicit.name = d.name;
+        implicit.file = tree.main_file;
+        if (auto x = listener(c, implicit)) listeners.push_back(std::move(*x));
     }
-    if (listeners.empty()) {
-        listeners.push_back(Listener{"type = \"unix\"\npath = " + toml(c.base_dir + "/auth-client") +
-                                     "\nmode = \"0600\"\nrole = \"client\"\n"});
-        out.notes.push_back(tree.main_file + ": no listener in service auth: Dovecot's auth-client socket (" +
-                            c.base_dir + "/auth-client) is the only one");
-    }
+    for (const Node* l : given)
+        if (auto x = listener(c, *l)) listeners.push_back(std::move(*x));
     for (const auto& l : listeners) t += "[[listener]]\n" + l.toml + "\n";
     for (const auto& d : passdbs) t += "[[passdb]]\n" + d.toml + "\n";
     for (const auto& d : masters) t += "[[master_passdb]]\n" + d.toml + "\n";

@@ -22,6 +22,9 @@ struct Output {
         std::string path, text;
     };
     std::vector<File> files;
+    // The config itself holds a password (2.4's inline SQL settings): it is
+    // written mode 0600.
+    bool config_has_secret = false;
 };
 
 // Throws ConfError when nothing that checks passwords can be carried over,

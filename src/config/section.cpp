@@ -1,6 +1,7 @@
 // Typed TOML access with file:line:key errors.
 #include "config/section.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace postern::config {
@@ -146,6 +147,16 @@ std::optional<Section> Section::array_table(std::string_view key, std::size_t i)
     if (!t) error(key, "expected a table");
     const std::string base = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
     return Section(root_, t, file_, base + "[" + std::to_string(i) + "]");
+}
+
+std::vector<std::string> Section::keys() const {
+    std::vector<std::pair<long, std::string>> at;
+    if (table_)
+        for (const auto& [k, v] : *table_) at.emplace_back(static_cast<long>(v.source().begin.line), std::string(k.str()));
+    std::stable_sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (auto& [line, k] : at) out.push_back(std::move(k));
+    return out;
 }
 
 void Section::reject_unknown(std::initializer_list<std::string_view> known) const {

@@ -62,6 +62,8 @@ public:
     bool same_settings(const Section& other) const {
         return table_ && other.table_ ? *table_ == *other.table_ : table_ == other.table_;
     }
+    // The table's keys, in the file's order.
+    std::vector<std::string> keys() const;
     // Every key not in `known` is an error (catches typos).
     void reject_unknown(std::initializer_list<std::string_view> known) const;
 

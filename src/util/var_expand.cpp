@@ -1,10 +1,16 @@
 // %-variable expander.
 #include "util/var_expand.hpp"
 
-#include <vector>
-
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include <openssl/evp.h>
+
+#include "util/encoding.hpp"
 
 namespace postern::util {
 
@@ -45,7 +51,359 @@ std::string trim_spaces(std::string_view s) {
     const auto e = s.find_last_not_of(" \t");
     return std::string(s.substr(b, e - b + 1));
 }
+
+// One filter's name and its arguments: truncate(3), hash('sha256', rounds=2).
+struct Filter {
+    std::string name;
+    std::vector<std::string> positional;
+    std::vector<std::pair<std::string, std::string>> named;
+    std::optional<std::string> get(std::string_view key) const {
+        for (const auto& [k, v] : named)
+            if (k == key) return v;
+        return std::nullopt;
+    }
+};
+
+// A bare word argument names a variable (truncate(len) takes %{len}'s value);
+// numbers, true/false and quoted strings stand for themselves.
+Result<Filter> parse_filter(std::string_view text, const VarLookup& lookup) {
+    Filter f;
+    const auto open = text.find('(');
+    f.name = trim_spaces(text.substr(0, open));
+    if (open == std::string_view::npos) return f;
+    if (text.back() != ')') return fail("filter \"" + std::string(text) + "\" lacks its closing ')'");
+    std::string_view args = text.substr(open + 1, text.size() - open - 2);
+    std::size_t i = 0;
+    while (i < args.size()) {
+        while (i < args.size() && (args[i] == ' ' || args[i] == '\t')) ++i;
+        if (i >= args.size()) break;
+        std::string key, value;
+        // key=value or a value; values are 'quoted', "quoted" or bare words.
+        auto word_end = args.find_first_of(",=", i);
+        if (word_end != std::string_view::npos && args[word_end] == '=' && args[i] != '\'' && args[i] != '"') {
+            key = trim_spaces(args.substr(i, word_end - i));
+            i = word_end + 1;
+            while (i < args.size() && (args[i] == ' ' || args[i] == '\t')) ++i;
+        }
+        if (i < args.size() && (args[i] == '\'' || args[i] == '"')) {
+            const char q = args[i++];
+            bool closed = false;
+            for (; i < args.size(); ++i) {
+                if (args[i] == '\\' && i + 1 < args.size()) value += args[++i];
+                else if (args[i] == q) {
+                    closed = true;
+                    ++i;
+                    break;
+                } else value += args[i];
+            }
+            if (!closed) return fail("unterminated string in filter " + f.name);
+            while (i < args.size() && (args[i] == ' ' || args[i] == '\t')) ++i;
+        } else {
+            const auto e = args.find(',', i);
+            value = trim_spaces(args.substr(i, e == std::string_view::npos ? std::string_view::npos : e - i));
+            i = e == std::string_view::npos ? args.size() : e;
+            const bool word = !value.empty() && (std::isalpha(static_cast<unsigned char>(value[0])) || value[0] == '_');
+            if (word && value != "true" && value != "false" && value != "yes" && value != "no") {
+                auto x = lookup(value);
+                if (!x) return fail("unknown variable " + value + " in the arguments of " + f.name);
+                value = std::move(*x);
+            }
+        }
+        if (i < args.size() && args[i] != ',') return fail("expected ',' between the arguments of " + f.name);
+        ++i;
+        if (key.empty()) {
+            if (!f.named.empty()) return fail("a positional argument after a named one in " + f.name);
+            f.positional.push_back(std::move(value));
+        } else {
+            f.named.emplace_back(std::move(key), std::move(value));
+        }
+    }
+    return f;
+}
+
+Result<long long> number(const std::string& s, const std::string& what) {
+    std::size_t i = s.size() > 1 && s[0] == '-' ? 1 : 0;
+    if (i == s.size() || s.size() > 12) return fail(what + " is not a number");
+    for (std::size_t k = i; k < s.size(); ++k)
+        if (!std::isdigit(static_cast<unsigned char>(s[k]))) return fail(what + " is not a number");
+    return std::stoll(s);
+}
+
+Result<bool> boolean(const std::string& s, const std::string& what) {
+    if (s == "true" || s == "yes" || s == "1") return true;
+    if (s == "false" || s == "no" || s == "0") return false;
+    return fail(what + " must be true or false");
+}
+
+Result<void> no_args(const Filter& f, std::size_t max_positional = 0) {
+    if (!f.named.empty()) return fail("filter " + f.name + " has no argument " + f.named.front().first);
+    if (f.positional.size() > max_positional) return fail("too many arguments to filter " + f.name);
+    return {};
+}
+
+// Dovecot 2.4's hash filters: the digest (binary until output, then hex) of
+// salt + value, `rounds` times over.
+Result<void> hash_filter(const Filter& f, std::string algo, std::string& v) {
+    long long rounds = 1;
+    std::string salt;
+    for (const auto& [k, x] : f.named) {
+        if (k == "rounds") {
+            auto n = number(x, "rounds");
+            if (!n) return fail(n.error().message);
+            if (*n < 1 || *n > 100000) return fail("rounds must be between 1 and 100000");
+            rounds = *n;
+        } else if (k == "salt") {
+            salt = x;
+        } else {
+            return fail("filter " + f.name + " has no argument " + k);
+        }
+    }
+    if (f.positional.size() > (f.name == "hash" ? 1u : 0u)) return fail("too many arguments to filter " + f.name);
+    const EVP_MD* md = algo == "md5" ? EVP_md5() : algo == "sha1" ? EVP_sha1() : algo == "sha256" ? EVP_sha256()
+                     : algo == "sha384" ? EVP_sha384() : algo == "sha512" ? EVP_sha512() : nullptr;
+    if (!md) return fail("unsupported hash algorithm '" + algo + "'");
+    for (long long r = 0; r < rounds; ++r) {
+        unsigned char out[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        const bool ok = ctx && EVP_DigestInit_ex(ctx, md, nullptr) == 1 &&
+                        EVP_DigestUpdate(ctx, salt.data(), salt.size()) == 1 &&
+                        EVP_DigestUpdate(ctx, v.data(), v.size()) == 1 && EVP_DigestFinal_ex(ctx, out, &len) == 1;
+        EVP_MD_CTX_free(ctx);
+        if (!ok) return fail("hash " + algo + " failed");
+        v.assign(reinterpret_cast<const char*>(out), len);
+    }
+    return {};
+}
+
+// Pads `v` with '0' or cuts it to `width` characters, keeping its end
+// (width < 0: padded on the right, keeping its start).
+Result<void> fit_width(std::string& v, long long width) {
+    if (width < -256 || width > 256) return fail("excessive padding");
+    if (width < 0) {
+        const auto w = static_cast<std::size_t>(-width);
+        if (v.size() < w) v.append(w - v.size(), '0');
+        v.resize(w);
+    } else if (width > 0) {
+        const auto w = static_cast<std::size_t>(width);
+        if (v.size() < w) v.insert(0, w - v.size(), '0');
+        v.erase(0, v.size() - w);
+    }
+    return {};
+}
+
+void to_lower(std::string& v) {
+    for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+}
+void to_upper(std::string& v) {
+    for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+}
+
+// One filter of Dovecot 2.4's var-expand over the value; `binary` says the
+// value is a digest or decoded bytes (written as hex when it is output).
+Result<void> apply_filter(std::string_view text, std::string& v, bool& binary, const VarLookup& lookup) {
+    auto parsed = parse_filter(text, lookup);
+    if (!parsed) return fail(parsed.error().message);
+    const Filter& f = *parsed;
+    const std::string& n = f.name;
+    auto arg_num = [&](std::size_t i, const std::string& what) -> Result<long long> {
+        return number(f.positional[i], what);
+    };
+    if (n == "lower" || n == "upper" || n == "username" || n == "domain" || n == "reverse" || n == "safe" ||
+        n == "unhex" || n == "unhexlify" || n == "text") {
+        if (auto r = no_args(f); !r) return r;
+        if (n == "lower") to_lower(v);
+        else if (n == "upper") to_upper(v);
+        else if (n == "username") v = user_part(v);
+        else if (n == "domain") v = domain_part(v);
+        else if (n == "reverse") std::reverse(v.begin(), v.end());
+        else if (n == "text") binary = false;  // the bytes as they are, not as hex
+        else if (n == "unhex") {
+            // A hex number to its decimal text.
+            if (v.empty() || v.size() > 16 || v.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+                return fail("input of unhex is not a hex number");
+            v = std::to_string(std::stoull(v, nullptr, 16));
+            binary = false;
+        } else if (n == "unhexlify") {
+            auto d = hex_decode(v);
+            if (!d || v.size() % 2) return fail("input of unhexlify is not a hex value");
+            v = std::move(*d);
+            binary = true;
+        }
+        return {};
+    }
+    if (n == "default") {
+        if (auto r = no_args(f, 1); !r) return r;
+        if (f.positional.empty()) return fail("filter default needs a value");
+        if (v.empty()) v = f.positional.front(), binary = false;
+        return {};
+    }
+    if (n == "md5" || n == "sha1" || n == "sha256" || n == "sha384" || n == "sha512" || n == "hash") {
+        std::string algo = n;
+        if (n == "hash") {
+            if (f.positional.empty()) return fail("filter hash needs an algorithm");
+            algo = f.positional.front();
+            to_lower(algo);
+        }
+        if (auto r = hash_filter(f, algo, v); !r) return r;
+        binary = true;
+        return {};
+    }
+    if (n == "hexlify") {
+        if (auto r = no_args(f, 1); !r) return r;
+        v = hex_encode(v);
+        binary = false;
+        if (!f.positional.empty()) {
+            auto w = arg_num(0, "width");
+            if (!w) return fail(w.error().message);
+            if (*w < 0) return fail("width must be positive");
+            const auto width = static_cast<std::size_t>(*w);
+            if (width > v.size() + 256) return fail("excessive padding");
+            // Padded with '0' on the left, or cut to the first `width` digits.
+            if (width > v.size()) v.insert(0, width - v.size(), '0');
+            else if (width > 0) v.resize(width);
+        }
+        return {};
+    }
+    if (n == "hex") {
+        // A decimal number as hex, padded or cut to `width` digits.
+        if (auto r = no_args(f, 1); !r) return r;
+        if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos)
+            return fail("input of hex is not a number");
+        errno = 0;
+        const unsigned long long x = std::strtoull(v.c_str(), nullptr, 10);
+        if (errno == ERANGE) return fail("input of hex is not a number");
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%llx", x);
+        v = buf;
+        binary = false;
+        if (!f.positional.empty()) {
+            auto w = arg_num(0, "width");
+            if (!w) return fail(w.error().message);
+            if (auto r = fit_width(v, *w); !r) return r;
+        }
+        return {};
+    }
+    if (n == "base64" || n == "unbase64") {
+        if (!f.positional.empty()) return fail("filter " + n + " takes only pad= and url=");
+        bool pad = true, url = false;
+        for (const auto& [k, x] : f.named) {
+            if (k != "pad" && k != "url") return fail("filter " + n + " has no argument " + k);
+            auto b = boolean(x, k);
+            if (!b) return fail(b.error().message);
+            (k == "pad" ? pad : url) = *b;
+        }
+        if (n == "base64") {
+            v = base64_encode(v);
+            if (url)
+                for (auto& ch : v) ch = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+            if (!pad)
+                while (!v.empty() && v.back() == '=') v.pop_back();
+            binary = false;
+        } else {
+            std::string t = v;
+            if (url)
+                for (auto& ch : t) ch = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+            auto d = base64_decode(t, !pad);
+            if (!d) return fail("input of unbase64 is not base64");
+            v = std::move(*d);
+            binary = true;
+        }
+        return {};
+    }
+    if (n == "truncate") {
+        std::optional<long long> len;
+        bool bits = false;
+        if (f.positional.size() > 1) return fail("too many arguments to filter truncate");
+        if (!f.positional.empty()) {
+            auto x = arg_num(0, "length");
+            if (!x) return fail(x.error().message);
+            len = *x;
+        }
+        for (const auto& [k, x] : f.named) {
+            if (k != "bits") return fail("filter truncate has no argument " + k);
+            auto b = number(x, "bits");
+            if (!b) return fail(b.error().message);
+            len = *b;
+            bits = true;
+        }
+        if (!len) return fail("filter truncate needs a length");
+        if (*len < 0) return fail("truncate length out of bounds");
+        if (!bits) {
+            if (static_cast<std::size_t>(*len) < v.size()) v.resize(static_cast<std::size_t>(*len));
+            return {};
+        }
+        // Keep the first `len` bits, shifted right so that they end the value
+        // (Dovecot's buffer_truncate_rshift_bits).
+        const std::size_t total_bits = v.size() * 8;
+        if (static_cast<std::size_t>(*len) >= total_bits) return {};
+        const std::size_t keep = static_cast<std::size_t>(*len);
+        const std::size_t bytes = (keep + 7) / 8;
+        std::string out(bytes, '\0');
+        const std::size_t shift = bytes * 8 - keep;
+        // out = first `bytes` bytes of v, shifted right by `shift` bits.
+        for (std::size_t i = 0; i < bytes; ++i) {
+            unsigned cur = static_cast<unsigned char>(v[i]) >> shift;
+            if (shift && i > 0) cur |= (static_cast<unsigned char>(v[i - 1]) << (8 - shift)) & 0xff;
+            out[i] = static_cast<char>(cur & 0xff);
+        }
+        v = std::move(out);
+        return {};
+    }
+    if (n == "substr") {
+        if (auto r = no_args(f, 2); !r) return r;
+        if (f.positional.empty()) return fail("filter substr needs an offset");
+        const auto size = static_cast<long long>(v.size());
+        auto off = arg_num(0, "offset");
+        if (!off) return fail(off.error().message);
+        long long len = size;
+        const bool got_len = f.positional.size() > 1;
+        if (got_len) {
+            auto l = arg_num(1, "length");
+            if (!l) return fail(l.error().message);
+            len = *l;
+        }
+        long long o = *off;
+        if (o < -size || o > size) return fail("substr offset out of bounds");
+        if (len < -size || len > size) return fail("substr length out of bounds");
+        if (got_len && len == 0) {
+            v.clear();
+            return {};
+        }
+        if (o < 0) o += size;
+        if (!got_len) len = size - o;
+        else if (len < 0) {
+            len += size;
+            if (len < o) return fail("substr length out of bounds");
+            len -= o;
+        }
+        if (len < 0 || len + o > size) return fail("substr length out of bounds");
+        v = v.substr(static_cast<std::size_t>(o), static_cast<std::size_t>(len));
+        return {};
+    }
+    if (n == "lfill" || n == "rfill") {
+        if (auto r = no_args(f, 2); !r) return r;
+        if (f.positional.empty()) return fail("filter " + n + " needs an amount");
+        auto amount = arg_num(0, "amount");
+        if (!amount) return fail(amount.error().message);
+        if (*amount < 1 || *amount > 4096) return fail("fill length out of bounds");
+        const std::string filler = f.positional.size() > 1 ? f.positional[1] : "0";
+        if (filler.empty()) return fail("empty filler");
+        while (v.size() < static_cast<std::size_t>(*amount)) v = n == "lfill" ? filler + v : v + filler;
+        return {};
+    }
+    return fail("unknown filter \"" + std::string(text) + "\"");
+}
 }  // namespace
+
+bool is_filter_name(std::string_view name) {
+    static constexpr std::string_view kNames[] = {
+        "lower",   "upper",   "username", "domain", "reverse",   "safe",     "default", "md5",
+        "sha1",    "sha256",  "sha384",   "sha512", "hash",      "hexlify",  "unhexlify", "hex",
+        "unhex",   "base64",  "unbase64", "text",   "truncate",  "substr",   "lfill",   "rfill",
+    };
+    return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
 
 Result<std::string> expand(std::string_view t, const VarLookup& lookup, const VarEscape& escape) {
     std::string out;
@@ -118,26 +476,14 @@ Result<std::string> expand(std::string_view t, const VarLookup& lookup, const Va
         std::string v = std::move(*value);
         if (reverse) std::reverse(v.begin(), v.end());
         if (offset > 0 || width != std::string::npos) v = offset >= v.size() ? std::string() : v.substr(offset, width);
-        if (lower) for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (upper) for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        if (lower) to_lower(v);
+        if (upper) to_upper(v);
+        bool binary = false;  // a hash's digest: hex when it is output
         for (const auto& f : filters) {
-            if (f == "lower") for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-            else if (f == "upper") for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-            else if (f == "username") v = user_part(v);
-            else if (f == "domain") v = domain_part(v);
-            else if (f == "reverse") std::reverse(v.begin(), v.end());
-            else if (f == "safe") continue;  // accepted, changes nothing (below)
-            else if (f.starts_with("default(") && f.ends_with(")")) {
-                if (v.empty()) {
-                    std::string arg = trim_spaces(std::string_view(f).substr(8, f.size() - 9));
-                    if (arg.size() >= 2 && (arg.front() == '\'' || arg.front() == '"') && arg.back() == arg.front())
-                        arg = arg.substr(1, arg.size() - 2);
-                    v = arg;
-                }
-            } else {
-                return fail("unknown filter \"" + f + "\" in %{" + name + " | ...}");
-            }
+            auto r = apply_filter(f, v, binary, lookup);
+            if (!r) return fail(r.error().message + " in %{" + name + " | ...}");
         }
+        if (binary) v = hex_encode(v);
         // Every value is escaped, | safe or not: an sql escape turns values
         // into bound parameters, and a template must never splice raw input.
         out += escape ? escape(v) : v;

@@ -1,7 +1,12 @@
 // Dovecot 2.3 %-variable expansion (shared reference backends.md §3.4):
 // %u %n %d %s %l %r %a %b %p %w %m %c, long forms %{user} %{domain_first}...,
 // Dovecot 2.4 filters %{user | domain | lower} (lower, upper, username, domain,
-// reverse, default('x'), safe: accepted, escaping stays on),
+// reverse, default('x'), safe: accepted, escaping stays on; md5, sha1, sha256,
+// sha384, sha512, hash('algo') with rounds= and salt=, whose digest is written
+// as lowercase hex unless a later filter encodes it; hexlify(width),
+// unhexlify, hex(width), unhex, base64(pad=, url=), unbase64, text,
+// truncate(n | bits=n), substr(offset, length), lfill/rfill(n, 'x'); a bare
+// word argument is a variable's value),
 // modifiers L (lower), U (upper), R (reverse) and [offset.]width, %% literal.
 // Each expanded value goes through `escape` (SQL escaping, path filtering).
 #pragma once
@@ -24,6 +29,9 @@ using VarEscape = std::function<std::string(std::string_view value)>;
 std::string_view short_var_name(char c);
 
 Result<std::string> expand(std::string_view tmpl, const VarLookup& lookup, const VarEscape& escape = {});
+
+// Whether `name` (without its arguments) is one of the 2.4 filters above.
+bool is_filter_name(std::string_view name);
 
 // Helpers to split a user name the way %n/%d do (at the first '@').
 std::string user_part(std::string_view user);

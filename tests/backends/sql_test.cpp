@@ -3,6 +3,7 @@
 // columns to fields (allow_nets: fields_test.cpp). Against real servers: tests/integration/test_sql.py.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "backends/sql/fields.hpp"
 #include "backends/sql/query.hpp"
 #include "backends/sql/sql_config.hpp"
+#include "config/config.hpp"
 #include "config/section.hpp"
 
 using namespace postern::backend::sql;
@@ -304,5 +306,119 @@ TEST_CASE("sql fields: password_query columns") {
         CHECK(iterate_user({"username", "domain"}, Row{"a", "b"}) == "a@b");
         CHECK_FALSE(iterate_user({"other"}, Row{"a"}));
         CHECK_FALSE(iterate_user({"user"}, Row{std::nullopt}));
+    }
+}
+
+namespace {
+
+const std::string kSqlHead = "[[listener]]\npath = \"/tmp/x\"\n";
+
+// The inline settings of the first [[passdb]] (or [[userdb]]) of `body`.
+SqlFile inline_settings(const std::string& body, bool passdb = true) {
+    const auto c = postern::config::load_string(
+        kSqlHead + (passdb ? "" : "[[passdb]]\ndriver = \"passwd-file\"\npath = \"/tmp/u\"\n") + body, "p.conf");
+    return read_sql_section((passdb ? c.passdbs : c.userdbs).at(0).settings, passdb);
+}
+
+}  // namespace
+
+TEST_CASE("sql config: Dovecot 2.4 settings inline in postern.conf") {
+    SUBCASE("mysql") {
+        const SqlFile f = inline_settings(
+            "[[passdb]]\ndriver = \"sql\"\nsql_driver = \"mysql\"\nmysql_host = [\"db1\", \"/run/mysqld/mysqld.sock\"]\n"
+            "mysql_port = 3307\nmysql_user = \"postfix\"\nmysql_password = \"s3cret\"\nmysql_dbname = \"postfix\"\n"
+            "mysql_connection_limit = 9\nmysql_connect_timeout = \"3s\"\nmysql_read_timeout = \"10s\"\n"
+            "query = \"SELECT password FROM mailbox WHERE username = '%{user | lower}'\"\n"
+            "default_password_scheme = \"MD5-CRYPT\"\n");
+        CHECK(f.driver == DriverKind::Mysql);
+        REQUIRE(f.connect.hosts.size() == 2);
+        CHECK(f.connect.hosts[0].name == "db1");
+        CHECK_FALSE(f.connect.hosts[0].is_socket);
+        CHECK(f.connect.hosts[1].is_socket);
+        CHECK(f.connect.port == "3307");
+        CHECK(f.connect.user == "postfix");
+        CHECK(f.connect.password == "s3cret");
+        CHECK(f.connect.dbname == "postfix");
+        CHECK(f.connect.maxconns == 9);
+        CHECK(f.connect.connect_timeout == std::chrono::seconds(3));
+        CHECK(f.connect.options == std::vector<std::pair<std::string, std::string>>{{"read_timeout", "10"}});
+        CHECK(f.password_query == "SELECT password FROM mailbox WHERE username = '%{user | lower}'");
+        CHECK(f.default_pass_scheme == "MD5-CRYPT");
+        CHECK(f.path == "p.conf:3 passdb[0]");
+    }
+    SUBCASE("mysql with TLS") {
+        const SqlFile f = inline_settings(
+            "[[passdb]]\ndriver = \"sql\"\nsql_driver = \"mysql\"\nmysql_ssl = true\n"
+            "ssl_client_ca_file = \"/etc/ssl/ca.pem\"\npassdb_sql_query = \"SELECT password FROM u\"\n");
+        CHECK(f.connect.options == std::vector<std::pair<std::string, std::string>>{
+                                       {"ssl_ca", "/etc/ssl/ca.pem"}, {"ssl_verify_server_cert", "yes"}});
+        CHECK(f.password_query == "SELECT password FROM u");
+        CHECK(f.connect.hosts.size() == 1);  // the default unix socket
+        CHECK(f.connect.hosts[0].name.empty());
+    }
+    SUBCASE("pgsql userdb") {
+        const SqlFile f = inline_settings(
+            "[[userdb]]\ndriver = \"sql\"\nsql_driver = \"pgsql\"\npgsql_host = \"127.0.0.1\"\n"
+            "userdb_sql_query = \"SELECT home FROM mailbox WHERE username = '%u'\"\n"
+            "userdb_sql_iterate_query = \"SELECT username AS user FROM mailbox\"\n"
+            "[userdb.pgsql_parameters]\nuser = \"postfix\"\npassword = \"pw\"\ndbname = \"postfix\"\nport = 5433\n"
+            "sslmode = \"disable\"\n",
+            false);
+        CHECK(f.driver == DriverKind::Pgsql);
+        CHECK(f.connect.port == "5433");
+        CHECK(f.connect.user == "postfix");
+        CHECK(f.connect.password == "pw");
+        CHECK(f.connect.options == std::vector<std::pair<std::string, std::string>>{{"sslmode", "disable"}});
+        CHECK(f.user_query == "SELECT home FROM mailbox WHERE username = '%u'");
+        CHECK(f.iterate_query == "SELECT username AS user FROM mailbox");
+    }
+}
+
+TEST_CASE("sql config: bad inline settings name file, line and key, never a password") {
+    struct Case {
+        const char* label;
+        std::string body;
+        const char* where;  // "FILE:LINE: KEY"
+        bool passdb = true;
+    };
+    const std::string db = "[[passdb]]\ndriver = \"sql\"\n";  // lines 3-4
+    const std::vector<Case> cases = {
+        {"neither args nor sql_driver", db + "query = \"SELECT 1\"\n", "p.conf:3: passdb[0].args"},
+        {"args and inline", db + "args = \"/etc/x.conf.ext\"\nsql_driver = \"mysql\"\n", "p.conf:6: passdb[0].sql_driver"},
+        {"unknown driver", db + "sql_driver = \"sqlite\"\nquery = \"x\"\n", "p.conf:5: passdb[0].sql_driver"},
+        {"unknown key", db + "sql_driver = \"mysql\"\nquery = \"x\"\nmysql_pasword = \"hunter2\"\n",
+         "p.conf:7: passdb[0].mysql_pasword"},
+        {"other driver's key", db + "sql_driver = \"mysql\"\nquery = \"x\"\npgsql_host = \"h\"\n",
+         "p.conf:7: passdb[0].pgsql_host"},
+        {"no query", db + "sql_driver = \"mysql\"\nmysql_password = \"hunter2\"\n", "p.conf:3: passdb[0].query"},
+        {"query twice", db + "sql_driver = \"mysql\"\nquery = \"a\"\npassdb_sql_query = \"b\"\n",
+         "p.conf:7: passdb[0].passdb_sql_query"},
+        {"bad port", db + "sql_driver = \"mysql\"\nquery = \"a\"\nmysql_port = 70000\n", "p.conf:7: passdb[0].mysql_port"},
+        {"bad limit", db + "sql_driver = \"mysql\"\nquery = \"a\"\nmysql_connection_limit = 0\n",
+         "p.conf:7: passdb[0].mysql_connection_limit"},
+        {"ssl without ca", db + "sql_driver = \"mysql\"\nquery = \"a\"\nmysql_ssl = true\n", "p.conf:7: passdb[0].mysql_ssl"},
+        {"ssl file without ssl", db + "sql_driver = \"mysql\"\nquery = \"a\"\nssl_client_ca_file = \"/x\"\n",
+         "p.conf:7: passdb[0].ssl_client_ca_file"},
+        {"unknown scheme", db + "sql_driver = \"mysql\"\nquery = \"a\"\ndefault_password_scheme = \"ROT13\"\n",
+         "p.conf:7: passdb[0].default_password_scheme"},
+        {"userdb key in a passdb", db + "sql_driver = \"mysql\"\nquery = \"a\"\niterate_query = \"b\"\n",
+         "p.conf:7: passdb[0].iterate_query"},
+        {"unknown pgsql parameter", db + "sql_driver = \"pgsql\"\nquery = \"a\"\n[passdb.pgsql_parameters]\n"
+                                         "password = \"hunter2\"\npasswrd = \"hunter2\"\n",
+         "p.conf:9: passdb[0].pgsql_parameters.passwrd"},
+        {"bad pgsql port", db + "sql_driver = \"pgsql\"\nquery = \"a\"\n[passdb.pgsql_parameters]\nport = \"x\"\n",
+         "p.conf:8: passdb[0].pgsql_parameters.port"},
+        {"maxconns as a parameter", db + "sql_driver = \"pgsql\"\nquery = \"a\"\n[passdb.pgsql_parameters]\nmaxconns = 3\n",
+         "p.conf:8: passdb[0].pgsql_parameters.maxconns"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.label);
+        try {
+            inline_settings(c.body, c.passdb);
+            FAIL_CHECK("no error");
+        } catch (const ConfigError& e) {
+            CHECK(std::string(e.what()).find(c.where) == 0);
+            CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+        }
     }
 }

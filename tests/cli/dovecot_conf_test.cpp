@@ -173,7 +173,11 @@ TEST_CASE("dovecot import: 2.4 variables in postern's form") {
     };
     const Case cases[] = {
         {"%{user | nosuchfilter}", nullptr},
-        {"%{user | lower | upper}", nullptr},
+        {"%{user | lower | upper}", "%{user | lower | upper}"},
+        {"%{user | username | lower | md5}", "%{username | lower | md5}"},
+        {"%{user | sha256 | truncate(8)}", "%{user | sha256 | truncate(8)}"},
+        {"%{local_ip | md5}", "%{lip | md5}"},
+        {"%{user | md6}", nullptr},
         {"%{unknown}", nullptr},
         {"%{user", nullptr},
         {"%u", "%u"},
@@ -229,6 +233,14 @@ TEST_CASE("dovecot import: a Debian-like 2.3 tree") {
     CHECK(c.find("path = \"/var/spool/postfix/private/auth\"\nmode = \"0660\"\nuser = \"postfix\"\n"
                  "group = \"postfix\"\nrole = \"client\"") != std::string::npos);
     CHECK(c.find("path = \"/var/run/dovecot/imap-master\"\nmode = \"0600\"\nrole = \"master\"") != std::string::npos);
+    // Dovecot's default sockets the config does not set itself, as Dovecot creates them.
+    CHECK(c.find("path = \"/var/run/dovecot/auth-client\"\nmode = \"0600\"\nuser = \"dovecot\"\nrole = \"client\"") !=
+          std::string::npos);
+    CHECK(c.find("path = \"/var/run/dovecot/auth-login\"\nmode = \"0600\"\nuser = \"dovecot\"\nrole = \"login\"") !=
+          std::string::npos);
+    CHECK(c.find("path = \"/var/run/dovecot/auth-master\"\nmode = \"0600\"\nrole = \"master\"") != std::string::npos);
+    CHECK(c.find("/var/run/dovecot/auth-userdb") == c.rfind("/var/run/dovecot/auth-userdb"));  // the config's only
+    CHECK(c.find("login/login") == std::string::npos);
     CHECK(c.find("[[passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/dovecot/users\"\ndefault_scheme = "
                  "\"SHA512-CRYPT\"\nusername_format = \"%Lu\"") != std::string::npos);
     CHECK(c.find("[[master_passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/dovecot/master-users\"") !=
@@ -273,7 +285,13 @@ TEST_CASE("dovecot import: 2.4 tree with sql file, pam, listener types") {
     CHECK(c.find("driver = \"pam\"\nservice = \"smtp\"\nsession = true") != std::string::npos);
     CHECK(c.find("[[master_passdb]]\ndriver = \"passwd-file\"\npath = \"/etc/dovecot/masters\"") != std::string::npos);
     CHECK(c.find("[[userdb]]\ndriver = \"prefetch\"") != std::string::npos);
-    CHECK(out.notes.empty());
+    CHECK(c.find("path = \"/run/dovecot/auth-userdb\"\nmode = \"0666\"\nuser = \"dovecot\"\ngroup = \"dovecot\"\n"
+                 "role = \"userdb\"") != std::string::npos);
+    CHECK(c.find("path = \"/run/dovecot/auth-master\"\nmode = \"0600\"\nrole = \"master\"") != std::string::npos);
+    CHECK(c.find("/run/dovecot/auth-client") == c.rfind("/run/dovecot/auth-client"));
+    REQUIRE(out.notes.size() == 1);
+    CHECK(out.notes[0].find("login/login") != std::string::npos);
+    CHECK_FALSE(out.config_has_secret);
     REQUIRE(out.not_carried.size() == 2);
     CHECK(out.not_carried[0].find("dovecot.conf:22: passdb checkpassword: passdb driver checkpassword") !=
           std::string::npos);
@@ -291,4 +309,63 @@ TEST_CASE("dovecot import: nothing to check passwords with, bad values") {
     } catch (const dc::ConfError& e) {
         CHECK(std::string(e.what()).find("dovecot.conf:1: auth_failure_delay") != std::string::npos);
     }
+}
+
+TEST_CASE("dovecot import: 2.4 inline SQL settings stay inline") {
+    TempTree t;
+    t.put("dovecot.conf",
+          "dovecot_config_version = 2.4.1\n"
+          "default_internal_user = mailauth\n"
+          "sql_driver = pgsql\n"
+          "pgsql db1.example {\n  parameters {\n    user = postfix\n    password = s3cret\n    dbname = pfa\n"
+          "    sslmode = require\n  }\n}\n"
+          "pgsql db2.example {\n  parameters {\n    user = postfix\n    password = s3cret\n    dbname = pfa\n"
+          "    sslmode = require\n  }\n}\n"
+          "passdb sql {\n  passdb_default_password_scheme = md5-crypt\n"
+          "  query = SELECT password FROM mailbox WHERE username = '%{user | lower}' AND active = '1'\n}\n"
+          "userdb sql {\n  query = SELECT home FROM mailbox WHERE local_part = '%{user | username}'\n"
+          "  iterate_query = SELECT username AS user FROM mailbox\n}\n"
+          "passdb sql2 {\n  driver = sql\n  sql_driver = mysql\n  mysql /run/mysqld/mysqld.sock {\n"
+          "    user = a\n    password = s3cret\n    connect_timeout = 3 secs\n    ssl = yes\n    nosuch = 1\n  }\n"
+          "  ssl_client_ca_file = /etc/ssl/ca.pem\n"
+          "  query = SELECT password FROM u WHERE id = '%{user | sha256 | truncate(8)}'\n}\n");
+    const auto out = dc::translate(dc::read(t.path()), t.path());
+    const auto& c = out.config;
+    CHECK(c.find("[[passdb]]\ndriver = \"sql\"\nsql_driver = \"pgsql\"\npgsql_host = [\"db1.example\", \"db2.example\"]\n"
+                 "pgsql_parameters = { user = \"postfix\", password = \"s3cret\", dbname = \"pfa\", sslmode = "
+                 "\"require\" }\nquery = \"SELECT password FROM mailbox WHERE username = '%Lu' AND active = '1'\"\n"
+                 "default_password_scheme = \"MD5-CRYPT\"\n") != std::string::npos);
+    CHECK(c.find("[[userdb]]\ndriver = \"sql\"\nsql_driver = \"pgsql\"\npgsql_host = [\"db1.example\", "
+                 "\"db2.example\"]\n") != std::string::npos);
+    CHECK(c.find("query = \"SELECT home FROM mailbox WHERE local_part = '%n'\"\n"
+                 "iterate_query = \"SELECT username AS user FROM mailbox\"\n") != std::string::npos);
+    CHECK(c.find("driver = \"sql\"\nsql_driver = \"mysql\"\nmysql_host = [\"/run/mysqld/mysqld.sock\"]\n"
+                 "mysql_user = \"a\"\nmysql_password = \"s3cret\"\nmysql_connect_timeout = \"3s\"\nmysql_ssl = true\n"
+                 "ssl_client_ca_file = \"/etc/ssl/ca.pem\"\n"
+                 "query = \"SELECT password FROM u WHERE id = '%{user | sha256 | truncate(8)}'\"\n") != std::string::npos);
+    // Default sockets owned by default_internal_user.
+    CHECK(c.find("path = \"/run/dovecot/auth-client\"\nmode = \"0600\"\nuser = \"mailauth\"\nrole = \"client\"") !=
+          std::string::npos);
+    CHECK(out.config_has_secret);
+    CHECK(out.files.empty());
+    // The unknown mysql setting is listed with its line.
+    REQUIRE(out.not_carried.size() == 1);
+    CHECK(out.not_carried[0].find("dovecot.conf:36: nosuch: not a mysql setting postern has") != std::string::npos);
+    for (const auto& l : out.not_carried) CHECK(l.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("dovecot import: 2.4 SQL hosts with different settings are left behind") {
+    TempTree t;
+    t.put("dovecot.conf",
+          "dovecot_config_version = 2.4.1\nsql_driver = pgsql\n"
+          "pgsql db1 {\n  parameters {\n    user = a\n    password = s3cret\n  }\n}\n"
+          "pgsql db2 {\n  parameters {\n    user = b\n    password = s3cret\n  }\n}\n"
+          "passdb sql {\n  query = SELECT password FROM u WHERE id = '%{user}'\n}\n"
+          "passdb pam {\n}\n");
+    const auto out = dc::translate(dc::read(t.path()), t.path());
+    CHECK(out.config.find("sql") == std::string::npos);
+    REQUIRE(out.not_carried.size() == 1);
+    CHECK(out.not_carried[0].find("dovecot.conf:9: pgsql db2: pgsql host db2: parameters differ from host db1's") !=
+          std::string::npos);
+    CHECK(out.not_carried[0].find("s3cret") == std::string::npos);
 }

@@ -231,3 +231,85 @@ TEST_CASE("expand: Dovecot 2.4 filters") {
     CHECK(ok("'%{user | username}'", vars("o'brien@x"), quote) == "'o''brien'");
     CHECK(ok("%{user | username | safe}", vars("o'brien@x"), quote) == "o''brien");
 }
+
+TEST_CASE("expand: Dovecot 2.4 hash and encoding filters") {
+    // Vectors from Dovecot 2.4.1's test-var-expand.c (first = hello,
+    // three = 3, uidvalidity = 1727121943, encoded = 68656c6c6f) and the
+    // FIPS 180 / RFC 1321 "abc" digests.
+    VarLookup v = [](std::string_view n) -> std::optional<std::string> {
+        if (n == "first") return std::string("hello");
+        if (n == "three") return std::string("3");
+        if (n == "uidvalidity") return std::string("1727121943");
+        if (n == "encoded") return std::string("68656c6c6f");
+        if (n == "abc") return std::string("abc");
+        if (n == "user") return std::string("Alice@Example.COM");
+        return std::nullopt;
+    };
+    struct Case {
+        const char* tmpl;
+        const char* out;
+    };
+    const Case cases[] = {
+        {"%{abc | md5}", "900150983cd24fb0d6963f7d28e17f72"},
+        {"%{abc | sha1}", "a9993e364706816aba3e25717850c26c9cd0d89d"},
+        {"%{abc | sha256}", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"%{abc | sha384}",
+         "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"},
+        {"%{abc | sha512}",
+         "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e"
+         "2a9ac94fa54ca49f"},
+        {"%{abc | hash('sha256')}", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"%{abc | hash('MD5')}", "900150983cd24fb0d6963f7d28e17f72"},
+        {"%{first | sha1}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"},
+        {"%{first | sha1(rounds=1000)}", "c0ddea212ee1af8d6401947d29c8bfab31f8ad93"},
+        {"%{first | sha1(salt='world')}", "5715790a892990382d98858c4aa38d0617151575"},
+        {"%{first | sha1(rounds=1000,salt='world')}", "a314ec3ef5103223a4c5bd285dbe4ea5534d4334"},
+        {"%{abc | md5 | truncate(4)}", "90015098"},
+        {"%{abc | md5 | base64}", "kAFQmDzST7DWlj99KOF/cg=="},
+        {"%{abc | md5 | hexlify(8)}", "90015098"},
+        {"%{encoded | unhexlify | text}", "hello"},
+        {"%{encoded | unhexlify}", "68656c6c6f"},
+        {"%{three | hexlify(4)}", "0033"},
+        {"%{first | hexlify}", "68656c6c6f"},
+        {"%{three | hex | unhex}", "3"},
+        {"%{uidvalidity | hex | unhex}", "1727121943"},
+        {"%{three | hex(2)}", "03"},
+        {"%{uidvalidity | hex(2)}", "17"},
+        {"%{uidvalidity | hex(-2)}", "66"},
+        {"%{uidvalidity | hex }", "66f1ca17"},
+        {"%{first | base64}", "aGVsbG8="},
+        {"%{first | base64 | unbase64 | text}", "hello"},
+        {"%{first | base64(pad=0)}", "aGVsbG8"},
+        {"%{first | truncate(3)}", "hel"},
+        {"%{first | truncate(three)}", "hel"},
+        {"%{first | truncate(bits=7)}", "4"},
+        {"%{first | substr(0)}", "hello"},
+        {"%{first | substr(5, 0)}", ""},
+        {"%{first | substr(1, 2)}", "el"},
+        {"%{first | substr(-2, 2)}", "lo"},
+        {"%{first | substr(2, -2)}", "l"},
+        {"%{first | substr(0, -1)}", "hell"},
+        {"%{first | substr(-1)}", "o"},
+        {"%{first | substr(-5, -1)}", "hell"},
+        {"%{three | lfill(4)}", "0003"},
+        {"%{three | rfill(3, 'x')}", "3xx"},
+        {"%{user | username | lower | md5}", "6384e2b2184bcbf58eccf10ca7a6563c"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.tmpl);
+        CHECK(ok(c.tmpl, v) == c.out);
+    }
+    const char* bad[] = {
+        "%{first | hash}",                "%{first | hash(rounds=2)}",     "%{first | hash('md5', fail=1)}",
+        "%{first | md5(fail=1)}",         "%{first | hash('md4')}",        "%{first | base64(0)}",
+        "%{first | truncate}",            "%{first | truncate('hello')}",  "%{first | truncate(first)}",
+        "%{first | substr(6)}",           "%{first | substr(-6)}",         "%{first | substr(1, 5)}",
+        "%{first | substr(5, 1)}",        "%{first | hex}",                "%{first | unhexlify}",
+        "%{first | sha1(rounds=0)}",      "%{first | truncate(nosuch)}",   "%{first | hexlify(-1)}",
+        "%{first | sha1(salt='x}",
+    };
+    for (const char* b : bad) {
+        CAPTURE(b);
+        CHECK_FALSE(expand(b, v).has_value());
+    }
+}
