@@ -60,8 +60,10 @@ void PoolHealth::connection_lost(const std::string& pool, const std::string& err
     log::warning("{} {}: connection lost: {}", words_.kind, pool, log::safe(error, kMaxLoggedError));
 }
 
-void PoolHealth::timed_out(const std::string& pool, const char* what, std::chrono::milliseconds timeout) {
-    log::error("{} {}: {} timed out after {} ms; connection dropped", words_.kind, pool, what, timeout.count());
+void PoolHealth::timed_out(const std::string& pool, const char* what, std::chrono::milliseconds timeout,
+                           bool dropped) {
+    log::error("{} {}: {} timed out after {} ms; {}", words_.kind, pool, what, timeout.count(),
+               dropped ? "connection dropped" : "request abandoned");
 }
 
 }  // namespace postern::backend

@@ -2,7 +2,9 @@
 // slots, targets (hosts, URIs) tried in turn starting with the one that
 // worked last, back-off while every target refuses (0.25 s doubling to 2 s),
 // requests waiting for a free connection until their deadline, and one log
-// line when the service goes down and one when it is back.
+// line when the service goes down and one when it is back. A connection
+// serves one request at a time (acquire), or several at once for a protocol
+// that matches answers to requests (acquire_shared: LDAP message ids).
 //
 // A backend derives from ConnectionPool<Conn> and says how to open a
 // connection to one target (open()) and how it names itself (describe()).
@@ -78,7 +80,8 @@ public:
     void target_failed(const std::string& pool, const std::string& error);
     void all_failed(const std::string& pool, const std::string& last_error);
     void connection_lost(const std::string& pool, const std::string& error);
-    void timed_out(const std::string& pool, const char* what, std::chrono::milliseconds timeout);
+    // `dropped`: the connection was closed (else only the request given up).
+    void timed_out(const std::string& pool, const char* what, std::chrono::milliseconds timeout, bool dropped = true);
 
 private:
     Words words_;
@@ -105,7 +108,7 @@ public:
         for (const auto& s : slots_) {
             if (!open_slot(s)) continue;
             ++st.open;
-            if (s.busy) ++st.busy;
+            if (in_use(s)) ++st.busy;
         }
         st.down = health_.down();
         st.connects = connects_;
@@ -119,7 +122,8 @@ protected:
 
     struct Slot {
         std::unique_ptr<Conn> conn;
-        bool busy = false;
+        bool busy = false;    // one user, or being connected
+        unsigned users = 0;   // acquire_shared(): requests on it now
     };
     // One connect attempt to one target: a connection ready for use, or why not.
     struct Opened {
@@ -138,19 +142,57 @@ protected:
 
     // A busy slot with an open connection, or nullptr when none could be had
     // by the deadline or every target is down (then the caller temp-fails).
-    asio::awaitable<Slot*> acquire(Deadline deadline) {
+    asio::awaitable<Slot*> acquire(Deadline deadline) { return take(deadline, 0); }
+
+    // A slot whose connection carries several requests at once (pipelining):
+    // the open one with the fewest users below `cap`, a new connection while
+    // every open one has users and a slot is empty, or nullptr as acquire().
+    // Each user gives it back with release_shared(). A shared slot is never
+    // handed out by acquire() nor its connection reset while it has users.
+    asio::awaitable<Slot*> acquire_shared(Deadline deadline, unsigned cap) { return take(deadline, std::max(cap, 1u)); }
+
+    void release(Slot* s) {
+        s->busy = false;
+        wake_one();
+    }
+
+    void release_shared(Slot* s) {
+        --s->users;
+        if (s->users == 0 && s->conn && !s->conn->connected()) s->conn.reset();
+        wake_one();
+    }
+
+    // A connection broke: the idle ones most likely went with it (server
+    // restart), so they are dropped too.
+    void lost(const std::string& error) {
+        ++lost_;
+        health_.connection_lost(describe(), error);
+        for (auto& other : slots_)
+            if (!in_use(other)) other.conn.reset();
+    }
+
+    PoolHealth& health() { return health_; }
+    const asio::any_io_executor& executor() const { return ex_; }
+
+private:
+    static bool open_slot(const Slot& s) { return s.conn && s.conn->connected(); }
+    static bool in_use(const Slot& s) { return s.busy || s.users > 0; }
+
+    // acquire() with cap 0, acquire_shared() with cap > 0.
+    asio::awaitable<Slot*> take(Deadline deadline, unsigned cap) {
+        const bool shared = cap > 0;
         for (;;) {
-            // An idle open connection first.
+            // An open connection nobody uses first; shared: else the least used one below the cap.
+            Slot* best = nullptr;
             for (auto& s : slots_) {
-                if (!s.busy && open_slot(s)) {
-                    s.busy = true;
-                    co_return &s;
-                }
+                if (s.busy || !open_slot(s) || (shared ? s.users >= cap : s.users > 0)) continue;
+                if (!best || s.users < best->users) best = &s;
             }
+            if (best && best->users == 0) co_return claim(best, shared);
             // An empty slot: open a connection in it (one attempt at a time while down).
             if (health_.may_connect() && (!health_.down() || connecting_ == 0)) {
                 auto empty = std::find_if(slots_.begin(), slots_.end(),
-                                          [](const Slot& s) { return !s.busy && !open_slot(s); });
+                                          [](const Slot& s) { return !in_use(s) && !open_slot(s); });
                 if (empty != slots_.end()) {
                     Slot* s = &*empty;
                     s->busy = true;
@@ -158,7 +200,12 @@ protected:
                     ++connecting_;
                     const bool ok = co_await connect_slot(s, deadline);
                     --connecting_;
-                    if (ok) co_return s;
+                    if (ok) {
+                        if (!shared) co_return s;
+                        s->busy = false;
+                        wake_all();  // room for more than this request
+                        co_return claim(s, true);
+                    }
                     s->busy = false;
                     wake_all();  // the others learn that the service is down
                     // Open connections, or attempts still under way, may still
@@ -168,8 +215,9 @@ protected:
                     continue;
                 }
             }
+            if (best) co_return claim(best, shared);
             // Nothing in use that could come free: down and in back-off.
-            if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; })) co_return nullptr;
+            if (std::none_of(slots_.begin(), slots_.end(), in_use)) co_return nullptr;
             if (Clock::now() >= deadline) co_return nullptr;
             // Wait for a connection to come free (or the attempt in progress to end).
             asio::steady_timer t(ex_, deadline);
@@ -181,25 +229,11 @@ protected:
         }
     }
 
-    void release(Slot* s) {
-        s->busy = false;
-        wake_one();
+    static Slot* claim(Slot* s, bool shared) {
+        if (shared) ++s->users;
+        else s->busy = true;
+        return s;
     }
-
-    // A connection broke: the idle ones most likely went with it (server
-    // restart), so they are dropped too.
-    void lost(const std::string& error) {
-        ++lost_;
-        health_.connection_lost(describe(), error);
-        for (auto& other : slots_)
-            if (!other.busy) other.conn.reset();
-    }
-
-    PoolHealth& health() { return health_; }
-    const asio::any_io_executor& executor() const { return ex_; }
-
-private:
-    static bool open_slot(const Slot& s) { return s.conn && s.conn->connected(); }
 
     asio::awaitable<bool> connect_slot(Slot* s, Deadline deadline) {
         std::string last_error;

@@ -2,6 +2,7 @@
 #include "backends/ldap/connection.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <strings.h>
 #include <ldap.h>
 #include <unistd.h>
@@ -9,7 +10,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
@@ -26,6 +30,13 @@ constexpr PoolHealth::Words kWords{"ldap", "no server usable, answering temp-fai
 // The connect step is never given less than this, even late in a deadline:
 // a TCP connect plus StartTLS on a healthy server needs a few round trips.
 constexpr std::chrono::milliseconds kMinConnectTime{200};
+// Calls of ldap_result in a row that complete nothing while the socket
+// still has data (partial messages, dropped answers) before the reader
+// waits for the socket again.
+constexpr int kMaxEmptyReads = 64;
+// How long a request waits for its answer before reading the connection
+// itself, in case the reader missed a readiness edge.
+constexpr std::chrono::milliseconds kReadTick{100};
 
 std::string err_text(int code) { return ldap_err2string(code); }
 
@@ -163,11 +174,6 @@ ConnectOutcome connect_blocking(const ConnectJob& job) {
     return out;
 }
 
-asio::awaitable<bool> readable(asio::posix::stream_descriptor& sd) {
-    auto r = co_await sd.async_wait(asio::posix::descriptor_base::wait_read, kTuple);
-    co_return !std::get<0>(r);
-}
-
 // Whether a client-side error code means the connection is unusable.
 bool connection_error(int rc) {
     return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT || rc == LDAP_UNAVAILABLE;
@@ -193,35 +199,226 @@ Entry read_entry(LDAP* ld, LDAPMessage* msg) {
     return e;
 }
 
+OpResult lost_result(std::string error) {
+    OpResult r;
+    r.status = OpResult::Status::Lost;
+    r.error = std::move(error);
+    return r;
+}
+
+// The final message of an answer (search done, bind, modify) into `r`.
+void read_result(LDAP* ld, LDAPMessage* msg, OpResult& r) {
+    int code = LDAP_OTHER;
+    char* matched = nullptr;
+    char* text = nullptr;
+    LDAPControl** ctrls = nullptr;
+    const int rc = ldap_parse_result(ld, msg, &code, &matched, &text, nullptr, &ctrls, 0);
+    if (rc != LDAP_SUCCESS) code = rc;
+    r.code = code;
+    if (code != LDAP_SUCCESS) r.error = err_text(code) + (text && *text ? std::string(" (") + text + ")" : "");
+    if (ctrls) {
+        if (LDAPControl* c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, nullptr)) {
+            ber_int_t estimate = 0;
+            berval cookie{0, nullptr};
+            if (ldap_parse_pageresponse_control(ld, c, &estimate, &cookie) == LDAP_SUCCESS && cookie.bv_val) {
+                r.cookie.assign(cookie.bv_val, cookie.bv_len);
+                ber_memfree(cookie.bv_val);
+            }
+        }
+        ldap_controls_free(ctrls);
+    }
+    ldap_memfree(matched);
+    ldap_memfree(text);
+}
+
+// A request waiting for the answer to its message id; lives in its coroutine.
+struct Waiter {
+    explicit Waiter(const asio::any_io_executor& ex, Deadline deadline) : timer(ex, deadline) {}
+    asio::steady_timer timer;  // the deadline; cancelled when the answer is in
+    bool done = false;
+    OpResult result;
+};
+
 }  // namespace
 
-Connection::Connection(asio::any_io_executor ex) : sd_(std::move(ex)) {}
+struct Connection::Core {
+    explicit Core(asio::any_io_executor ex) : sd(std::move(ex)) {}
+    ~Core() { shut("connection closed"); }
+
+    asio::posix::stream_descriptor sd;
+    LDAP* ld = nullptr;
+    std::unordered_map<int, Waiter*> waiting;  // by message id
+    bool reading = false;                       // the reader runs
+    bool closed = false;                        // shut() ran: never opened again
+    bool loss_seen = false;
+
+    // Closes the connection; every request on it gets Lost with `why`.
+    void shut(const std::string& why) {
+        closed = true;
+        if (sd.is_open()) {
+            asio::error_code ignored;
+            sd.close(ignored);
+        }
+        if (ld) {
+            // Sends an unbind without waiting for anything; frees what
+            // libldap holds for the requests still outstanding.
+            ldap_unbind_ext(ld, nullptr, nullptr);
+            ld = nullptr;
+        }
+        auto failed = std::move(waiting);
+        waiting.clear();
+        for (auto& [msgid, w] : failed) finish(*w, lost_result(why));
+    }
+
+    static void finish(Waiter& w, OpResult r) {
+        w.result = std::move(r);
+        w.done = true;
+        w.timer.cancel();
+    }
+
+    // One complete answer (a chain for a search): to the request waiting
+    // for its message id, if any (an abandoned one's is dropped).
+    void deliver(LDAPMessage* chain) {
+        const int msgid = ldap_msgid(chain);
+        if (msgid == 0) {
+            // An unsolicited notification (RFC 4511 4.4). Read here, with
+            // LDAP_RES_ANY, a notice of disconnection reaches us as a
+            // message; libldap 2.5/2.6 handles one itself only when asked
+            // for a given message id, and then leaks it (try_read1msg
+            // returns -1 without ber_free).
+            char* oid = nullptr;
+            ldap_parse_extended_result(ld, chain, &oid, nullptr, 0);
+            const bool nod = oid && std::strcmp(oid, LDAP_NOTICE_OF_DISCONNECTION) == 0;
+            ldap_memfree(oid);
+            ldap_msgfree(chain);
+            if (nod) shut("the server sent a notice of disconnection");
+            return;
+        }
+        auto it = waiting.find(msgid);
+        if (it != waiting.end()) {
+            OpResult r;
+            r.status = OpResult::Status::Ok;
+            for (LDAPMessage* m = ldap_first_message(ld, chain); m; m = ldap_next_message(ld, m)) {
+                const int type = ldap_msgtype(m);
+                if (type == LDAP_RES_SEARCH_ENTRY) r.entries.push_back(read_entry(ld, m));
+                // Referrals are not chased (LDAP_OPT_REFERRALS off).
+                else if (type != LDAP_RES_SEARCH_REFERENCE && type != LDAP_RES_INTERMEDIATE) read_result(ld, m, r);
+            }
+            Waiter* w = it->second;
+            waiting.erase(it);
+            finish(*w, std::move(r));
+        }
+        ldap_msgfree(chain);
+    }
+
+    // Takes every answer libldap has complete; false when the connection broke.
+    bool drain() {
+        int empty_reads = 0;
+        while (ld && !waiting.empty()) {
+            LDAPMessage* chain = nullptr;
+            timeval zero{0, 0};
+            const int type = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &zero, &chain);
+            if (type < 0) {
+                int err = LDAP_SERVER_DOWN;
+                ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
+                shut(err_text(err));
+                return false;
+            }
+            if (type == 0) {
+                // Nothing complete: with a zero timeout libldap reads one
+                // message per call (a search's entry, an abandoned answer
+                // it drops), so more may wait in the socket. Asio's wait
+                // is edge-triggered: wait only once the socket is empty.
+                if (++empty_reads > kMaxEmptyReads || !socket_readable()) break;
+                continue;
+            }
+            deliver(chain);
+        }
+        return true;
+    }
+
+    bool socket_readable() {
+        pollfd p{sd.native_handle(), POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+    }
+
+    static asio::awaitable<void> read(std::shared_ptr<Core> self) {
+        Core& c = *self;
+        while (c.drain() && c.ld && !c.waiting.empty()) {
+            auto r = co_await c.sd.async_wait(asio::posix::descriptor_base::wait_read, kTuple);
+            if (std::get<0>(r) && c.ld) c.shut("socket wait failed: " + std::get<0>(r).message());
+        }
+        c.reading = false;
+    }
+
+    // The answer to `msgid`, sent just now, by `deadline`.
+    static asio::awaitable<OpResult> await(std::shared_ptr<Core> self, int msgid, Deadline deadline) {
+        Core& c = *self;
+        Waiter w(c.sd.get_executor(), deadline);
+        c.waiting.emplace(msgid, &w);
+        if (!c.reading) {
+            c.reading = true;
+            asio::co_spawn(c.sd.get_executor(), read(self), asio::detached);
+        }
+        for (;;) {
+            // The answer normally comes through the reader. A short tick
+            // reads here too, so that an answer libldap or the socket holds
+            // without a fresh readiness edge is picked up all the same.
+            w.timer.expires_at(std::min(deadline, Clock::now() + kReadTick));
+            asio::error_code ec;
+            co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (w.done) co_return std::move(w.result);
+            if (Clock::now() >= deadline) break;
+            c.drain();
+            if (w.done) co_return std::move(w.result);
+        }
+        // The deadline: this request alone is given up.
+        c.waiting.erase(msgid);
+        if (c.ld) ldap_abandon_ext(c.ld, msgid, nullptr, nullptr);
+        OpResult r;
+        r.status = OpResult::Status::Timeout;
+        r.error = "operation timed out";
+        co_return r;
+    }
+
+    // The outcome of a request just sent: `rc` of the ldap_*_ext call, and
+    // the answer to `msgid` when it went out.
+    static asio::awaitable<OpResult> answer(std::shared_ptr<Core> self, int rc, int msgid, Deadline deadline) {
+        if (rc == LDAP_SUCCESS) co_return co_await await(std::move(self), msgid, deadline);
+        // Not sent: a broken connection, or a request the library refused.
+        if (connection_error(rc)) {
+            self->shut(err_text(rc));
+            co_return lost_result(err_text(rc));
+        }
+        OpResult r;
+        r.status = OpResult::Status::Ok;
+        r.code = rc;
+        r.error = err_text(rc);
+        co_return r;
+    }
+};
+
+Connection::Connection(asio::any_io_executor ex) : core_(std::make_shared<Core>(std::move(ex))) {}
 
 Connection::~Connection() { close(); }
 
-void Connection::close() {
-    if (sd_.is_open()) {
-        asio::error_code ignored;
-        sd_.close(ignored);
-    }
-    if (ld_) {
-        // Sends an unbind without waiting for anything.
-        ldap_unbind_ext(ld_, nullptr, nullptr);
-        ld_ = nullptr;
-    }
-}
+void Connection::close() { core_->shut("connection closed"); }
 
-OpResult Connection::drop(OpResult::Status status, std::string error) {
-    close();
-    OpResult r;
-    r.status = status;
-    r.error = std::move(error);
-    return r;
+bool Connection::connected() const { return core_->ld != nullptr; }
+
+bool Connection::first_to_see_loss() {
+    if (connected() || core_->loss_seen) return false;
+    core_->loss_seen = true;
+    return true;
 }
 
 asio::awaitable<Result<void>> Connection::connect(BlockingPool& pool, std::shared_ptr<const LdapFile> file,
                                                   std::string uri, Deadline deadline, bool sasl_bind) {
     close();
+    // A fresh core: a reader of the old one may not have seen it closed yet.
+    // Only `core` is used past the co_await: the Connection may be gone.
+    core_ = std::make_shared<Core>(core_->sd.get_executor());
+    auto core = core_;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto cap = std::max(kMinConnectTime, file->connect_timeout);
     ConnectJob job{std::move(file), std::move(uri), std::clamp(left, kMinConnectTime, cap), sasl_bind};
@@ -230,114 +427,48 @@ asio::awaitable<Result<void>> Connection::connect(BlockingPool& pool, std::share
     auto outcome = co_await run_blocking(pool, std::move(step));
     if (!outcome) co_return fail("the blocking pool is full");
     if (!outcome->ld) co_return fail(outcome->error);
-    ld_ = outcome->ld;
+    if (core->closed) {
+        // Closed meanwhile: this handle is nobody's.
+        ldap_unbind_ext(outcome->ld, nullptr, nullptr);
+        co_return fail("closed while connecting");
+    }
+    core->ld = outcome->ld;
     int fd = -1;
-    if (ldap_get_option(ld_, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
-        close();
+    if (ldap_get_option(core->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
+        core->shut("no descriptor");
         co_return fail("no descriptor after connecting");
     }
     // A dup, so Asio may close its copy while libldap keeps its own.
     const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) {
-        close();
-        co_return fail(std::string("dup: ") + std::strerror(errno));
+        const std::string why = std::string("dup: ") + std::strerror(errno);
+        core->shut(why);
+        co_return fail(why);
     }
     asio::error_code ec;
-    sd_.assign(dup, ec);
+    core->sd.assign(dup, ec);
     if (ec) {
         ::close(dup);
-        close();
+        core->shut("assign: " + ec.message());
         co_return fail("assign: " + ec.message());
     }
     co_return Result<void>{};
 }
 
-asio::awaitable<OpResult> Connection::collect(int msgid, Deadline deadline) {
-    OpResult r;
-    r.status = OpResult::Status::Ok;
-    for (;;) {
-        LDAPMessage* msg = nullptr;
-        timeval zero{0, 0};
-        const int type = ldap_result(ld_, msgid, LDAP_MSG_ONE, &zero, &msg);
-        if (type < 0) {
-            int err = LDAP_SERVER_DOWN;
-            ldap_get_option(ld_, LDAP_OPT_RESULT_CODE, &err);
-            co_return drop(OpResult::Status::Lost, err_text(err));
-        }
-        if (type == 0) {
-            // Nothing complete yet: wait for the socket.
-            if (Clock::now() >= deadline) {
-                ldap_abandon_ext(ld_, msgid, nullptr, nullptr);
-                co_return drop(OpResult::Status::Timeout, "operation timed out");
-            }
-            auto wait = readable(sd_);
-            std::optional<bool> ready = co_await with_deadline(std::move(wait), deadline);
-            if (!ready) {
-                ldap_abandon_ext(ld_, msgid, nullptr, nullptr);
-                co_return drop(OpResult::Status::Timeout, "operation timed out");
-            }
-            if (!*ready) co_return drop(OpResult::Status::Lost, "socket wait failed");
-            continue;
-        }
-        if (type == LDAP_RES_SEARCH_ENTRY) {
-            r.entries.push_back(read_entry(ld_, msg));
-            ldap_msgfree(msg);
-            continue;
-        }
-        if (type == LDAP_RES_SEARCH_REFERENCE || type == LDAP_RES_INTERMEDIATE) {
-            // Referrals are not chased (LDAP_OPT_REFERRALS off).
-            ldap_msgfree(msg);
-            continue;
-        }
-        int code = LDAP_OTHER;
-        char* matched = nullptr;
-        char* text = nullptr;
-        LDAPControl** ctrls = nullptr;
-        const int rc = ldap_parse_result(ld_, msg, &code, &matched, &text, nullptr, &ctrls, 0);
-        if (rc != LDAP_SUCCESS) code = rc;
-        r.code = code;
-        if (code != LDAP_SUCCESS) r.error = err_text(code) + (text && *text ? std::string(" (") + text + ")" : "");
-        if (ctrls) {
-            if (LDAPControl* c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, nullptr)) {
-                ber_int_t estimate = 0;
-                berval cookie{0, nullptr};
-                if (ldap_parse_pageresponse_control(ld_, c, &estimate, &cookie) == LDAP_SUCCESS && cookie.bv_val) {
-                    r.cookie.assign(cookie.bv_val, cookie.bv_len);
-                    ber_memfree(cookie.bv_val);
-                }
-            }
-            ldap_controls_free(ctrls);
-        }
-        ldap_memfree(matched);
-        ldap_memfree(text);
-        ldap_msgfree(msg);
-        co_return r;
-    }
-}
-
-asio::awaitable<OpResult> Connection::answer(int rc, int msgid, Deadline deadline) {
-    if (rc == LDAP_SUCCESS) co_return co_await collect(msgid, deadline);
-    // Not sent: a broken connection, or a request the library refused.
-    if (connection_error(rc)) co_return drop(OpResult::Status::Lost, err_text(rc));
-    OpResult r;
-    r.status = OpResult::Status::Ok;
-    r.code = rc;
-    r.error = err_text(rc);
-    co_return r;
-}
-
 asio::awaitable<OpResult> Connection::bind(std::string dn, std::shared_ptr<const Secret> password, Deadline deadline) {
-    if (!ld_) co_return drop(OpResult::Status::Lost, "not connected");
+    auto core = core_;
+    if (!core->ld) co_return lost_result("not connected");
     berval cred{};
     cred.bv_len = password ? password->size() : 0;
     cred.bv_val = password ? const_cast<char*>(password->view().data()) : nullptr;
     int msgid = -1;
-    const int rc = ldap_sasl_bind(ld_, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, &msgid);
-    co_return co_await answer(rc, msgid, deadline);
+    const int rc = ldap_sasl_bind(core->ld, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, &msgid);
+    co_return co_await Core::answer(std::move(core), rc, msgid, deadline);
 }
 
 asio::awaitable<OpResult> Connection::search(SearchRequest req, Scope scope, Deadline deadline) {
-    if (!ld_) co_return drop(OpResult::Status::Lost, "not connected");
+    auto core = core_;
+    if (!core->ld) co_return lost_result("not connected");
     std::vector<char*> attrs;
     static char kNoAttrs[] = "1.1";  // RFC 4511 4.5.1.8: no attributes
     for (auto& a : req.attrs) attrs.push_back(a.data());
@@ -347,22 +478,26 @@ asio::awaitable<OpResult> Connection::search(SearchRequest req, Scope scope, Dea
     LDAPControl* ctrls[2] = {nullptr, nullptr};
     if (req.page_size > 0) {
         berval cookie{req.cookie.size(), req.cookie.data()};
-        const int prc = ldap_create_page_control(ld_, static_cast<ber_int_t>(req.page_size),
+        const int prc = ldap_create_page_control(core->ld, static_cast<ber_int_t>(req.page_size),
                                                  req.cookie.empty() ? nullptr : &cookie, 0, &page);
-        if (prc != LDAP_SUCCESS) co_return drop(OpResult::Status::Lost, "paged results control: " + err_text(prc));
+        if (prc != LDAP_SUCCESS) {
+            core->shut("paged results control: " + err_text(prc));
+            co_return lost_result("paged results control: " + err_text(prc));
+        }
         ctrls[0] = page;
     }
     const int lscope = scope == Scope::Base ? LDAP_SCOPE_BASE : scope == Scope::OneLevel ? LDAP_SCOPE_ONELEVEL
                                                                                          : LDAP_SCOPE_SUBTREE;
     int msgid = -1;
-    const int rc = ldap_search_ext(ld_, req.base.c_str(), lscope, req.filter.c_str(), attrs.data(), 0,
+    const int rc = ldap_search_ext(core->ld, req.base.c_str(), lscope, req.filter.c_str(), attrs.data(), 0,
                                    page ? ctrls : nullptr, nullptr, nullptr, req.size_limit, &msgid);
     if (page) ldap_control_free(page);
-    co_return co_await answer(rc, msgid, deadline);
+    co_return co_await Core::answer(std::move(core), rc, msgid, deadline);
 }
 
 asio::awaitable<OpResult> Connection::modify(std::string dn, std::vector<Modification> mods, Deadline deadline) {
-    if (!ld_) co_return drop(OpResult::Status::Lost, "not connected");
+    auto core = core_;
+    if (!core->ld) co_return lost_result("not connected");
     // libldap's LDAPMod points into `mods`, which outlives the call.
     std::vector<std::vector<berval>> vals(mods.size());
     std::vector<std::vector<berval*>> val_ptrs(mods.size());
@@ -383,8 +518,8 @@ asio::awaitable<OpResult> Connection::modify(std::string dn, std::vector<Modific
     }
     lmod_ptrs.push_back(nullptr);
     int msgid = -1;
-    const int rc = ldap_modify_ext(ld_, dn.c_str(), lmod_ptrs.data(), nullptr, nullptr, &msgid);
-    co_return co_await answer(rc, msgid, deadline);
+    const int rc = ldap_modify_ext(core->ld, dn.c_str(), lmod_ptrs.data(), nullptr, nullptr, &msgid);
+    co_return co_await Core::answer(std::move(core), rc, msgid, deadline);
 }
 
 // ---------------------------------------------------------------- the pool
@@ -445,21 +580,32 @@ OpResult unavailable(bool late) {
 template <class Op>
 asio::awaitable<OpResult> Pool::run(Op op, const char* what, bool retry) {
     const Deadline deadline = Clock::now() + settings_.timeout;
+    // Lookup connections carry several requests at once; a bind changes the
+    // connection's identity, so bind connections carry one at a time.
+    const bool shared = role_ == Role::Lookup;
     OpResult r;
     // A pooled connection may have been closed by the server while idle
     // (restart, idletimeout): one more try on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        Slot* s = co_await acquire(deadline);
+        Slot* s = nullptr;
+        if (shared) s = co_await acquire_shared(deadline, settings_.pipeline);
+        else s = co_await acquire(deadline);
         if (!s) co_return unavailable(Clock::now() >= deadline);
         auto pending = op(*s->conn, deadline);
         r = co_await std::move(pending);
-        if (r.status != OpResult::Status::Ok) s->conn.reset();
-        release(s);
+        const bool first_loss = r.status == OpResult::Status::Lost && s->conn->first_to_see_loss();
+        if (shared) {
+            release_shared(s);
+        } else {
+            // A bind that timed out leaves the connection's identity unknown.
+            if (r.status != OpResult::Status::Ok) s->conn.reset();
+            release(s);
+        }
         if (r.status == OpResult::Status::Lost) {
-            lost(r.error);
+            if (first_loss) lost(r.error);
             if (retry && attempt == 0 && Clock::now() < deadline) continue;
         }
-        if (r.status == OpResult::Status::Timeout) health().timed_out(describe(), what, settings_.timeout);
+        if (r.status == OpResult::Status::Timeout) health().timed_out(describe(), what, settings_.timeout, !shared);
         co_return r;
     }
     co_return r;

@@ -3,12 +3,18 @@
 // back-off, a per-operation deadline, temp-fail while no server answers.
 //
 // Operations use libldap's asynchronous calls (ldap_search_ext,
-// ldap_sasl_bind) and collect answers with ldap_result and a zero timeout,
-// waiting for the connection's descriptor (a dup of LDAP_OPT_DESC) to become
-// readable in Asio: the event loop never blocks on the server.
+// ldap_sasl_bind, ldap_modify_ext) and wait for the answer to their message
+// id. One reader per connection, running while answers are awaited, waits
+// for the descriptor (a dup of LDAP_OPT_DESC) to become readable in Asio,
+// collects every complete answer with ldap_result(LDAP_RES_ANY,
+// LDAP_MSG_ALL, zero timeout) and hands each to the request waiting for its
+// message id: the event loop never blocks on the server, and one connection
+// carries several requests at once (lookup pools; bind pools one at a time,
+// as a bind changes the connection's identity). A request past its deadline
+// abandons its message id alone; a broken connection fails every request on
+// it (Status::Lost) and is closed.
 //
 // Threading: event loop only, except the connect step (see connect()).
-// At most one operation per connection at a time (the pool guarantees it).
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -38,8 +44,8 @@ using Deadline = Clock::time_point;
 struct OpResult {
     enum class Status {
         Ok,           // the server answered; `code` is its result code (0 = success)
-        Lost,         // the connection broke; it has been dropped
-        Timeout,      // the deadline passed; the connection has been dropped
+        Lost,         // the connection broke; it has been closed
+        Timeout,      // the deadline passed; the request was abandoned
         Unavailable,  // no connection could be had (every server down, or none free in time)
     };
     Status status = Status::Lost;
@@ -88,34 +94,39 @@ public:
     asio::awaitable<Result<void>> connect(BlockingPool& pool, std::shared_ptr<const LdapFile> file, std::string uri,
                                           Deadline deadline, bool sasl_bind = false);
     // A simple bind (LDAP_SASL_SIMPLE). Status Ok with the server's code.
+    // Nothing else may be outstanding on the connection meanwhile.
     asio::awaitable<OpResult> bind(std::string dn, std::shared_ptr<const Secret> password, Deadline deadline);
     asio::awaitable<OpResult> search(SearchRequest req, Scope scope, Deadline deadline);
     // The changes in one modify request, applied by the server all or none.
     asio::awaitable<OpResult> modify(std::string dn, std::vector<Modification> mods, Deadline deadline);
 
-    bool connected() const { return ld_ != nullptr; }
+    bool connected() const;
+    // True the first time it is asked after the connection broke: the
+    // requests that were on it all see Lost, the pool counts one loss.
+    bool first_to_see_loss();
     void close();
 
-private:
-    asio::awaitable<OpResult> collect(int msgid, Deadline deadline);
-    // The outcome of a request just sent: `rc` of the ldap_*_ext call, and
-    // the answer to `msgid` when it went out.
-    asio::awaitable<OpResult> answer(int rc, int msgid, Deadline deadline);
-    OpResult drop(OpResult::Status status, std::string error);
+    // The libldap handle, the descriptor and the requests awaiting answers;
+    // shared with the reader and the requests' coroutines, so that closing
+    // (or destroying) the Connection under them is safe.
+    struct Core;
 
-    asio::posix::stream_descriptor sd_;
-    LDAP* ld_ = nullptr;
+private:
+    std::shared_ptr<Core> core_;
 };
 
 struct PoolSettings {
     unsigned size = 5;                           // connections
+    unsigned pipeline = 8;                       // lookup pools: requests outstanding per connection
     std::chrono::milliseconds timeout{5000};     // per operation, waiting for a connection included
 };
 
 // A pool of connections to the servers of one file (backends/pool.hpp: URIs
 // tried in turn, back-off, waiting for a free connection). Lookup pools bind
-// as the file's dn/dnpass after connecting; bind pools (auth_bind) stay
-// anonymous until a user's bind.
+// as the file's dn/dnpass after connecting and pipeline their searches and
+// modifies; bind pools (auth_bind) stay anonymous until a user's bind and
+// carry one bind at a time. Paged searches (search_all) have a connection
+// to themselves.
 class Pool final : public ConnectionPool<Connection> {
 public:
     enum class Role { Lookup, Bind };
@@ -142,7 +153,8 @@ public:
 private:
     asio::awaitable<Opened> open(std::size_t index, Deadline deadline) override;
     // `op(connection, deadline)` on a pooled connection under the pool's
-    // timeout; with `retry`, sent once more on a fresh connection when the
+    // timeout (lookup pools: shared with up to `pipeline` others; bind pools:
+    // alone); with `retry`, sent once more on a fresh connection when the
     // pooled one turns out broken (reads only: a write may have been applied).
     template <class Op>
     asio::awaitable<OpResult> run(Op op, const char* what, bool retry);

@@ -72,6 +72,24 @@ const std::vector<std::string>* Entry::find(std::string_view attr) const {
     return nullptr;
 }
 
+MultiArgs parse_ldap_multi(std::string_view args) {
+    MultiArgs a{args, " ", {}};
+    const auto colon = args.find(':');
+    if (colon == std::string_view::npos) return a;
+    a.attr = args.substr(0, colon);
+    const std::string_view rest = args.substr(colon + 1);
+    if (rest == ":" || rest.substr(0, 2) == "::") {
+        // "attr::" and "attr:::default": the separator is ':' itself.
+        a.sep = ":";
+        a.fallback = rest.size() > 2 ? rest.substr(2) : std::string_view();
+        return a;
+    }
+    const auto c2 = rest.find(':');
+    if (c2 != 0 && !rest.empty()) a.sep = rest.substr(0, c2);
+    if (c2 != std::string_view::npos) a.fallback = rest.substr(c2 + 1);
+    return a;
+}
+
 Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars, MapFor use) {
     Mapped out;
     for (const auto& m : map) {
@@ -102,14 +120,14 @@ Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const 
             if (multi || n.substr(0, 5) == "ldap:") {
                 std::string_view rest = n.substr(multi ? 11 : 5);
                 const auto colon = rest.find(':');
-                const std::string_view attr = rest.substr(0, colon);
-                std::string_view tail = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
-                std::string sep = ",";
-                std::string_view fallback = tail;
+                std::string_view attr = rest.substr(0, colon);
+                std::string_view fallback = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+                std::string_view sep;
                 if (multi) {
-                    const auto c2 = tail.find(':');
-                    if (!tail.empty()) sep = std::string(tail.substr(0, c2));
-                    fallback = c2 == std::string_view::npos ? std::string_view() : tail.substr(c2 + 1);
+                    const MultiArgs a = parse_ldap_multi(rest);
+                    attr = a.attr;
+                    sep = a.sep;
+                    fallback = a.fallback;
                 }
                 const auto* vals = entry.find(attr);
                 if (!vals || vals->empty()) return std::string(fallback);

@@ -42,12 +42,20 @@ struct Mapped {
 
 enum class MapFor { Passdb, Userdb };
 
+// The arguments of %{ldap_multi:attr[:sep[:default]]} as Dovecot 2.3 reads
+// them: sep " " when absent or empty, ':' when written as "attr::" or
+// "attr:::default"; default "" (what an absent attribute expands to).
+struct MultiArgs {
+    std::string_view attr, sep, fallback;
+};
+MultiArgs parse_ldap_multi(std::string_view args);
+
 // Applies `map` to `entry`. Plain mappings take the attribute's first value
 // (Dovecot warns and does the same), except a userdb's gid, which gets
 // every value joined with "," (Dovecot's list of groups); templates are expanded with
-// %{ldap:attr[:default]}, %{ldap_multi:attr[:sep[:default]]} (values joined,
-// sep default ","), %$ (the mapping's own attribute) and the request's
-// variables from `vars`. Template output is not escaped.
+// %{ldap:attr[:default]}, %{ldap_multi:attr[:sep[:default]]} (every value
+// joined with sep, see parse_ldap_multi), %$ (the mapping's own attribute)
+// and the request's variables from `vars`. Template output is not escaped.
 Mapped map_entry(const Entry& entry, const std::vector<AttrMapping>& map, const util::VarLookup& vars,
                  MapFor use = MapFor::Passdb);
 

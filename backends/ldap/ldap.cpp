@@ -34,7 +34,7 @@ struct LdapSettings {
 };
 
 LdapSettings read_settings(const config::Section& s) {
-    s.reject_unknown({"driver", "args", "pool_size", "timeout", "page_size"});
+    s.reject_unknown({"driver", "args", "pool_size", "pipeline", "timeout", "page_size"});
     LdapSettings st;
     const std::string path = s.required_string("args");
     if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-ldap.conf.ext-style file");
@@ -45,6 +45,7 @@ LdapSettings read_settings(const config::Section& s) {
         s.error("args", e.what());
     }
     st.pool.size = static_cast<unsigned>(s.integer("pool_size", 5, 1, 1024));
+    st.pool.pipeline = static_cast<unsigned>(s.integer("pipeline", 8, 1, 256));
     st.pool.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         s.duration("timeout", std::chrono::seconds(5), kMaxTimeout));
     if (st.pool.timeout.count() <= 0) s.error("timeout", "must be positive");
@@ -58,6 +59,7 @@ LdapSettings read_settings(const config::Section& s) {
 std::shared_ptr<ldap::Pool> shared_pool(Services& services, const LdapSettings& st, ldap::Pool::Role role) {
     static std::map<std::string, std::weak_ptr<ldap::Pool>> pools;
     const std::string key = st.file->path + "\n" + std::to_string(st.pool.size) + "\n" +
+                            std::to_string(st.pool.pipeline) + "\n" +
                             std::to_string(st.pool.timeout.count()) + "\n" +
                             (role == ldap::Pool::Role::Bind ? "bind" : "lookup");
     if (auto p = pools[key].lock()) return p;

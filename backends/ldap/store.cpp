@@ -168,7 +168,7 @@ private:
 }  // namespace
 
 std::unique_ptr<UserStore> make_ldap_store(const config::Section& s) {
-    s.reject_unknown({"driver", "args", "pool_size", "timeout", "page_size"});
+    s.reject_unknown({"driver", "args", "pool_size", "pipeline", "timeout", "page_size"});
     const std::string path = s.required_string("args");
     if (path.front() != '/') s.error("args", "must be the absolute path of a dovecot-ldap.conf.ext-style file");
     std::shared_ptr<const ldap::LdapFile> file;

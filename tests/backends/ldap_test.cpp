@@ -188,12 +188,45 @@ TEST_CASE("ldap entry mapping: plain, templates, multi-valued") {
                                         {"password", "{SSHA}xyz"},
                                         {"uidNumber", "5001"},
                                         {"mail", "maildir:/var/vmail/example.com/a/Maildir"},
-                                        {"aliases", "a@example.com,alias@example.com"},
+                                        {"aliases", "a@example.com alias@example.com"},
                                         {"tag", "none-example.com"},
                                         {"uid", "u5001"}};
     CHECK(m.fields == want);  // homeDirectory is absent: no home field
     REQUIRE(m.warnings.size() == 1);
     CHECK(m.warnings[0].find("multiple values found for 'MAIL'") != std::string::npos);
+}
+
+TEST_CASE("ldap entry mapping: %{ldap_multi:attr:sep:default} read as Dovecot 2.3 reads it") {
+    struct Case {
+        const char* in;
+        const char* attr;
+        const char* sep;
+        const char* fallback;
+    };
+    // Dovecot's own vectors (test-db-ldap.c): " " when no separator is
+    // given, ':' from "attr::", the default after the separator's colon.
+    const Case cases[] = {{"", "", " ", ""},          {"f", "f", " ", ""},        {"f:", "f", " ", ""},
+                          {"f::", "f", ":", ""},       {"f:::", "f", ":", ""},     {"f:s", "f", "s", ""},
+                          {"f:s:", "f", "s", ""},      {"f:s::", "f", "s", ":"},   {"f::d", "f", " ", "d"},
+                          {"f:::d", "f", ":", "d"},    {"f::d:", "f", " ", "d:"},  {"f:::d:", "f", ":", "d:"}};
+    for (const auto& c : cases) {
+        CAPTURE(c.in);
+        const auto a = parse_ldap_multi(c.in);
+        CHECK(a.attr == c.attr);
+        CHECK(a.sep == c.sep);
+        CHECK(a.fallback == c.fallback);
+    }
+    Entry e;
+    e.attrs = {{"mail", {"a@example.com", "b@example.com"}}};
+    const auto map = parse_attr_map("=a=%{ldap_multi:mail}, =b=%{ldap_multi:mail:;}, =c=%{ldap_multi:mail::}, "
+                                    "=d=%{ldap_multi:nothing::none}, =e=<%{ldap_multi:nothing}>",
+                                    "l.conf", 1, "user_attrs");
+    const auto m = map_entry(e, map, user_vars("a@example.com"), MapFor::Userdb);
+    CHECK(m.fields == postern::auth::Fields{{"a", "a@example.com b@example.com"},
+                                            {"b", "a@example.com;b@example.com"},
+                                            {"c", "a@example.com:b@example.com"},
+                                            {"d", "none"},
+                                            {"e", "<>"}});
 }
 
 TEST_CASE("ldap entry mapping: a userdb gid takes every value, other fields the first") {

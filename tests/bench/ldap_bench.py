@@ -17,6 +17,7 @@
 #                             verify it; bind: search the user's DN, then bind as it
 #   BENCH_SCHEMES="PLAIN SSHA"
 #   BENCH_POOL=8              pool_size of the ldap passdb (lookup and bind pools each)
+#   BENCH_PIPELINE=8          pipeline of the ldap passdb (searches outstanding per lookup connection)
 #   BENCH_SERVERS="postern dovecot"
 #   BENCH_REPEAT=1            runs per case (the servers take turns); the summary shows medians
 #   BENCH_KEEP=1              keep the temp dir (configs, logs)
@@ -69,6 +70,7 @@ def main():
     modes = os.environ.get("BENCH_MODES", "lookup bind").split()
     schemes = os.environ.get("BENCH_SCHEMES", " ".join(SCHEMES)).split()
     pool = int(os.environ.get("BENCH_POOL", "8"))
+    pipeline = int(os.environ.get("BENCH_PIPELINE", "8"))
     servers = os.environ.get("BENCH_SERVERS", "postern dovecot").split()
     repeat = int(os.environ.get("BENCH_REPEAT", "1"))
     missing = ldap_support.slapd_missing()
@@ -78,7 +80,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="postern-ldapbench-")
     os.chmod(tmp, 0o755)
     bench_common.print_header("postern ldap benchmark")
-    print(f"slapd (mdb), {USERS_PER_SCHEME} entries per scheme; pool_size {pool}; "
+    print(f"slapd (mdb), {USERS_PER_SCHEME} entries per scheme; pool_size {pool}, pipeline {pipeline}; "
           f"{warmup}s warm-up + {duration}s measured per run, {repeat} run(s) per case, medians\n")
     users, creds = make_users(ldap_support)
     for scheme, lines in creds.items():
@@ -113,7 +115,8 @@ def main():
                 else:
                     socks[srv] = bench_common.start_postern(
                         build, tmp, f"ldap-{mode}",
-                        f'[[passdb]]\ndriver = "ldap"\nargs = "{conf}"\npool_size = {pool}\n')
+                        f'[[passdb]]\ndriver = "ldap"\nargs = "{conf}"\npool_size = {pool}\n'
+                        f'pipeline = {pipeline}\n')
                 procs.append(socks[srv][0])
             cases = [(s, c, i) for _ in range(repeat) for s in schemes for c, i in LOADS]
             for scheme, conns, inflight in cases:

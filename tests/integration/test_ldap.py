@@ -17,7 +17,7 @@ import time
 import unittest
 
 from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, Daemon, DaemonTestCase, MasterClient, b64,
-                     free_tcp_port, make_config, register_secret, run_cli,
+                     fields_dict, free_tcp_port, make_config, register_secret, run_cli,
                      require_binaries, scram_login, toml_str, unb64, write_file)
 from ldap_support import (SERVICE_DN, SERVICE_PW, WRITER_DN, WRITER_PW, Slapd, ldap_conf, make_ca, make_users,
                           simple_bind_works, slapd_missing, stored_password, wait_until)
@@ -414,6 +414,16 @@ class DoveadmUserdbTest(LdapBase):
                 self.assertGreater(len(name), 8192, name[:40])
         self.assertTrue(d.alive())
 
+    def user_reply(self, login):
+        """The userdb's USER reply for `login` over the master protocol."""
+        m = MasterClient(self.path("userdb"))
+        self.addCleanup(m.close)
+        m.master_handshake()
+        m.send_line("USER", "1", login, "service=doveadm")
+        r = m.reply_for(1, timeout=10)
+        self.assertEqual(r[0], "USER", r)
+        return r
+
     def test_multi_valued_attributes(self):
         """As Dovecot: a userdb gid gets every value joined with ",", any other
         field the first value (with a warning), %{ldap_multi:...} all of them."""
@@ -422,17 +432,28 @@ class DoveadmUserdbTest(LdapBase):
         d, _ = self.start_ldap(conf)
         u = next(x for x in self.users if len(x.mails) > 1)
         # The master protocol itself (doveadm prints a gid list as nothing).
-        m = MasterClient(self.path("userdb"))
-        self.addCleanup(m.close)
-        m.master_handshake()
-        m.send_line("USER", "1", u.login, "service=doveadm")
-        r = m.reply_for(1, timeout=10)
-        self.assertEqual(r[0], "USER", r)
+        r = self.user_reply(u.login)
         self.assertIn(f"gid=5000,{6000 + u.i}", r)
         self.assertIn(f"alias={u.mails[0]}", r)
         self.assertIn("aliases=" + ";".join(u.mails), r)
         self.assertTrue(wait_until(lambda: "multiple values found for 'mail'" in d.stderr(), timeout=5),
                         d.stderr()[-2000:])
+
+    def test_ldap_multi_joins_as_dovecot(self):
+        """%{ldap_multi:attr[:sep[:default]]} as Dovecot 2.3.21's db-ldap reads it
+        (its test-db-ldap.c vectors): a space unless a separator is given,
+        "attr::" for ':', the default for an absent attribute. (Debian 12's
+        Dovecot 2.3.19.1 has no ldap_multi: it expands to
+        UNSUPPORTED_VARIABLE_ldap_multi, so there is nothing to compare with.)"""
+        templates = {"m1": "%{ldap_multi:mail}", "m2": "%{ldap_multi:mail:;}", "m3": "%{ldap_multi:mail::}",
+                     "m4": "%{ldap_multi:roomNumber:,}", "m5": "%{ldap_multi:description:;:none}",
+                     "m6": "x%{ldap_multi:description}y", "m7": "%{ldap_multi:uidNumber:;}"}
+        attrs = ", ".join(f"={k}={v}" for k, v in templates.items())
+        self.start_ldap(ldap_conf(self.slapd).replace("homeDirectory=home,", f"homeDirectory=home, {attrs},"))
+        u = next(x for x in self.users if len(x.mails) > 1)
+        got = {k: v for k, v in fields_dict(self.user_reply(u.login)).items() if k in templates}
+        self.assertEqual(got, {"m1": " ".join(u.mails), "m2": ";".join(u.mails), "m3": ":".join(u.mails),
+                               "m4": f"5000,{6000 + u.i}", "m5": "none", "m6": "xy", "m7": str(5000 + u.i)})
 
     def test_iteration_is_paged_and_complete(self):
         self.start_ldap(ldap_conf(self.slapd))
