@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "auth/dovecot24_fields.hpp"
 #include "util/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
@@ -216,6 +217,7 @@ void Engine::build(asio::any_io_executor executor, const Engine* previous) {
     for (const auto& d : cfg.userdbs)
         add_backend(userdbs_, d, before ? &before->userdbs : nullptr, previous ? &previous->userdbs_ : nullptr,
                     make_userdb);
+    untranslated_warned_.resize(userdbs_.size());
 }
 
 const mech::MechInfo* Engine::enabled_mech(std::string_view name) const {
@@ -562,14 +564,20 @@ asio::awaitable<backend::UserResult> Engine::lookup_user(RequestPtr request) {
 }
 
 asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr request) {
-    auto ask = [&request](backend::Userdb& u, std::size_t) { return u.lookup_user(request); };
-    auto link = [&request](backend::UserResult& r, backend::Userdb&) {
+    std::size_t asked = 0;  // the userdb whose answer link() sees
+    auto ask = [&request, &asked](backend::Userdb& u, std::size_t i) {
+        asked = i;
+        return u.lookup_user(request);
+    };
+    auto link = [this, &request, &asked](backend::UserResult& r, backend::Userdb&) {
         switch (r.status) {
             case backend::UserStatus::Found:
                 // As in Dovecot, the passdb's userdb_* fields are the defaults a
                 // userdb's own answer overrides.
                 for (const auto& [k, v] : request->prefetch)
                     if (!has_field(r.fields, k)) r.fields.emplace_back(k, v);
+                if (cfg_.userdbs[asked].field_names == config::Driver::FieldNames::Dovecot24)
+                    translate_for_24(r, asked);
                 return Link::Answer;
             case backend::UserStatus::TempFail: return Link::TempFail;
             case backend::UserStatus::NotFound: return Link::Next;
@@ -580,6 +588,18 @@ asio::awaitable<backend::UserResult> Engine::lookup_user_chain(RequestPtr reques
     backend::UserResult r = co_await ask_chain(userdbs_, "userdb", every_backend<backend::Userdb>, ask, link,
                                                   std::move(none), &metrics_, "user");
     co_return r;
+}
+
+void Engine::translate_for_24(backend::UserResult& r, std::size_t userdb) {
+    Translated24 t = translate_fields_24(r.fields);
+    r.fields = std::move(t.fields);
+    auto& warned = untranslated_warned_[userdb];
+    for (const auto& s : t.skipped) {
+        // Once per userdb and field name (names come from the data: bounded).
+        if (warned.size() >= kMaxUntranslatedWarned || !warned.insert(s.name).second) continue;
+        log::warning("userdb {} (userdb[{}]): field \"{}\" has no Dovecot 2.4 name, passed on unchanged: {}",
+                     userdbs_[userdb]->driver(), userdb, log::safe(s.name, 64), s.reason);
+    }
 }
 
 namespace {

@@ -154,6 +154,12 @@ private:
     asio::awaitable<backend::CredResult> lookup_credentials_chain(RequestPtr request, std::string scheme);
     asio::awaitable<backend::UserResult> lookup_user_chain(RequestPtr request);
     asio::awaitable<CacheState> userdb_cache_state(RequestPtr request);
+    // [[userdb]] translate_fields = "dovecot24": the found user's fields
+    // under Dovecot 2.4's names; what has no 2.4 name is logged once per
+    // userdb and field name.
+    void translate_for_24(backend::UserResult& r, std::size_t userdb);
+    std::vector<std::set<std::string>> untranslated_warned_;  // per userdb
+    static constexpr std::size_t kMaxUntranslatedWarned = 64;
     void maybe_rehash(RequestPtr request, const backend::PassResult& result, std::string_view password,
                       std::string verified);
     asio::awaitable<void> rehash(RequestPtr request, std::string old_scheme, Secret password, int source,

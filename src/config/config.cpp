@@ -103,7 +103,14 @@ std::vector<Driver> parse_drivers(const Section& root, const toml::table& doc, s
         const auto* t = (*arr)[i].as_table();
         if (!t) root.error(key, "expected [[" + std::string(key) + "]] tables");
         Section s(keep, t, root.file(), std::string(key) + "[" + std::to_string(i) + "]");
-        out.push_back(Driver{s.required_string("driver"), s});
+        Driver d{s.required_string("driver"), s};
+        if (key == "userdb") {
+            d.settings.also_known("translate_fields");
+            const std::string names = s.string("translate_fields", "none");
+            if (names == "dovecot24") d.field_names = Driver::FieldNames::Dovecot24;
+            else if (names != "none") s.error("translate_fields", "must be \"none\" or \"dovecot24\"");
+        }
+        out.push_back(std::move(d));
     }
     return out;
 }

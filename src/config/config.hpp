@@ -98,6 +98,11 @@ struct MetricsSettings {
 struct Driver {
     std::string driver;
     Section settings;
+    // [[userdb]] translate_fields: the field names this userdb's answers
+    // carry to clients (auth/dovecot24_fields.hpp): as stored, or the 2.3
+    // names rewritten to Dovecot 2.4's.
+    enum class FieldNames { AsStored, Dovecot24 };
+    FieldNames field_names = FieldNames::AsStored;
 };
 
 // [oauth2]: OAUTHBEARER and XOAUTH2 token checks: local JWT validation with

@@ -164,6 +164,7 @@ void Section::reject_unknown(std::initializer_list<std::string_view> known) cons
     for (const auto& [k, v] : *table_) {
         bool ok = false;
         for (auto kn : known) ok = ok || kn == k.str();
+        for (const auto& kn : also_known_) ok = ok || kn == k.str();
         if (!ok) {
             std::string full = path_.empty() ? std::string(k.str()) : path_ + "." + std::string(k.str());
             throw ConfigError(file_, static_cast<long>(v.source().begin.line), full, "unknown setting");

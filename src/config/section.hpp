@@ -64,8 +64,12 @@ public:
     }
     // The table's keys, in the file's order.
     std::vector<std::string> keys() const;
-    // Every key not in `known` is an error (catches typos).
+    // Every key not in `known` (nor accepted by also_known) is an error
+    // (catches typos).
     void reject_unknown(std::initializer_list<std::string_view> known) const;
+    // A key the configuration reads for every section of its kind (the
+    // [[userdb]] translate_fields), so the driver's reject_unknown lets it be.
+    void also_known(std::string key) { also_known_.push_back(std::move(key)); }
 
     [[noreturn]] void error(std::string_view key, const std::string& message) const;
 
@@ -75,6 +79,7 @@ private:
     const toml::table* table_;
     std::string file_;
     std::string path_;
+    std::vector<std::string> also_known_;
 };
 
 }  // namespace postern::config

@@ -187,3 +187,60 @@ TEST_CASE("pending logins: a live client pid is claimed once, and free again aft
     logins.release_cpid(42);
     CHECK(logins.claim_cpid(42, "login#4", holder));
 }
+
+TEST_CASE("engine: translate_fields = \"dovecot24\" rewrites the answering userdb's fields, prefetched ones too") {
+    TempDir dir;
+    const auto a = dir.write("a", "alice:{PLAIN}x:5000:5000::/home/alice::userdb_mail=maildir:~/Maildir:LAYOUT=fs "
+                                  "userdb_quota_rule=*:storage=1G\n");
+    const auto b = dir.write("b", "bob:{PLAIN}x:5001:5001::/home/bob::userdb_mail=sdbox:~/s\n");
+    Fixture f(head(a) + "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + a + "\"\ntranslate_fields = \"dovecot24\"\n" +
+              "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + b + "\"\n");
+    CHECK(f.cfg.userdbs[0].field_names == config::Driver::FieldNames::Dovecot24);
+    CHECK(f.cfg.userdbs[1].field_names == config::Driver::FieldNames::AsStored);
+    auto r = f.run(f.engine->lookup_user(req("alice", {{"quota_rule2", "*:messages=100"}, {"mail", "mbox:~/x"}})));
+    REQUIRE(r.status == backend::UserStatus::Found);
+    CHECK(r.fields == Fields{{"uid", "5000"}, {"gid", "5000"}, {"home", "/home/alice"}, {"mail_driver", "maildir"},
+                             {"mail_path", "~/Maildir"}, {"mailbox_list_layout", "fs"},
+                             {"quota_storage_size", "1G"}, {"quota_message_count", "100"}});
+    // The second userdb keeps 2.3 names: the setting is per userdb.
+    auto r2 = f.run(f.engine->lookup_user(req("bob", {{"quota_rule", "*:storage=1G"}})));
+    REQUIRE(r2.status == backend::UserStatus::Found);
+    CHECK(r2.fields == Fields{{"uid", "5001"}, {"gid", "5001"}, {"home", "/home/bob"}, {"mail", "sdbox:~/s"},
+                              {"quota_rule", "*:storage=1G"}});
+}
+
+TEST_CASE("engine: translate_fields on a prefetch userdb translates the passdb's userdb_* fields") {
+    TempDir dir;
+    const auto users = dir.write("users", "bob:{PLAIN}x:5001:5001::/home/bob::\n");
+    Fixture f(head(users) + "[[userdb]]\ndriver = \"prefetch\"\ntranslate_fields = \"dovecot24\"\n");
+    auto r = f.run(f.engine->lookup_user(req("bob", {{"uid", "7"}, {"mail", "maildir:~/M"}, {"quota", "count:q"}},
+                                             true)));
+    REQUIRE(r.status == backend::UserStatus::Found);
+    CHECK(r.fields == Fields{{"uid", "7"}, {"mail_driver", "maildir"}, {"mail_path", "~/M"}, {"quota", "count:q"}});
+}
+
+TEST_CASE("engine: translate_fields values and places") {
+    TempDir dir;
+    const auto users = dir.write("users", "bob:{PLAIN}x:5001:5001::/home/bob::\n");
+    const std::string base = head(users) + "[[userdb]]\ndriver = \"passwd-file\"\npath = \"" + users + "\"\n";
+    CHECK(config::load_string(base + "translate_fields = \"none\"\n", "e.toml").userdbs[0].field_names ==
+          config::Driver::FieldNames::AsStored);
+    CHECK(config::load_string(base, "e.toml").userdbs[0].field_names == config::Driver::FieldNames::AsStored);
+    for (const char* bad : {"\"2.4\"", "\"Dovecot24\"", "\"\"", "true", "24"}) {
+        CAPTURE(bad);
+        try {
+            config::load_string(base + "translate_fields = " + bad + "\n", "e.toml");
+            FAIL("accepted");
+        } catch (const config::ConfigError& e) {
+            CHECK(e.key() == "userdb[0].translate_fields");
+            CHECK(e.line() == 9);
+        }
+    }
+    // Userdb-only: a passdb (whose fields are not userdb fields) rejects it.
+    const std::string passdb = "[[listener]]\npath = \"/tmp/x\"\n[[passdb]]\ndriver = \"passwd-file\"\npath = \"" +
+                               users + "\"\ntranslate_fields = \"dovecot24\"\n";
+    asio::io_context io;
+    BlockingPool pool{1, 16};
+    auto cfg = config::load_string(passdb, "e.toml");
+    CHECK_THROWS_AS(auth::Engine(cfg, io.get_executor(), pool), config::ConfigError);
+}

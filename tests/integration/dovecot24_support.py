@@ -55,3 +55,13 @@ def minimal_conf(host_dir):
     with open(path, "w") as f:
         f.write("dovecot_config_version = 2.4.1\ndovecot_storage_version = 2.4.1\n")
     return inside(path)
+
+
+def make_home(host_dir, user, uid):
+    """host_dir/home/<user>, owned by uid (a mail user's home that the 2.4
+    programs, which switch to that uid, can write); returns its host path."""
+    home = os.path.join(host_dir, "home", user)
+    os.makedirs(home)
+    os.chmod(os.path.join(host_dir, "home"), 0o755)
+    os.chown(home, uid, uid)
+    return home

@@ -232,10 +232,7 @@ class Imap24Test(Dovecot24Case):
 
     def setUp(self):
         super().setUp()
-        self.home = os.path.join(self.tmp, "home", "alice")
-        os.makedirs(self.home)
-        os.chmod(os.path.join(self.tmp, "home"), 0o755)
-        os.chown(self.home, MAIL_UID, MAIL_UID)
+        self.home = d24.make_home(self.tmp, "alice", MAIL_UID)
         users = self.path("users")
         write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD, uid=MAIL_UID, gid=MAIL_UID,
                                       home=d24.inside(self.home)))
@@ -582,10 +579,7 @@ class ImapPlus24Test(Dovecot24Case):
 
     def setUp(self):
         super().setUp()
-        self.home = os.path.join(self.tmp, "home", "alice")
-        os.makedirs(self.home)
-        os.chmod(os.path.join(self.tmp, "home"), 0o755)
-        os.chown(self.home, MAIL_UID, MAIL_UID)
+        self.home = d24.make_home(self.tmp, "alice", MAIL_UID)
         users = self.path("users")
         write_file(users, passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD, uid=MAIL_UID, gid=MAIL_UID,
                                       home=d24.inside(self.home)))
