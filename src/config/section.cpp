@@ -155,7 +155,8 @@ std::vector<std::string> Section::keys() const {
         for (const auto& [k, v] : *table_) at.emplace_back(static_cast<long>(v.source().begin.line), std::string(k.str()));
     std::stable_sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> out;
-    for (auto& [line, k] : at) out.push_back(std::move(k));
+    for (auto& [line, k] : at)
+        if (std::find(also_known_.begin(), also_known_.end(), k) == also_known_.end()) out.push_back(std::move(k));
     return out;
 }
 

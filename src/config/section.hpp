@@ -62,7 +62,7 @@ public:
     bool same_settings(const Section& other) const {
         return table_ && other.table_ ? *table_ == *other.table_ : table_ == other.table_;
     }
-    // The table's keys, in the file's order.
+    // The table's keys, in the file's order (without those of also_known).
     std::vector<std::string> keys() const;
     // Every key not in `known` (nor accepted by also_known) is an error
     // (catches typos).

@@ -361,6 +361,7 @@ TEST_CASE("sql config: Dovecot 2.4 settings inline in postern.conf") {
             "[[userdb]]\ndriver = \"sql\"\nsql_driver = \"pgsql\"\npgsql_host = \"127.0.0.1\"\n"
             "userdb_sql_query = \"SELECT home FROM mailbox WHERE username = '%u'\"\n"
             "userdb_sql_iterate_query = \"SELECT username AS user FROM mailbox\"\n"
+            "translate_fields = \"dovecot24\"\n"  // read by the configuration, not an SQL setting
             "[userdb.pgsql_parameters]\nuser = \"postfix\"\npassword = \"pw\"\ndbname = \"postfix\"\nport = 5433\n"
             "sslmode = \"disable\"\n",
             false);
