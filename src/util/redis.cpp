@@ -111,6 +111,8 @@ std::string Endpoint::describe() const {
 }
 
 Result<Endpoint> parse_url(std::string_view url) {
+    for (char c : url)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return fail("control bytes in the Redis URL");
     Endpoint ep;
     std::string_view rest;
     if (url.substr(0, 8) == "redis://") rest = url.substr(8);

@@ -110,6 +110,7 @@ def main():
     warmup = os.environ.get("BENCH_WARMUP", "1")
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     tmp = tempfile.mkdtemp(prefix="postern-cluster-bench.")
+    os.chmod(tmp, 0o755)  # posternd reads the users file after dropping root
     redis = RedisServer(tmp).start()
     users = os.path.join(tmp, "users")
     creds = os.path.join(tmp, "creds")
@@ -129,7 +130,7 @@ def main():
             for _ in range(repeat):
                 for case in ("local", "shared"):
                     proc, sock = servers[case]
-                    label = f"{case}/PLAIN {conns}x{inflight}"
+                    label = f"{case}/PLAIN/{conns}x{inflight}"
                     ok = bench_common.measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label,
                                                    results, {"posternd": proc.pid, "redis": redis.proc.pid})
                     failed = failed or not ok
