@@ -6,11 +6,11 @@
 #
 # Differential: the real Dovecot 2.3 auth service (Debian 12's, on the host)
 # runs the source tree and posternd the imported postern.conf, on the same
-# passwd-file and socket paths one after the other; both get the same 24
+# passwd-file and socket paths one after the other; both get the same 25
 # conversations (PLAIN/LOGIN right and wrong, unknown, case variants under
-# %Lu, master users by separator and authzid, hostile names; USER, PASS and
-# LIST with and without a mask on the master socket) and their answers are
-# compared field by field.
+# %Lu, master users by separator and authzid, hostile names, a NUL inside a
+# name; USER, PASS and LIST with and without a mask on the master socket) and
+# their answers are compared field by field.
 # The same for Dovecot 2.4.1 from the Debian 13 root on the 2.4 tree. The
 # differences that remain are listed at the end with why.
 
@@ -211,8 +211,10 @@ class ImportCase(DaemonTestCase):
                 c.auth(i, mech, "nologin", "secured", resp=resp)
                 answers[name] = self.normalise(c.reply_for(i))
             # LOGIN: two continuations.
+            # A NUL inside a name can only travel in LOGIN's base64 data.
             for j, (name, user, pw) in enumerate((("LOGIN right", alice, ALICE_PASSWORD),
-                                                  ("LOGIN wrong", alice, WRONG_PASSWORD)), 100):
+                                                  ("LOGIN wrong", alice, WRONG_PASSWORD),
+                                                  ("LOGIN NUL in name", alice + "\0" + bob, ALICE_PASSWORD)), 100):
                 c.auth(j, "LOGIN", "nologin", "secured")
                 lines = [c.reply_for(j)]
                 c.send_line("CONT", str(j), base64.b64encode(user.encode()).decode())
@@ -325,6 +327,7 @@ class ImportTest(ImportCase):
         self.assertEqual(a["master wrong password"][0], "FAIL")
         self.assertEqual(a["LOGIN right"][-1][0], "OK")
         self.assertEqual(a["LOGIN wrong"][-1][0], "FAIL")
+        self.assertEqual(a["LOGIN NUL in name"][-1][0], "FAIL")
         return p.stdout
 
     def test_debian_like_23_tree(self):
