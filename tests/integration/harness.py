@@ -229,6 +229,23 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
+def wait_stopped(pid, timeout=5.0):
+    """True once every thread of `pid` is stopped (state T) after a SIGSTOP,
+    which the kernel delivers to each thread asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            states = [open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0]
+                      for t in os.listdir(f"/proc/{pid}/task")]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if states and all(st == "T" for st in states):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
 def passwd_line(user, stored, uid=1000, gid=1000, home=None, extra=""):
     home = home if home is not None else f"/home/{user}"
     return f"{user}:{stored}:{uid}:{gid}::{home}::{extra}\n"

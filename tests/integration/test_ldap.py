@@ -18,7 +18,7 @@ import unittest
 
 from harness import (POSTERND, WRONG_PASSWORD, AuthClient, Closed, Daemon, DaemonTestCase, MasterClient, b64,
                      fields_dict, free_tcp_port, make_config, register_secret, run_cli,
-                     require_binaries, scram_login, toml_str, unb64, write_file)
+                     require_binaries, scram_login, toml_str, unb64, wait_stopped, write_file)
 from ldap_support import (SERVICE_DN, SERVICE_PW, WRITER_DN, WRITER_PW, Slapd, ldap_conf, make_ca, make_users,
                           simple_bind_works, slapd_missing, stored_password, wait_until)
 from postfix_support import PostfixTestCase, postfix_missing
@@ -550,11 +550,16 @@ class OutageTest(LdapBase):
         self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
         os.kill(self.slapd.proc.pid, signal.SIGSTOP)
         try:
+            # The stop is delivered asynchronously: send only once every
+            # slapd thread is stopped.
+            self.assertTrue(wait_stopped(self.slapd.proc.pid), "slapd did not stop on SIGSTOP")
             started = time.monotonic()
             r = self.plain(c, 2, u.login, u.password, timeout=20)
             waited = time.monotonic() - started
         finally:
             os.kill(self.slapd.proc.pid, signal.SIGCONT)
+        if r[:1] != ["FAIL"]:
+            self.fail(f"answered {r} while slapd was stopped; posternd's log:\n{d.stderr()[-3000:]}")
         self.assert_plain_fail(r, 2, temp=True)
         self.assertLess(waited, 15.0)      # the passdb's timeout is 3 s
         self.assertIn("timed out", d.stderr())
