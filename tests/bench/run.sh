@@ -440,7 +440,11 @@ echo
 CRYPT_LIMIT=$BUILD/tests/bench/crypt_limit
 : >"$TMP/crypt"
 if [[ -x $CRYPT_LIMIT ]]; then
-    for threads in 1 "$(nproc)"; do "$CRYPT_LIMIT" "$threads" "$DURATION" | tee -a "$TMP/crypt"; done
+    # The first SHA512-CRYPT user's password and hash: the same cost per hash.
+    crypt_user=$(head -n 1 "$TMP/creds-SHA512-CRYPT")
+    for threads in 1 "$(nproc)"; do
+        "$CRYPT_LIMIT" "$threads" "$DURATION" "${crypt_user#*:}" "$(head -n 1 "$TMP/hashes")" | tee -a "$TMP/crypt"
+    done
     echo
 fi
 
