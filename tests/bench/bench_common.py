@@ -238,11 +238,16 @@ def finish(tmp, results, first_column, failed, db_words=None):
     print_summary(results, first_column)
     if db_words:
         print_cpu(results, first_column, db_words)
+    remove_tmp(tmp)
+    return 1 if failed else 0
+
+
+def remove_tmp(tmp):
+    """Removes the run's temp dir, or says where it is with BENCH_KEEP=1."""
     if os.environ.get("BENCH_KEEP") == "1":
         print(f"kept {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
 
 
 def print_summary(results, first_column):

@@ -17,7 +17,6 @@
 #   BENCH_KEEP=1       keep the temp dir
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -150,10 +149,7 @@ def main():
         for _, (proc, _) in servers.items():
             bench_common.stop_pid(proc)
         redis.kill()
-        if os.environ.get("BENCH_KEEP") == "1":
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        bench_common.remove_tmp(tmp)
     return 1 if failed else 0
 
 

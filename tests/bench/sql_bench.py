@@ -33,7 +33,6 @@
 # auth-worker processes, PostgreSQL ones asynchronously in the auth process).
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -210,16 +209,11 @@ def main():
             for proc, _ in procs.values():
                 bench_common.stop_pid(proc)
             server.destroy()
-    summary = bench_common.medians(results)
-    bench_common.print_summary(summary, "driver/scheme/clients")
-    bench_common.print_cpu(summary, "driver/scheme/clients", "the database server (all its processes)")
+    status = bench_common.finish(tmp, bench_common.medians(results), "driver/scheme/clients", failed,
+                                 "the database server (all its processes)")
     for driver, line in waits:
         print(f"pool wait, postern/{driver}/PLAIN/32x1: {line}")
-    if os.environ.get("BENCH_KEEP") == "1":
-        print(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return status
 
 
 if __name__ == "__main__":
