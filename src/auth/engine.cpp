@@ -303,10 +303,14 @@ asio::awaitable<Cluster::Verdict> Engine::penalty_check(std::string group, std::
         std::optional<Cluster::Verdict> shared = co_await cluster->check(group, std::move(ip), std::move(account));
         if (shared) co_return std::move(*shared);
     }
+    co_return local_penalty(group);
+}
+
+Cluster::Verdict Engine::local_penalty(const std::string& group) const {
     Cluster::Verdict v;
     v.delay = penalty_->delay(group);
     if (v.delay > Cluster::Duration::zero()) v.rule = "address";
-    co_return v;
+    return v;
 }
 
 void Engine::penalty_failure(const std::string& group, const std::string& ip, const std::string& account,

@@ -123,7 +123,8 @@ public:
 
     // Per-IP penalty: `group` from penalty_group(); empty means none applies.
     std::string penalty_group(std::string_view ip) const { return penalty_->group_of(ip); }
-    std::chrono::steady_clock::duration penalty_delay(const std::string& group) { return penalty_->delay(group); }
+    // The local per-address rule alone (no [cluster], or Redis away).
+    Cluster::Verdict local_penalty(const std::string& group) const;
     // The wait of a request from `ip` (its `group`) for `account` (a
     // normalized user name, "" unknown): shared through [cluster] while
     // Redis answers, else the local per-address rule. rule: "address",

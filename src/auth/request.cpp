@@ -217,8 +217,15 @@ asio::awaitable<void> Request::wait_penalty() {
     if (params_.no_penalty && origin_.trusted) co_return;
     penalty_group_ = engine_.penalty_group(params_.rip);
     if (penalty_group_.empty()) co_return;
-    if (auto account = engine_.normalize_user(user_)) account_ = std::move(*account);
-    Cluster::Verdict verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+    // Without [cluster] the local rule answers at once: no coroutine, and no
+    // account name (only the shared account rule reads it).
+    Cluster::Verdict verdict;
+    if (engine_.cluster()) {
+        if (auto account = engine_.normalize_user(user_)) account_ = std::move(*account);
+        verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+    } else {
+        verdict = engine_.local_penalty(penalty_group_);
+    }
     const auto delay = verdict.delay;
     if (delay <= Clock::duration::zero()) co_return;
     penalty_rule_ = std::move(verdict.rule);
