@@ -30,10 +30,11 @@ constexpr PoolHealth::Words kWords{"ldap", "no server usable, answering temp-fai
 // The connect step is never given less than this, even late in a deadline:
 // a TCP connect plus StartTLS on a healthy server needs a few round trips.
 constexpr std::chrono::milliseconds kMinConnectTime{200};
-// Calls of ldap_result in a row that complete nothing while the socket
-// still has data (partial messages, dropped answers) before the reader
-// waits for the socket again.
-constexpr int kMaxEmptyReads = 64;
+// Calls of ldap_result in a row that complete nothing while data is still
+// waiting (a search's entries, dropped answers) before the reader waits for
+// the socket again: a bound on one wake-up's work, far above one answer's
+// messages.
+constexpr int kMaxEmptyReads = 4096;
 // How long a request waits for its answer before reading the connection
 // itself, in case the reader missed a readiness edge.
 constexpr std::chrono::milliseconds kReadTick{100};
@@ -327,14 +328,23 @@ struct Connection::Core {
             if (type == 0) {
                 // Nothing complete: with a zero timeout libldap reads one
                 // message per call (a search's entry, an abandoned answer
-                // it drops), so more may wait in the socket. Asio's wait
-                // is edge-triggered: wait only once the socket is empty.
-                if (++empty_reads > kMaxEmptyReads || !socket_readable()) break;
+                // it drops), so more may wait in its buffer or the socket.
+                // Asio's wait is edge-triggered, and data libldap already
+                // read never makes the socket readable again: wait only
+                // once both are empty.
+                if (++empty_reads > kMaxEmptyReads || !(buffered() || socket_readable())) break;
                 continue;
             }
             deliver(chain);
         }
         return true;
+    }
+
+    // libldap holds bytes it read from the socket but has not parsed yet.
+    bool buffered() {
+        Sockbuf* sb = nullptr;
+        return ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS && sb &&
+               ber_sockbuf_ctrl(sb, LBER_SB_OPT_DATA_READY, nullptr) > 0;
     }
 
     bool socket_readable() {
