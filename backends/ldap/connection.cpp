@@ -232,12 +232,32 @@ void read_result(LDAP* ld, LDAPMessage* msg, OpResult& r) {
     ldap_memfree(text);
 }
 
-// A request waiting for the answer to its message id; lives in its coroutine.
+// A request waiting for the answer to its message id; lives in its
+// coroutine and is listed, by message id, in its connection's `waiting` map
+// until it is done. A coroutine destroyed while suspended (posternd shutting
+// down under a request) takes its Waiter off the list, so that closing the
+// connection afterwards never writes into a frame that is gone.
 struct Waiter {
-    explicit Waiter(const asio::any_io_executor& ex, Deadline deadline) : timer(ex, deadline) {}
+    using Registry = std::unordered_map<int, Waiter*>;
+    Waiter(const asio::any_io_executor& ex, Deadline deadline, Registry& registry, int msgid)
+        : timer(ex, deadline), registry_(&registry), msgid_(msgid) {
+        registry.emplace(msgid, this);
+    }
+    ~Waiter() {
+        if (done || !registry_) return;
+        auto it = registry_->find(msgid_);
+        if (it != registry_->end() && it->second == this) registry_->erase(it);
+    }
+    Waiter(const Waiter&) = delete;
+    Waiter& operator=(const Waiter&) = delete;
+
     asio::steady_timer timer;  // the deadline; cancelled when the answer is in
     bool done = false;
     OpResult result;
+
+private:
+    Registry* registry_;
+    int msgid_;
 };
 
 }  // namespace
@@ -248,7 +268,7 @@ struct Connection::Core {
 
     asio::posix::stream_descriptor sd;
     LDAP* ld = nullptr;
-    std::unordered_map<int, Waiter*> waiting;  // by message id
+    Waiter::Registry waiting;  // by message id
     bool reading = false;                       // the reader runs
     bool closed = false;                        // shut() ran: never opened again
     bool loss_seen = false;
@@ -364,13 +384,15 @@ struct Connection::Core {
     // The answer to `msgid`, sent just now, by `deadline`.
     static asio::awaitable<OpResult> await(std::shared_ptr<Core> self, int msgid, Deadline deadline) {
         Core& c = *self;
-        Waiter w(c.sd.get_executor(), deadline);
-        c.waiting.emplace(msgid, &w);
+        Waiter w(c.sd.get_executor(), deadline, c.waiting, msgid);
         if (!c.reading) {
             c.reading = true;
             asio::co_spawn(c.sd.get_executor(), read(self), asio::detached);
         }
         for (;;) {
+            // The reader may have started inline and delivered already;
+            // the timer's cancel then came before this wait.
+            if (w.done) co_return std::move(w.result);
             // The answer normally comes through the reader. A short tick
             // reads here too, so that an answer libldap or the socket holds
             // without a fresh readiness edge is picked up all the same.
@@ -382,8 +404,8 @@ struct Connection::Core {
             c.drain();
             if (w.done) co_return std::move(w.result);
         }
-        // The deadline: this request alone is given up.
-        c.waiting.erase(msgid);
+        // The deadline: this request alone is given up (its Waiter leaves
+        // the list as the frame ends).
         if (c.ld) ldap_abandon_ext(c.ld, msgid, nullptr, nullptr);
         OpResult r;
         r.status = OpResult::Status::Timeout;

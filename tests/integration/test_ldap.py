@@ -572,6 +572,25 @@ class OutageTest(LdapBase):
             time.sleep(0.2)
         self.assert_ok(r, 3, u.login)
 
+    def test_stopping_with_a_search_outstanding_exits_cleanly(self):
+        # posternd told to stop while a request waits for slapd: the
+        # request's coroutine is destroyed unfinished, and closing the
+        # connection afterwards must not touch it (the sanitizer build
+        # reports any use of its freed frame; the harness fails on that).
+        d, sock = self.start_ldap(ldap_conf(self.slapd), userdb=False)
+        c = self.client(sock)
+        u = self.user("SSHA")
+        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
+        os.kill(self.slapd.proc.pid, signal.SIGSTOP)
+        try:
+            self.assertTrue(wait_stopped(self.slapd.proc.pid), "slapd did not stop on SIGSTOP")
+            c.auth_plain(2, u.login, u.password)
+            time.sleep(0.5)                  # well inside the passdb's 3 s timeout
+            self.assertTrue(d.alive())
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+        finally:
+            os.kill(self.slapd.proc.pid, signal.SIGCONT)
+
 
 @require_binaries
 class TlsTest(LdapBase):
