@@ -221,10 +221,9 @@ private:
             if (Clock::now() >= deadline) co_return nullptr;
             // Wait for a connection to come free (or the attempt in progress to end).
             asio::steady_timer t(ex_, deadline);
-            waiters_.push_back(&t);
+            Listed listed(waiters_, t);
             asio::error_code ec;
             co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            waiters_.remove(&t);
             if (!ec && Clock::now() >= deadline) co_return nullptr;
         }
     }
@@ -256,6 +255,18 @@ private:
         ++connect_failures_;
         co_return false;
     }
+
+    // A waiting request's timer on waiters_ for as long as the request's
+    // frame exists: one destroyed unfinished (shutdown) leaves no dangling
+    // entry behind.
+    struct Listed {
+        Listed(std::list<asio::steady_timer*>& list, asio::steady_timer& t) : list_(list), t_(&t) { list.push_back(&t); }
+        ~Listed() { list_.remove(t_); }
+        Listed(const Listed&) = delete;
+        Listed& operator=(const Listed&) = delete;
+        std::list<asio::steady_timer*>& list_;
+        asio::steady_timer* t_;
+    };
 
     void wake_one() {
         if (waiters_.empty()) return;
