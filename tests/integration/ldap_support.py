@@ -225,7 +225,10 @@ suffix "{SUFFIX}"
 rootdn "{ROOT_DN}"
 rootpw {ROOT_PW}
 directory {self.dir}/db
-index mail,uid eq
+# objectClass too: back-mdb ORs every filter with (objectClass=referral),
+# and without this index that term is every entry (a scan per search).
+index objectClass eq
+index mail,uid,accountStatus eq
 access to attrs=userPassword
     by dn.exact="{WRITER_DN}" write
     by dn.exact="{SERVICE_DN}" read
