@@ -369,6 +369,8 @@ void Request::log_result(std::string_view result, std::string_view reason) const
     const std::string_view mech = origin_.log_mech.empty() ? info_.name : std::string_view(origin_.log_mech);
     // Every finished request logs exactly one result line: counted here.
     engine_.metrics().auth_result(mech, params_.service, origin_.role, result, reason, Clock::now() - started_);
+    // The arguments below (escaped copies) cost even when the line is not written.
+    if (log::level() > log::Level::Info) return;
     if (reason.empty())
         log::info("auth: result={} user=\"{}\" service={} rip={} mech={}", result, log::safe(user_),
                   log::token(params_.service, 32), log::token(params_.rip, 64), mech);
