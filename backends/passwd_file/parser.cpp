@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "util/encoding.hpp"
+#include "util/huge_pages.hpp"
 #include "util/var_expand.hpp"
 
 namespace postern::backend::passwd_file {
@@ -184,8 +185,11 @@ Table Table::parse(std::string text, IdResolver resolver) {
     const std::string_view all(t.text_);
     // About one line per 60 bytes; the index grows as needed.
     t.slots_.reserve(all.size() / 60 + 16);
+    util::advise_huge_pages(t.slots_.data(), t.slots_.capacity() * sizeof(Slot));
     std::size_t cap = 64;
     while (cap < t.slots_.capacity() * 2) cap *= 2;
+    t.index_.reserve(cap);
+    util::advise_huge_pages(t.index_.data(), cap * sizeof(std::uint32_t));
     t.index_.assign(cap, kNone);
     std::set<std::string> vars;
     auto record = [&vars](std::string_view name) -> std::optional<std::string> {
@@ -218,7 +222,14 @@ Table Table::parse(std::string text, IdResolver resolver) {
                     if (kv.second.find('%') != std::string::npos) (void)util::expand(kv.second, record);
         }
     }
-    t.slots_.shrink_to_fit();
+    if (t.slots_.capacity() > t.slots_.size() + t.slots_.size() / 8) {
+        // shrink_to_fit, into memory advised like the first.
+        std::vector<Slot> fit;
+        fit.reserve(t.slots_.size());
+        util::advise_huge_pages(fit.data(), fit.capacity() * sizeof(Slot));
+        fit.assign(t.slots_.begin(), t.slots_.end());
+        t.slots_.swap(fit);
+    }
     t.field_vars.assign(vars.begin(), vars.end());
     return t;
 }
@@ -249,7 +260,10 @@ std::uint32_t Table::slot_of(std::string_view user) const {
 bool Table::insert(std::uint32_t slot) {
     if ((slots_.size()) * 2 > index_.size()) {
         // Keep the load under one half: rebuild twice as large.
-        std::vector<std::uint32_t> bigger(index_.size() * 2, kNone);
+        std::vector<std::uint32_t> bigger;
+        bigger.reserve(index_.size() * 2);
+        util::advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(std::uint32_t));
+        bigger.assign(index_.size() * 2, kNone);
         const std::size_t mask = bigger.size() - 1;
         for (std::uint32_t s : index_) {
             if (s == kNone) continue;

@@ -19,6 +19,7 @@
 #include "backends/passwd_file/store.hpp"
 #include "backends/verify.hpp"
 #include "password/scheme.hpp"
+#include "util/huge_pages.hpp"
 #include "util/log.hpp"
 
 namespace postern::backend {
@@ -60,11 +61,17 @@ File::LoadResult File::load(std::string path, Stamp known) {
     }
     // One read into a buffer of the file's size (a file that grows meanwhile
     // is read to its end; the next check sees the new stamp).
-    std::string text(static_cast<std::size_t>(st.st_size), '\0');
+    std::string text;
+    text.reserve(static_cast<std::size_t>(st.st_size));
+    util::advise_huge_pages(text.data(), text.capacity());
+    text.resize(static_cast<std::size_t>(st.st_size));
     std::size_t have = 0;
     for (;;) {
-        if (have == text.size()) text.resize(text.size() + 65536);
-        const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
+        // Past the size it had: read into a small buffer first, so that a
+        // file that did not grow is never copied into a larger one.
+        char more[4096];
+        const bool full = have == text.size();
+        const ssize_t n = full ? ::read(fd, more, sizeof more) : ::read(fd, text.data() + have, text.size() - have);
         if (n < 0) {
             if (errno == EINTR) continue;
             r.error = std::string("cannot read: ") + std::strerror(errno);
@@ -73,6 +80,7 @@ File::LoadResult File::load(std::string path, Stamp known) {
             return r;
         }
         if (n == 0) break;
+        if (full) text.append(more, static_cast<std::size_t>(n));
         have += static_cast<std::size_t>(n);
     }
     ::close(fd);
