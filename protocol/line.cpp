@@ -5,10 +5,21 @@
 
 namespace postern::protocol {
 
+namespace {
+
+constexpr std::string_view kNeedsEscape("\0\x01\t\r\n", 5);
+
+}  // namespace
+
 std::string tab_escape(std::string_view value) {
-    std::string out;
-    out.reserve(value.size());
-    for (char c : value) {
+    // Most values need no escape: one copy, then the rest from the first
+    // character that does.
+    std::size_t i = value.find_first_of(kNeedsEscape);
+    std::string out(value.substr(0, i));
+    if (i == std::string_view::npos) return out;
+    out.reserve(value.size() + 8);
+    for (; i < value.size(); ++i) {
+        const char c = value[i];
         switch (c) {
             case '\0': out += "\x01" "0"; break;
             case '\x01': out += "\x01" "1"; break;
@@ -24,13 +35,13 @@ std::string tab_escape(std::string_view value) {
 std::string tab_unescape(std::string_view field) {
     std::string out;
     out.reserve(field.size());
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] != '\x01') {
-            out += field[i];
-            continue;
-        }
-        if (i + 1 == field.size()) break;  // a lone trailing 0x01 is dropped
-        const char e = field[++i];
+    for (;;) {
+        // Plain runs in one append each.
+        const std::size_t esc = field.find('\x01');
+        out.append(field.substr(0, esc));
+        if (esc == std::string_view::npos) return out;
+        if (esc + 1 == field.size()) return out;  // a lone trailing 0x01 is dropped
+        const char e = field[esc + 1];
         switch (e) {
             case '0': out += '\0'; break;
             case '1': out += '\x01'; break;
@@ -39,8 +50,8 @@ std::string tab_unescape(std::string_view field) {
             case 'n': out += '\n'; break;
             default: out += e;
         }
+        field.remove_prefix(esc + 2);
     }
-    return out;
 }
 
 std::vector<std::string> split_fields(std::string_view line) {
