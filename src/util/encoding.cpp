@@ -62,8 +62,8 @@ std::optional<std::string> base64_decode(std::string_view text, bool allow_unpad
     if (pad > 0 && (text.size() % 4) != 0) return std::nullopt;
     if (pad == 0 && !allow_unpadded && (text.size() % 4) != 0) return std::nullopt;
     if (body.size() % 4 == 1) return std::nullopt;
-    std::string out;
-    out.reserve(body.size() * 3 / 4);
+    std::string out(body.size() * 3 / 4 + 1, '\0');
+    char* o = out.data();
     std::uint32_t acc = 0;
     int bits = 0;
     for (char c : body) {
@@ -73,10 +73,11 @@ std::optional<std::string> base64_decode(std::string_view text, bool allow_unpad
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xff);
+            *o++ = static_cast<char>((acc >> bits) & 0xff);
         }
     }
     // Leftover bits of a final partial group are ignored, as most decoders do.
+    out.resize(static_cast<std::size_t>(o - out.data()));
     return out;
 }
 
