@@ -100,6 +100,14 @@ std::string query_cache_key(const std::string& query, const auth::RequestInfo& r
     return key.str();
 }
 
+// The fields' templates, for the cache key: an answer depends on the
+// request variables they read as much as on the query's.
+std::string fields_text(const sql::SqlFile& f) {
+    std::string t;
+    for (const auto& x : f.fields) t += "\n" + x.tmpl;
+    return t;
+}
+
 // The %-variables a template uses, by long name.
 std::vector<std::string> variables_of(const std::string& tmpl) {
     std::vector<std::string> names;
@@ -167,7 +175,7 @@ public:
     bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
     std::string cache_key(const auth::RequestInfo& req) const override {
-        return query_cache_key(file_.password_query, req);
+        return query_cache_key(file_.password_query + fields_text(file_), req);
     }
 
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
@@ -250,7 +258,16 @@ private:
             case RowCount::None: l.status = PassStatus::UnknownUser; co_return l;
             case RowCount::One: break;
         }
-        l.row = sql::pass_row(q.columns, q.rows.front(), req->user);
+        l.row = sql::pass_row(q.columns, q.rows.front(), req->user, file_.fields_import_all);
+        if (auto r = sql::apply_pass_fields(l.row, file_.fields, q.columns, q.rows.front(), request_vars(req),
+                                            file_.fields_import_all);
+            !r) {
+            log::error("sql {}: user \"{}\": fields: {}", db_->describe(), log::safe(req->user),
+                       log::safe(r.error().message));
+            l.status = PassStatus::TempFail;
+            l.detail = "fields could not be expanded";
+            co_return l;
+        }
         if (!l.row.password_column && !auth::has_field(l.row.extra, "nopassword")) {
             log::error("sql {}: password_query returned no password column", db_->describe());
         }
@@ -272,8 +289,8 @@ public:
     SqlUserdb(sql::SqlFile file, std::shared_ptr<sql::Database> db) : file_(std::move(file)), db_(std::move(db)) {}
     std::string_view driver() const override { return "sql"; }
     std::string cache_key(const auth::RequestInfo& req) const override {
-        return query_cache_key(file_.user_query.empty() ? std::string(kDefaultUserQuery) : file_.user_query,
-                               req);
+        return query_cache_key(
+            (file_.user_query.empty() ? std::string(kDefaultUserQuery) : file_.user_query) + fields_text(file_), req);
     }
 
     asio::awaitable<UserResult> lookup_user(auth::RequestPtr req) override {
@@ -285,7 +302,12 @@ public:
             case RowCount::None: co_return UserResult::not_found(std::move(detail));
             case RowCount::One: break;
         }
-        auto row = sql::user_row(res.columns, res.rows.front());
+        auto row = sql::user_row(res.columns, res.rows.front(), file_.fields_import_all);
+        if (auto r = sql::apply_user_fields(row, file_.fields, res.columns, res.rows.front(), request_vars(req)); !r) {
+            log::error("sql {}: user \"{}\": fields: {}", db_->describe(), log::safe(req->user),
+                       log::safe(r.error().message));
+            co_return UserResult::temp_fail("fields could not be expanded");
+        }
         co_return UserResult::found(row.user.empty() ? req->user : row.user, std::move(row.fields));
     }
 

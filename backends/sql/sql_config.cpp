@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "backends/sql/fields.hpp"
 #include "password/scheme.hpp"
 
 namespace postern::backend::sql {
@@ -195,6 +196,22 @@ std::optional<std::string> first_of(const config::Section& s, std::initializer_l
     return v;
 }
 
+// fields = { NAME = "TEMPLATE", ... } (or a [passdb.fields] table), each
+// template checked now so a typo is a start-up error, not a failed login.
+void read_fields(const config::Section& s, SqlFile& f) {
+    f.fields_import_all = s.boolean("fields_import_all", true);
+    const auto t = s.subtable("fields");
+    if (!t) return;
+    for (const auto& k : t->keys()) {
+        if (k.empty() || k.find_first_of("\t\r\n=") != std::string::npos)
+            t->error(k, "a field name must be non-empty without tab, newline or =");
+        std::string tmpl = *t->opt_string(k);  // may be empty (NAME:remove = "")
+        if (const auto e = check_field_template(tmpl); !e.empty()) t->error(k, e);
+        f.fields.push_back({k, std::move(tmpl)});
+    }
+    f.lines.emplace_back("fields", t->line());
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& inline_keys() {
@@ -315,7 +332,9 @@ SqlFile read_sql_section(const config::Section& s, bool passdb) {
     const auto& known = inline_keys();
     const std::string_view* inline_key = nullptr;
     for (const auto& k : s.keys()) {
-        if (k == "driver" || k == "args" || k == "pool_size" || k == "query_timeout") continue;
+        if (k == "driver" || k == "args" || k == "pool_size" || k == "query_timeout" || k == "fields" ||
+            k == "fields_import_all")
+            continue;
         const auto it = std::find(known.begin(), known.end(), k);
         if (it == known.end()) s.error(k, "unknown setting");
         if (!inline_key) inline_key = &*it;
@@ -337,6 +356,7 @@ SqlFile read_sql_section(const config::Section& s, bool passdb) {
             s.error("args", e.what());
         }
     }
+    read_fields(s, file);
     return file;
 }
 

@@ -35,6 +35,14 @@ struct ConnectSettings {
     unsigned maxconns = 5;
 };
 
+// One entry of a passdb/userdb table's fields (Dovecot 2.4's fields { }):
+// the field's name and its %{...} template (backends/sql/fields.hpp).
+struct FieldTemplate {
+    std::string name;
+    std::string tmpl;
+};
+using FieldTemplates = std::vector<FieldTemplate>;
+
 struct SqlFile : conf::KeyLines {
     std::string path;
     DriverKind driver = DriverKind::Mysql;
@@ -47,6 +55,10 @@ struct SqlFile : conf::KeyLines {
     // (or %w) is the new stored value, %{old_password} the one the login
     // verified (compare-and-set). Without %{old_password} it is not used.
     std::string update_query;
+    // fields = { NAME = "TEMPLATE", ... } of the table (either form) and
+    // fields_import_all (false: the query's columns set no field themselves).
+    FieldTemplates fields;
+    bool fields_import_all = true;
     // (KeyLines: the line of each key, for later errors about a query.)
 };
 
@@ -67,7 +79,8 @@ ConnectSettings parse_connect(DriverKind driver, std::string_view text, const st
 // "FILE:LINE passdb[N]". Errors name file:line:key, never a value.
 SqlFile parse_sql_section(const config::Section& s, bool passdb);
 // A passdb/userdb table's settings: the file named in args, or the inline
-// settings (errors for both, for keys neither knows, or for neither).
+// settings (errors for both, for keys neither knows, or for neither); with
+// either, the table's fields and fields_import_all.
 // pool_size and query_timeout are left to the caller.
 SqlFile read_sql_section(const config::Section& s, bool passdb);
 // The keys parse_sql_section reads.

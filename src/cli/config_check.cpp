@@ -201,7 +201,16 @@ std::string describe(const config::Driver& d) {
     add("default_scheme", "hashes without {SCHEME} are");
     add("default_password_scheme", "hashes without {SCHEME} are");
     add("username_format", "looked up as");
-    if (s.has("fields")) line += ", fixed fields";
+    if (s.has("fields") && d.driver == "sql") {
+        // Dovecot 2.4's fields { }: named fields set from templates after the query.
+        std::string names;
+        if (auto t = s.subtable("fields"))
+            for (const auto& k : t->keys()) names += (names.empty() ? "" : " ") + k;
+        line += ", then fields " + names + " from templates";
+        if (!s.boolean("fields_import_all", true)) line += " (only they: fields_import_all off)";
+    } else if (s.has("fields")) {
+        line += ", fixed fields";
+    }
     return line;
 }
 

@@ -128,9 +128,10 @@ struct Ctx {
         return found;
     }
     // A template value in postern's form, or nullopt after listing it.
-    std::optional<std::string> vars(const Node& n, const std::string& v, bool ldap_attrs = false) {
+    std::optional<std::string> vars(const Node& n, const std::string& v, bool ldap_attrs = false,
+                                    bool sql_fields = false) {
         std::string o;
-        if (!to_postern_vars(v, o, ldap_attrs)) {
+        if (!to_postern_vars(v, o, ldap_attrs, sql_fields)) {
             left(n, "\"" + v + "\" uses a %{...} filter postern does not have");
             return std::nullopt;
         }
@@ -537,8 +538,36 @@ std::optional<Db> sql_inline(Ctx& c, const Node& db, bool passdb) {
         if (!scheme) scheme = find("default_password_scheme");
         if (scheme && !trim(scheme->value).empty()) t += "default_password_scheme = " + toml(upper(trim(scheme->value))) + "\n";
     }
+    // fields { }: Dovecot 2.4's passdb_fields / userdb_fields, the same table in postern.
+    // Several fields { } blocks are one list; a name set again replaces its value.
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (const auto& block : db.children) {
+        if (!block.section || block.key != "fields") continue;
+        for (const auto& f : block.children) {
+            if (f.section) {
+                c.left(f, "a section inside fields is not read");
+                ok = false;
+                continue;
+            }
+            auto v = c.vars(f, f.value, false, true);
+            if (!v) {
+                ok = false;
+                continue;
+            }
+            std::erase_if(fields, [&](const auto& x) { return x.first == f.key; });
+            fields.emplace_back(f.key, std::move(*v));
+        }
+    }
+    if (!fields.empty()) {
+        t += "fields = { ";
+        for (std::size_t i = 0; i < fields.size(); ++i)
+            t += (i ? ", " : "") + toml(fields[i].first) + " = " + toml(fields[i].second);
+        t += " }\n";
+    }
+    if (const Node* n = db.setting("fields_import_all"); n && !yes(n->value)) t += "fields_import_all = false\n";
     for (const auto& s : db.children) {
-        if (s.section && s.key == driver) continue;  // read above
+        if (s.section && (s.key == "fields" || s.key == driver)) continue;  // read above
+        if (!s.section && s.key == "fields_import_all") continue;
         if (s.section && s.key == "pgsql_parameters" && driver == "pgsql") continue;
         if (!s.section && (s.key == "sql_driver" || s.key == "query" || s.key == "iterate_query" ||
                            s.key.starts_with(prefix) || s.key.starts_with("passdb_sql_") ||
@@ -802,7 +831,7 @@ bool auth_setting_ignored(const std::string& k) {
 
 }  // namespace
 
-bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs) {
+bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs, bool sql_fields) {
     out.clear();
     for (std::size_t i = 0; i < in.size(); ++i) {
         if (in[i] != '%' || i + 1 >= in.size() || in[i + 1] != '{') {
@@ -835,6 +864,16 @@ bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs) {
             letter = "d";
         } else if (var == "username") {
             letter = "n";
+        } else if (sql_fields && (var.starts_with("sql:") || var.starts_with("passdb:") || var.starts_with("userdb:"))) {
+            std::string kept = "%{" + var;
+            for (std::size_t f = 1; f < parts.size(); ++f) {
+                if (!util::is_filter_name(trim(std::string_view(parts[f]).substr(0, parts[f].find('(')))))
+                    return false;
+                kept += " | " + parts[f];
+            }
+            out += kept + "}";
+            i = close;
+            continue;
         } else if (var == "password" || var == "master_user" || var == "session" ||
                    (ldap_attrs && (var.starts_with("ldap:") || var.starts_with("ldap_multi:")))) {
             out += "%{" + var + "}";

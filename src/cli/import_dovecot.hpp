@@ -37,7 +37,9 @@ Output translate(const Tree& tree, const std::string& source, const std::string&
 // pass through; 2.4's %{user | lower}, %{user | username}, %{user | domain}
 // (and | lower / | upper after them), %{service} become %Lu, %n, %d, %Ln, %s...
 // Returns false (and leaves `out` unspecified) for a filter postern lacks.
-// With `ldap_attrs`, %{ldap:attr} and %{ldap_multi:attr} pass through too.
-bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs = false);
+// With `ldap_attrs`, %{ldap:attr} and %{ldap_multi:attr} pass through too;
+// with `sql_fields` (an sql passdb/userdb's fields { }), %{sql:column},
+// %{passdb:field} and %{userdb:field}, with any filters postern has.
+bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs = false, bool sql_fields = false);
 
 }  // namespace postern::cli::dovecot

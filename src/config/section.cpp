@@ -150,9 +150,12 @@ std::optional<Section> Section::array_table(std::string_view key, std::size_t i)
 }
 
 std::vector<std::string> Section::keys() const {
-    std::vector<std::pair<long, std::string>> at;
+    // In the file's order: by line, then by column (an inline table's keys).
+    std::vector<std::pair<std::pair<long, long>, std::string>> at;
     if (table_)
-        for (const auto& [k, v] : *table_) at.emplace_back(static_cast<long>(v.source().begin.line), std::string(k.str()));
+        for (const auto& [k, v] : *table_)
+            at.emplace_back(std::make_pair(static_cast<long>(v.source().begin.line), static_cast<long>(k.source().begin.column)),
+                            std::string(k.str()));
     std::stable_sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> out;
     for (auto& [line, k] : at)

@@ -423,3 +423,118 @@ TEST_CASE("sql config: bad inline settings name file, line and key, never a pass
         }
     }
 }
+
+TEST_CASE("sql fields: Dovecot 2.4 fields { } templates over the row") {
+    const auto vars = user_vars("Bob@Ex.org");
+    SUBCASE("passdb: sql:, passdb:, request variables, rename, nopassword, replace") {
+        const std::vector<std::string> cols = {"username", "password", "maildir", "nul", "reason"};
+        const Row row = {"bob", "{PLAIN}x", "b/", std::nullopt, "column"};
+        auto p = pass_row(cols, row, "Bob@Ex.org");
+        const FieldTemplates f = {{"user", "%{sql:username}@%{user | domain | lower}"},
+                                  {"nopassword", "yes"},
+                                  {"userdb_home", "/v/%{passdb:maildir}"},
+                                  {"flag", "%{sql:NUL}"},           // a NULL column reads "yes"
+                                  {"empty", "<%{passdb:nul}>"},     // not set: ""
+                                  {"pw", "<%{passdb:password}>"},   // the password is no field
+                                  {"reason", "template"}};
+        REQUIRE(apply_pass_fields(p, f, cols, row, vars));
+        CHECK(p.user == "bob@ex.org");
+        CHECK(p.password == "{PLAIN}x");
+        CHECK(p.userdb == Fields{{"home", "/v/b/"}});
+        CHECK(p.extra == Fields{{"maildir", "b/"}, {"nopassword", "yes"}, {"flag", "yes"}, {"empty", "<>"},
+                                {"pw", "<>"}, {"reason", "template"}});
+    }
+    SUBCASE("every template is expanded before any field is set") {
+        auto p = pass_row({"password", "b"}, Row{"x", "old"}, "a");
+        REQUIRE(apply_pass_fields(p, {{"b", "new"}, {"a", "%{passdb:b}"}}, {"password", "b"}, Row{"x", "old"}, vars));
+        CHECK(p.extra == Fields{{"b", "new"}, {"a", "old"}});
+    }
+    SUBCASE(":default and :remove") {
+        const std::vector<std::string> cols = {"password", "proxy", "host"};
+        const Row row = {"x", "y", "10.0.0.1"};
+        auto p = pass_row(cols, row, "a");
+        REQUIRE(apply_pass_fields(p, {{"host:default", "10.9.9.9"}, {"port:default", "143"}, {"proxy:remove", ""}},
+                                  cols, row, vars));
+        CHECK(p.extra == Fields{{"host", "10.0.0.1"}, {"port", "143"}});
+    }
+    SUBCASE("fields_import_all off: only the fields") {
+        const std::vector<std::string> cols = {"password", "reason"};
+        const Row row = {"{PLAIN}x", "r"};
+        auto p = pass_row(cols, row, "a", false);
+        CHECK(p.password_column);
+        CHECK_FALSE(p.password);
+        REQUIRE(apply_pass_fields(p, {{"password", "%{sql:password}"}, {"why", "<%{passdb:reason}>"}}, cols, row,
+                                  vars, false));
+        CHECK(p.password == "{PLAIN}x");
+        CHECK(p.extra == Fields{{"why", "<>"}});
+    }
+    SUBCASE("a column the row lacks fails the lookup") {
+        auto p = pass_row({"password"}, Row{"x"}, "a");
+        auto r = apply_pass_fields(p, {{"home", "%{sql:nosuch}"}}, {"password"}, Row{"x"}, vars);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("field home") == 0);
+        CHECK(r.error().message.find("sql:nosuch") != std::string::npos);
+    }
+    SUBCASE("userdb: sql:, userdb:, user rename; a NULL column is absent") {
+        const std::vector<std::string> cols = {"uid", "maildir", "quota", "nul"};
+        const Row row = {"2000", "b/", "1024", std::nullopt};
+        auto u = user_row(cols, row);
+        REQUIRE(apply_user_fields(u,
+                                  {{"home", "/var/vmail/%{user | domain | lower}/%{user | username | lower}"},
+                                   {"mail", "maildir:~/%{userdb:maildir}"},
+                                   {"quota_rule", "*:bytes=%{sql:quota}"},
+                                   {"uid", "%{userdb:uid}1"},
+                                   {"user", "%{user | lower}"}},
+                                  cols, row, vars));
+        CHECK(u.user == "bob@ex.org");
+        CHECK(u.fields == Fields{{"maildir", "b/"}, {"quota", "1024"}, {"home", "/var/vmail/ex.org/bob"},
+                                 {"mail", "maildir:~/b/"}, {"quota_rule", "*:bytes=1024"}, {"uid", "20001"}});
+        auto v = user_row(cols, row);
+        CHECK_FALSE(apply_user_fields(v, {{"x", "%{sql:nul}"}}, cols, row, vars));
+        auto w = user_row(cols, row, false);
+        REQUIRE(apply_user_fields(w, {{"home", "/h/%{sql:maildir}<%{userdb:maildir}>"}}, cols, row, vars));
+        CHECK(w.fields == Fields{{"home", "/h/b/<>"}});
+    }
+    SUBCASE("templates checked at start-up") {
+        CHECK(check_field_template("/v/%{user | domain}/%{sql:x | lower}%{passdb:y}%{userdb:z}%{remote_ip}").empty());
+        CHECK(check_field_template("%{nosuch}").find("nosuch") != std::string::npos);
+        CHECK_FALSE(check_field_template("%{user | nosuchfilter}").empty());
+        CHECK_FALSE(check_field_template("%{sql:}").empty());
+    }
+}
+
+TEST_CASE("sql config: fields and fields_import_all in the table") {
+    const SqlFile f = inline_settings(
+        "[[passdb]]\ndriver = \"sql\"\nsql_driver = \"mysql\"\nquery = \"SELECT password FROM u\"\n"
+        "fields_import_all = false\n"
+        "fields = { user = \"%{sql:username}\", nopassword = \"yes\", \"home:default\" = \"/h\", a = \"%{user}\" }\n");
+    REQUIRE(f.fields.size() == 4);
+    CHECK(f.fields[0].name == "user");  // in the file's order
+    CHECK(f.fields[0].tmpl == "%{sql:username}");
+    CHECK(f.fields[1].name == "nopassword");
+    CHECK(f.fields[2].name == "home:default");
+    CHECK(f.fields[3].name == "a");
+    CHECK_FALSE(f.fields_import_all);
+    const SqlFile u = inline_settings(
+        "[[userdb]]\ndriver = \"sql\"\nsql_driver = \"pgsql\"\nquery = \"SELECT uid FROM u\"\n"
+        "[userdb.fields]\nhome = \"/v/%d/%n\"\nmail = \"maildir:~/%{userdb:maildir}\"\n",
+        false);
+    REQUIRE(u.fields.size() == 2);
+    CHECK(u.fields[1].name == "mail");
+    CHECK(u.fields_import_all);
+    for (const auto& [body, where] : std::vector<std::pair<std::string, std::string>>{
+             {"fields = { home = \"%{nosuch}\" }\n", "p.conf:7: passdb[0].fields.home"},
+             {"[passdb.fields]\nhome = \"/h\"\nmail = \"%{user | nosuchfilter}\"\n", "p.conf:9: passdb[0].fields.mail"},
+             {"fields = [\"home=/h\"]\n", "p.conf:7: passdb[0].fields"},
+             {"fields = { home = 1 }\n", "p.conf:7: passdb[0].fields.home"},
+             {"fields_import_all = \"no\"\n", "p.conf:7: passdb[0].fields_import_all"}}) {
+        CAPTURE(body);
+        try {
+            inline_settings("[[passdb]]\ndriver = \"sql\"\nsql_driver = \"mysql\"\nquery = \"SELECT password FROM u\"\n" +
+                            body);
+            FAIL_CHECK("no error");
+        } catch (const ConfigError& e) {
+            CHECK(std::string(e.what()).find(where) == 0);
+        }
+    }
+}

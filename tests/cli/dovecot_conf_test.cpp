@@ -369,3 +369,33 @@ TEST_CASE("dovecot import: 2.4 SQL hosts with different settings are left behind
           std::string::npos);
     CHECK(out.not_carried[0].find("s3cret") == std::string::npos);
 }
+
+TEST_CASE("dovecot import: 2.4 fields { } of an sql passdb/userdb") {
+    TempTree t;
+    t.put("dovecot.conf",
+          "dovecot_config_version = 2.4.1\nsql_driver = pgsql\n"
+          "pgsql db1 {\n  parameters {\n    user = a\n  }\n}\n"
+          "passdb sql {\n  query = SELECT username, password FROM mailbox WHERE username = '%{user | safe}'\n"
+          "  fields {\n    user = %{passdb:username}\n    nopassword = yes\n  }\n"
+          "  fields {\n    nopassword = no\n    host:default = %{sql:host | lower}\n  }\n}\n"
+          "userdb sql {\n  query = SELECT uid FROM mailbox WHERE username = '%{user}'\n"
+          "  fields_import_all = no\n"
+          "  fields {\n    home = /var/vmail/%{user | domain}/%{user | username}\n    uid = %{sql:uid}\n  }\n}\n"
+          "userdb sql2 {\n  driver = sql\n  query = SELECT 1\n"
+          "  fields {\n    home = %{sql:home | nosuchfilter}\n    quota {\n    }\n  }\n}\n");
+    const auto out = dc::translate(dc::read(t.path()), t.path());
+    const auto& c = out.config;
+    CHECK(c.find("query = \"SELECT username, password FROM mailbox WHERE username = '%{user | safe}'\"\n"
+                 "fields = { \"user\" = \"%{passdb:username}\", \"nopassword\" = \"no\", "
+                 "\"host:default\" = \"%{sql:host | lower}\" }\n") != std::string::npos);
+    CHECK(c.find("query = \"SELECT uid FROM mailbox WHERE username = '%u'\"\n"
+                 "fields = { \"home\" = \"/var/vmail/%d/%n\", \"uid\" = \"%{sql:uid}\" }\nfields_import_all = false\n") !=
+          std::string::npos);
+    // The third database is left behind: a filter postern lacks, a section.
+    REQUIRE(out.not_carried.size() == 2);
+    CHECK(out.not_carried[0].find("dovecot.conf:31: home: \"%{sql:home | nosuchfilter}\" uses a %{...} filter") !=
+          std::string::npos);
+    CHECK(out.not_carried[1].find("dovecot.conf:32: quota: a section inside fields is not read") != std::string::npos);
+    CHECK(c.find("sql2") == std::string::npos);
+    CHECK(c.find("nosuchfilter") == std::string::npos);
+}

@@ -543,6 +543,72 @@ class SqlTests:
         self.assert_fail(r, 1)
         self.assertFalse(is_temp_fail(r), r)
 
+    def inline_config(self, passdb, userdb):
+        """postern.conf with the settings inline (Dovecot 2.4's names) for
+        this driver: a client and a master socket, the passdb and userdb
+        tables given their own query and fields lines."""
+        s = self.server
+        if s.driver == "mysql":
+            connect = (f'sql_driver = "mysql"\nmysql_host = "127.0.0.1"\nmysql_port = {s.port}\n'
+                       f'mysql_user = {toml_str(databases.DB_USER)}\nmysql_password = {toml_str(databases.DB_PASSWORD)}\n'
+                       f'mysql_dbname = {toml_str(databases.DB_NAME)}\n')
+        else:
+            connect = (f'sql_driver = "pgsql"\npgsql_host = "127.0.0.1"\npgsql_parameters = {{ port = {s.port}, '
+                       f'user = {toml_str(databases.DB_USER)}, password = {toml_str(databases.DB_PASSWORD)}, '
+                       f'dbname = {toml_str(databases.DB_NAME)} }}\n')
+        sock, msock = self.path("auth"), self.path("auth-master")
+        text = daemon_config(sock, msock, [])
+        text += f'\n[[passdb]]\ndriver = "sql"\n{connect}{passdb}\n[[userdb]]\ndriver = "sql"\n{connect}{userdb}\n'
+        return text, sock, msock
+
+    def test_fields_templates(self):
+        # Dovecot 2.4's fields { }: templates over the row's columns
+        # (%{sql:...}), the fields they set (%{passdb:...} / %{userdb:...})
+        # and the request's variables, set after the columns and replacing
+        # theirs.
+        passdb = ("query = \"SELECT username, password, maildir FROM mailbox WHERE username = '%{user | lower}' "
+                  "AND active = '1'\"\n"
+                  'fields = { user = "%{passdb:username}", greeting = "hi %{sql:maildir} from %{remote_ip}", '
+                  'maildir = "%{sql:maildir | upper}" }\n')
+        userdb = ("query = \"SELECT maildir, quota, 2000 AS uid, 2000 AS gid FROM mailbox WHERE username = '%u'\"\n"
+                  'fields = { home = "/var/vmail/%{user | domain}/%{user | username}", '
+                  'mail = "maildir:~/%{userdb:maildir}", quota_rule = "*:bytes=%{sql:quota}", '
+                  '"maildir:remove" = "" }\n')
+        text, sock, msock = self.inline_config(passdb, userdb)
+        d = self.start_daemon(text)
+        r = self.auth(sock, "ALICE@example.com", ALICE_PASSWORD)
+        self.assertEqual(r[0], "OK", r)
+        # The column username renamed the user; the template read it back.
+        self.assertEqual(sorted(r[2:]), ["greeting=hi example.com/alice/ from 127.0.0.1",
+                                         "maildir=EXAMPLE.COM/ALICE/", "original_user=ALICE@example.com",
+                                         "user=alice@example.com"], r)
+        self.assert_fail(self.auth(sock, "alice@example.com", WRONG_PASSWORD), 1)
+        got = master_request(msock, "USER\t1\talice@example.com\tservice=imap")
+        self.assertEqual(got[0].split("\t")[:3], ["USER", "1", "alice@example.com"], got)
+        self.assertEqual(sorted(got[0].split("\t")[3:]),
+                         ["gid=2000", "home=/var/vmail/example.com/alice", "mail=maildir:~/example.com/alice/",
+                          "quota=0", "quota_rule=*:bytes=0", "uid=2000"], got)
+        d.stop()
+        # nopassword from a field; fields_import_all off: only the fields;
+        # a template naming a column the row lacks fails the lookup.
+        passdb = ("query = \"SELECT username, password FROM mailbox WHERE username = '%u'\"\n"
+                  "fields_import_all = false\n"
+                  'fields = { nopassword = "yes", who = "%{sql:username}/<%{passdb:username}>" }\n')
+        userdb = ("query = \"SELECT maildir FROM mailbox WHERE username = '%u'\"\n"
+                  'fields = { home = "/h/%{sql:nosuch}" }\n')
+        text, sock, msock = self.inline_config(passdb, userdb)
+        d = self.start_daemon(text, name="posternd2")
+        r = self.auth(sock, "bob@example.com", WRONG_PASSWORD)
+        self.assertEqual(r[0], "OK", r)
+        self.assertEqual(sorted(r[2:]), ["user=bob@example.com", "who=bob@example.com/<>"], r)  # nopassword stays internal
+        self.assert_fail(self.auth(sock, "nobody@example.com", WRONG_PASSWORD), 1)
+        got = master_request(msock, "USER\t1\talice@example.com\tservice=imap")
+        self.assertEqual(got[0].split("\t")[:2], ["FAIL", "1"], got)
+        self.assertIn('user "alice@example.com": fields: field home: unknown variable %{sql:nosuch}', d.stderr())
+        check = harness.run_cli(["config", "check", d.config_path])
+        self.assertIn("then fields home from templates", check.stdout, check.stdout + check.stderr)
+        self.assertIn("then fields nopassword who from templates (only they: fields_import_all off)", check.stdout)
+
     def test_two_rows_fail_safely(self):
         q = "SELECT username AS user, password FROM mailbox WHERE domain = '%d'"
         d, sock, _ = self.start_sql(password_query=q)
