@@ -12,7 +12,9 @@
 # at the end with why. The 2.4 user query also selects ten columns made of
 # 2.4 filters over the user name (md5, sha1, sha256 | truncate(8), sha384,
 # sha512 | base64, sha256(rounds=3), hexlify, reverse, lfill, base64(url=1)),
-# so USER compares posternd's filter output with Dovecot 2.4.1's.
+# so USER compares posternd's filter output with Dovecot 2.4.1's. The same
+# 2.4 tree once more with a fields { } block in the passdb and the userdb
+# (templates over the columns, %{passdb:..}, %{userdb:..}, a NULL column).
 
 import hashlib
 import os
@@ -68,9 +70,28 @@ userdb {{
 """
 
 
-def sql_24(server):
+# fields { } of the 2.4 tree's databases (sql_24(fields=True)): templates
+# over the row's columns, the fields they set and the request's variables.
+# The passdb query then also returns a NULL column, which %{sql:...} reads
+# as "yes" (Dovecot's auth_fields_add of a NULL value).
+PASSDB_FIELDS_24 = """  fields {
+    greeting = hi %{passdb:user} as %{sql:user | upper}
+    null_is = [%{sql:nothing}][%{passdb:nothing}]
+  }
+"""
+USERDB_FIELDS_24 = """  fields {
+    home = /srv/mail/%{user | domain}/%{user | username}
+    quota_rule = *:storage=%{sql:uid}M
+    mail_path = ~/%{userdb:f_reverse}
+  }
+"""
+GREETING = "greeting=hi alice@example.com as ALICE@EXAMPLE.COM"
+NULL_IS = "null_is=[yes][]"
+
+
+def sql_24(server, fields=False):
     """The 2.4 tree's: sql_driver and the host block at the top, the queries
-    in the databases."""
+    in the databases (and with `fields`, a fields { } block in each)."""
     if server.driver == "mysql":
         host = f"""mysql 127.0.0.1 {{
   port = {server.port}
@@ -94,12 +115,12 @@ def sql_24(server):
     return f"""sql_driver = {server.driver}
 {host}passdb sql {{
   default_password_scheme = SHA512-CRYPT
-  query = {v24(PFA_PASSWORD_QUERY)}
-}}
+  query = {v24(PFA_PASSWORD_QUERY).replace(" FROM", ", NULL AS nothing FROM", 1) if fields else v24(PFA_PASSWORD_QUERY)}
+{PASSDB_FIELDS_24 if fields else ""}}}
 userdb sql {{
   query = {user_query}
   iterate_query = {PFA_ITERATE_QUERY}
-}}
+{USERDB_FIELDS_24 if fields else ""}}}
 """
 
 
@@ -246,6 +267,34 @@ class Differential:
         # The filtered columns came back from Dovecot (and equal from posternd).
         self.assertIn("f_md5=" + hashlib.md5(self.ALICE.encode()).hexdigest(), dovecot["USER known"])
         self.assertEqual(len([f for f in dovecot["USER known"] if f.startswith("f_")]), 10, dovecot["USER known"])
+
+    @unittest.skipIf(MISSING_24, MISSING_24 or "")
+    def test_fields_same_answers_as_dovecot_24(self):
+        """fields { } in both databases: the passdb's greeting reaches every
+        OK for a found user (the master logins' targets too), the userdb's
+        fields every USER; both servers' answers compared."""
+        inside = d24.inside
+        etc_inside = self.path("etc-dovecot-in-root")
+        tree_24(etc_inside, inside(self.run_dir), inside(self.users), inside(self.masters), inside(self.socket),
+                dbs=sql_24(self.server, fields=True))
+        tree_24(self.etc, self.run_dir, self.users, self.masters, self.socket, dbs=sql_24(self.server, fields=True))
+        def greeted(answer):
+            user = next((f[5:] for f in answer[1:] if f.startswith("user=")), "")
+            return answer[:1] + sorted(answer[1:] + [f"greeting=hi {user} as {user.upper()}", NULL_IS])
+        known = {name: tuple(greeted(a) if a and a[0] == "OK" else a for a in answers)
+                 for name, answers in KNOWN_SQL_24.items()}
+        dovecot, postern = self.differential(lambda: self.start_dovecot_24(etc_inside), 4, known,
+                                             f"2.4 {self.DRIVER} import with fields")
+        with open(self.path("postern.conf"), encoding="utf-8") as f:
+            self.assertIn('fields = { "greeting" = "hi %{passdb:user} as %{sql:user | upper}", '
+                          '"null_is" = "[%{sql:nothing}][%{passdb:nothing}]" }', f.read())
+        self.assertIn(GREETING, dovecot["right"])
+        self.assertIn(NULL_IS, dovecot["right"])
+        user = dovecot["USER known"]
+        self.assertEqual(user[0], "USER")
+        for field in ("home=/srv/mail/example.com/alice", "quota_rule=*:storage=2000M",
+                      "mail_path=~/" + "alice"[::-1]):
+            self.assertIn(field, user)
 
 
 @require_binaries
