@@ -864,7 +864,9 @@ bool to_postern_vars(const std::string& in, std::string& out, bool ldap_attrs, b
             letter = "d";
         } else if (var == "username") {
             letter = "n";
-        } else if (sql_fields && (var.starts_with("sql:") || var.starts_with("passdb:") || var.starts_with("userdb:"))) {
+        } else if ((sql_fields && (var.starts_with("sql:") || var.starts_with("passdb:") || var.starts_with("userdb:"))) ||
+                   var.starts_with("literal(") || var.starts_with("concat(") || var.starts_with("if(")) {
+            // A column or field of the row, or a pipeline that starts with a filter.
             std::string kept = "%{" + var;
             for (std::size_t f = 1; f < parts.size(); ++f) {
                 if (!util::is_filter_name(trim(std::string_view(parts[f]).substr(0, parts[f].find('(')))))

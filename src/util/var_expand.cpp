@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <openssl/evp.h>
+#include <regex.h>
 
 #include "util/encoding.hpp"
 
@@ -199,13 +200,224 @@ void to_upper(std::string& v) {
     for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
 }
 
+// Calls stop(c, k) for each character of `s` from `from` that is outside a
+// 'quoted' or "quoted" string (backslash escapes inside); the first k it
+// returns true for, or npos.
+template <class Stop>
+std::size_t scan_unquoted(std::string_view s, std::size_t from, Stop stop) {
+    char quote = 0;
+    for (std::size_t k = from; k < s.size(); ++k) {
+        const char c = s[k];
+        if (quote) {
+            if (c == '\\') ++k;
+            else if (c == quote) quote = 0;
+        } else if (c == '\'' || c == '"') {
+            quote = c;
+        } else if (stop(c, k)) {
+            return k;
+        }
+    }
+    return std::string_view::npos;
+}
+
+// The end of a %{...} body from `from`: the first '}' outside quotes.
+std::size_t body_end(std::string_view t, std::size_t from) {
+    return scan_unquoted(t, from, [](char c, std::size_t) { return c == '}'; });
+}
+
+// A %{...} body split at each '|' outside quotes and parentheses:
+// the variable (or a first filter) and the filters, trimmed.
+std::vector<std::string> split_pipeline(std::string_view body) {
+    std::vector<std::string> parts;
+    int depth = 0;
+    std::size_t b = 0;
+    scan_unquoted(body, 0, [&](char c, std::size_t k) {
+        if (c == '(') ++depth;
+        else if (c == ')') --depth;
+        else if (c == '|' && depth <= 0) {
+            parts.push_back(trim_spaces(body.substr(b, k - b)));
+            b = k + 1;
+        }
+        return false;
+    });
+    parts.push_back(trim_spaces(body.substr(std::min(b, body.size()))));
+    return parts;
+}
+
+// Dovecot's wildcard_match: '*' any run, '?' one character.
+bool wildcard(std::string_view s, std::string_view p) {
+    std::size_t si = 0, pi = 0, star = std::string_view::npos, mark = 0;
+    while (si < s.size()) {
+        if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+            ++si, ++pi;
+        } else if (pi < p.size() && p[pi] == '*') {
+            star = pi++;
+            mark = si;
+        } else if (star != std::string_view::npos) {
+            pi = star + 1;
+            si = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (pi < p.size() && p[pi] == '*') ++pi;
+    return pi == p.size();
+}
+
+// POSIX extended regular expression `pat` over `input`: whether it matches,
+// with up to 10 groups in `m`; nullopt and `error` for a bad pattern.
+std::optional<bool> regex_match(const std::string& pat, const std::string& input, regmatch_t* m, std::size_t nm,
+                                std::string& error) {
+    regex_t re;
+    if (const int ec = ::regcomp(&re, pat.c_str(), REG_EXTENDED); ec != 0) {
+        char buf[256] = {0};
+        ::regerror(ec, &re, buf, sizeof buf);
+        ::regfree(&re);
+        error = buf;
+        return std::nullopt;
+    }
+    const bool hit = ::regexec(&re, input.c_str(), nm, m, 0) == 0;
+    ::regfree(&re);
+    return hit;
+}
+
+// 2.4's regexp(pattern, replacement): on a match the value becomes the
+// replacement with \0..\9 replaced by the groups (the text around the match
+// is not kept, as in Dovecot); no match leaves it as it was.
+Result<void> regexp_filter(const Filter& f, std::string& v) {
+    if (!f.named.empty()) return fail("filter regexp has no argument " + f.named.front().first);
+    if (f.positional.empty()) return fail("regexp: Missing pattern and replacement parameters");
+    if (f.positional.size() < 2) return fail("regexp: Missing replacement parameter");
+    if (f.positional.size() > 2) return fail("too many arguments to filter regexp");
+    regmatch_t m[10];
+    std::string error;
+    const auto hit = regex_match(f.positional[0], v, m, 10, error);
+    if (!hit) return fail("regexp: " + error);
+    if (!*hit) return {};
+    const std::string& rep = f.positional[1];
+    std::string out;
+    for (std::size_t i = 0; i < rep.size(); ++i) {
+        if (rep[i] == '\\' && i + 1 < rep.size() && std::isdigit(static_cast<unsigned char>(rep[i + 1]))) {
+            const auto& g = m[rep[i + 1] - '0'];
+            if (g.rm_so < 0) return fail("regexp: Invalid capture group");
+            out.append(v, static_cast<std::size_t>(g.rm_so), static_cast<std::size_t>(g.rm_eo - g.rm_so));
+            ++i;
+        } else {
+            out += rep[i];
+        }
+    }
+    v = std::move(out);
+    return {};
+}
+
+// 2.4's index(separator, n): the n-th piece of the value split at every
+// separator (n < 0 counts from the end).
+Result<void> index_filter(const Filter& f, std::string& v) {
+    if (!f.named.empty()) return fail("filter index has no argument " + f.named.front().first);
+    if (f.positional.empty()) return fail("index: Missing separator and index parameters");
+    if (f.positional.size() < 2) return fail("index: Missing index parameter");
+    if (f.positional.size() > 2) return fail("too many arguments to filter index");
+    const std::string& sep = f.positional[0];
+    auto idx = number(f.positional[1], "index");
+    if (!idx) return fail(idx.error().message);
+    std::vector<std::string> pieces;
+    std::size_t b = 0;
+    if (!sep.empty())
+        for (auto at = v.find(sep); at != std::string::npos; at = v.find(sep, b)) {
+            pieces.push_back(v.substr(b, at - b));
+            b = at + sep.size();
+        }
+    pieces.push_back(v.substr(b));
+    long long i = *idx < 0 ? static_cast<long long>(pieces.size()) + *idx : *idx;
+    if (i < 0 || i >= static_cast<long long>(pieces.size())) return fail("index: Position out of bounds");
+    v = std::move(pieces[static_cast<std::size_t>(i)]);
+    return {};
+}
+
+// 2.4's if([lhs,] op, rhs, then, else): lhs is the value unless the
+// pipeline starts with if. Numeric == < <= > >= !=, string eq lt le gt ge
+// ne, wildcard * !*, regular expression ~ !~.
+Result<void> if_filter(const Filter& f, std::string& v, bool set) {
+    if (!f.named.empty()) return fail("filter if has no argument " + f.named.front().first);
+    const std::size_t first = set ? 0 : 1;
+    if (f.positional.size() < first + 4) return fail("if: Missing parameters");
+    if (f.positional.size() > first + 4) return fail("too many arguments to filter if");
+    const std::string lhs = set ? v : f.positional[0];
+    const std::string& op = f.positional[first];
+    const std::string& rhs = f.positional[first + 1];
+    bool result = false;
+    if (op == "==" || op == "<" || op == "<=" || op == ">" || op == ">=" || op == "!=") {
+        auto a = number(lhs, "if: Left-hand side");
+        if (!a) return fail(set ? "if: Input is not a number" : a.error().message);
+        auto b = number(rhs, "if: Right-hand side");
+        if (!b) return fail(b.error().message);
+        result = op == "==" ? *a == *b : op == "<" ? *a < *b : op == "<=" ? *a <= *b
+               : op == ">" ? *a > *b : op == ">=" ? *a >= *b : *a != *b;
+    } else if (op == "eq" || op == "lt" || op == "le" || op == "gt" || op == "ge" || op == "ne") {
+        const int c = lhs.compare(rhs);
+        result = op == "eq" ? c == 0 : op == "lt" ? c < 0 : op == "le" ? c <= 0
+               : op == "gt" ? c > 0 : op == "ge" ? c >= 0 : c != 0;
+    } else if (op == "*" || op == "!*") {
+        result = wildcard(lhs, rhs) == (op == "*");
+    } else if (op == "~" || op == "!~") {
+        std::string error;
+        const auto hit = regex_match(rhs, lhs, nullptr, 0, error);
+        if (!hit) return fail("if: regexp() failed: " + error);
+        result = *hit == (op == "~");
+    } else {
+        return fail("if: Unsupported comparator '" + op + "'");
+    }
+    v = f.positional[result ? first + 2 : first + 3];
+    return {};
+}
+
+// The filters that may start a pipeline, without a variable:
+// %{literal('x')}, %{concat(a, 'b')}, %{if(1, '==', 1, 'y', 'n')}.
+bool is_source_filter(std::string_view name) { return name == "literal" || name == "concat" || name == "if"; }
+
 // One filter of Dovecot 2.4's var-expand over the value; `binary` says the
-// value is a digest or decoded bytes (written as hex when it is output).
-Result<void> apply_filter(std::string_view text, std::string& v, bool& binary, const VarLookup& lookup) {
+// value is a digest or decoded bytes (written as hex when it is output);
+// `set` false: there is no value yet (a pipeline starting with a filter,
+// or after a failed filter that default() recovers from).
+Result<void> apply_filter(std::string_view text, std::string& v, bool& binary, bool& set, const VarLookup& lookup) {
     auto parsed = parse_filter(text, lookup);
     if (!parsed) return fail(parsed.error().message);
     const Filter& f = *parsed;
     const std::string& n = f.name;
+    if (n == "literal") {
+        if (f.positional.empty()) return fail("literal: Missing parameters");
+        if (auto r = no_args(f, 1); !r) return r;
+        v = f.positional.front();
+        binary = false;
+        set = true;
+        return {};
+    }
+    if (n == "concat") {
+        if (f.positional.empty()) return fail("concat: Missing parameters");
+        if (!f.named.empty()) return fail("filter concat has no argument " + f.named.front().first);
+        if (binary) v = hex_encode(v);
+        if (!set) v.clear();
+        for (const auto& x : f.positional) v += x;
+        binary = false;
+        set = true;
+        return {};
+    }
+    if (n == "if") {
+        if (binary) v = hex_encode(v);
+        binary = false;
+        auto r = if_filter(f, v, set);
+        set = true;
+        return r;
+    }
+    if (!set && n != "default") return fail("filter " + n + " has no value to work on");
+    if (n == "regexp") {
+        if (binary) v = hex_encode(v), binary = false;
+        return regexp_filter(f, v);
+    }
+    if (n == "index") {
+        if (binary) v = hex_encode(v), binary = false;
+        return index_filter(f, v);
+    }
     auto arg_num = [&](std::size_t i, const std::string& what) -> Result<long long> {
         return number(f.positional[i], what);
     };
@@ -235,7 +447,8 @@ Result<void> apply_filter(std::string_view text, std::string& v, bool& binary, c
     if (n == "default") {
         if (auto r = no_args(f, 1); !r) return r;
         if (f.positional.empty()) return fail("filter default needs a value");
-        if (v.empty()) v = f.positional.front(), binary = false;
+        if (v.empty() || !set) v = f.positional.front(), binary = false;
+        set = true;
         return {};
     }
     if (n == "md5" || n == "sha1" || n == "sha256" || n == "sha384" || n == "sha512" || n == "hash") {
@@ -401,6 +614,7 @@ bool is_filter_name(std::string_view name) {
         "lower",   "upper",   "username", "domain", "reverse",   "safe",     "default", "md5",
         "sha1",    "sha256",  "sha384",   "sha512", "hash",      "hexlify",  "unhexlify", "hex",
         "unhex",   "base64",  "unbase64", "text",   "truncate",  "substr",   "lfill",   "rfill",
+        "literal", "concat",  "regexp",   "index",  "if",
     };
     return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
@@ -450,38 +664,45 @@ Result<std::string> expand(std::string_view t, const VarLookup& lookup, const Va
         std::string name;
         std::vector<std::string> filters;  // Dovecot 2.4: %{user | domain | lower}
         if (t[i] == '{') {
-            const auto close = t.find('}', i);
+            const auto close = body_end(t, i + 1);
             if (close == std::string_view::npos) return fail("unterminated %{ variable");
-            name = std::string(t.substr(i + 1, close - i - 1));
+            filters = split_pipeline(t.substr(i + 1, close - i - 1));
             i = close;
-            if (name.find('|') != std::string::npos) {
-                std::size_t b = 0;
-                for (;;) {
-                    const auto bar = name.find('|', b);
-                    filters.push_back(trim_spaces(std::string_view(name).substr(b, bar == std::string::npos ? bar : bar - b)));
-                    if (bar == std::string::npos) break;
-                    b = bar + 1;
-                }
-                name = filters.front();
-                filters.erase(filters.begin());
-            } else {
-                name = trim_spaces(name);
-            }
+            name = filters.front();
+            filters.erase(filters.begin());
         } else {
             name = std::string(short_var_name(t[i]));
             if (name.empty()) return fail(std::string("unknown variable %") + t[i]);
         }
-        auto value = lookup(name);
-        if (!value) return fail("unknown variable %{" + name + "}");
-        std::string v = std::move(*value);
+        // %{literal('x') | ...}: the pipeline starts with a filter, no variable.
+        bool set = true;
+        if (const auto paren = name.find('(');
+            paren != std::string::npos && is_source_filter(trim_spaces(std::string_view(name).substr(0, paren)))) {
+            filters.insert(filters.begin(), name);
+            set = false;
+        }
+        std::string v;
+        if (set) {
+            auto value = lookup(name);
+            if (!value) return fail("unknown variable %{" + name + "}");
+            v = std::move(*value);
+        }
         if (reverse) std::reverse(v.begin(), v.end());
         if (offset > 0 || width != std::string::npos) v = offset >= v.size() ? std::string() : v.substr(offset, width);
         if (lower) to_lower(v);
         if (upper) to_upper(v);
         bool binary = false;  // a hash's digest: hex when it is output
-        for (const auto& f : filters) {
-            auto r = apply_filter(f, v, binary, lookup);
-            if (!r) return fail(r.error().message + " in %{" + name + " | ...}");
+        for (std::size_t k = 0; k < filters.size(); ++k) {
+            auto r = apply_filter(filters[k], v, binary, set, lookup);
+            if (r) continue;
+            // As in Dovecot, a failed filter leaves no value, which the
+            // next filter may recover from if it is default().
+            const bool next_default =
+                k + 1 < filters.size() && trim_spaces(std::string_view(filters[k + 1]).substr(0, filters[k + 1].find('('))) == "default";
+            if (!next_default) return fail(r.error().message + " in %{" + name + " | ...}");
+            v.clear();
+            binary = false;
+            set = false;
         }
         if (binary) v = hex_encode(v);
         // Every value is escaped, | safe or not: an sql escape turns values

@@ -5,8 +5,12 @@
 // sha384, sha512, hash('algo') with rounds= and salt=, whose digest is written
 // as lowercase hex unless a later filter encodes it; hexlify(width),
 // unhexlify, hex(width), unhex, base64(pad=, url=), unbase64, text,
-// truncate(n | bits=n), substr(offset, length), lfill/rfill(n, 'x'); a bare
-// word argument is a variable's value),
+// truncate(n | bits=n), substr(offset, length), lfill/rfill(n, 'x'),
+// literal('x'), concat(...), regexp('pattern', 'replacement'),
+// index('sep', n), if([lhs,] 'op', rhs, 'then', 'else') (literal, concat and
+// if may start a pipeline: %{literal('x') | upper}); a bare word argument is
+// a variable's value; quoted arguments may hold | and }; a failed filter
+// followed by default('x') gives 'x', as in Dovecot),
 // modifiers L (lower), U (upper), R (reverse) and [offset.]width, %% literal.
 // Each expanded value goes through `escape` (SQL escaping, path filtering).
 #pragma once

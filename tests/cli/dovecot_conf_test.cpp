@@ -190,6 +190,11 @@ TEST_CASE("dovecot import: 2.4 variables in postern's form") {
         {"%{user | domain | lower}", "%Ld"},
         {"/var/vmail/%{user | domain}/%{user | username}", "/var/vmail/%d/%n"},
         {"%{service}", "%s"},
+        {"%{user | index('@', 0) | if('eq', 'root', 'admin', 'user')}",
+         "%{user | index('@', 0) | if('eq', 'root', 'admin', 'user')}"},
+        {"%{literal('x') | upper}", "%{literal('x') | upper}"},
+        {"%{literal('x') | nosuchfilter}", nullptr},
+        {"%{sql:home}", nullptr},  // only in an sql database's fields { }
     };
     for (const auto& c : cases) {
         CAPTURE(c.in);

@@ -313,3 +313,130 @@ TEST_CASE("expand: Dovecot 2.4 hash and encoding filters") {
         CHECK_FALSE(expand(b, v).has_value());
     }
 }
+
+TEST_CASE("expand: Dovecot 2.4 literal, concat, regexp, index and if") {
+    // Vectors from Dovecot 2.4.1's test-var-expand.c (its tables: first =
+    // hello, second = world, user = user@test@domain; alpha, beta, one = 1,
+    // two = 2, evil1 = ;', ':, evil2 = ;test;). Error texts are postern's.
+    VarLookup v = [](std::string_view n) -> std::optional<std::string> {
+        static const std::pair<std::string_view, std::string_view> table[] = {
+            {"first", "hello"}, {"second", "world"}, {"user", "user@test@domain"}, {"alpha", "alpha"},
+            {"beta", "beta"},   {"one", "1"},        {"two", "2"},                 {"evil1", ";', ':"},
+            {"evil2", ";test;"}};
+        for (const auto& [k, x] : table)
+            if (k == n) return std::string(x);
+        return std::nullopt;
+    };
+    struct Case {
+        const char* tmpl;
+        const char* out;  // nullptr: an error
+    };
+    const Case cases[] = {
+        {"%{literal('hello')}", "hello"},
+        {"%{literal}", nullptr},
+        {"%{first | concat(' ',second)}", "hello world"},
+        {"%{concat(first,' ',second)}", "hello world"},
+        {"%{concat}", nullptr},
+        {"%{literal('1724925643') | hex}", "66d046cb"},
+        {"%{literal('hello world') | regexp('(.*) (.*)', '\\\\2 \\\\1')}", "world hello"},
+        {"%{user | index('@',0)}", "user"},
+        {"%{user | index('@',1)}", "test"},
+        {"%{user | index('@',2)}", "domain"},
+        {"%{user | index('@',3)}", nullptr},
+        {"%{user | index('@',-4)}", nullptr},
+        {"%{user | index('@',-5)}", nullptr},
+        {"%{user | index('@',-4) | default('hello')}", "hello"},
+        {"%{user | index('@',-3)}", "user"},
+        {"%{user | index('@',-2)}", "test"},
+        {"%{user | index('@',-1)}", "domain"},
+        {"%{literal('hello@') | domain }", ""},
+        {"%{literal('@hello') | username }", ""},
+        {"%{literal('username') | username }", "username"},
+        {"%{literal('1') | rfill(3)}", "100"},
+        {"%{literal('1') | lfill(3)}", "001"},
+        {"%{literal('1') | lfill(3, ' ')}", "  1"},
+        {"%{if(1, '==', 1, 'yes', 'no')}", "yes"},
+        {"%{literal('1') | if('==', 2, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('<', 1, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('<', 2, 'yes', 'no')}", "yes"},
+        {"%{literal('1') | if('<=', 1, 'yes', 'no')}", "yes"},
+        {"%{literal('1') | if('<=', 2, 'yes', 'no')}", "yes"},
+        {"%{literal('1') | if('>', 1, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('>', 2, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('>=', 1, 'yes', 'no')}", "yes"},
+        {"%{literal('1') | if('>=', 2, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('!=', 1, 'yes', 'no')}", "no"},
+        {"%{literal('1') | if('!=', 2, 'yes', 'no')}", "yes"},
+        {"%{if('a', 'eq', 'a', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('eq', 'b', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('lt', 'a', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('lt', 'b', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('le', 'a', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('le', 'b', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('gt', 'a', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('gt', 'b', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('ge', 'a', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('ge', 'b', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('ne', 'a', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('ne', 'b', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('*', 'a', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('*', 'b', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('*', '*a*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('*', '*b*', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('*', '*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!*', 'a', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('!*', 'b', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!*', '*a*', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('!*', '*b*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!*', '*', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('~', 'a', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('~', 'b', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('~', '.*a.*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('~', '.*b.*', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('~', '.*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!~', 'a', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('!~', 'b', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!~', '.*a.*', 'yes', 'no')}", "no"},
+        {"%{literal('a') | if('!~', '.*b.*', 'yes', 'no')}", "yes"},
+        {"%{literal('a') | if('!~', '.*', 'yes', 'no')}", "no"},
+        {"%{literal('this is test') | if('~', '^test', 'yes', 'no')}", "no"},
+        {"%{literal('this is test') | if('~', '.*test', 'yes', 'no')}", "yes"},
+        {"%{alpha | if('eq', alpha, 'yes', 'no')}", "yes"},
+        {"%{alpha | if('eq', beta, 'yes', 'no')}", "no"},
+        {"%{one | if('eq', one, 'yes', 'no')}", "yes"},
+        {"%{one | if('eq', two, 'yes', 'no')}", "no"},
+        {"%{one | if('eq', one, one, two)}", "1"},
+        {"%{one | if('gt', two, one, two)}", "2"},
+        {"%{evil1 | if('eq', ';\\', \\':', evil2, 'no')}", ";test;"},
+        {"%{if('gt', two, one, two)}", nullptr},
+        {"%{if(1, '', 1, 'yes', 'no')}", nullptr},
+        {"%{if(missing, '==', 1, 'yes', 'no')}", nullptr},
+        {"%{if(1, missing, 1, 'yes', 'no')}", nullptr},
+        {"%{if(1, '==', missing, 'yes', 'no')}", nullptr},
+        {"%{if(1, '==', 1, missing, 'no')}", nullptr},
+        {"%{if(1, '==', 0, 'yes', missing)}", nullptr},
+        {"%{if(1, '==', 1, 'yes', 'no', 'maybe')}", nullptr},
+        {"%{if(fail=1)}", nullptr},
+        {"%{alpha|if('==', two, one, two)}", nullptr},
+        // postern's own: quotes may hold | and } inside a filter's arguments.
+        {"%{user | regexp('^(user|admin)@(.*)$', '\\\\2:\\\\1')}", "test@domain:user"},
+        {"%{literal('a}b|c') | upper}", "A}B|C"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.tmpl);
+        auto r = expand(c.tmpl, v);
+        if (c.out) {
+            REQUIRE(r.has_value());
+            CHECK(*r == c.out);
+        } else {
+            CHECK_FALSE(r.has_value());
+        }
+    }
+    CHECK(expand("%{user | index('@',3)}", v).error().message.find("Position out of bounds") != std::string::npos);
+    CHECK(expand("%{if(1, '', 1, 'yes', 'no')}", v).error().message.find("Unsupported comparator ''") !=
+          std::string::npos);
+    CHECK(expand("%{alpha|if('==', two, one, two)}", v).error().message.find("Input is not a number") !=
+          std::string::npos);
+    CHECK(is_filter_name("regexp"));
+    CHECK(is_filter_name("if"));
+}
