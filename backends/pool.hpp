@@ -25,9 +25,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/deadline.hpp"
@@ -181,6 +183,10 @@ private:
     // acquire() with cap 0, acquire_shared() with cap > 0.
     asio::awaitable<Slot*> take(Deadline deadline, unsigned cap) {
         const bool shared = cap > 0;
+        // The place in the queue of waiters, kept when woken: a request
+        // that arrives meanwhile may take the freed connection first, but
+        // the waiter it overtook goes back to its old place, not the end.
+        std::uint64_t ticket = 0;
         for (;;) {
             // An open connection nobody uses first; shared: else the least used one below the cap.
             Slot* best = nullptr;
@@ -221,7 +227,8 @@ private:
             if (Clock::now() >= deadline) co_return nullptr;
             // Wait for a connection to come free (or the attempt in progress to end).
             asio::steady_timer t(ex_, deadline);
-            Listed listed(waiters_, t);
+            if (ticket == 0) ticket = ++tickets_;
+            Listed listed(waiters_, t, ticket);
             asio::error_code ec;
             co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             if (!ec && Clock::now() >= deadline) co_return nullptr;
@@ -259,18 +266,26 @@ private:
     // A waiting request's timer on waiters_ for as long as the request's
     // frame exists: one destroyed unfinished (shutdown) leaves no dangling
     // entry behind.
+    // In ticket order (first come first woken).
+    using Waiters = std::list<std::pair<std::uint64_t, asio::steady_timer*>>;
     struct Listed {
-        Listed(std::list<asio::steady_timer*>& list, asio::steady_timer& t) : list_(list), t_(&t) { list.push_back(&t); }
-        ~Listed() { list_.remove(t_); }
+        Listed(Waiters& list, asio::steady_timer& t, std::uint64_t ticket) : list_(list), t_(&t) {
+            auto at = list.end();
+            while (at != list.begin() && std::prev(at)->first > ticket) --at;
+            list.insert(at, {ticket, &t});
+        }
+        ~Listed() {
+            list_.remove_if([this](const auto& w) { return w.second == t_; });
+        }
         Listed(const Listed&) = delete;
         Listed& operator=(const Listed&) = delete;
-        std::list<asio::steady_timer*>& list_;
+        Waiters& list_;
         asio::steady_timer* t_;
     };
 
     void wake_one() {
         if (waiters_.empty()) return;
-        auto* w = waiters_.front();
+        auto* w = waiters_.front().second;
         waiters_.pop_front();
         w->cancel();
     }
@@ -283,7 +298,8 @@ private:
     std::vector<Slot> slots_;
     std::size_t targets_;
     PoolHealth health_;
-    std::list<asio::steady_timer*> waiters_;
+    Waiters waiters_;
+    std::uint64_t tickets_ = 0;
     std::size_t next_ = 0;  // the target that worked last
     unsigned connecting_ = 0;
     std::uint64_t connects_ = 0, connect_failures_ = 0, lost_ = 0;
