@@ -23,21 +23,31 @@ def redis_missing():
 
 
 class RedisServer:
-    def __init__(self, workdir, password=None):
+    """tls=(ca, cert, key): the TCP port speaks TLS only (rediss://);
+    redis-cli still reaches the server through the plain unix socket."""
+
+    def __init__(self, workdir, password=None, tls=None):
         self.dir = os.path.join(workdir, "redis")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_tcp_port()
         self.socket = os.path.join(self.dir, "redis.sock")
         self.password = password
+        self.tls = tls
         self.log_path = os.path.join(self.dir, "redis.log")
         self.proc = None
 
     def url(self, db=0, with_password=True):
         cred = f":{self.password}@" if self.password and with_password else ""
-        return f"redis://{cred}127.0.0.1:{self.port}/{db}"
+        return f"{'rediss' if self.tls else 'redis'}://{cred}127.0.0.1:{self.port}/{db}"
 
     def start(self):
-        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--unixsocket", self.socket,
+        if self.tls:
+            ca, crt, key = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", crt, "--tls-key-file", key,
+                     "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(self.port)]
+        argv = [REDIS_SERVER, *ports, "--bind", "127.0.0.1", "--unixsocket", self.socket,
                 "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", self.dir,
                 "--logfile", self.log_path, "--daemonize", "no"]
         if self.password:

@@ -4,52 +4,18 @@
 # the server's certificate never uses it and serves with its local penalty.
 
 import os
-import subprocess
 import time
 import unittest
 
 from harness import (ALICE_PASSWORD, WRONG_PASSWORD, AuthClient, DaemonTestCase, make_config, passwd_line,
                      require_binaries, write_file)
 from ldap_support import make_ca
-from redis_support import REDIS_SERVER, RedisServer, redis_missing
+from redis_support import RedisServer, redis_missing
 
 BASE = 0.4    # [penalty] base
 SLOW = 0.35   # "delayed": at least this long
 FAST = 0.3    # "not delayed": under this
 SHARED_LINE = "penalty and cache invalidation shared"
-
-
-class TlsRedis(RedisServer):
-    """redis-server with its TCP port speaking TLS only; redis-cli still
-    reaches it through the plain unix socket."""
-
-    def __init__(self, workdir, ca):
-        super().__init__(workdir)
-        self.ca = ca
-
-    def url(self, db=0, with_password=True):
-        return f"rediss://127.0.0.1:{self.port}/{db}"
-
-    def start(self):
-        ca, crt, key = self.ca
-        argv = [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
-                "--tls-cert-file", crt, "--tls-key-file", key, "--tls-ca-cert-file", ca,
-                "--tls-auth-clients", "no", "--unixsocket", self.socket, "--unixsocketperm", "700",
-                "--save", "", "--appendonly", "no", "--dir", self.dir, "--logfile", self.log_path,
-                "--daemonize", "no"]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.tail()}")
-            try:
-                if self.cli("PING").strip() == "PONG":
-                    return self
-            except subprocess.SubprocessError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer: {self.tail()}")
 
 
 @require_binaries
@@ -63,7 +29,7 @@ class ClusterTlsTest(DaemonTestCase):
         self.ca = make_ca(ca_dir)
         if self.ca is None:
             self.skipTest("openssl not installed: no test CA")
-        self.redis = TlsRedis(self.tmp, self.ca).start()
+        self.redis = RedisServer(self.tmp, tls=self.ca).start()
         self.addCleanup(self.redis.kill)
         self.users = self.path("users")
         write_file(self.users, passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD))

@@ -6,6 +6,7 @@
 # writes: postern user passwd/show/list and rehash on login as a service
 # account that may write userPassword, and refusals for one that may not.
 
+import contextlib
 import hmac
 import os
 import shutil
@@ -543,21 +544,28 @@ class OutageTest(LdapBase):
               f"back {back:.2f}s after slapd restarted")
 
 
-    def test_stalled_slapd_is_temp_fail_at_the_timeout(self):
+    @contextlib.contextmanager
+    def stalled_slapd(self):
+        """posternd with one answered login, then slapd stopped (SIGSTOP)
+        for the block: yields (daemon, client, user)."""
         d, sock = self.start_ldap(ldap_conf(self.slapd), userdb=False)
         c = self.client(sock)
         u = self.user("SSHA")
         self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
         os.kill(self.slapd.proc.pid, signal.SIGSTOP)
         try:
-            # The stop is delivered asynchronously: send only once every
+            # The stop is delivered asynchronously: go on only once every
             # slapd thread is stopped.
             self.assertTrue(wait_stopped(self.slapd.proc.pid), "slapd did not stop on SIGSTOP")
+            yield d, c, u
+        finally:
+            os.kill(self.slapd.proc.pid, signal.SIGCONT)
+
+    def test_stalled_slapd_is_temp_fail_at_the_timeout(self):
+        with self.stalled_slapd() as (d, c, u):
             started = time.monotonic()
             r = self.plain(c, 2, u.login, u.password, timeout=20)
             waited = time.monotonic() - started
-        finally:
-            os.kill(self.slapd.proc.pid, signal.SIGCONT)
         if r[:1] != ["FAIL"]:
             self.fail(f"answered {r} while slapd was stopped; posternd's log:\n{d.stderr()[-3000:]}")
         self.assert_plain_fail(r, 2, temp=True)
@@ -577,19 +585,11 @@ class OutageTest(LdapBase):
         # request's coroutine is destroyed unfinished, and closing the
         # connection afterwards must not touch it (the sanitizer build
         # reports any use of its freed frame; the harness fails on that).
-        d, sock = self.start_ldap(ldap_conf(self.slapd), userdb=False)
-        c = self.client(sock)
-        u = self.user("SSHA")
-        self.assert_ok(self.plain(c, 1, u.login, u.password), 1, u.login)
-        os.kill(self.slapd.proc.pid, signal.SIGSTOP)
-        try:
-            self.assertTrue(wait_stopped(self.slapd.proc.pid), "slapd did not stop on SIGSTOP")
+        with self.stalled_slapd() as (d, c, u):
             c.auth_plain(2, u.login, u.password)
             time.sleep(0.5)                  # well inside the passdb's 3 s timeout
             self.assertTrue(d.alive())
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
-        finally:
-            os.kill(self.slapd.proc.pid, signal.SIGCONT)
 
 
 @require_binaries
