@@ -11,7 +11,8 @@
 # the answers are compared field by field; the differences left are listed
 # at the end with why. The 2.4 user query also selects ten columns made of
 # 2.4 filters over the user name (md5, sha1, sha256 | truncate(8), sha384,
-# sha512 | base64, sha256(rounds=3), hexlify, reverse, lfill, base64(url=1)),
+# sha512 | base64, sha256(rounds=3), hexlify, reverse, lfill, base64(url=1),
+# regexp, index, if, concat),
 # so USER compares posternd's filter output with Dovecot 2.4.1's. The same
 # 2.4 tree once more with a fields { } block in the passdb and the userdb
 # (templates over the columns, %{passdb:..}, %{userdb:..}, a NULL column).
@@ -137,7 +138,9 @@ def filtered_columns(driver):
         ("f_md5", "md5"), ("f_sha1", "sha1"), ("f_sha256_8", "sha256 | truncate(8)"), ("f_sha384", "sha384"),
         ("f_sha512_b64", "sha512 | base64"), ("f_sha256_r3", "sha256(rounds=3)"),
         ("f_hexlify", "username | hexlify"), ("f_reverse", "username | reverse"),
-        ("f_lfill", "domain | lfill(16)"), ("f_b64url", "md5 | base64(pad=0, url=1)")))
+        ("f_lfill", "domain | lfill(16)"), ("f_b64url", "md5 | base64(pad=0, url=1)"),
+        ("f_regexp", "regexp('(.*)@(.*)', '\\\\2/\\\\1')"), ("f_index", "index('.', -1)"),
+        ("f_if", "if('*', '*@example.com', 'local', 'remote')"), ("f_concat", "username | concat('+', 'x')")))
 
 
 class SqlImportCase(ImportCase):
@@ -266,7 +269,9 @@ class Differential:
         self.assertEqual(dovecot["USER known"][0], "USER")
         # The filtered columns came back from Dovecot (and equal from posternd).
         self.assertIn("f_md5=" + hashlib.md5(self.ALICE.encode()).hexdigest(), dovecot["USER known"])
-        self.assertEqual(len([f for f in dovecot["USER known"] if f.startswith("f_")]), 10, dovecot["USER known"])
+        self.assertEqual(len([f for f in dovecot["USER known"] if f.startswith("f_")]), 14, dovecot["USER known"])
+        for field in ("f_regexp=example.com/alice", "f_index=com", "f_if=local", "f_concat=alice+x"):
+            self.assertIn(field, dovecot["USER known"])
 
     @unittest.skipIf(MISSING_24, MISSING_24 or "")
     def test_fields_same_answers_as_dovecot_24(self):
