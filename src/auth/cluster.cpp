@@ -6,8 +6,11 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+
+#include <algorithm>
 
 #include "auth/penalty.hpp"
 #include "protocol/line.hpp"
@@ -35,12 +38,15 @@ end
 )";
 
 // KEYS: address, network, account, known set. ARGV: decay, address group.
-// -> {address failures, network failures, account failures, known (0/1)}
+// -> {address failures, network failures, account failures, known (0/1),
+//     then the digests of the last wrong password of the three (or nil)}
 constexpr const char* kCheck = R"(
 local known = 0
 if ARGV[2] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[2]) then known = 1 end
-return {count(redis.call('HMGET', KEYS[1], 'n', 't')), count(redis.call('HMGET', KEYS[2], 'n', 't')),
-        count(redis.call('HMGET', KEYS[3], 'n', 't')), known}
+local a = redis.call('HMGET', KEYS[1], 'n', 't', 'd')
+local n = redis.call('HMGET', KEYS[2], 'n', 't', 'd')
+local u = redis.call('HMGET', KEYS[3], 'n', 't', 'd')
+return {count(a), count(n), count(u), known, a[3], n[3], u[3]}
 )";
 
 // KEYS: the counters to bump (address, then network and account when they
@@ -131,7 +137,8 @@ std::string Cluster::flush_message(const std::string& sender, const std::vector<
 
 Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, const config::PenaltySettings& ps)
     : cs_(cs), ps_(ps), id_(random_id()), check_sha_(sha1_hex(script(kCheck))),
-      failure_sha_(sha1_hex(script(kFailure))), success_sha_(sha1_hex(script(kSuccess))) {
+      failure_sha_(sha1_hex(script(kFailure))), success_sha_(sha1_hex(script(kSuccess))),
+      cache_(cs.read_cache, kReadCacheEntries) {
     auto o = options(cs);
     std::string secret;
     for (const auto& ep : o.endpoints) secret += ep.user + '\0' + ep.password + '\0';
@@ -147,6 +154,7 @@ Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, co
     // commands after them on the same connection can use EVALSHA.
     o.quiet = true;
     o.on_state = [this](bool up, const std::string& detail) {
+        cache_.clear();  // what was read before is not what Redis holds now
         if (up) {
             for (const char* body : {kCheck, kFailure, kSuccess}) commands_->send({"SCRIPT", "LOAD", script(body)});
             log::info("cluster: {}: penalty and cache invalidation shared", detail);
@@ -184,64 +192,238 @@ std::string Cluster::network_of(std::string_view ip) const {
 
 Cluster::Duration Cluster::rule_delay(unsigned failures) const { return Penalty::delay_for(ps_, failures); }
 
-asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(std::string group, std::string ip, std::string user) {
-    if (!commands_->up()) co_return std::nullopt;
-    const std::string& p = cs_.key_prefix;
-    std::vector<std::string> argv{"EVALSHA", check_sha_, "4", p + "a:" + group, p + "n:" + network_of(ip),
-                                  p + "u:" + user, p + "k:" + user, ms(ps_.decay), group};
-    auto conn = commands_;  // this Cluster may be replaced by a reload meanwhile
-    std::optional<redis::Reply> r = co_await conn->command(argv);
-    if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
-        argv[0] = "EVAL";
-        argv[1] = script(kCheck);
-        r = co_await conn->command(argv);
-    }
-    if (!r) co_return std::nullopt;
-    if (r->type != redis::Reply::Type::Array || r->elements.size() != 4) {
-        log::warning("cluster: unexpected answer to the penalty check: {}", log::safe(r->str, 200));
-        co_return std::nullopt;
-    }
-    const auto n = [&r](std::size_t i) {
-        const long long v = r->elements[i].integer;
-        return static_cast<unsigned>(std::clamp(v, 0LL, 1000000LL));
-    };
+Cluster::Keys Cluster::keys_of(const std::string& group, std::string_view ip, const std::string& user,
+                              bool network) const {
+    // Short (most fit a std::string without allocating); redis_key() makes
+    // the Redis key names when a request misses or sends.
+    Keys k;
+    k.address = "a" + group;
+    if (network) k.network = "n" + network_of(ip);
+    k.account = "u" + user;
+    // Neither an address group nor a valid user name holds a NUL byte.
+    k.known = "k" + user;
+    k.known += '\0';
+    k.known += group;
+    return k;
+}
+
+std::string Cluster::redis_key(std::string_view cache_key) const {
+    // "a"/"n"/"u" + name -> prefix + "a:" + name; "k" + user + NUL + group
+    // -> prefix + "k:" + user (the account's known set).
+    std::string_view name = cache_key.substr(1);
+    if (cache_key.front() == 'k') name = name.substr(0, name.find('\0'));
+    std::string out = cs_.key_prefix;
+    out += cache_key.front();
+    out += ':';
+    out += name;
+    return out;
+}
+
+Cluster::Verdict Cluster::verdict(unsigned address, unsigned network, unsigned account, bool known,
+                                  const std::string& user) const {
     Verdict v;
-    v.delay = rule_delay(n(0));
+    v.delay = rule_delay(address);
     if (v.delay > Duration::zero()) v.rule = "address";
     const auto over = [](unsigned failures, unsigned threshold) {
         return threshold && failures > threshold ? failures - threshold + 1 : 0u;
     };
-    if (auto d = rule_delay(over(n(1), cs_.network_threshold)); d > v.delay) {
+    if (auto d = rule_delay(over(network, cs_.network_threshold)); d > v.delay) {
         v.delay = d;
         v.rule = "network";
     }
-    const bool known = r->elements[3].integer == 1;
     if (!user.empty() && !known) {
-        if (auto d = rule_delay(over(n(2), cs_.account_threshold)); d > v.delay) {
+        if (auto d = rule_delay(over(account, cs_.account_threshold)); d > v.delay) {
             v.delay = d;
             v.rule = "account";
         }
     }
-    co_return v;
+    return v;
+}
+
+std::optional<Cluster::Verdict> Cluster::from_cache(const Keys& k, const std::string& user) const {
+    const auto now = CounterCache::Clock::now();
+    const auto address = cache_.fresh(k.address, now);
+    if (!address) return std::nullopt;
+    unsigned network = 0, account = 0;
+    bool known = false;
+    if (cs_.network_threshold) {
+        const auto n = cache_.fresh(k.network, now);
+        if (!n) return std::nullopt;
+        network = *n;
+    }
+    if (account_rule(user)) {
+        const auto u = cache_.fresh(k.account, now);
+        const auto kn = cache_.fresh(k.known, now);
+        if (!u || !kn) return std::nullopt;
+        account = *u;
+        known = *kn > 0;
+    }
+    return verdict(*address, network, account, known, user);
+}
+
+std::optional<Cluster::Verdict> Cluster::cached(const std::string& group, std::string_view ip, const std::string& user) {
+    if (!commands_->up() || cache_.lifetime() <= Duration::zero()) return std::nullopt;
+    return from_cache(keys_of(group, ip, user, cs_.network_threshold != 0), user);
+}
+
+namespace {
+
+// One read of the counters in flight; the requests that need them wait on
+// `answered` (cancelled when the answer is in).
+struct Read : CounterCache::Flight {
+    explicit Read(const asio::any_io_executor& ex) : answered(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer answered;
+};
+
+// The request that sent a read ends it: with its answer, or, when its
+// coroutine is destroyed unfinished (posternd stopping), without one, so no
+// other request waits for it and no timer outlives its frames.
+struct ReadOwner {
+    std::weak_ptr<Cluster> cluster;
+    CounterCache* cache;
+    std::shared_ptr<Read> read;
+    ~ReadOwner() {
+        if (read->done) return;  // answered, or abandoned, and its waiters woken
+        if (auto c = cluster.lock()) cache->abandon(*read);
+        read->answered.cancel();
+    }
+};
+
+}  // namespace
+
+asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(std::string group, std::string ip, std::string user) {
+    if (!commands_->up()) co_return std::nullopt;
+    const Keys keys = keys_of(group, ip, user, true);
+    if (auto v = from_cache(keys, user)) co_return v;
+    // Each counter needed that is not fresh: another request's read in
+    // flight answers it, or this request reads it (all four in one script).
+    std::vector<const std::string*> needed{&keys.address};
+    if (cs_.network_threshold) needed.push_back(&keys.network);
+    if (account_rule(user)) {
+        needed.push_back(&keys.account);
+        needed.push_back(&keys.known);
+    }
+    std::vector<std::shared_ptr<CounterCache::Flight>> others;
+    bool missing = false;
+    const auto now = CounterCache::Clock::now();
+    for (const std::string* k : needed) {
+        if (cache_.fresh(*k, now)) continue;
+        if (auto f = cache_.flight(*k)) {
+            if (std::find(others.begin(), others.end(), f) == others.end()) others.push_back(std::move(f));
+        } else {
+            missing = true;
+        }
+    }
+    std::shared_ptr<Read> mine;
+    if (missing) {
+        mine = std::make_shared<Read>(co_await asio::this_coro::executor);
+        mine->keys = {keys.address, keys.network, keys.account, keys.known};
+        cache_.begin(mine, now);
+        ReadOwner owner{weak_from_this(), &cache_, mine};
+        std::vector<std::string> argv{"EVALSHA",           check_sha_,
+                                      "4",                 redis_key(keys.address),
+                                      redis_key(keys.network), redis_key(keys.account),
+                                      redis_key(keys.known), ms(ps_.decay),
+                                      group};
+        auto conn = commands_;
+        std::optional<redis::Reply> r = co_await conn->command(argv);
+        if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+            argv[0] = "EVAL";
+            argv[1] = script(kCheck);
+            // Sent after this instance's changes so far: its answer holds them.
+            for (auto& ops : mine->ops) ops.clear();
+            r = co_await conn->command(argv);
+        }
+        if (r && (r->type != redis::Reply::Type::Array || r->elements.size() != 7)) {
+            log::warning("cluster: unexpected answer to the penalty check: {}", log::safe(r->str, 200));
+            r.reset();
+        }
+        if (r) {
+            std::vector<CounterCache::Value> values(4);
+            for (std::size_t i = 0; i < 4; ++i) {
+                const long long v = r->elements[i].integer;
+                values[i].count = static_cast<unsigned>(std::clamp(v, 0LL, 1000000LL));
+                if (i < 3 && r->elements[4 + i].type == redis::Reply::Type::String)
+                    values[i].digest = r->elements[4 + i].str;
+            }
+            cache_.complete(*mine, values, CounterCache::Clock::now());
+        } else {
+            cache_.abandon(*mine);
+        }
+        mine->answered.cancel();
+    }
+    for (const auto& f : others) {
+        auto* read = static_cast<Read*>(f.get());
+        if (read->done) continue;
+        asio::error_code ec;
+        co_await read->answered.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!commands_->up()) co_return std::nullopt;
+    // Fresh entries first (they hold this instance's changes since), then
+    // the answers of the reads waited for.
+    const auto at = CounterCache::Clock::now();
+    const auto value = [&](const std::string& k) -> std::optional<unsigned> {
+        if (auto v = cache_.fresh(k, at)) return v;
+        if (mine)
+            if (auto v = mine->answer(k)) return v;
+        for (const auto& f : others)
+            if (auto v = f->answer(k)) return v;
+        return std::nullopt;
+    };
+    const auto address = value(keys.address);
+    if (!address) co_return std::nullopt;
+    unsigned network = 0, account = 0;
+    bool known = false;
+    if (cs_.network_threshold) {
+        const auto n = value(keys.network);
+        if (!n) co_return std::nullopt;
+        network = *n;
+    }
+    if (account_rule(user)) {
+        const auto u = value(keys.account);
+        const auto kn = value(keys.known);
+        if (!u || !kn) co_return std::nullopt;
+        account = *u;
+        known = *kn > 0;
+    }
+    co_return verdict(*address, network, account, known, user);
 }
 
 void Cluster::failure(const std::string& group, const std::string& ip, const std::string& user, std::string_view digest) {
     if (!commands_->up()) return;
-    const std::string& p = cs_.key_prefix;
-    std::vector<std::string> argv{"EVALSHA", failure_sha_, "", p + "a:" + group};
-    if (cs_.network_threshold) argv.push_back(p + "n:" + network_of(ip));
-    if (cs_.account_threshold && !user.empty()) argv.push_back(p + "u:" + user);
+    const Keys k = keys_of(group, ip, user, cs_.network_threshold != 0);
+    const std::string d(digest);
+    const bool repeat = ps_.ignore_repeated_password;
+    std::vector<std::string> argv{"EVALSHA", failure_sha_, "", redis_key(k.address)};
+    cache_.failure(k.address, d, repeat);
+    if (cs_.network_threshold) {
+        argv.push_back(redis_key(k.network));
+        cache_.failure(k.network, d, repeat);
+    }
+    if (account_rule(user)) {
+        argv.push_back(redis_key(k.account));
+        cache_.failure(k.account, d, repeat);
+    }
     argv[2] = std::to_string(argv.size() - 3);
     argv.push_back(ms(ps_.decay));
-    argv.emplace_back(digest);
-    argv.push_back(ps_.ignore_repeated_password ? "1" : "0");
+    argv.push_back(d);
+    argv.push_back(repeat ? "1" : "0");
     commands_->send(std::move(argv));
 }
 
 void Cluster::success(const std::string& group, const std::string& user) {
     if (!commands_->up()) return;
-    const std::string& p = cs_.key_prefix;
-    commands_->send({"EVALSHA", success_sha_, "2", p + "a:" + group, p + "k:" + user, ms(ps_.decay),
+    const Keys k = keys_of(group, "", user, false);
+    // Nothing Redis does not have yet, as far as this instance knows: the
+    // address had no failures when read, and this login's address was sent
+    // as known since (at most one login sent per read_cache and account).
+    const auto now = CounterCache::Clock::now();
+    // Then the cached entries already say so, and the reads in flight are
+    // not to be changed either (Redis is not told again).
+    if (cache_.fresh(k.address, now) == 0u && (user.empty() || cache_.set_here(k.known, 1, now))) return;
+    cache_.set(k.address, 0);
+    if (!user.empty()) cache_.set(k.known, 1);
+    commands_->send({"EVALSHA", success_sha_, "2", redis_key(k.address), redis_key(k.known), ms(ps_.decay),
                      user.empty() ? std::string() : group, ms(cs_.known_address_ttl)});
 }
 

@@ -33,12 +33,13 @@
 #include <string>
 #include <vector>
 
+#include "auth/cluster_cache.hpp"
 #include "config/config.hpp"
 #include "util/redis.hpp"
 
 namespace postern::auth {
 
-class Cluster {
+class Cluster : public std::enable_shared_from_this<Cluster> {
 public:
     using Duration = std::chrono::steady_clock::duration;
     Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, const config::PenaltySettings& ps);
@@ -56,6 +57,9 @@ public:
         std::string rule;
     };
     asio::awaitable<std::optional<Verdict>> check(std::string group, std::string ip, std::string user);
+    // The verdict from the local cache alone, when every counter it needs is
+    // fresh there; nullopt: call check() (or Redis is unreachable).
+    std::optional<Verdict> cached(const std::string& group, std::string_view ip, const std::string& user);
     // group: the request's address group (Penalty::group_of); user may be "".
     void failure(const std::string& group, const std::string& ip, const std::string& user, std::string_view digest);
     void success(const std::string& group, const std::string& user);
@@ -78,6 +82,10 @@ public:
     // The network group of an address ("" when not an IP address).
     std::string network_of(std::string_view ip) const;
 
+    // At most this many counters in the local cache (the oldest go first).
+    static constexpr std::size_t kReadCacheEntries = 65536;
+    const CounterCache& read_cache() const { return cache_; }
+
     // Redis options (endpoints, timeout, TLS) from [cluster].
     static redis::Options options(const config::ClusterSettings& cs);
     // The channel invalidations go through.
@@ -86,6 +94,18 @@ public:
     static std::string flush_message(const std::string& sender, const std::vector<std::string>& users);
 
 private:
+    // What one request reads, as the local cache names it: "a" + address
+    // group, "n" + network (when asked for), "u" + account, and "k" +
+    // account + NUL + address group ("that group is in the account's known
+    // set"); redis_key() gives the Redis key of each.
+    struct Keys {
+        std::string address, network, account, known;
+    };
+    Keys keys_of(const std::string& group, std::string_view ip, const std::string& user, bool network) const;
+    std::string redis_key(std::string_view cache_key) const;
+    bool account_rule(const std::string& user) const { return cs_.account_threshold && !user.empty(); }
+    std::optional<Verdict> from_cache(const Keys& k, const std::string& user) const;
+    Verdict verdict(unsigned address, unsigned network, unsigned account, bool known, const std::string& user) const;
     void on_message(const std::string& payload);
     Duration rule_delay(unsigned failures) const;
 
@@ -96,6 +116,7 @@ private:
     std::function<void(const std::vector<std::string>&)> on_flush_;
     std::function<void(bool)> on_state_;
     std::string check_sha_, failure_sha_, success_sha_;
+    CounterCache cache_;
     unsigned char digest_key_[32];
 };
 

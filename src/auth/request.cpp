@@ -140,7 +140,7 @@ asio::awaitable<void> Request::run(mech::Step step) {
                 co_return;
             case mech::Step::Kind::VerifyToken: {
                 if (!step.user.empty()) user_ = step.user;
-                if (!penalty_checked_) {
+                if (!penalty_checked_ && !penalty_at_once()) {
                     co_await wait_penalty();
                     if (over_) co_return;
                 }
@@ -165,7 +165,7 @@ asio::awaitable<void> Request::run(mech::Step step) {
             case mech::Step::Kind::VerifyPlain:
             case mech::Step::Kind::LookupCredentials: {
                 user_ = step.user;
-                if (!penalty_checked_) {
+                if (!penalty_checked_ && !penalty_at_once()) {
                     co_await wait_penalty();
                     if (over_) co_return;
                 }
@@ -210,22 +210,34 @@ asio::awaitable<void> Request::run(mech::Step step) {
     }
 }
 
-asio::awaitable<void> Request::wait_penalty() {
-    auto self = shared_from_this();
+bool Request::penalty_at_once() {
     penalty_checked_ = true;
     // no-penalty is a promise from the client; only trusted listeners' clients may make it.
-    if (params_.no_penalty && origin_.trusted) co_return;
+    if (params_.no_penalty && origin_.trusted) return true;
     penalty_group_ = engine_.penalty_group(params_.rip);
-    if (penalty_group_.empty()) co_return;
-    // Without [cluster] the local rule answers at once: no coroutine, and no
-    // account name (only the shared account rule reads it).
-    Cluster::Verdict verdict;
-    if (engine_.cluster()) {
+    if (penalty_group_.empty()) return true;
+    // Without [cluster] the local rule answers, and needs no account name
+    // (only the shared account rule reads it); with it, the cluster's cache
+    // answers when it holds every counter fresh, else Redis is asked.
+    if (Cluster* cluster = engine_.cluster()) {
         if (auto account = engine_.normalize_user(user_)) account_ = std::move(*account);
-        verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+        // Redis unreachable: the local rule at once.
+        verdict_ = cluster->up() ? cluster->cached(penalty_group_, params_.rip, account_)
+                                 : std::optional<Cluster::Verdict>(engine_.local_penalty(penalty_group_));
     } else {
-        verdict = engine_.local_penalty(penalty_group_);
+        verdict_ = engine_.local_penalty(penalty_group_);
     }
+    const bool nothing_to_wait = verdict_ && verdict_->delay <= Clock::duration::zero();
+    if (nothing_to_wait) verdict_.reset();
+    return nothing_to_wait;
+}
+
+asio::awaitable<void> Request::wait_penalty() {
+    auto self = shared_from_this();
+    Cluster::Verdict verdict;
+    if (verdict_) verdict = std::move(*verdict_);
+    else verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+    verdict_.reset();
     const auto delay = verdict.delay;
     if (delay <= Clock::duration::zero()) co_return;
     penalty_rule_ = std::move(verdict.rule);

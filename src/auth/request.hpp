@@ -72,6 +72,11 @@ public:
 
 private:
     asio::awaitable<void> run(mech::Step step);
+    // The penalty, once per request: penalty_at_once() decides without
+    // suspending when it can (no group, the local rule, or the shared counters
+    // fresh in the cluster's cache) and answers true when nothing is to wait;
+    // else wait_penalty() asks Redis if needed and waits the delay.
+    bool penalty_at_once();
     asio::awaitable<void> wait_penalty();
     struct PassdbOutcome {
         backend::PassStatus status = backend::PassStatus::TempFail;
@@ -128,6 +133,7 @@ private:
     std::string shared_digest_;     // the same for the shared penalty ([cluster])
     std::string account_;           // the penalty's account: the normalized name typed ("" invalid)
     std::string penalty_rule_;      // the penalty rule that delayed this request ("" none)
+    std::optional<Cluster::Verdict> verdict_;  // penalty_at_once()'s verdict ("": Redis must be asked)
     std::string fail_code_;         // code= of a FAIL (authz_fail...), "" for none
     std::string master_user_;       // a master user's login as user_: the master's name
 };

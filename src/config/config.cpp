@@ -306,7 +306,7 @@ void parse_metrics(const Section& m, MetricsSettings& out) {
 void parse_cluster(const Section& k, ClusterSettings& out) {
     k.reject_unknown({"redis", "password_file", "key_prefix", "timeout", "tls_ca_file", "tls_verify",
                       "network_ipv4_prefix", "network_ipv6_prefix", "network_threshold", "account_threshold",
-                      "known_address_ttl"});
+                      "known_address_ttl", "read_cache"});
     out.redis = k.string_list("redis", {});
     if (out.redis.empty()) k.error("redis", "name at least one Redis URL (redis://, rediss:// or unix://)");
     for (const auto& url : out.redis)
@@ -331,6 +331,7 @@ void parse_cluster(const Section& k, ClusterSettings& out) {
     out.account_threshold = static_cast<unsigned>(k.integer("account_threshold", 10, 0, 1000000));
     out.known_address_ttl = k.duration("known_address_ttl", out.known_address_ttl, std::chrono::hours(366 * 24));
     if (out.known_address_ttl <= Duration::zero()) k.error("known_address_ttl", "must be greater than 0");
+    out.read_cache = k.duration("read_cache", out.read_cache, std::chrono::seconds(10));
     out.enabled = true;
 }
 

@@ -83,6 +83,9 @@ struct ClusterSettings {
     // attempts on it from addresses that never logged into it wait likewise. 0 = off.
     unsigned account_threshold = 10;
     Duration known_address_ttl = std::chrono::hours(30 * 24);  // a login keeps its address known this long
+    // How long a counter read from Redis answers requests locally (0 = every
+    // request reads Redis); this instance's own failures apply at once.
+    Duration read_cache = std::chrono::milliseconds(200);
     bool operator==(const ClusterSettings&) const = default;
 };
 

@@ -44,6 +44,10 @@ TEST_CASE("config: [cluster] errors name file, line and key") {
                  8, "cluster.key_prefix");
     expect_error("network prefix too short", "[cluster]\nredis = [\"redis://h\"]\nnetwork_ipv6_prefix = 8\n", 8,
                  "cluster.network_ipv6_prefix");
+    expect_error("read_cache negative", "[cluster]\nredis = [\"redis://h\"]\nread_cache = \"-1ms\"\n", 8,
+                 "cluster.read_cache");
+    expect_error("read_cache too long", "[cluster]\nredis = [\"redis://h\"]\nread_cache = \"11s\"\n", 8,
+                 "cluster.read_cache");
     expect_error("missing password file", "[cluster]\nredis = [\"redis://h\"]\npassword_file = \"/nonexistent/pw\"\n",
                  8, "cluster.password_file");
 }
@@ -70,4 +74,7 @@ TEST_CASE("config: [cluster] valid, defaults, password file") {
     CHECK(c.cluster.network_ipv6_prefix == 56);
     CHECK(c.cluster.network_threshold == 10);
     CHECK(c.cluster.account_threshold == 0);
+    CHECK(c.cluster.read_cache == std::chrono::milliseconds(200));
+    auto off_cache = load_string(kBase + "[cluster]\nredis = [\"redis://h\"]\nread_cache = 0\n", "test.toml");
+    CHECK(off_cache.cluster.read_cache == Duration::zero());
 }

@@ -2,7 +2,8 @@
 # (Debian's, on loopback): the penalty of an attacker rotating over the
 # instances, the network and account rules (the owner still gets in), cache
 # invalidation published by one instance or the CLI and applied by the
-# others, Redis killed and started again under load (no lost reply, no wrong
+# others, the local read cache (own failures count at once, other instances'
+# within read_cache), Redis killed and started again under load (no lost reply, no wrong
 # OK, no wait beyond penalty + timeout, shared again after), and hostile
 # names stored as data.
 
@@ -243,6 +244,48 @@ class ClusterTest(DaemonTestCase):
             self.attempt(inst[i], "ivy", f"{WRONG_PASSWORD}r{i}", "192.0.2.99")
         _, took = self.attempt(inst[2], "ivy", f"{WRONG_PASSWORD}r", "192.0.2.99")
         self.assertGreaterEqual(took, SLOW)
+
+    def test_read_cache_counts_own_failures_at_once(self):
+        # A long read_cache: the second and third attempts take the counter
+        # from the cache; the failures this instance recorded are in it.
+        inst = self.start_instances(n=2, cluster="network_threshold = 0\naccount_threshold = 0\nread_cache = \"5s\"\n")
+        rip = "192.0.2.30"
+        for i in range(2):
+            result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}{i}", rip)
+            self.assertEqual(result, "FAIL")
+            self.assertLess(took, FAST)
+        result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}h", rip)
+        self.assertGreaterEqual(took, SLOW, "failures on this instance waited for the cache to expire")
+        self.assertIn("penalty=address", inst[0]["daemon"].stderr())
+        # The other instance has nothing cached for the address: it reads Redis.
+        _, took = self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}j", rip)
+        self.assertGreaterEqual(took, 2 * BASE - 0.05)
+
+    def test_read_cache_other_instances_failures_arrive_within_its_lifetime(self):
+        read_cache = 0.5
+        inst = self.start_instances(n=2, cluster="network_threshold = 0\naccount_threshold = 0\n"
+                                    f"read_cache = \"{int(read_cache * 1000)}ms\"\n")
+        rip = "192.0.2.40"
+        # Instance 0 caches one failure; instance 1 adds the second.
+        result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}p", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertLess(took, FAST)
+        result, took = self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}q", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertLess(took, FAST)
+        changed = time.monotonic()
+        # Instance 0 again with its own wrong password (a repeat: not counted
+        # again locally) waits once its cached counter has expired.
+        while True:
+            started = time.monotonic()
+            self.assertLess(started - changed, read_cache + 0.3,
+                            "instance 0 did not see instance 1's failure within read_cache")
+            result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}p", rip)
+            self.assertEqual(result, "FAIL")
+            if took >= SLOW:
+                break
+            time.sleep(0.02)
+        self.assertIn("penalty=address", inst[0]["daemon"].stderr())
 
     def test_hostile_names_are_data(self):
         inst = self.start_instances()
