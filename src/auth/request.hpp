@@ -133,7 +133,7 @@ private:
     std::string shared_digest_;     // the same for the shared penalty ([cluster])
     std::string account_;           // the penalty's account: the normalized name typed ("" invalid)
     std::string penalty_rule_;      // the penalty rule that delayed this request ("" none)
-    std::optional<Cluster::Verdict> verdict_;  // penalty_at_once()'s verdict ("": Redis must be asked)
+    std::optional<Cluster::Verdict> verdict_;  // penalty_at_once()'s verdict (none: Redis must be asked)
     std::string fail_code_;         // code= of a FAIL (authz_fail...), "" for none
     std::string master_user_;       // a master user's login as user_: the master's name
 };

@@ -494,10 +494,6 @@ KNOWN_DIFFERENCES_24 = dict(KNOWN_DIFFERENCES_23)
 KNOWN_DIFFERENCES_24["LIST"] = ([['DONE', '']], [['alice'], ['bob'], ['DONE', '']])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 @require_binaries
 class Ldap24ImportTest(ImportCase):
     """Dovecot 2.4's inline LDAP settings (ldap_* at the top, passdb_ldap_* /
@@ -628,3 +624,7 @@ service auth {{
         self.assertEqual(p.stdout, "")
         self.assertIn("no passdb could be carried over", p.stderr)
         self.assertIn("dovecot-ldap.conf.ext beside the output: give -o FILE", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
