@@ -8,10 +8,11 @@ namespace postern::backend {
 namespace {
 
 // Back-off between connect attempts while every target refuses: short at
-// first so that a restarted server is used again quickly, capped so that a
-// long outage costs one refused connect per couple of seconds.
+// first, and capped at half a second so that a server that comes back is
+// used again within a second of its return; a long outage costs two
+// refused connects a second per pool.
 constexpr std::chrono::milliseconds kBackoffFirst{250};
-constexpr std::chrono::milliseconds kBackoffMax{2000};
+constexpr std::chrono::milliseconds kBackoffMax{500};
 // Longest server or library text quoted in the log.
 constexpr std::size_t kMaxLoggedError = 300;
 

@@ -1,6 +1,6 @@
 // The connection pool the sql and ldap backends share: a fixed number of
 // slots, targets (hosts, URIs) tried in turn starting with the one that
-// worked last, back-off while every target refuses (0.25 s doubling to 2 s),
+// worked last, back-off while every target refuses (0.25 s, then every 0.5 s),
 // requests waiting for a free connection until their deadline, and one log
 // line when the service goes down and one when it is back. A connection
 // serves one request at a time (acquire), or several at once for a protocol

@@ -171,6 +171,15 @@ ConnectOutcome connect_blocking(const ConnectJob& job) {
         if (rc != LDAP_SUCCESS)
             return fail("SASL " + f.sasl_mech + " bind (sasl_bind of " + f.path + ") refused: " + diagnostic(ld, rc));
     }
+    // A read-ahead buffer between libldap and the socket (under TLS when
+    // there is TLS): without it liblber reads every message in two
+    // read(2)s, its header and then its body, and libldap polls before each
+    // message; with it one read takes whatever answers have arrived and the
+    // next ones are parsed from the buffer.
+    Sockbuf* sb = nullptr;
+    if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
+        ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, nullptr) != 0)
+        return fail("cannot add a read buffer to the connection");
     out.ld = ld;
     return out;
 }
