@@ -179,10 +179,11 @@ Cluster::~Cluster() {
     subscriber_->stop();
 }
 
+static_assert(crypto_shorthash_KEYBYTES == 16);
+
 std::string Cluster::digest(std::string_view password) const {
-    unsigned char out[8];
-    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(password.data()), password.size(),
-                       digest_key_, sizeof digest_key_);
+    unsigned char out[crypto_shorthash_BYTES];  // SipHash-2-4: 8 bytes
+    crypto_shorthash(out, reinterpret_cast<const unsigned char*>(password.data()), password.size(), digest_key_);
     return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 
@@ -192,16 +193,20 @@ std::string Cluster::network_of(std::string_view ip) const {
 
 Cluster::Duration Cluster::rule_delay(unsigned failures) const { return Penalty::delay_for(ps_, failures); }
 
-Cluster::Keys Cluster::keys_of(const std::string& group, std::string_view ip, const std::string& user,
-                              bool network) const {
-    // Short (most fit a std::string without allocating); redis_key() makes
-    // the Redis key names when a request misses or sends.
+Cluster::Keys Cluster::keys_of(const std::string& group, std::string_view ip, const std::string& user) const {
+    // redis_key() makes the Redis key names when a request misses or sends.
     Keys k;
+    k.group = group;
+    k.user = user;
     k.address = "a" + group;
-    if (network) k.network = "n" + network_of(ip);
-    k.account = "u" + user;
+    k.network = "n" + network_of(ip);
+    k.account.reserve(1 + user.size());
+    k.account += 'u';
+    k.account += user;
     // Neither an address group nor a valid user name holds a NUL byte.
-    k.known = "k" + user;
+    k.known.reserve(2 + user.size() + group.size());
+    k.known += 'k';
+    k.known += user;
     k.known += '\0';
     k.known += group;
     return k;
@@ -240,7 +245,8 @@ Cluster::Verdict Cluster::verdict(unsigned address, unsigned network, unsigned a
     return v;
 }
 
-std::optional<Cluster::Verdict> Cluster::from_cache(const Keys& k, const std::string& user) const {
+std::optional<Cluster::Verdict> Cluster::from_cache(const Keys& k) const {
+    const std::string& user = k.user;
     const auto now = CounterCache::Clock::now();
     const auto address = cache_.fresh(k.address, now);
     if (!address) return std::nullopt;
@@ -261,9 +267,9 @@ std::optional<Cluster::Verdict> Cluster::from_cache(const Keys& k, const std::st
     return verdict(*address, network, account, known, user);
 }
 
-std::optional<Cluster::Verdict> Cluster::cached(const std::string& group, std::string_view ip, const std::string& user) {
+std::optional<Cluster::Verdict> Cluster::cached(const Keys& keys) {
     if (!commands_->up() || cache_.lifetime() <= Duration::zero()) return std::nullopt;
-    return from_cache(keys_of(group, ip, user, cs_.network_threshold != 0), user);
+    return from_cache(keys);
 }
 
 namespace {
@@ -291,10 +297,10 @@ struct ReadOwner {
 
 }  // namespace
 
-asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(std::string group, std::string ip, std::string user) {
+asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
     if (!commands_->up()) co_return std::nullopt;
-    const Keys keys = keys_of(group, ip, user, true);
-    if (auto v = from_cache(keys, user)) co_return v;
+    const std::string& user = keys.user;
+    if (auto v = from_cache(keys)) co_return v;
     // Each counter needed that is not fresh: another request's read in
     // flight answers it, or this request reads it (all four in one script).
     std::vector<const std::string*> needed{&keys.address};
@@ -324,7 +330,7 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(std::string grou
                                       "4",                 redis_key(keys.address),
                                       redis_key(keys.network), redis_key(keys.account),
                                       redis_key(keys.known), ms(ps_.decay),
-                                      group};
+                                      keys.group};
         auto conn = commands_;
         std::optional<redis::Reply> r = co_await conn->command(argv);
         if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
@@ -389,9 +395,9 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(std::string grou
     co_return verdict(*address, network, account, known, user);
 }
 
-void Cluster::failure(const std::string& group, const std::string& ip, const std::string& user, std::string_view digest) {
+void Cluster::failure(const Keys& k, std::string_view digest) {
     if (!commands_->up()) return;
-    const Keys k = keys_of(group, ip, user, cs_.network_threshold != 0);
+    const std::string& user = k.user;
     const std::string d(digest);
     const bool repeat = ps_.ignore_repeated_password;
     std::vector<std::string> argv{"EVALSHA", failure_sha_, "", redis_key(k.address)};
@@ -411,9 +417,9 @@ void Cluster::failure(const std::string& group, const std::string& ip, const std
     commands_->send(std::move(argv));
 }
 
-void Cluster::success(const std::string& group, const std::string& user) {
+void Cluster::success(const Keys& k) {
     if (!commands_->up()) return;
-    const Keys k = keys_of(group, "", user, false);
+    const std::string& user = k.user;
     // Nothing Redis does not have yet, as far as this instance knows: the
     // address had no failures when read, and this login's address was sent
     // as known since (at most one login sent per read_cache and account).
@@ -424,7 +430,7 @@ void Cluster::success(const std::string& group, const std::string& user) {
     cache_.set(k.address, 0);
     if (!user.empty()) cache_.set(k.known, 1);
     commands_->send({"EVALSHA", success_sha_, "2", redis_key(k.address), redis_key(k.known), ms(ps_.decay),
-                     user.empty() ? std::string() : group, ms(cs_.known_address_ttl)});
+                     user.empty() ? std::string() : k.group, ms(cs_.known_address_ttl)});
 }
 
 bool Cluster::publish_flush(const std::vector<std::string>& users) {

@@ -56,13 +56,23 @@ public:
         Duration delay{};
         std::string rule;
     };
-    asio::awaitable<std::optional<Verdict>> check(std::string group, std::string ip, std::string user);
+    // What one request reads and changes, as the local cache names it:
+    // "a" + address group, "n" + network, "u" + account, and "k" + account
+    // + NUL + address group ("that group is in the account's known set");
+    // redis_key() gives the Redis key of each. Made once per request.
+    struct Keys {
+        std::string group, address, network, account, known;
+        std::string user;  // the account ("" unknown)
+    };
+    // group: the request's address group (Penalty::group_of); user: the
+    // normalized account name, may be "".
+    Keys keys_of(const std::string& group, std::string_view ip, const std::string& user) const;
+    asio::awaitable<std::optional<Verdict>> check(Keys keys);
     // The verdict from the local cache alone, when every counter it needs is
     // fresh there; nullopt: call check() (or Redis is unreachable).
-    std::optional<Verdict> cached(const std::string& group, std::string_view ip, const std::string& user);
-    // group: the request's address group (Penalty::group_of); user may be "".
-    void failure(const std::string& group, const std::string& ip, const std::string& user, std::string_view digest);
-    void success(const std::string& group, const std::string& user);
+    std::optional<Verdict> cached(const Keys& keys);
+    void failure(const Keys& keys, std::string_view digest);
+    void success(const Keys& keys);
 
     // Cache invalidation: publishes these users (all when empty); false when
     // Redis is unreachable.
@@ -94,17 +104,9 @@ public:
     static std::string flush_message(const std::string& sender, const std::vector<std::string>& users);
 
 private:
-    // What one request reads, as the local cache names it: "a" + address
-    // group, "n" + network (when asked for), "u" + account, and "k" +
-    // account + NUL + address group ("that group is in the account's known
-    // set"); redis_key() gives the Redis key of each.
-    struct Keys {
-        std::string address, network, account, known;
-    };
-    Keys keys_of(const std::string& group, std::string_view ip, const std::string& user, bool network) const;
     std::string redis_key(std::string_view cache_key) const;
     bool account_rule(const std::string& user) const { return cs_.account_threshold && !user.empty(); }
-    std::optional<Verdict> from_cache(const Keys& k, const std::string& user) const;
+    std::optional<Verdict> from_cache(const Keys& k) const;
     Verdict verdict(unsigned address, unsigned network, unsigned account, bool known, const std::string& user) const;
     void on_message(const std::string& payload);
     Duration rule_delay(unsigned failures) const;
@@ -117,7 +119,7 @@ private:
     std::function<void(bool)> on_state_;
     std::string check_sha_, failure_sha_, success_sha_;
     CounterCache cache_;
-    unsigned char digest_key_[32];
+    unsigned char digest_key_[16];  // a SipHash key
 };
 
 // For the CLI: publishes an invalidation with its own short-lived connection;

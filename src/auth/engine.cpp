@@ -249,10 +249,14 @@ std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
     return *r;
 }
 
+static_assert(sizeof(EngineState::digest_key) == crypto_shorthash_siphashx24_KEYBYTES);
+
 std::string Engine::password_digest(std::string_view password) const {
-    unsigned char out[16];
-    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(password.data()), password.size(),
-                       state_->digest_key, sizeof state_->digest_key);
+    // SipHash (a keyed PRF, 128-bit output): computed for every password
+    // tried, so it must cost next to nothing beside a PLAIN login.
+    unsigned char out[crypto_shorthash_siphashx24_BYTES];
+    crypto_shorthash_siphashx24(out, reinterpret_cast<const unsigned char*>(password.data()), password.size(),
+                                state_->digest_key);
     return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 
@@ -296,11 +300,11 @@ std::size_t Engine::flush_cache(const std::vector<std::string>& users) {
     return cache_ ? cache_->flush(users) : 0;
 }
 
-asio::awaitable<Cluster::Verdict> Engine::penalty_check(std::string group, std::string ip, std::string account) {
+asio::awaitable<Cluster::Verdict> Engine::penalty_check(std::string group, Cluster::Keys keys) {
     if (cluster_) {
         // The cluster lives as long as this call (a reload may drop it meanwhile).
         auto cluster = cluster_;
-        std::optional<Cluster::Verdict> shared = co_await cluster->check(group, std::move(ip), std::move(account));
+        std::optional<Cluster::Verdict> shared = co_await cluster->check(std::move(keys));
         if (shared) co_return std::move(*shared);
     }
     co_return local_penalty(group);
@@ -313,15 +317,15 @@ Cluster::Verdict Engine::local_penalty(const std::string& group) const {
     return v;
 }
 
-void Engine::penalty_failure(const std::string& group, const std::string& ip, const std::string& account,
-                             std::string_view password_digest, std::string_view shared_digest) {
+void Engine::penalty_failure(const std::string& group, const Cluster::Keys& keys, std::string_view password_digest,
+                             std::string_view shared_digest) {
     penalty_->failure(group, password_digest);
-    if (cluster_) cluster_->failure(group, ip, account, shared_digest);
+    if (cluster_) cluster_->failure(keys, shared_digest);
 }
 
-void Engine::penalty_success(const std::string& group, const std::string& account) {
+void Engine::penalty_success(const std::string& group, const Cluster::Keys& keys) {
     penalty_->success(group);
-    if (cluster_) cluster_->success(group, account);
+    if (cluster_) cluster_->success(keys);
 }
 
 namespace {

@@ -41,7 +41,7 @@ struct EngineState {
     explicit EngineState(std::chrono::steady_clock::duration login_lifetime);
     PendingLogins logins;
     unsigned long cuid = 0;
-    unsigned char digest_key[32];
+    unsigned char digest_key[16];  // a SipHash key
     std::map<std::string, std::chrono::steady_clock::time_point> weak_warned;
     std::set<std::string> rehashing;
     Metrics metrics;
@@ -125,16 +125,17 @@ public:
     std::string penalty_group(std::string_view ip) const { return penalty_->group_of(ip); }
     // The local per-address rule alone (no [cluster], or Redis away).
     Cluster::Verdict local_penalty(const std::string& group) const;
-    // The wait of a request from `ip` (its `group`) for `account` (a
-    // normalized user name, "" unknown): shared through [cluster] while
-    // Redis answers, else the local per-address rule. rule: "address",
-    // "network", "account" or "" (no wait).
-    asio::awaitable<Cluster::Verdict> penalty_check(std::string group, std::string ip, std::string account);
-    // A failure or success counted locally and, with [cluster], shared.
-    // shared_digest: shared_password_digest() of the password ("" unknown).
-    void penalty_failure(const std::string& group, const std::string& ip, const std::string& account,
-                         std::string_view password_digest, std::string_view shared_digest);
-    void penalty_success(const std::string& group, const std::string& account);
+    // The wait of a request from address group `group` (`keys`: its
+    // cluster()->keys_of(), with the normalized account name, "" unknown):
+    // shared through [cluster] while Redis answers, else the local
+    // per-address rule. rule: "address", "network", "account" or "" (no wait).
+    asio::awaitable<Cluster::Verdict> penalty_check(std::string group, Cluster::Keys keys);
+    // A failure or success counted locally and, with [cluster], shared
+    // (`keys` unused without it). shared_digest: shared_password_digest() of
+    // the password ("" unknown).
+    void penalty_failure(const std::string& group, const Cluster::Keys& keys, std::string_view password_digest,
+                         std::string_view shared_digest);
+    void penalty_success(const std::string& group, const Cluster::Keys& keys);
     // The password digest of the shared same-password rule ("" without [cluster]).
     std::string shared_password_digest(std::string_view password) const {
         return cluster_ ? cluster_->digest(password) : std::string();

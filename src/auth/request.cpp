@@ -220,9 +220,10 @@ bool Request::penalty_at_once() {
     // (only the shared account rule reads it); with it, the cluster's cache
     // answers when it holds every counter fresh, else Redis is asked.
     if (Cluster* cluster = engine_.cluster()) {
-        if (auto account = engine_.normalize_user(user_)) account_ = std::move(*account);
+        auto account = engine_.normalize_user(user_);
+        cluster_keys_ = cluster->keys_of(penalty_group_, params_.rip, account ? *account : std::string());
         // Redis unreachable: the local rule at once.
-        verdict_ = cluster->up() ? cluster->cached(penalty_group_, params_.rip, account_)
+        verdict_ = cluster->up() ? cluster->cached(cluster_keys_)
                                  : std::optional<Cluster::Verdict>(engine_.local_penalty(penalty_group_));
     } else {
         verdict_ = engine_.local_penalty(penalty_group_);
@@ -236,7 +237,7 @@ asio::awaitable<void> Request::wait_penalty() {
     auto self = shared_from_this();
     Cluster::Verdict verdict;
     if (verdict_) verdict = std::move(*verdict_);
-    else verdict = co_await engine_.penalty_check(penalty_group_, params_.rip, account_);
+    else verdict = co_await engine_.penalty_check(penalty_group_, cluster_keys_);
     verdict_.reset();
     const auto delay = verdict.delay;
     if (delay <= Clock::duration::zero()) co_return;
@@ -407,7 +408,7 @@ void Request::finish_ok(const std::string& user, const std::string& final_data) 
     user_ = user;
     over_ = true;
     log_result("ok", "");
-    if (!penalty_group_.empty()) engine_.penalty_success(penalty_group_, account_);
+    if (!penalty_group_.empty()) engine_.penalty_success(penalty_group_, cluster_keys_);
     backend::Fields out;
     for (const auto& [k, v] : extra_)
         if (!internal_passdb_field(k)) out.emplace_back(k, v);
@@ -451,7 +452,7 @@ asio::awaitable<void> Request::finish_fail(std::string reason, bool temp, bool n
     // A guess counts against the address once the backend has been asked
     // (not for aborts or malformed input before that point).
     if (!temp && !penalty_group_.empty() && reason != "aborted")
-        engine_.penalty_failure(penalty_group_, params_.rip, account_, password_digest_, shared_digest_);
+        engine_.penalty_failure(penalty_group_, cluster_keys_, password_digest_, shared_digest_);
     // Every failure waits the same delay whatever the cause, so timing does
     // not tell an unknown user from a wrong password. Each request has its
     // own timer: no shared tick, no work while waiting.

@@ -131,7 +131,7 @@ private:
     std::string penalty_group_;     // "" = no penalty applies
     std::string password_digest_;   // keyed hash of the password tried (penalty)
     std::string shared_digest_;     // the same for the shared penalty ([cluster])
-    std::string account_;           // the penalty's account: the normalized name typed ("" invalid)
+    Cluster::Keys cluster_keys_;    // with [cluster]: the shared penalty's keys (account: the normalized name typed)
     std::string penalty_rule_;      // the penalty rule that delayed this request ("" none)
     std::optional<Cluster::Verdict> verdict_;  // penalty_at_once()'s verdict (none: Redis must be asked)
     std::string fail_code_;         // code= of a FAIL (authz_fail...), "" for none
