@@ -189,8 +189,8 @@ Table Table::parse(std::string text, IdResolver resolver) {
     std::size_t cap = 64;
     while (cap < t.slots_.capacity() * 2) cap *= 2;
     t.index_.reserve(cap);
-    util::advise_huge_pages(t.index_.data(), cap * sizeof(std::uint32_t));
-    t.index_.assign(cap, kNone);
+    util::advise_huge_pages(t.index_.data(), cap * sizeof(std::uint64_t));
+    t.index_.assign(cap, kEmpty);
     std::set<std::string> vars;
     auto record = [&vars](std::string_view name) -> std::optional<std::string> {
         vars.emplace(name);
@@ -246,13 +246,24 @@ std::vector<std::string> Table::users() const {
     return out;
 }
 
+// An index entry: the upper half of the name's hash (its tag) and the slot
+// number. A probe compares tags first, so a lookup touches a slot and its
+// line in the text (each a cache miss in a big file) only for the entry
+// that is most likely its own.
+std::uint64_t Table::index_entry(std::size_t hash, std::uint32_t slot) {
+    return (static_cast<std::uint64_t>(hash >> 32) << 32) | slot;
+}
+
 std::uint32_t Table::slot_of(std::string_view user) const {
     if (index_.empty()) return kNone;
     const std::size_t mask = index_.size() - 1;
-    for (std::size_t i = hash_name(user) & mask;; i = (i + 1) & mask) {
-        const std::uint32_t slot = index_[i];
-        if (slot == kNone) return kNone;
-        if (user_at(slot) == user) return slot;
+    const std::size_t h = hash_name(user);
+    const std::uint64_t tag = index_entry(h, 0);
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+        const std::uint64_t e = index_[i];
+        if (e == kEmpty) return kNone;
+        const auto slot = static_cast<std::uint32_t>(e);
+        if ((e & ~std::uint64_t{0xffffffffU}) == tag && user_at(slot) == user) return slot;
     }
 }
 
@@ -260,25 +271,29 @@ std::uint32_t Table::slot_of(std::string_view user) const {
 bool Table::insert(std::uint32_t slot) {
     if ((slots_.size()) * 2 > index_.size()) {
         // Keep the load under one half: rebuild twice as large.
-        std::vector<std::uint32_t> bigger;
+        std::vector<std::uint64_t> bigger;
         bigger.reserve(index_.size() * 2);
-        util::advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(std::uint32_t));
-        bigger.assign(index_.size() * 2, kNone);
+        util::advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(std::uint64_t));
+        bigger.assign(index_.size() * 2, kEmpty);
         const std::size_t mask = bigger.size() - 1;
-        for (std::uint32_t s : index_) {
-            if (s == kNone) continue;
-            std::size_t i = hash_name(user_at(s)) & mask;
-            while (bigger[i] != kNone) i = (i + 1) & mask;
-            bigger[i] = s;
+        for (std::uint64_t e : index_) {
+            if (e == kEmpty) continue;
+            std::size_t i = hash_name(user_at(static_cast<std::uint32_t>(e))) & mask;
+            while (bigger[i] != kEmpty) i = (i + 1) & mask;
+            bigger[i] = e;
         }
         index_ = std::move(bigger);
     }
     const std::string_view user = user_at(slot);
     const std::size_t mask = index_.size() - 1;
-    std::size_t i = hash_name(user) & mask;
-    for (; index_[i] != kNone; i = (i + 1) & mask)
-        if (user_at(index_[i]) == user) return false;
-    index_[i] = slot;
+    const std::size_t h = hash_name(user);
+    const std::uint64_t entry = index_entry(h, slot);
+    std::size_t i = h & mask;
+    for (; index_[i] != kEmpty; i = (i + 1) & mask) {
+        const std::uint64_t e = index_[i];
+        if ((e >> 32) == (entry >> 32) && user_at(static_cast<std::uint32_t>(e)) == user) return false;
+    }
+    index_[i] = entry;
     return true;
 }
 

@@ -34,7 +34,8 @@ std::optional<unsigned long> resolve_system_id(std::string_view name, bool group
 
 // A loaded file, kept compact: the file's text as read, one small slot per
 // valid line (offset, length, line number, resolved uid/gid) in file order,
-// and an open-addressing index from user name to slot. An Entry is built from
+// and an open-addressing index from user name to slot whose entries carry
+// part of the name's hash, so that probing past other users reads no text. An Entry is built from
 // its line when a user is looked up, so a million-user file costs little more
 // than its own size in memory.
 class Table {
@@ -64,12 +65,15 @@ private:
         std::uint32_t user_length;     // the user name starts the line
         std::uint32_t uid, gid;        // resolved; 0: not given
     };
+    // Empty index entry: no slot is numbered 0xffffffff.
+    static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+    static std::uint64_t index_entry(std::size_t hash, std::uint32_t slot);
     std::uint32_t slot_of(std::string_view user) const;
     bool insert(std::uint32_t slot);
 
     std::string text_;
     std::vector<Slot> slots_;
-    std::vector<std::uint32_t> index_;  // slot number or kNone; size a power of two
+    std::vector<std::uint64_t> index_;  // hash tag and slot number, or kEmpty; size a power of two
 };
 
 // One line, for callers that edit files (the CLI); nullopt + warning if bad.
