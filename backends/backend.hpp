@@ -180,6 +180,10 @@ struct Services {
     // answers), for userdbs that must check a user exists (static). Set by
     // the engine before any factory runs; call it only from lookups.
     std::function<asio::awaitable<PassResult>(auth::RequestPtr)> passdb_lookup;
+    // Set with [cluster]: a backend that sees its data change outside
+    // postern (a passwd-file edited) names the users (all when empty), so
+    // other instances drop what they cached of them.
+    std::function<void(const std::vector<std::string>&)> data_changed;
 };
 
 // Factories read their settings from the section (throwing config::ConfigError

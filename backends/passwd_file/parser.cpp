@@ -239,6 +239,33 @@ std::string_view Table::user_at(std::size_t i) const {
     return std::string_view(text_).substr(s.offset, s.user_length);
 }
 
+std::string_view Table::line_at(std::size_t i) const {
+    const Slot& s = slots_[i];
+    return std::string_view(text_).substr(s.offset, s.length);
+}
+
+std::optional<std::string_view> Table::line_of(std::string_view user) const {
+    const std::uint32_t slot = slot_of(user);
+    if (slot == kNone) return std::nullopt;
+    return line_at(slot);
+}
+
+std::optional<std::vector<std::string>> changed_users(const Table& before, const Table& after, std::size_t limit) {
+    std::vector<std::string> out;
+    const auto add = [&](std::string_view user) {
+        if (out.size() >= limit) return false;
+        out.emplace_back(user);
+        return true;
+    };
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        const auto old = before.line_of(after.user_at(i));
+        if ((!old || *old != after.line_at(i)) && !add(after.user_at(i))) return std::nullopt;
+    }
+    for (std::size_t i = 0; i < before.size(); ++i)
+        if (!after.contains(before.user_at(i)) && !add(before.user_at(i))) return std::nullopt;
+    return out;
+}
+
 std::vector<std::string> Table::users() const {
     std::vector<std::string> out;
     out.reserve(slots_.size());

@@ -48,8 +48,11 @@ public:
     std::optional<Entry> find(std::string_view user) const;
     bool contains(std::string_view user) const { return slot_of(user) != kNone; }
     std::size_t size() const { return slots_.size(); }
-    // The i-th user in file order (iteration).
+    // The i-th user in file order (iteration), and its whole line.
     std::string_view user_at(std::size_t i) const;
+    std::string_view line_at(std::size_t i) const;
+    // The line of `user`, if present.
+    std::optional<std::string_view> line_of(std::string_view user) const;
     std::vector<std::string> users() const;  // all names in file order (tests, small files)
 
     std::vector<ParseWarning> warnings;
@@ -75,6 +78,11 @@ private:
     std::vector<Slot> slots_;
     std::vector<std::uint64_t> index_;  // hash tag and slot number, or kEmpty; size a power of two
 };
+
+// The users whose lines differ between two loads of a file (added, removed
+// or changed, in `after`'s order, then the removed ones); nullopt when more
+// than `limit` did.
+std::optional<std::vector<std::string>> changed_users(const Table& before, const Table& after, std::size_t limit);
 
 // One line, for callers that edit files (the CLI); nullopt + warning if bad.
 std::optional<Entry> parse_line(std::string_view line, std::size_t lineno, std::vector<ParseWarning>& warnings,

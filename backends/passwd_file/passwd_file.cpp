@@ -32,8 +32,10 @@ constexpr auto kCheckInterval = std::chrono::seconds(1);
 constexpr auto kFirstLoadWait = std::chrono::seconds(5);
 // A passwd-file larger than this is refused (a mistake, not a user list).
 constexpr long long kMaxFileSize = 1LL << 30;
+// A re-read that changed more users than this is announced as "all users".
+constexpr std::size_t kMaxChangedUsers = 1000;
 
-File::LoadResult File::load(std::string path, Stamp known) {
+File::LoadResult File::load(std::string path, Stamp known, std::shared_ptr<const Table> before) {
     const auto started = std::chrono::steady_clock::now();
     LoadResult r;
     struct stat st {};
@@ -87,13 +89,17 @@ File::LoadResult File::load(std::string path, Stamp known) {
     text.resize(have);
     Table t = Table::parse(std::move(text));
     r.table = std::make_shared<const Table>(std::move(t));
+    if (before) r.changed_users = changed_users(*before, *r.table, kMaxChangedUsers);
     r.took = std::chrono::steady_clock::now() - started;
     return r;
 }
 
 asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
     // A named job, moved in: g++ 12 mishandles closure temporaries in co_await expressions.
-    auto job = [p = self->path_, s = self->stamp_] { return load(p, s); };
+    // The table before goes along only when someone is to be told what
+    // changed: comparing costs a lookup per line.
+    auto before = self->on_change_ ? self->table_ : nullptr;
+    auto job = [p = self->path_, s = self->stamp_, b = std::move(before)] { return load(p, s, b); };
     auto result = co_await run_blocking(*self->pool_, std::move(job));
     self->loading_ = false;
     if (self->load_done_) self->load_done_->set();
@@ -108,6 +114,11 @@ asio::awaitable<void> File::reload(std::shared_ptr<File> self) {
                 log::warning("passwd-file {}: line {}: {}", log::safe(self->path_), w.line, w.message);
             log::info("passwd-file {}: {} {} users in {:.2f} s", log::safe(self->path_), first ? "loaded" : "reloaded",
                       self->table_->size(), std::chrono::duration<double>(result->took).count());
+            if (!first && self->on_change_) {
+                static const std::vector<std::string> all;
+                const auto& users = result->changed_users ? *result->changed_users : all;
+                if (!result->changed_users || !users.empty()) self->on_change_(users);
+            }
         } else {
             if (self->table_ || self->error_ != result->error)
                 log::error("passwd-file {}: {}", log::safe(self->path_), result->error);
@@ -150,13 +161,16 @@ asio::awaitable<void> File::refresh() {
     co_await reload(shared_from_this());
 }
 
-std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool) {
-    // Passdb and userdb on the same path share one loaded copy. Start-up only
-    // (called from factories on the loop thread).
+std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool, File::OnChange on_change) {
+    // Passdb and userdb on the same path share one loaded copy. Start-up
+    // and reload only (called from factories on the loop thread).
     static std::map<std::string, std::weak_ptr<File>> files;
-    if (auto f = files[path].lock()) return f;
-    auto f = std::make_shared<File>(path, pool);
-    files[path] = f;
+    auto f = files[path].lock();
+    if (!f) {
+        f = std::make_shared<File>(path, pool);
+        files[path] = f;
+    }
+    f->on_change(std::move(on_change));
     return f;
 }
 
@@ -250,7 +264,8 @@ std::string file_cache_key(const Settings& st, const passwd_file::File& file, co
 // file, and the lookup every call starts with.
 class FileSource {
 protected:
-    FileSource(Settings st, BlockingPool* pool) : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, pool)) {}
+    FileSource(Settings st, Services& sv)
+        : st_(std::move(st)), file_(passwd_file::shared_file(st_.path, sv.pool, sv.data_changed)) {}
 
     // The request's entry in the current table: empty when the file cannot
     // be read (`unavailable` says why) or holds no such user.
@@ -305,7 +320,7 @@ protected:
 
 class PasswdFilePassdb final : public Passdb, private FileSource {
 public:
-    PasswdFilePassdb(Settings st, Services& sv) : FileSource(std::move(st), sv.pool), pool_(sv.pool) {}
+    PasswdFilePassdb(Settings st, Services& sv) : FileSource(std::move(st), sv), pool_(sv.pool) {}
     std::string_view driver() const override { return "passwd-file"; }
     bool can_lookup() const override { return true; }
     bool can_lookup_credentials() const override { return true; }
@@ -374,7 +389,7 @@ private:
 
 class PasswdFileUserdb final : public Userdb, private FileSource {
 public:
-    PasswdFileUserdb(Settings st, Services& sv) : FileSource(std::move(st), sv.pool) {}
+    PasswdFileUserdb(Settings st, Services& sv) : FileSource(std::move(st), sv) {}
     std::string_view driver() const override { return "passwd-file"; }
     void invalidate() override { file_->invalidate(); }
     std::string cache_key(const auth::RequestInfo& req) const override { return file_cache_key(st_, *file_, req); }

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/backend.hpp"
 #include "backends/passwd_file/parser.hpp"
@@ -38,6 +40,11 @@ public:
     // Bumped whenever the table is replaced or becomes unavailable.
     std::uint64_t generation() const { return generation_; }
     const std::shared_ptr<const Table>& current() const { return table_; }
+    // Told, after a re-read that replaced the table, which users' lines
+    // changed (all when the list is empty): set when other instances are to
+    // hear of it ([cluster]). The newest setting wins (the file is shared).
+    using OnChange = std::function<void(const std::vector<std::string>&)>;
+    void on_change(OnChange f) { on_change_ = std::move(f); }
 
 private:
     struct Stamp {
@@ -50,8 +57,11 @@ private:
         std::shared_ptr<const Table> table;
         std::string error;
         std::chrono::steady_clock::duration took{};  // reading and parsing
+        // Against the table before, when asked: the users that changed
+        // (nullopt: too many to list).
+        std::optional<std::vector<std::string>> changed_users;
     };
-    static LoadResult load(std::string path, Stamp known);
+    static LoadResult load(std::string path, Stamp known, std::shared_ptr<const Table> before);
     static asio::awaitable<void> reload(std::shared_ptr<File> self);
 
     std::string path_;
@@ -65,9 +75,10 @@ private:
     // Set when a load ends: requests that arrive before the first table
     // exists wait for it (bounded) instead of answering "unavailable".
     std::unique_ptr<Event> load_done_;
+    OnChange on_change_;
 };
 
-std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool);
+std::shared_ptr<File> shared_file(const std::string& path, BlockingPool* pool, File::OnChange on_change = {});
 
 }  // namespace passwd_file
 }  // namespace postern::backend

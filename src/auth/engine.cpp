@@ -89,6 +89,7 @@ Engine::Engine(std::shared_ptr<const config::Config> cfg, asio::any_io_executor 
 }
 
 void Engine::attach_cluster() {
+    state_->cluster = cluster_;
     if (!cluster_) return;
     // The backends look at their data again at the next lookup (a
     // passwd-file is otherwise re-checked once a second), and the cache
@@ -178,6 +179,13 @@ void Engine::build(asio::any_io_executor executor, const Engine* previous) {
     services_.pool = &pool;
     // Not a coroutine itself: it hands back the member coroutine's awaitable.
     services_.passdb_lookup = [this](RequestPtr request) { return lookup_pass(std::move(request)); };
+    // Through the state, which outlives this generation: a backend kept by
+    // a reload tells the cluster of the generation serving then.
+    if (cfg_.cluster.enabled)
+        services_.data_changed = [st = std::weak_ptr<EngineState>(state_)](const std::vector<std::string>& users) {
+            if (auto s = st.lock())
+                if (auto c = s->cluster.lock()) c->publish_flush(users);
+        };
     auto make_passdb = [this](const config::Driver& d) {
         return std::shared_ptr<backend::Passdb>(backend::make_passdb(d.driver, d.settings, services_));
     };

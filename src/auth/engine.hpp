@@ -42,6 +42,8 @@ struct EngineState {
     PendingLogins logins;
     unsigned long cuid = 0;
     unsigned char digest_key[16];  // a SipHash key
+    // The cluster of the generation serving now (none without [cluster]).
+    std::weak_ptr<Cluster> cluster;
     std::map<std::string, std::chrono::steady_clock::time_point> weak_warned;
     std::set<std::string> rehashing;
     Metrics metrics;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/passwd_file/parser.hpp"
 #include "backends/passwd_file/store.hpp"
@@ -303,6 +304,38 @@ TEST_CASE("passwd-file: huge inputs") {
         CHECK(t.users().back() == "user19999");
         CHECK(user(t, "user12345").password == "{PLAIN}pw12345");
         CHECK(user(t, "user12345").line == 12346);
+    }
+}
+
+TEST_CASE("passwd-file: the users a re-read changed") {
+    const Table before = Table::parse("alice:{PLAIN}a:1000:1000::/home/alice::\n"
+                                      "bob:{PLAIN}b:1000:1000::/home/bob::\n"
+                                      "carol:{PLAIN}c:1000:1000::/home/carol::\n");
+    SUBCASE("nothing changed, lines moved") {
+        const Table after = Table::parse("carol:{PLAIN}c:1000:1000::/home/carol::\n# a comment\n"
+                                         "alice:{PLAIN}a:1000:1000::/home/alice::\n"
+                                         "bob:{PLAIN}b:1000:1000::/home/bob::\n");
+        auto c = changed_users(before, after, 10);
+        REQUIRE(c);
+        CHECK(c->empty());
+    }
+    SUBCASE("changed, added and removed") {
+        const Table after = Table::parse("alice:{PLAIN}new:1000:1000::/home/alice::\n"
+                                         "carol:{PLAIN}c:1000:1000::/home/carol::\n"
+                                         "dave:{PLAIN}d:1000:1000::/home/dave::\n");
+        auto c = changed_users(before, after, 10);
+        REQUIRE(c);
+        CHECK(*c == std::vector<std::string>{"alice", "dave", "bob"});
+        CHECK_FALSE(changed_users(before, after, 2));  // more than the limit: "all"
+        CHECK(changed_users(before, after, 3));
+    }
+    SUBCASE("a field other than the password") {
+        const Table after = Table::parse("alice:{PLAIN}a:1000:1000::/home/alice::\n"
+                                         "bob:{PLAIN}b:1000:1000::/home/bob::nologin=y\n"
+                                         "carol:{PLAIN}c:1000:1000::/home/carol::\n");
+        auto c = changed_users(before, after, 10);
+        REQUIRE(c);
+        CHECK(*c == std::vector<std::string>{"bob"});
     }
 }
 

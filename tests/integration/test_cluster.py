@@ -42,9 +42,14 @@ class ClusterTest(DaemonTestCase):
         write_file(self.users, passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD) +
                    passwd_line("jon", "{PLAIN}" + ALICE_PASSWORD))
 
-    def start_instances(self, n=3, cluster="", cache=False, metrics=False):
+    def start_instances(self, n=3, cluster="", cache=False, metrics=False, own_files=False):
         self.instances = []
         for i in range(n):
+            users = self.users
+            if own_files:  # a copy per instance, as hosts that each keep one
+                users = self.path(f"users{i}")
+                with open(self.users, encoding="utf-8") as f:
+                    write_file(users, f.read())
             sock, master = self.path(f"auth{i}"), self.path(f"master{i}")
             extra = (f"\n[penalty]\nbase = \"{BASE}s\"\nmax = \"1.6s\"\ndecay = \"60s\"\n"
                      f"\n[cluster]\nredis = [\"{self.redis.url(with_password=False)}\"]\n"
@@ -57,8 +62,8 @@ class ClusterTest(DaemonTestCase):
             if metrics:
                 port = free_tcp_port()
                 extra += metrics_extra(port=port)
-            d = self.start_daemon(make_config(sock, self.users, extra=extra, penalty=True), name=f"posternd{i}")
-            self.instances.append({"daemon": d, "sock": sock, "master": master, "metrics": port})
+            d = self.start_daemon(make_config(sock, users, extra=extra, penalty=True), name=f"posternd{i}")
+            self.instances.append({"daemon": d, "sock": sock, "master": master, "metrics": port, "users": users})
         for inst in self.instances:
             self.wait_log(inst["daemon"], SHARED_LINE)
         return self.instances
@@ -179,6 +184,34 @@ class ClusterTest(DaemonTestCase):
         for i in range(3):
             result, _ = self.attempt(inst[i], "ivy", NEW_PASSWORD, "192.0.2.52")
             self.assertEqual(result, "OK")
+
+    def test_passwd_file_edit_seen_by_one_instance_is_published(self):
+        inst = self.start_instances(cache=True, own_files=True)
+        for i in range(3):
+            result, _ = self.attempt(inst[i], "ivy", ALICE_PASSWORD, "192.0.2.70")
+            self.assertEqual(result, "OK")
+        # Edited in place on the first host only: jon's line changes, ivy's not.
+        write_file(inst[0]["users"], passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD) +
+                   passwd_line("jon", "{PLAIN}" + NEW_PASSWORD))
+        time.sleep(1.1)  # past the file's re-check interval
+        # A lookup starts the re-read (it is answered from the table before).
+        self.attempt(inst[0], "ivy", ALICE_PASSWORD, "192.0.2.71")
+        self.wait_log(inst[0]["daemon"], "reloaded 2 users", timeout=2.0)
+        result, _ = self.attempt(inst[0], "jon", NEW_PASSWORD, "192.0.2.71")
+        self.assertEqual(result, "OK")
+        for i in (1, 2):
+            self.wait_log(inst[i]["daemon"], "cache invalidation from another instance (1 user(s))", timeout=1.0)
+        self.assertNotIn("cache invalidation from another instance", inst[0]["daemon"].stderr())
+        # The other hosts' files did not change: nothing more is published.
+        time.sleep(1.1)
+        for i in (1, 2):
+            for _ in range(2):
+                result, _ = self.attempt(inst[i], "jon", ALICE_PASSWORD, "192.0.2.72")
+                self.assertEqual(result, "OK")
+        time.sleep(0.3)
+        for i in range(3):
+            self.assertLessEqual(inst[i]["daemon"].stderr().count("cache invalidation from another instance"),
+                                 0 if i == 0 else 1)
 
     def test_redis_down_and_back_under_load(self):
         inst = self.start_instances(cluster="network_threshold = 0\naccount_threshold = 0\n", metrics=True)
