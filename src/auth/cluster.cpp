@@ -269,7 +269,9 @@ std::optional<Cluster::Verdict> Cluster::from_cache(const Keys& k) const {
 
 std::optional<Cluster::Verdict> Cluster::cached(const Keys& keys) {
     if (!commands_->up() || cache_.lifetime() <= Duration::zero()) return std::nullopt;
-    return from_cache(keys);
+    auto v = from_cache(keys);
+    if (v) count(Source::Cache);
+    return v;
 }
 
 namespace {
@@ -300,7 +302,10 @@ struct ReadOwner {
 asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
     if (!commands_->up()) co_return std::nullopt;
     const std::string& user = keys.user;
-    if (auto v = from_cache(keys)) co_return v;
+    if (auto v = from_cache(keys)) {
+        count(Source::Cache);
+        co_return v;
+    }
     // Each counter needed that is not fresh: another request's read in
     // flight answers it, or this request reads it (all four in one script).
     std::vector<const std::string*> needed{&keys.address};
@@ -321,6 +326,7 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
         }
     }
     std::shared_ptr<Read> mine;
+    count(missing ? Source::Redis : Source::InFlight);
     if (missing) {
         mine = std::make_shared<Read>(co_await asio::this_coro::executor);
         mine->keys = {keys.address, keys.network, keys.account, keys.known};
@@ -434,7 +440,9 @@ void Cluster::success(const Keys& k) {
 }
 
 bool Cluster::publish_flush(const std::vector<std::string>& users) {
-    return commands_->send({"PUBLISH", channel(cs_), flush_message(id_, users)});
+    const bool sent = commands_->send({"PUBLISH", channel(cs_), flush_message(id_, users)});
+    if (sent && on_invalidation_) on_invalidation_(true);
+    return sent;
 }
 
 void Cluster::on_message(const std::string& payload) {
@@ -445,6 +453,7 @@ void Cluster::on_message(const std::string& payload) {
     }
     if (fields[1] == id_) return;  // our own, already applied
     std::vector<std::string> users(fields.begin() + 2, fields.end());
+    if (on_invalidation_) on_invalidation_(false);
     log::info("cluster: cache invalidation from another instance ({})",
               users.empty() ? std::string("all users") : std::to_string(users.size()) + " user(s)");
     if (on_flush_) on_flush_(users);

@@ -81,6 +81,13 @@ public:
     void on_flush(std::function<void(const std::vector<std::string>&)> f) { on_flush_ = std::move(f); }
     // Told when Redis becomes reachable (true) or not (false): the metrics.
     void on_state(std::function<void(bool)> f) { on_state_ = std::move(f); }
+    // Told where each verdict's counters came from (Source) and of each
+    // invalidation sent or received: the metrics.
+    enum class Source { Cache = 0, InFlight = 1, Redis = 2 };
+    void on_count(std::function<void(Source)> read, std::function<void(bool sent)> invalidation) {
+        on_read_ = std::move(read);
+        on_invalidation_ = std::move(invalidation);
+    }
 
     // A keyed hash of a wrong password for the shared same-password rule
     // (8 bytes: enough to recognise a repeat, too few to confirm a guess).
@@ -117,6 +124,11 @@ private:
     std::shared_ptr<redis::Connection> commands_, subscriber_;
     std::function<void(const std::vector<std::string>&)> on_flush_;
     std::function<void(bool)> on_state_;
+    std::function<void(Source)> on_read_;
+    std::function<void(bool)> on_invalidation_;
+    void count(Source s) const {
+        if (on_read_) on_read_(s);
+    }
     std::string check_sha_, failure_sha_, success_sha_;
     CounterCache cache_;
     unsigned char digest_key_[16];  // a SipHash key

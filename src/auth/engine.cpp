@@ -107,6 +107,8 @@ void Engine::attach_cluster() {
         if (auto c = cache.lock()) c->flush(users);
     });
     cluster_->on_state([st = state_](bool up) { st->metrics.cluster_up(up); });
+    cluster_->on_count([st = state_](Cluster::Source s) { st->metrics.cluster_read(static_cast<int>(s)); },
+                       [st = state_](bool sent) { st->metrics.cluster_invalidation(sent); });
 }
 
 void Engine::adopt(const Engine& previous) {

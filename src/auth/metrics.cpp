@@ -103,6 +103,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                "Addresses (networks) with failures remembered by the penalty", r).Add({});
     cluster_up_ = &family(BuildGauge(), "postern_cluster_up",
                           "[cluster]: 1 while Redis answers (penalty and invalidation shared), else 0", r).Add({});
+    auto& reads = family(BuildCounter(), "postern_cluster_penalty_reads_total",
+                         "[cluster]: requests whose shared penalty counters came from this instance's read cache, "
+                         "another request's read in flight, or a read of their own from Redis", r);
+    cluster_reads_[0] = &reads.Add({{"source", "cache"}});
+    cluster_reads_[1] = &reads.Add({{"source", "in_flight"}});
+    cluster_reads_[2] = &reads.Add({{"source", "redis"}});
+    auto& inval = family(BuildCounter(), "postern_cluster_invalidations_total",
+                         "[cluster]: cache invalidations published by this instance or received from others", r);
+    cluster_inval_sent_ = &inval.Add({{"direction", "sent"}});
+    cluster_inval_received_ = &inval.Add({{"direction", "received"}});
     pool_threads_ = &family(BuildGauge(), "postern_hash_pool_threads", "Threads of the hashing pool", r).Add({});
     pool_busy_ = &family(BuildGauge(), "postern_hash_pool_busy_threads", "Hashing threads running a job now", r)
                      .Add({});

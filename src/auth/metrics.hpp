@@ -51,6 +51,11 @@ public:
     void penalty_delay(std::chrono::steady_clock::duration d);
     // [cluster]: whether Redis answers now.
     void cluster_up(bool up) { cluster_up_->Set(up ? 1 : 0); }
+    // [cluster]: where a request's shared penalty counters came from
+    // (0: this instance's read cache, 1: another request's read in flight,
+    // 2: a read of its own from Redis), and invalidations sent or received.
+    void cluster_read(int source) { cluster_reads_[source]->Increment(); }
+    void cluster_invalidation(bool sent) { (sent ? cluster_inval_sent_ : cluster_inval_received_)->Increment(); }
     // Requests sleeping in their failure delay now.
     void failure_delay_begin() { failure_delay_waiting_->Increment(); }
     void failure_delay_end() { failure_delay_waiting_->Decrement(); }
@@ -109,6 +114,8 @@ private:
     prometheus::Gauge *cache_entries_, *cache_bytes_, *cache_max_bytes_, *cache_enabled_;
     prometheus::Gauge* penalty_tracked_;
     prometheus::Gauge* cluster_up_;
+    prometheus::Counter* cluster_reads_[3];
+    prometheus::Counter *cluster_inval_sent_, *cluster_inval_received_;
     prometheus::Gauge *pool_threads_, *pool_busy_, *pool_queued_, *pool_queue_max_;
     prometheus::Counter *pool_refused_, *pool_jobs_;
     prometheus::Gauge *config_generation_, *reload_success_, *reload_time_;

@@ -213,6 +213,33 @@ class ClusterTest(DaemonTestCase):
             self.assertLessEqual(inst[i]["daemon"].stderr().count("cache invalidation from another instance"),
                                  0 if i == 0 else 1)
 
+    def test_metrics_count_reads_and_invalidations(self):
+        inst = self.start_instances(n=2, metrics=True)
+
+        def metrics(i):
+            _, _, body = http_get(("127.0.0.1", inst[i]["metrics"]))
+            out = {}
+            for line in body.splitlines():
+                if line.startswith("postern_cluster_"):
+                    name, value = line.rsplit(" ", 1)
+                    out[name] = float(value)
+            return out
+
+        for _ in range(5):
+            self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, "192.0.2.80")[0], "OK")
+        m = metrics(0)
+        self.assertEqual(m['postern_cluster_up'], 1.0)
+        # The first login reads Redis, the next ones find the counters fresh.
+        self.assertGreaterEqual(m['postern_cluster_penalty_reads_total{source="redis"}'], 1)
+        self.assertGreaterEqual(m['postern_cluster_penalty_reads_total{source="cache"}'], 1)
+        self.assertEqual(sum(v for k, v in m.items() if k.startswith("postern_cluster_penalty_reads_total")), 5)
+        out = run_cli(["cache", "flush", "-a", inst[0]["master"], "ivy"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.wait_log(inst[1]["daemon"], "cache invalidation from another instance", timeout=1.0)
+        self.assertEqual(metrics(0)['postern_cluster_invalidations_total{direction="sent"}'], 1)
+        self.assertEqual(metrics(0)['postern_cluster_invalidations_total{direction="received"}'], 0)
+        self.assertEqual(metrics(1)['postern_cluster_invalidations_total{direction="received"}'], 1)
+
     def test_redis_down_and_back_under_load(self):
         inst = self.start_instances(cluster="network_threshold = 0\naccount_threshold = 0\n", metrics=True)
 
