@@ -158,6 +158,7 @@ Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, co
         if (up) {
             for (const char* body : {kCheck, kFailure, kSuccess}) commands_->send({"SCRIPT", "LOAD", script(body)});
             log::info("cluster: {}: penalty and cache invalidation shared", detail);
+            send_backlog();
         } else {
             log::warning("cluster: {}: local penalty and cache only until Redis is back", detail);
         }
@@ -402,25 +403,54 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
 }
 
 void Cluster::failure(const Keys& k, std::string_view digest) {
-    if (!commands_->up()) return;
+    const bool up = commands_->up();
     const std::string& user = k.user;
     const std::string d(digest);
     const bool repeat = ps_.ignore_repeated_password;
     std::vector<std::string> argv{"EVALSHA", failure_sha_, "", redis_key(k.address)};
-    cache_.failure(k.address, d, repeat);
+    if (up) cache_.failure(k.address, d, repeat);
     if (cs_.network_threshold) {
         argv.push_back(redis_key(k.network));
-        cache_.failure(k.network, d, repeat);
+        if (up) cache_.failure(k.network, d, repeat);
     }
     if (account_rule(user)) {
         argv.push_back(redis_key(k.account));
-        cache_.failure(k.account, d, repeat);
+        if (up) cache_.failure(k.account, d, repeat);
     }
     argv[2] = std::to_string(argv.size() - 3);
     argv.push_back(ms(ps_.decay));
     argv.push_back(d);
     argv.push_back(repeat ? "1" : "0");
-    commands_->send(std::move(argv));
+    if (up) {
+        commands_->send(std::move(argv));
+        return;
+    }
+    // Redis away: kept for its return, so that the failures seen here
+    // meanwhile count on every instance then.
+    if (backlog_.size() >= kBacklog) {
+        backlog_.pop_front();
+        ++backlog_dropped_;
+    }
+    backlog_.push_back({std::chrono::steady_clock::now(), std::move(argv)});
+}
+
+void Cluster::send_backlog() {
+    const auto oldest = std::chrono::steady_clock::now() - ps_.decay;
+    std::size_t sent = 0, stale = 0;
+    for (auto& p : backlog_) {
+        if (p.at < oldest) {
+            ++stale;
+            continue;
+        }
+        // After the SCRIPT LOADs on the same connection: EVALSHA finds it.
+        if (commands_->send(std::move(p.argv))) ++sent;
+    }
+    if (sent || stale || backlog_dropped_)
+        log::info("cluster: {} failure(s) counted while Redis was away sent; {} older than the decay and {} past "
+                  "the backlog's {} left out",
+                  sent, stale, backlog_dropped_, kBacklog);
+    backlog_.clear();
+    backlog_dropped_ = 0;
 }
 
 void Cluster::success(const Keys& k) {

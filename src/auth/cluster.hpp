@@ -20,13 +20,15 @@
 //
 // Redis unreachable: check() answers nullopt at once and the caller uses the
 // local penalty; the state change is logged once and shown in the metrics
-// (postern_cluster_up). Loop thread only.
+// (postern_cluster_up). Failures counted meanwhile (at most kBacklog, none
+// older than [penalty] decay) are sent when Redis is back. Loop thread only.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -101,6 +103,8 @@ public:
 
     // At most this many counters in the local cache (the oldest go first).
     static constexpr std::size_t kReadCacheEntries = 65536;
+    // At most this many failures kept while Redis is away (the oldest go).
+    static constexpr std::size_t kBacklog = 10000;
     const CounterCache& read_cache() const { return cache_; }
 
     // Redis options (endpoints, timeout, TLS) from [cluster].
@@ -132,6 +136,15 @@ private:
     std::string check_sha_, failure_sha_, success_sha_;
     CounterCache cache_;
     unsigned char digest_key_[16];  // a SipHash key
+    // Failures counted while Redis was away: the failure script's arguments,
+    // sent when it is back (those younger than [penalty] decay).
+    struct Pending {
+        std::chrono::steady_clock::time_point at;
+        std::vector<std::string> argv;
+    };
+    std::deque<Pending> backlog_;
+    std::size_t backlog_dropped_ = 0;
+    void send_backlog();
 };
 
 // For the CLI: publishes an invalidation with its own short-lived connection;

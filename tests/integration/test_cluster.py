@@ -240,6 +240,28 @@ class ClusterTest(DaemonTestCase):
         self.assertEqual(metrics(0)['postern_cluster_invalidations_total{direction="received"}'], 0)
         self.assertEqual(metrics(1)['postern_cluster_invalidations_total{direction="received"}'], 1)
 
+    def test_failures_while_redis_is_away_count_everywhere_when_it_returns(self):
+        inst = self.start_instances(n=2)
+        rip = "192.0.2.90"
+        self.redis.kill()
+        for inst_ in inst:
+            self.wait_log(inst_["daemon"], DOWN_LINE)
+        for i in range(2):  # counted by instance 0 alone while Redis is away
+            result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}{i}", rip)
+            self.assertEqual(result, "FAIL")
+        # Instance 1 knows nothing of them yet.
+        _, took = self.attempt(inst[1], "ivy", ALICE_PASSWORD, "192.0.2.91")
+        self.assertLess(took, FAST)
+        self.redis.start()
+        for inst_ in inst:
+            self.wait_log(inst_["daemon"], SHARED_LINE, count=2, timeout=15.0)
+        self.wait_log(inst[0]["daemon"], "2 failure(s) counted while Redis was away sent", timeout=2.0)
+        # Now instance 1 makes the address wait as if it had seen them.
+        result, took = self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}x", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertGreaterEqual(took, SLOW)
+        self.assertIn("penalty=address", inst[1]["daemon"].stderr())
+
     def test_redis_down_and_back_under_load(self):
         inst = self.start_instances(cluster="network_threshold = 0\naccount_threshold = 0\n", metrics=True)
 
