@@ -35,9 +35,9 @@ std::optional<unsigned long> resolve_system_id(std::string_view name, bool group
 // A loaded file, kept compact: the file's text as read, one small slot per
 // valid line (offset, length, line number, resolved uid/gid) in file order,
 // and an open-addressing index from user name to slot whose entries carry
-// part of the name's hash, so that probing past other users reads no text. An Entry is built from
-// its line when a user is looked up, so a million-user file costs little more
-// than its own size in memory.
+// part of the name's hash, so that probing past other users reads no text.
+// An Entry is built from its line when a user is looked up, so a
+// million-user file costs little more than its own size in memory.
 class Table {
 public:
     Table() = default;
