@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from harness import free_tcp_port
+from harness import free_tcp_port, write_file
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -20,6 +20,17 @@ def redis_missing():
         if not os.access(tool, os.X_OK):
             return f"{tool} not found (Debian package redis-server)"
     return None
+
+
+def start_for_test(test, password):
+    """A RedisServer in test.tmp with `password`, killed at the test's end,
+    and the password in a file of mode 0600 beside it (for [cluster]
+    password_file, which keeps it out of postern.conf): (server, path)."""
+    server = RedisServer(test.tmp, password=password).start()
+    test.addCleanup(server.kill)
+    path = os.path.join(test.tmp, "redis.pass")
+    write_file(path, password + "\n", mode=0o600)
+    return server, path
 
 
 class RedisServer:

@@ -14,7 +14,7 @@ import unittest
 
 from harness import (ALICE_PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, AuthClient, DaemonTestCase, make_config,
                      passwd_line, register_secret, require_binaries, run_cli, write_file)
-from redis_support import RedisServer, redis_missing
+from redis_support import redis_missing, start_for_test
 from test_metrics import http_get, metrics_extra
 from harness import free_tcp_port
 
@@ -34,10 +34,7 @@ class ClusterTest(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.redis = RedisServer(self.tmp, password=REDIS_PASSWORD).start()
-        self.addCleanup(self.redis.kill)
-        self.password_file = self.path("redis.pass")
-        write_file(self.password_file, REDIS_PASSWORD + "\n", mode=0o600)
+        self.redis, self.password_file = start_for_test(self, REDIS_PASSWORD)
         self.users = self.path("users")
         write_file(self.users, passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD) +
                    passwd_line("jon", "{PLAIN}" + ALICE_PASSWORD))

@@ -10,8 +10,8 @@ import unittest
 import databases
 from databases import mailbox_insert, sql_file
 from harness import (ALICE_PASSWORD, NEW_PASSWORD, AuthClient, DaemonTestCase, make_config, register_secret,
-                     require_binaries, run_cli, toml_str, write_file)
-from redis_support import RedisServer, redis_missing
+                     require_binaries, run_cli, toml_str)
+from redis_support import redis_missing, start_for_test
 
 USER = "shared@example.com"
 REDIS_PASSWORD = "Redis-Sql-Pa55-41c2"
@@ -42,10 +42,7 @@ class SharedSqlTest(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.redis = RedisServer(self.tmp, password=REDIS_PASSWORD).start()
-        self.addCleanup(self.redis.kill)
-        self.password_file = self.path("redis.pass")
-        write_file(self.password_file, REDIS_PASSWORD + "\n", mode=0o600)
+        self.redis, self.password_file = start_for_test(self, REDIS_PASSWORD)
 
     def attempt(self, sock, password, rip):
         c = AuthClient(sock)
