@@ -37,12 +37,20 @@ local function count(v)
 end
 )";
 
-// KEYS: address, network, account, known set. ARGV: decay, address group.
-// -> {address failures, network failures, account failures, known (0/1),
-//     then the digests of the last wrong password of the three (or nil)}
+// KEYS: address, network, account, known set. ARGV: decay, address group,
+// refresh window (ms).
+// -> {address failures, network failures, account failures, known (0 no,
+//     1 yes, 2 yes and its last login within the refresh window), then the
+//     digests of the last wrong password of the three (or nil)}
 constexpr const char* kCheck = R"(
 local known = 0
-if ARGV[2] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[2]) then known = 1 end
+if ARGV[2] ~= '' then
+  local s = redis.call('ZSCORE', KEYS[4], ARGV[2])
+  if s then
+    known = 1
+    if tonumber(s) > now - tonumber(ARGV[3]) then known = 2 end
+  end
+end
 local a = redis.call('HMGET', KEYS[1], 'n', 't', 'd')
 local n = redis.call('HMGET', KEYS[2], 'n', 't', 'd')
 local u = redis.call('HMGET', KEYS[3], 'n', 't', 'd')
@@ -337,7 +345,7 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
                                       "4",                 redis_key(keys.address),
                                       redis_key(keys.network), redis_key(keys.account),
                                       redis_key(keys.known), ms(ps_.decay),
-                                      keys.group};
+                                      keys.group,          ms(known_refresh())};
         auto conn = commands_;
         std::optional<redis::Reply> r = co_await conn->command(argv);
         if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
@@ -457,14 +465,16 @@ void Cluster::success(const Keys& k) {
     if (!commands_->up()) return;
     const std::string& user = k.user;
     // Nothing Redis does not have yet, as far as this instance knows: the
-    // address had no failures when read, and this login's address was sent
-    // as known since (at most one login sent per read_cache and account).
+    // address had no failures when read, and the address is known to the
+    // account with a login within the refresh window (read so, or sent by
+    // this instance since). Then the cached entries already say so, and the
+    // reads in flight are not to be changed either (Redis is not told
+    // again): a steady stream of good logins costs Redis one read per
+    // account and read_cache, and one write per account and refresh window.
     const auto now = CounterCache::Clock::now();
-    // Then the cached entries already say so, and the reads in flight are
-    // not to be changed either (Redis is not told again).
-    if (cache_.fresh(k.address, now) == 0u && (user.empty() || cache_.set_here(k.known, 1, now))) return;
+    if (cache_.fresh(k.address, now) == 0u && (user.empty() || cache_.fresh(k.known, now) == kKnownRecent)) return;
     cache_.set(k.address, 0);
-    if (!user.empty()) cache_.set(k.known, 1);
+    if (!user.empty()) cache_.set(k.known, kKnownRecent);
     commands_->send({"EVALSHA", success_sha_, "2", redis_key(k.address), redis_key(k.known), ms(ps_.decay),
                      user.empty() ? std::string() : k.group, ms(cs_.known_address_ttl)});
 }

@@ -27,6 +27,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -121,6 +122,11 @@ private:
     Verdict verdict(unsigned address, unsigned network, unsigned account, bool known, const std::string& user) const;
     void on_message(const std::string& payload);
     Duration rule_delay(unsigned failures) const;
+    // A known address's login time in Redis is renewed at most once per
+    // this window (an hour, or half of known_address_ttl when shorter); the
+    // check answers kKnownRecent for an address renewed within it.
+    Duration known_refresh() const { return std::min<Duration>(std::chrono::hours(1), cs_.known_address_ttl / 2); }
+    static constexpr unsigned kKnownRecent = 2;
 
     config::ClusterSettings cs_;
     config::PenaltySettings ps_;

@@ -34,12 +34,6 @@ std::optional<unsigned> CounterCache::fresh(const std::string& key, Clock::time_
     return it->second.value.count;
 }
 
-bool CounterCache::set_here(const std::string& key, unsigned value, Clock::time_point now) const {
-    auto it = entries_.find(key);
-    return it != entries_.end() && now - it->second.read < lifetime_ && it->second.set_here &&
-           it->second.value.count == value;
-}
-
 std::shared_ptr<CounterCache::Flight> CounterCache::flight(const std::string& key) const {
     auto it = by_key_.find(key);
     return it == by_key_.end() ? nullptr : it->second;
@@ -86,7 +80,6 @@ void CounterCache::complete(Flight& f, const std::vector<Value>& values, Clock::
         }
         e.value = std::move(v);
         e.read = f.sent;
-        e.set_here = false;
         e.order = order_.insert(order_.end(), f.keys[i]);
         while (entries_.size() > max_) {
             entries_.erase(order_.front());
@@ -102,10 +95,7 @@ void CounterCache::abandon(Flight& f) {
 }
 
 void CounterCache::change(const std::string& key, const Op& op) {
-    if (auto it = entries_.find(key); it != entries_.end()) {
-        apply(it->second.value, op);
-        it->second.set_here = op.set;
-    }
+    if (auto it = entries_.find(key); it != entries_.end()) apply(it->second.value, op);
     for (const auto& f : flights_)
         for (std::size_t i = 0; i < f->keys.size(); ++i)
             if (f->keys[i] == key) f->ops[i].push_back(op);

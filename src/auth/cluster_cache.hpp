@@ -67,9 +67,6 @@ public:
     // The count of a fresh entry (its read sent less than lifetime ago),
     // with this instance's changes since applied.
     std::optional<unsigned> fresh(const std::string& key, Clock::time_point now) const;
-    // Whether a fresh entry holds value and this instance set it so since the
-    // entry was read (a login already sent: no need to send it again).
-    bool set_here(const std::string& key, unsigned value, Clock::time_point now) const;
     // The read in flight that will answer key, or null.
     std::shared_ptr<Flight> flight(const std::string& key) const;
 
@@ -95,7 +92,6 @@ private:
     struct Entry {
         Value value;
         Clock::time_point read;
-        bool set_here = false;  // the last change was this instance's set()
         std::list<std::string>::iterator order;
     };
     void change(const std::string& key, const Op& op);

@@ -340,6 +340,44 @@ class ClusterTest(DaemonTestCase):
         _, took = self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}j", rip)
         self.assertGreaterEqual(took, 2 * BASE - 0.05)
 
+    def test_known_address_renewed_once_per_window_not_per_login(self):
+        # known_address_ttl 4 s: a known address's login time is renewed at
+        # most once in 2 s (half the ttl); read_cache 50 ms: many reads.
+        inst = self.start_instances(n=1, cluster="known_address_ttl = \"4s\"\nread_cache = \"50ms\"\n")
+        rip = "192.0.2.40"
+
+        def score(after=None, timeout=2.0):
+            # The login time Redis holds for the address (sent without
+            # waiting: polled), once it is newer than `after`.
+            deadline = time.monotonic() + timeout
+            while True:
+                # The account's one known address group (its name is
+                # posternd's, not the address as typed).
+                out = self.redis.cli("ZRANGE", "postern:k:ivy", "0", "-1", "WITHSCORES", raw=True).split()
+                out = out[1] if len(out) == 2 else ""
+                if out and (after is None or int(out) > after):
+                    return int(out)
+                if time.monotonic() > deadline:
+                    return int(out) if out else None
+                time.sleep(0.02)
+
+        self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+        first = score()
+        self.assertIsNotNone(first, "the first login did not make the address known")
+        logins = 0
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:  # over several read_cache lifetimes
+            self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+            logins += 1
+            time.sleep(0.02)
+        self.assertGreater(logins, 5)
+        self.assertEqual(score(after=first, timeout=0.2), first,
+                         f"{logins} logins within the window renewed the known address")
+        time.sleep(2.0)  # past the window: the next login renews it
+        self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+        renewed = score(after=first)
+        self.assertGreater(renewed, first, "a login past the window did not renew the known address")
+
     def test_read_cache_other_instances_failures_arrive_within_its_lifetime(self):
         read_cache = 0.5
         inst = self.start_instances(n=2, cluster="network_threshold = 0\naccount_threshold = 0\n"
