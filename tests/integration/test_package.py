@@ -86,6 +86,7 @@ def clean_root_tar():
     work = tempfile.mkdtemp(prefix="clean-bookworm-", dir=os.path.dirname(CLEAN_ROOT_TAR))
     try:
         run(["debootstrap", "--variant=minbase", "bookworm", work, mirror], timeout=1800)
+        os.chmod(work, 0o755)  # mkdtemp's 0700 would be the root's "/" in the tar
         run(["tar", "-C", work, "-cf", CLEAN_ROOT_TAR + ".new", "."], timeout=600)
         os.replace(CLEAN_ROOT_TAR + ".new", CLEAN_ROOT_TAR)
     finally:
@@ -174,6 +175,10 @@ class DebianPackageTest(unittest.TestCase):
         root = tempfile.mkdtemp(prefix="postern-clean-root-", dir="/var/tmp")
         self.addCleanup(shutil.rmtree, root, True)
         run(["tar", "-C", root, "-xf", tar], timeout=600)
+        # "/" of the root as on a real system (mkdtemp makes it 0700, and a
+        # tar made before its builder set 0755 says so too): posternd, once
+        # it is nobody, must be able to reach /tmp/demo.
+        os.chmod(root, 0o755)
         # apt in the root reads the packages this machine's apt uses: its
         # sources and the lists fetched for them (no apt-get update unless
         # those fail), and the .debs downloaded by earlier runs.
