@@ -59,8 +59,9 @@ return {count(a), count(n), count(u), known, a[3], n[3], u[3]}
 
 // KEYS: the counters to bump (address, then network and account when they
 // apply). ARGV: decay, digest of the password ("" unknown), 1 = the same
-// wrong password again does not count. Each key expires once every failure
-// in it is forgiven.
+// wrong password again does not count, the counters channel, and what to
+// announce on it (the read cache's names of those keys). Each key expires
+// once every failure in it is forgiven.
 constexpr const char* kFailure = R"(
 for _, key in ipairs(KEYS) do
   local v = redis.call('HMGET', key, 'n', 't', 'd')
@@ -70,6 +71,7 @@ for _, key in ipairs(KEYS) do
   redis.call('HSET', key, 'n', n, 't', now, 'd', ARGV[2])
   redis.call('PEXPIRE', key, (n + 1) * decay)
 end
+if ARGV[5] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 )";
 
@@ -146,7 +148,7 @@ std::string Cluster::flush_message(const std::string& sender, const std::vector<
 Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, const config::PenaltySettings& ps)
     : cs_(cs), ps_(ps), id_(random_id()), check_sha_(sha1_hex(script(kCheck))),
       failure_sha_(sha1_hex(script(kFailure))), success_sha_(sha1_hex(script(kSuccess))),
-      cache_(cs.read_cache, kReadCacheEntries) {
+      cache_(cs.read_cache, kReadCacheEntries, rest_lifetime()), subscriber_check_(ex) {
     auto o = options(cs);
     std::string secret;
     for (const auto& ep : o.endpoints) secret += ep.user + '\0' + ep.password + '\0';
@@ -163,10 +165,12 @@ Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, co
     o.quiet = true;
     o.on_state = [this](bool up, const std::string& detail) {
         cache_.clear();  // what was read before is not what Redis holds now
+        logged_bad_check_ = false;
         if (up) {
             for (const char* body : {kCheck, kFailure, kSuccess}) commands_->send({"SCRIPT", "LOAD", script(body)});
             log::info("cluster: {}: penalty and cache invalidation shared", detail);
             send_backlog();
+            check_subscriber_later();
         } else {
             log::warning("cluster: {}: local penalty and cache only until Redis is back", detail);
         }
@@ -176,11 +180,40 @@ Cluster::Cluster(asio::any_io_executor ex, const config::ClusterSettings& cs, co
     auto so = options(cs);
     so.name = "cluster: redis subscriber";
     so.quiet = true;
-    so.subscribe = {channel(cs)};
-    so.on_message = [this](const std::string&, const std::string& payload) { on_message(payload); };
+    so.subscribe = {channel(cs), counters_channel(cs)};
+    so.on_message = [this](const std::string& ch, const std::string& payload) { on_message(ch, payload); };
+    // Counters rest in the read cache only while the announcements of
+    // changes are heard: from the moment the subscription is confirmed
+    // (what was read before may have missed one).
+    so.on_state = [this](bool up, const std::string& detail) {
+        cache_.listening(up ? std::optional(CounterCache::Clock::now()) : std::nullopt);
+        subscriber_detail_ = detail;
+        if (!up) check_subscriber_later();
+        else if (subscriber_down_logged_) {
+            log::info("cluster: subscribed again ({}): other instances' invalidations and failures are heard",
+                      detail);
+            subscriber_down_logged_ = false;
+        }
+    };
     subscriber_ = redis::Connection::create(ex, so);
     commands_->start();
     subscriber_->start();
+}
+
+void Cluster::check_subscriber_later() {
+    // Redis down is logged once (by the commands' connection); the
+    // subscriber alone is, when it still cannot subscribe once it has had
+    // time to reconnect while commands go through (a channel the ACL
+    // forbids, say).
+    subscriber_check_.expires_after(std::chrono::seconds(6) + cs_.timeout);
+    subscriber_check_.async_wait([weak = weak_from_this()](const asio::error_code& ec) {
+        auto self = weak.lock();
+        if (ec || !self || self->subscriber_->up() || !self->commands_->up() || self->subscriber_down_logged_) return;
+        log::warning("cluster: redis subscriber: {}: other instances' cache invalidations and failures are not "
+                     "heard until it subscribes",
+                     self->subscriber_detail_);
+        self->subscriber_down_logged_ = true;
+    });
 }
 
 Cluster::~Cluster() {
@@ -356,7 +389,12 @@ asio::awaitable<std::optional<Cluster::Verdict>> Cluster::check(Keys keys) {
             r = co_await conn->command(argv);
         }
         if (r && (r->type != redis::Reply::Type::Array || r->elements.size() != 7)) {
-            log::warning("cluster: unexpected answer to the penalty check: {}", log::safe(r->str, 200));
+            // Once per connection (an ACL that forbids a command the script
+            // runs would answer every request so).
+            if (!logged_bad_check_)
+                log::warning("cluster: unexpected answer to the penalty check (local penalty meanwhile): {}",
+                             log::safe(r->str, 200));
+            logged_bad_check_ = true;
             r.reset();
         }
         if (r) {
@@ -416,19 +454,24 @@ void Cluster::failure(const Keys& k, std::string_view digest) {
     const std::string d(digest);
     const bool repeat = ps_.ignore_repeated_password;
     std::vector<std::string> argv{"EVALSHA", failure_sha_, "", redis_key(k.address)};
+    std::string announce = id_ + '\t' + protocol::tab_escape(k.address);
     if (up) cache_.failure(k.address, d, repeat);
     if (cs_.network_threshold) {
         argv.push_back(redis_key(k.network));
+        announce += '\t' + protocol::tab_escape(k.network);
         if (up) cache_.failure(k.network, d, repeat);
     }
     if (account_rule(user)) {
         argv.push_back(redis_key(k.account));
+        announce += '\t' + protocol::tab_escape(k.account);
         if (up) cache_.failure(k.account, d, repeat);
     }
     argv[2] = std::to_string(argv.size() - 3);
     argv.push_back(ms(ps_.decay));
     argv.push_back(d);
     argv.push_back(repeat ? "1" : "0");
+    argv.push_back(counters_channel(cs_));
+    argv.push_back(std::move(announce));
     if (up) {
         commands_->send(std::move(argv));
         return;
@@ -485,8 +528,14 @@ bool Cluster::publish_flush(const std::vector<std::string>& users) {
     return sent;
 }
 
-void Cluster::on_message(const std::string& payload) {
+void Cluster::on_message(const std::string& ch, const std::string& payload) {
     const std::vector<std::string> fields = protocol::split_fields(payload);
+    if (ch == counters_channel(cs_)) {
+        // Another instance's failure: the counters it changed are read again.
+        if (fields.empty() || fields[0] == id_) return;  // ours are applied already
+        for (std::size_t i = 1; i < fields.size(); ++i) cache_.invalidate(fields[i]);
+        return;
+    }
     if (fields.size() < 2 || fields[0] != "flush") {
         log::warning("cluster: unknown message on {}: {}", log::safe(channel(cs_)), log::safe(payload, 100));
         return;

@@ -15,6 +15,9 @@
 //   account rule: past account_threshold failures on the account, from all
 //                 addresses, an address that never logged into it waits the
 //                 same way; the owner's known addresses never do (no lockout).
+// Each failure is announced on a second channel (by the failure script
+// itself), so counters at rest can stay in the read cache until one changes
+// (see cluster_cache.hpp).
 // Invalidation: "postern cache flush", "postern user passwd/del" and rehashes
 // publish the user names (or "all"); every instance drops those cache entries.
 //
@@ -26,6 +29,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -112,6 +116,9 @@ public:
     static redis::Options options(const config::ClusterSettings& cs);
     // The channel invalidations go through.
     static std::string channel(const config::ClusterSettings& cs) { return cs.key_prefix + "invalidate"; }
+    // The channel the failure script announces the counters it changed on:
+    // a sender id, then the read cache's keys.
+    static std::string counters_channel(const config::ClusterSettings& cs) { return cs.key_prefix + "counters"; }
     // The payload of an invalidation: a sender id, then the users ("" = all).
     static std::string flush_message(const std::string& sender, const std::vector<std::string>& users);
 
@@ -120,18 +127,26 @@ private:
     bool account_rule(const std::string& user) const { return cs_.account_threshold && !user.empty(); }
     std::optional<Verdict> from_cache(const Keys& k) const;
     Verdict verdict(unsigned address, unsigned network, unsigned account, bool known, const std::string& user) const;
-    void on_message(const std::string& payload);
+    void on_message(const std::string& channel, const std::string& payload);
     Duration rule_delay(unsigned failures) const;
     // A known address's login time in Redis is renewed at most once per
     // this window (an hour, or half of known_address_ttl when shorter); the
     // check answers kKnownRecent for an address renewed within it.
     Duration known_refresh() const { return std::min<Duration>(std::chrono::hours(1), cs_.known_address_ttl / 2); }
-    static constexpr unsigned kKnownRecent = 2;
+    static constexpr unsigned kKnownRecent = CounterCache::kKnownRecent;
+    // Counters at rest stay in the read cache this long at most while the
+    // failure announcements are heard (and no longer than known_refresh(),
+    // so a known address is still renewed within its window).
+    static constexpr std::chrono::seconds kRestLifetime{60};
+    Duration rest_lifetime() const { return std::min<Duration>(kRestLifetime, known_refresh()); }
 
     config::ClusterSettings cs_;
     config::PenaltySettings ps_;
     std::string id_;  // this instance's id in its invalidations
     std::shared_ptr<redis::Connection> commands_, subscriber_;
+    bool subscriber_down_logged_ = false;
+    bool logged_bad_check_ = false;
+    std::string subscriber_detail_;
     std::function<void(const std::vector<std::string>&)> on_flush_;
     std::function<void(bool)> on_state_;
     std::function<void(Source)> on_read_;
@@ -141,6 +156,8 @@ private:
     }
     std::string check_sha_, failure_sha_, success_sha_;
     CounterCache cache_;
+    asio::steady_timer subscriber_check_;
+    void check_subscriber_later();
     unsigned char digest_key_[16];  // a SipHash key
     // Failures counted while Redis was away: the failure script's arguments,
     // sent when it is back (those younger than [penalty] decay).

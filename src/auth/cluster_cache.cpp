@@ -28,9 +28,15 @@ void CounterCache::apply(Value& v, const Op& op) {
     v.digest = op.digest;
 }
 
+bool CounterCache::is_fresh(const std::string& key, const Entry& e, Clock::time_point now) const {
+    const bool at_rest = key.front() == 'k' ? e.value.count == kKnownRecent : e.value.count == 0;
+    const bool rests = at_rest && e.may_rest && listening_since_ && e.read >= *listening_since_;
+    return now - e.read < (rests ? rest_lifetime_ : lifetime_);
+}
+
 std::optional<unsigned> CounterCache::fresh(const std::string& key, Clock::time_point now) const {
     auto it = entries_.find(key);
-    if (it == entries_.end() || now - it->second.read >= lifetime_) return std::nullopt;
+    if (it == entries_.end() || !is_fresh(key, it->second, now)) return std::nullopt;
     return it->second.value.count;
 }
 
@@ -42,6 +48,7 @@ std::shared_ptr<CounterCache::Flight> CounterCache::flight(const std::string& ke
 void CounterCache::begin(const std::shared_ptr<Flight>& f, Clock::time_point now) {
     f->sent = now;
     f->ops.assign(f->keys.size(), {});
+    f->announced.assign(f->keys.size(), 0);
     for (const auto& k : f->keys) by_key_.try_emplace(k, f);
     flights_.push_back(f);
 }
@@ -58,10 +65,11 @@ void CounterCache::complete(Flight& f, const std::vector<Value>& values, Clock::
     unregister(f);
     f.ok = true;
     f.result.assign(f.keys.size(), 0);
-    // Entries past their lifetime go first (the oldest are at the front).
+    // Entries past their lifetime go first (the oldest are at the front; one
+    // at rest there stops this, the size bound still holds).
     while (!order_.empty()) {
         auto it = entries_.find(order_.front());
-        if (it != entries_.end() && now - it->second.read < lifetime_) break;
+        if (it != entries_.end() && is_fresh(it->first, it->second, now)) break;
         if (it != entries_.end()) entries_.erase(it);
         order_.pop_front();
     }
@@ -80,6 +88,7 @@ void CounterCache::complete(Flight& f, const std::vector<Value>& values, Clock::
         }
         e.value = std::move(v);
         e.read = f.sent;
+        e.may_rest = !f.announced[i];
         e.order = order_.insert(order_.end(), f.keys[i]);
         while (entries_.size() > max_) {
             entries_.erase(order_.front());
@@ -99,6 +108,18 @@ void CounterCache::change(const std::string& key, const Op& op) {
     for (const auto& f : flights_)
         for (std::size_t i = 0; i < f->keys.size(); ++i)
             if (f->keys[i] == key) f->ops[i].push_back(op);
+}
+
+void CounterCache::erase(std::unordered_map<std::string, Entry>::iterator it) {
+    order_.erase(it->second.order);
+    entries_.erase(it);
+}
+
+void CounterCache::invalidate(const std::string& key) {
+    if (auto it = entries_.find(key); it != entries_.end()) erase(it);
+    for (const auto& f : flights_)
+        for (std::size_t i = 0; i < f->keys.size(); ++i)
+            if (f->keys[i] == key) f->announced[i] = 1;
 }
 
 void CounterCache::failure(const std::string& key, const std::string& digest, bool ignore_repeat) {

@@ -11,10 +11,21 @@
 // instance gains no free attempts within the cache's lifetime; what other
 // instances change arrives with the next read, within `lifetime`.
 //
+// Counters at rest (a count of zero; a known-address key at kKnownRecent)
+// change elsewhere only through a failure, and every instance's failure
+// script announces the keys it changed (invalidate()). While this instance
+// hears those announcements (listening(), from when its subscription was
+// confirmed), an entry at rest read since then stays fresh for
+// `rest_lifetime` instead: a steady stream of good logins costs Redis nothing
+// once every counter involved is at rest. An entry whose read was in flight
+// when an announcement for its key came is not kept at rest; one with this
+// instance's own failure since is no longer at rest.
+//
 // Bounded: at most max_entries entries, the oldest evicted first. Pure logic
 // (time is passed in); the Redis side is in cluster.cpp. Loop thread only.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <list>
@@ -51,6 +62,7 @@ public:
         std::vector<std::string> keys;
         Clock::time_point sent{};
         std::vector<std::vector<Op>> ops;  // per key
+        std::vector<unsigned char> announced;  // per key: changed elsewhere meanwhile
         bool done = false, ok = false;
         std::vector<unsigned> result;      // when ok: per key, the changes applied
         virtual ~Flight() = default;
@@ -58,9 +70,15 @@ public:
         std::optional<unsigned> answer(const std::string& key) const;
     };
 
-    CounterCache(Clock::duration lifetime, std::size_t max_entries) : lifetime_(lifetime), max_(max_entries) {}
+    // The value of a known-address key whose login time Redis renewed
+    // within the window (at rest); 1 = known, 0 = not known.
+    static constexpr unsigned kKnownRecent = 2;
+
+    CounterCache(Clock::duration lifetime, std::size_t max_entries, Clock::duration rest_lifetime = {})
+        : lifetime_(lifetime), rest_lifetime_(std::max(lifetime, rest_lifetime)), max_(max_entries) {}
 
     Clock::duration lifetime() const { return lifetime_; }
+    Clock::duration rest_lifetime() const { return rest_lifetime_; }
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return flights_.size(); }
 
@@ -81,6 +99,13 @@ public:
     void failure(const std::string& key, const std::string& digest, bool ignore_repeat);
     void set(const std::string& key, unsigned value);
 
+    // Another instance changed this counter (its announcement): the entry
+    // goes, and a read in flight for it is not kept at rest.
+    void invalidate(const std::string& key);
+    // The announcements are heard since `since` (nullopt: not heard, and no
+    // entry is at rest).
+    void listening(std::optional<Clock::time_point> since) { listening_since_ = since; }
+
     // Drops every entry (Redis went away or came back); the reads in flight
     // end by their own answer or timeout.
     void clear();
@@ -92,12 +117,16 @@ private:
     struct Entry {
         Value value;
         Clock::time_point read;
+        bool may_rest = false;  // no announcement for it while it was read
         std::list<std::string>::iterator order;
     };
+    bool is_fresh(const std::string& key, const Entry& e, Clock::time_point now) const;
+    void erase(std::unordered_map<std::string, Entry>::iterator it);
     void change(const std::string& key, const Op& op);
     void unregister(Flight& f);
 
-    Clock::duration lifetime_;
+    Clock::duration lifetime_, rest_lifetime_;
+    std::optional<Clock::time_point> listening_since_;
     std::size_t max_;
     std::unordered_map<std::string, Entry> entries_;
     std::list<std::string> order_;  // oldest read first

@@ -16,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <deque>
 
@@ -243,6 +244,9 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
     std::size_t next_endpoint = 0;
     bool logged_down = false;
     std::string current;  // the endpoint connected to (for log lines)
+    // Error answers to send() logged on this connection, one per kind
+    // ("NOPERM", "ERR", ...): a command nobody waits for still tells.
+    std::vector<std::string> logged_errors;
 
     void free_reader() {
         if (reader) redisReaderFree(reader);
@@ -388,11 +392,14 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
             ++want;
         }
         if (!self->opts.subscribe.empty()) {
-            std::vector<std::string> sub{"SUBSCRIBE"};
-            sub.insert(sub.end(), self->opts.subscribe.begin(), self->opts.subscribe.end());
-            hello += format_command(sub);
-            for (std::size_t i = 0; i < self->opts.subscribe.size(); ++i) what.push_back("SUBSCRIBE");
-            want += self->opts.subscribe.size();
+            // One SUBSCRIBE per channel: each gets exactly one answer, its
+            // confirmation or its error (one refused channel of several
+            // would fail the whole command with a single error).
+            for (const auto& channel : self->opts.subscribe) {
+                hello += format_command({"SUBSCRIBE", channel});
+                what.push_back("SUBSCRIBE " + log::safe(channel, 100));
+                ++want;
+            }
         } else {
             hello += format_command({"PING"});
             what.push_back("PING");
@@ -425,6 +432,7 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
                 if (self->opts.quiet) log::debug("{}: connected to {}", self->opts.name, where);
                 else log::info("{}: connected to {}", self->opts.name, where);
                 self->logged_down = false;
+                self->logged_errors.clear();
                 if (self->opts.on_state) self->opts.on_state(true, where);
                 co_await read_loop(self);
                 if (self->stopped) break;
@@ -498,6 +506,16 @@ struct Connection::Impl : std::enable_shared_from_this<Impl> {
         if (pending.empty()) timeout.cancel();
         else timeout.arm(pending.front().deadline);
         if (p.waiter) p.waiter->complete(std::move(reply));
+        else if (reply.is_error()) log_error(reply.str);
+    }
+
+    void log_error(const std::string& error) {
+        std::string kind = error.substr(0, error.find(' '));
+        if (logged_errors.size() >= 16 ||
+            std::find(logged_errors.begin(), logged_errors.end(), kind) != logged_errors.end())
+            return;
+        log::warning("{}: {} answered a command with an error: {}", opts.name, current, log::safe(error, 200));
+        logged_errors.push_back(std::move(kind));
     }
 
     void enqueue(const std::vector<std::string>& argv, std::unique_ptr<Waiter> waiter) {

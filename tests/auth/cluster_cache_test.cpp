@@ -176,3 +176,69 @@ TEST_CASE("cluster cache: bounded, the oldest read evicted first; expired entrie
     c.clear();
     CHECK(c.size() == 0);
 }
+
+TEST_CASE("cluster cache: counters at rest stay fresh while the announcements are heard") {
+    CounterCache c(200ms, 100, 60s);
+    CHECK(c.rest_lifetime() == 60s);
+    const auto t0 = Clock::now();
+    const auto read = [&](std::vector<std::string> keys, std::vector<CounterCache::Value> values,
+                          Clock::time_point at) {
+        auto f = flight(std::move(keys));
+        c.begin(f, at);
+        c.complete(*f, values, at);
+    };
+    // Not listening: everything lives for the short lifetime.
+    read({"a1", "kivy", "u1"}, {value(0), value(CounterCache::kKnownRecent), value(3)}, t0);
+    CHECK_FALSE(c.fresh("a1", t0 + 300ms));
+    // Listening since t0 + 1s: a read from before does not rest ...
+    c.listening(t0 + 1s);
+    read({"a0"}, {value(0)}, t0 + 500ms);
+    CHECK_FALSE(c.fresh("a0", t0 + 800ms));
+    // ... one from after does: a zero count, and a known address renewed
+    // within the window; a non-zero count or a known-but-old address does not.
+    read({"a1", "kivy", "kjon", "u1", "n1"},
+         {value(0), value(CounterCache::kKnownRecent), value(1), value(3), value(0)}, t0 + 2s);
+    CHECK(c.fresh("a1", t0 + 30s) == 0u);
+    CHECK(c.fresh("kivy", t0 + 30s) == CounterCache::kKnownRecent);
+    CHECK(c.fresh("n1", t0 + 61s) == 0u);
+    CHECK_FALSE(c.fresh("n1", t0 + 62s));
+    CHECK_FALSE(c.fresh("kjon", t0 + 2s + 200ms));
+    CHECK_FALSE(c.fresh("u1", t0 + 2s + 200ms));
+    // This instance's own failure ends the rest: the entry is as old as its read.
+    c.failure("a1", "d", false);
+    CHECK_FALSE(c.fresh("a1", t0 + 3s));
+    // Another instance's announced failure drops the entry.
+    CHECK(c.fresh("n1", t0 + 3s) == 0u);
+    c.invalidate("n1");
+    CHECK_FALSE(c.fresh("n1", t0 + 2s));
+    // Not heard any more (the subscription is down): short lifetime again.
+    CHECK(c.fresh("kivy", t0 + 3s));
+    c.listening(std::nullopt);
+    CHECK_FALSE(c.fresh("kivy", t0 + 3s));
+    CHECK(c.fresh("kivy", t0 + 2s + 100ms));
+}
+
+TEST_CASE("cluster cache: a read in flight when its key is announced answers, but does not rest") {
+    CounterCache c(200ms, 100, 60s);
+    const auto t0 = Clock::now();
+    c.listening(t0);
+    auto f = flight({"a1", "n1"});
+    c.begin(f, t0 + 1ms);
+    c.invalidate("a1");  // another instance's failure, heard before the answer
+    c.complete(*f, {value(0), value(0)}, t0 + 2ms);
+    CHECK(f->answer("a1") == 0u);
+    CHECK(c.fresh("a1", t0 + 100ms) == 0u);  // the short lifetime still holds
+    CHECK_FALSE(c.fresh("a1", t0 + 300ms));
+    CHECK(c.fresh("n1", t0 + 300ms) == 0u);
+    // Entries at rest at the front do not stop the size bound.
+    CounterCache small(200ms, 2, 60s);
+    small.listening(t0);
+    for (int i = 0; i < 4; ++i) {
+        auto g = flight({"a" + std::to_string(i)});
+        small.begin(g, t0 + i * 1s);
+        small.complete(*g, {value(0)}, t0 + i * 1s);
+    }
+    CHECK(small.size() == 2);
+    CHECK_FALSE(small.fresh("a1", t0 + 4s));
+    CHECK(small.fresh("a3", t0 + 4s) == 0u);
+}

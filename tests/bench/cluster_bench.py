@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Benchmark of [cluster]: posternd with the per-address penalty kept in
 # process ("local") and shared through a throwaway redis-server on loopback
-# ("shared": one Redis round trip per request), AUTH PLAIN over a unix socket
+# ("shared": counters read from Redis, kept in the read cache), AUTH PLAIN over a unix socket
 # with tests/bench/loadgen at 1x1 and 32x8 against 1000 {PLAIN} users; the
 # penalty is on for every request (loadgen's rip=127.0.0.1 is taken out of
 # exempt). Then the time from `postern user passwd` on one instance to the
@@ -12,7 +12,7 @@
 #
 # Environment:
 #   BENCH_DURATION=5   measured seconds per run (plus BENCH_WARMUP=1 before)
-#   BENCH_REPEAT=3     runs per case, local and shared taking turns; medians in the summary
+#   BENCH_REPEAT=5     rounds per case (local, then shared); medians, and the cost per round
 #   BENCH_CHANGES=5    password changes timed
 #   BENCH_KEEP=1       keep the temp dir
 
@@ -107,7 +107,7 @@ def main():
     build, loadgen = bench_common.find_build(sys.argv, "cluster_bench.py")
     duration = os.environ.get("BENCH_DURATION", "5")
     warmup = os.environ.get("BENCH_WARMUP", "1")
-    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    repeat = int(os.environ.get("BENCH_REPEAT", "5"))
     tmp = tempfile.mkdtemp(prefix="postern-cluster-bench.")
     os.chmod(tmp, 0o755)  # posternd reads the users file after dropping root
     redis = RedisServer(tmp).start()
@@ -142,6 +142,15 @@ def main():
             print(f"{r['label']:<22} {float(r['auths_per_s']):>9.0f} {float(r['p50_ms']):>8.3f} "
                   f"{float(r['p99_ms']):>8.3f} {r.get('posternd_cpu_ms_per_1k', '-'):>9} "
                   f"{r.get('redis_cpu_ms_per_1k', '-'):>7}")
+        # Each round runs local then shared right after it: the cost per
+        # round cancels the machine's slower minutes out of the ratio.
+        for size in ("1x1", "32x8"):
+            local = [float(r["auths_per_s"]) for r in results if r["label"] == f"local/PLAIN/{size}"]
+            shared = [float(r["auths_per_s"]) for r in results if r["label"] == f"shared/PLAIN/{size}"]
+            costs = sorted(100 * (1 - s / l) for l, s in zip(local, shared) if l > 0)
+            if costs:
+                print(f"shared penalty cost at {size}: median {statistics.median(costs):.1f} % of throughput "
+                      f"(rounds: {', '.join(f'{c:.1f}' for c in costs)})")
         took = time_password_change(build, tmp, redis, int(os.environ.get("BENCH_CHANGES", "5")))
         print(f"\npassword change on A to refusal on B: median {statistics.median(took) * 1000:.0f} ms, "
               f"max {max(took) * 1000:.0f} ms over {len(took)} changes (includes starting postern)")

@@ -26,6 +26,10 @@ REDIS_PASSWORD = "Redis-Acl-Pa55-6b1f"
 register_secret(REDIS_PASSWORD)
 SHARED_LINE = "penalty and cache invalidation shared"
 DOWN_LINE = "local penalty and cache only until Redis is back"
+# What the [cluster] documentation lists for an ACL user (the scripts'
+# commands included: Redis checks them too).
+ACL_COMMANDS = ["ping", "select", "evalsha", "eval", "script|load", "publish", "subscribe", "time", "hmget", "hset",
+                "pexpire", "del", "zadd", "zscore", "zremrangebyscore", "zremrangebyrank", "zcard"]
 
 
 @require_binaries
@@ -39,7 +43,7 @@ class ClusterTest(DaemonTestCase):
         write_file(self.users, passwd_line("ivy", "{PLAIN}" + ALICE_PASSWORD) +
                    passwd_line("jon", "{PLAIN}" + ALICE_PASSWORD))
 
-    def start_instances(self, n=3, cluster="", cache=False, metrics=False, own_files=False):
+    def start_instances(self, n=3, cluster="", cache=False, metrics=False, own_files=False, url=None):
         self.instances = []
         for i in range(n):
             users = self.users
@@ -49,7 +53,7 @@ class ClusterTest(DaemonTestCase):
                     write_file(users, f.read())
             sock, master = self.path(f"auth{i}"), self.path(f"master{i}")
             extra = (f"\n[penalty]\nbase = \"{BASE}s\"\nmax = \"1.6s\"\ndecay = \"60s\"\n"
-                     f"\n[cluster]\nredis = [\"{self.redis.url(with_password=False)}\"]\n"
+                     f"\n[cluster]\nredis = [\"{url or self.redis.url(with_password=False)}\"]\n"
                      f"password_file = \"{self.password_file}\"\ntimeout = \"{int(TIMEOUT * 1000)}ms\"\n"
                      f"{cluster}"
                      f"\n[[listener]]\ntype = \"unix\"\npath = \"{master}\"\nrole = \"master\"\nmode = \"0666\"\n")
@@ -403,6 +407,94 @@ class ClusterTest(DaemonTestCase):
                 break
             time.sleep(0.02)
         self.assertIn("penalty=address", inst[0]["daemon"].stderr())
+
+    def test_counters_at_rest_cost_no_reads_and_failures_elsewhere_end_the_rest(self):
+        # read_cache 50 ms: steady logins whose counters are at rest do not
+        # read them again; instance 1's failures end instance 0's rest at
+        # once (announced), not a minute later.
+        inst = self.start_instances(n=2, metrics=True, cluster="network_threshold = 0\n"
+                                    "read_cache = \"50ms\"\n")
+
+        def redis_reads(i):
+            _, _, body = http_get(("127.0.0.1", inst[i]["metrics"]))
+            for line in body.splitlines():
+                if line.startswith('postern_cluster_penalty_reads_total{source="redis"}'):
+                    return float(line.rsplit(" ", 1)[1])
+            self.fail(f"no redis reads metric:\n{body}")
+
+        rip = "192.0.2.50"
+        self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+        time.sleep(0.1)  # the login's own write to Redis, read back once
+        self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+        before = redis_reads(0)
+        logins = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # 20 read_cache lifetimes
+            self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+            logins += 1
+            time.sleep(0.02)
+        self.assertGreater(logins, 10)
+        self.assertEqual(redis_reads(0) - before, 0, f"{logins} logins at rest read Redis")
+        # Two failures on instance 1: instance 0's next attempt waits at once.
+        for i in range(2):
+            result, took = self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}{i}", rip)
+            self.assertEqual(result, "FAIL")
+            self.assertLess(took, FAST)
+        time.sleep(0.1)  # the announcement's way through Redis
+        result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}1", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertGreaterEqual(took, SLOW, "instance 0 kept its counter at rest after instance 1's failures")
+        self.assertIn("penalty=address", inst[0]["daemon"].stderr())
+
+    def test_acl_user_limited_to_the_prefix(self):
+        # An ACL user with the keys and channels under the prefix and the
+        # commands postern sends, nothing else: everything works, no
+        # command is refused (a refusal of a command nobody waits for is
+        # logged), and the other keys are out of its reach.
+        acl_password = "Acl-User-Pa55-93c2"
+        register_secret(acl_password)
+        self.redis.cli("ACL", "SETUSER", "postern", "on", f">{acl_password}", "resetkeys", "~postern:*",
+                       "resetchannels", "&postern:*", "-@all", *[f"+{c}" for c in ACL_COMMANDS])
+        url = f"redis://postern:{acl_password}@127.0.0.1:{self.redis.port}/0"
+        inst = self.start_instances(n=2, metrics=True, url=url, cluster="network_threshold = 0\n")
+        rip = "192.0.2.60"
+        self.assertEqual(self.attempt(inst[0], "ivy", ALICE_PASSWORD, rip)[0], "OK")
+        for i in range(2):
+            self.assertEqual(self.attempt(inst[1], "ivy", f"{WRONG_PASSWORD}{i}", rip)[0], "FAIL")
+        time.sleep(0.1)
+        result, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}1", rip)
+        self.assertEqual(result, "FAIL")
+        self.assertGreaterEqual(took, SLOW, "the failures on instance 1 did not reach instance 0")
+        out = run_cli(["cache", "flush", "-a", inst[0]["master"], "ivy"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.wait_log(inst[1]["daemon"], "cache invalidation from another instance", timeout=1.0)
+        for i in inst:
+            log = i["daemon"].stderr()
+            self.assertNotIn("answered a command with an error", log)
+            self.assertNotIn("not heard", log)
+            self.assertNotIn(DOWN_LINE, log)
+        self.assertTrue(any(k.startswith(b"postern:") for k in self.redis.keys()))
+        self.assertFalse([k for k in self.redis.keys() if not k.startswith(b"postern:")])
+
+    def test_subscriber_refused_is_logged(self):
+        # The channels forbidden to the ACL user: the penalty is still
+        # shared (commands go through), and the log says what is missing.
+        acl_password = "Acl-User-Pa55-1e7d"
+        register_secret(acl_password)
+        self.redis.cli("ACL", "SETUSER", "postern", "on", f">{acl_password}", "~postern:*", "resetchannels",
+                       "+@all")
+        url = f"redis://postern:{acl_password}@127.0.0.1:{self.redis.port}/0"
+        inst = self.start_instances(n=1, url=url)
+        self.wait_log(inst[0]["daemon"], "cache invalidations and failures are not heard until it subscribes",
+                      timeout=15.0)
+        self.assertIn("NOPERM", inst[0]["daemon"].stderr())
+        # The failure script's announcement is refused too, and logged once.
+        for i in range(3):
+            self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}{i}", "192.0.2.61")
+        self.wait_log(inst[0]["daemon"], "answered a command with an error", timeout=2.0)
+        self.assertEqual(inst[0]["daemon"].stderr().count("answered a command with an error"), 1)
+        _, took = self.attempt(inst[0], "ivy", f"{WRONG_PASSWORD}x", "192.0.2.61")
+        self.assertGreaterEqual(took, SLOW)
 
     def test_hostile_names_are_data(self):
         inst = self.start_instances()
