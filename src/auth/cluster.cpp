@@ -141,7 +141,10 @@ redis::Options Cluster::options(const config::ClusterSettings& cs) {
 std::string Cluster::flush_message(const std::string& sender, const std::vector<std::string>& users) {
     // Tab-separated and escaped as on the auth protocols.
     std::string m = "flush\t" + sender;
-    for (const auto& u : users) m += "\t" + protocol::tab_escape(u);
+    for (const auto& u : users) {
+        m += '\t';
+        m += protocol::tab_escape(u);
+    }
     return m;
 }
 
@@ -454,16 +457,22 @@ void Cluster::failure(const Keys& k, std::string_view digest) {
     const std::string d(digest);
     const bool repeat = ps_.ignore_repeated_password;
     std::vector<std::string> argv{"EVALSHA", failure_sha_, "", redis_key(k.address)};
-    std::string announce = id_ + '\t' + protocol::tab_escape(k.address);
+    // What the script announces: this instance's id, then the cache keys.
+    std::string announce = id_;
+    const auto announce_key = [&announce](const std::string& key) {
+        announce += '\t';
+        announce += protocol::tab_escape(key);
+    };
+    announce_key(k.address);
     if (up) cache_.failure(k.address, d, repeat);
     if (cs_.network_threshold) {
         argv.push_back(redis_key(k.network));
-        announce += '\t' + protocol::tab_escape(k.network);
+        announce_key(k.network);
         if (up) cache_.failure(k.network, d, repeat);
     }
     if (account_rule(user)) {
         argv.push_back(redis_key(k.account));
-        announce += '\t' + protocol::tab_escape(k.account);
+        announce_key(k.account);
         if (up) cache_.failure(k.account, d, repeat);
     }
     argv[2] = std::to_string(argv.size() - 3);
