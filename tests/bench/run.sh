@@ -12,7 +12,11 @@
 #   1m                    PLAIN logins spread over a passwd-file of 1,000,000
 #                         users: load time, RSS and auths/s beside the
 #                         1,000-user PLAIN case (Dovecot's auth process runs
-#                         under its default memory limit and may refuse it)
+#                         under its default memory limit and may refuse it),
+#                         and beside "1k": the first 1,000 lines of the same
+#                         file (the same names and line lengths), every one
+#                         of them logging in, so that the ratio is the cost
+#                         of the table's size alone
 #   BENCH_VARIANTS="cached delay2s 1m"   which of these to run (default all; "" for none)
 #
 # Two yardsticks run in the same pass: tests/bench/limit_server (the cheapest
@@ -162,6 +166,7 @@ VARIANTS=${BENCH_VARIANTS-cached delay2s 1m}
 # 1m: 1,000,000 {PLAIN} users with mail-server-like lines (about 90 bytes
 # each); the load generator logs in as every tenth of them.
 USERS1M=$TMP/users-1m
+USERS1K=$TMP/users-1k
 if [[ " $VARIANTS " == *" 1m "* ]]; then
     awk 'BEGIN { srand(7); for (i = 0; i < 1000000; i++) {
         pw = sprintf("pw%07d-%09d", i, int(rand() * 1e9))
@@ -170,6 +175,10 @@ if [[ " $VARIANTS " == *" 1m "* ]]; then
     } }' >"$TMP/creds-1m" 2>"$USERS1M"
     chmod 0644 "$USERS1M"
     echo "1m: $USERS1M, $(wc -l <"$USERS1M") users, $(($(stat -c %s "$USERS1M") / 1000000)) MB"
+    head -n 1000 "$USERS1M" >"$USERS1K"
+    chmod 0644 "$USERS1K"
+    awk -F: '{ sub(/^\{PLAIN\}/, "", $2); print $1 ":" $2 }' "$USERS1K" >"$TMP/creds-1k"
+    VARIANTS=${VARIANTS/1m/1k 1m}
 fi
 
 RESULTS=$TMP/results
@@ -211,7 +220,7 @@ run_one() {
         server=$server+$variant
         case=$scheme/$variant
         if [[ $variant == delay2s ]]; then wrong=1; fi
-        if [[ $variant == 1m ]]; then creds=$TMP/creds-1m; fi
+        if [[ $variant == 1m || $variant == 1k ]]; then creds=$TMP/creds-$variant; fi
     fi
     [[ -n ${SOCK[$server]:-} ]] || return 0
     [[ $server != limit || $scheme == PLAIN ]] || return 0   # OK without a hash would measure nothing
@@ -261,6 +270,7 @@ start_postern() {
     # The same log level as the 1,000-user case: at "info" every login
     # writes a result line, which costs about a fifth of the throughput.
     if [[ $variant == 1m ]]; then users=$USERS1M; fi
+    if [[ $variant == 1k ]]; then users=$USERS1K; fi
     if [[ $variant == delay2s ]]; then delay=2; fi
     if [[ $variant == cached ]]; then cache=$(printf '[cache]\nttl = "1h"\n'); fi
     if [[ ! -x $posternd ]]; then
@@ -347,6 +357,7 @@ start_dovecot() {
     local variant=${1:-} pid extra="" name=dovecot delay=0 cache="" users=$USERS t0 auth_pid
     if [[ -n $variant ]]; then name=dovecot+$variant; fi
     if [[ $variant == 1m ]]; then users=$USERS1M; fi
+    if [[ $variant == 1k ]]; then users=$USERS1K; fi
     if [[ $variant == delay2s ]]; then delay=2s; fi
     if [[ $variant == cached ]]; then cache=$(printf 'auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n'); fi
     if ! command -v dovecot >/dev/null; then
@@ -430,7 +441,7 @@ for scheme in "${SCHEMES[@]}"; do
 done
 for variant in $VARIANTS; do
     scheme=SHA512-CRYPT
-    [[ $variant != 1m ]] || scheme=PLAIN
+    [[ $variant != 1m && $variant != 1k ]] || scheme=PLAIN
     for load in "${LOADS[@]}"; do
         read -r conns inflight <<<"$load"
         for server in $SERVERS; do run_one "$server" "$scheme" "$conns" "$inflight" "$variant"; done
@@ -534,6 +545,11 @@ END {
         if (have("postern", k) && have("postern", base))
             printf "%-26s | postern with 1,000,000 users at %5.1f %% of its 1,000-user %s\n", k, \
                 100 * rate["postern", k] / rate["postern", base], base
+        same = k
+        sub(/\/1m/, "/1k", same)
+        if (have("postern", k) && have("postern", same))
+            printf "%-26s | postern with 1,000,000 users at %5.1f %% of the first 1,000 of that file (%s)\n", k, \
+                100 * rate["postern", k] / rate["postern", same], same
     }
     if (cores > 1 && (cores in crypt)) {
         k = "SHA512-CRYPT 32x8"
