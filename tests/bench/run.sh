@@ -209,6 +209,15 @@ first_login() {
     awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}'
 }
 
+# users_file VARIANT: the passwd-file both servers of that variant read.
+users_file() {
+    case $1 in
+    1m) echo "$USERS1M" ;;
+    1k) echo "$USERS1K" ;;
+    *) echo "$USERS" ;;
+    esac
+}
+
 # Per running server: its socket, pid and log file.
 declare -A SOCK SPID SLOG
 
@@ -265,12 +274,11 @@ wait_for() {
 
 # --- postern -----------------------------------------------------------------
 start_postern() {
-    local variant=${1:-} posternd=$BUILD/posternd pid name=postern delay=0 cache="" users=$USERS level=warning t0
+    local variant=${1:-} posternd=$BUILD/posternd pid name=postern delay=0 cache="" users level=warning t0
     if [[ -n $variant ]]; then name=postern+$variant; fi
     # The same log level as the 1,000-user case: at "info" every login
     # writes a result line, which costs about a fifth of the throughput.
-    if [[ $variant == 1m ]]; then users=$USERS1M; fi
-    if [[ $variant == 1k ]]; then users=$USERS1K; fi
+    users=$(users_file "$variant")
     if [[ $variant == delay2s ]]; then delay=2; fi
     if [[ $variant == cached ]]; then cache=$(printf '[cache]\nttl = "1h"\n'); fi
     if [[ ! -x $posternd ]]; then
@@ -354,10 +362,9 @@ start_limit() {
 
 # --- dovecot -----------------------------------------------------------------
 start_dovecot() {
-    local variant=${1:-} pid extra="" name=dovecot delay=0 cache="" users=$USERS t0 auth_pid
+    local variant=${1:-} pid extra="" name=dovecot delay=0 cache="" users t0 auth_pid
     if [[ -n $variant ]]; then name=dovecot+$variant; fi
-    if [[ $variant == 1m ]]; then users=$USERS1M; fi
-    if [[ $variant == 1k ]]; then users=$USERS1K; fi
+    users=$(users_file "$variant")
     if [[ $variant == delay2s ]]; then delay=2s; fi
     if [[ $variant == cached ]]; then cache=$(printf 'auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n'); fi
     if ! command -v dovecot >/dev/null; then
