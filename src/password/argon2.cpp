@@ -1,6 +1,8 @@
 // ARGON2I / ARGON2ID schemes: PHC strings "$argon2id$v=19$m=..,t=..,p=..$salt$hash"
 // (RFC 9106). Verification takes every parameter from the string: libsodium
-// when it can (v=19, p=1, within its limits), libargon2 otherwise.
+// when it can (v=19, p=1, within its limits), libargon2 otherwise, always on
+// the calling thread (argon2_verify would start a thread per lane for every
+// slice of every pass: 4 * t * p thread starts per login).
 #include <argon2.h>
 #include <sodium.h>
 
@@ -10,13 +12,15 @@
 #include <string>
 
 #include "password/detail.hpp"
+#include "util/encoding.hpp"
+#include "util/secret.hpp"
 
 namespace postern::password::detail {
 namespace {
 
-// No CostLimits field covers passes or lanes; these caps stop a corrupt row
-// from asking for hours of work while staying far above any sane setting.
-constexpr unsigned long long kMaxArgon2Passes = 1024;
+// No CostLimits field covers lanes; this cap (and kMaxMemoryHardPasses) stops
+// a corrupt row from asking for hours of work while staying far above any
+// sane setting.
 // New hashes: more passes than this only burn CPU at every login.
 constexpr unsigned long long kMaxGeneratePasses = 64;
 constexpr unsigned long long kMaxArgon2Lanes = 64;
@@ -25,6 +29,7 @@ struct Argon2Params {
     bool id = false;
     unsigned long long version = 0x10;  // strings without v= are version 1.0
     unsigned long long m = 0, t = 0, p = 0;
+    std::string_view salt, hash;  // unpadded base64, as stored
 };
 
 // Splits "key=value" where key matches exactly.
@@ -74,6 +79,8 @@ bool parse(std::string_view s, Argon2Params& out) {
     const auto salt = next();
     const auto hash = next();
     if (!salt || !hash || !s.empty() || !is_b64_unpadded(*salt) || !is_b64_unpadded(*hash)) return false;
+    out.salt = *salt;
+    out.hash = *hash;
     return out.version == 0x10 || out.version == 0x13;
 }
 
@@ -98,7 +105,7 @@ VerifyOutcome verify_argon2(std::string_view raw, std::string_view password, con
     // Dovecot (libsodium) answers a plain mismatch for anything unparsable.
     if (!parse(raw, p)) return mismatch("not an argon2i/argon2id string");
     if (over_limit(p.m, env.limits.max_argon2_memory_kib)) return invalid("argon2 memory cost exceeds the limit");
-    if (p.t > kMaxArgon2Passes || p.p > kMaxArgon2Lanes || p.m > UINT32_MAX)
+    if (p.t > kMaxMemoryHardPasses || p.p > kMaxArgon2Lanes || p.m > UINT32_MAX)
         return invalid("argon2 time or lanes cost exceeds the limit");
     if (p.t == 0 || p.p == 0 || p.m < 8 * p.p) return invalid("argon2 parameters out of range");
     const std::string encoded(raw);
@@ -111,10 +118,32 @@ VerifyOutcome verify_argon2(std::string_view raw, std::string_view password, con
                             : crypto_pwhash_argon2i_str_verify(encoded.c_str(), password.data(), password.size());
         return match_if(rc == 0);
     }
-    const int rc = argon2_verify(encoded.c_str(), password.data(), password.size(), p.id ? Argon2_id : Argon2_i);
-    if (rc == ARGON2_OK) return match_if(true);
-    if (rc == ARGON2_VERIFY_MISMATCH) return mismatch();
-    return invalid(std::string("argon2: ") + argon2_error_message(rc));
+    auto salt = base64_decode(p.salt, true);
+    auto want = base64_decode(p.hash, true);
+    if (!salt || !want) return mismatch("not an argon2i/argon2id string");
+    if (password.size() > UINT32_MAX || salt->size() > UINT32_MAX || want->size() > UINT32_MAX)
+        return invalid("argon2 input too long");
+    std::string got(want->size(), '\0');
+    std::string pwd(password);  // argon2_ctx takes a mutable buffer (and may clear it)
+    argon2_context c{};
+    c.out = reinterpret_cast<std::uint8_t*>(got.data());
+    c.outlen = static_cast<std::uint32_t>(got.size());
+    c.pwd = reinterpret_cast<std::uint8_t*>(pwd.data());
+    c.pwdlen = static_cast<std::uint32_t>(pwd.size());
+    c.salt = reinterpret_cast<std::uint8_t*>(salt->data());
+    c.saltlen = static_cast<std::uint32_t>(salt->size());
+    c.t_cost = static_cast<std::uint32_t>(p.t);
+    c.m_cost = static_cast<std::uint32_t>(p.m);
+    c.lanes = static_cast<std::uint32_t>(p.p);
+    c.threads = 1;  // the hashing pool is the parallelism; lanes are computed in turn
+    c.version = static_cast<std::uint32_t>(p.version);
+    c.flags = ARGON2_DEFAULT_FLAGS;
+    const int rc = argon2_ctx(&c, p.id ? Argon2_id : Argon2_i);
+    wipe(pwd);
+    if (rc != ARGON2_OK) return invalid(std::string("argon2: ") + argon2_error_message(rc));
+    const bool equal = ct_equal(got, *want);
+    wipe(got);
+    return match_if(equal);
 }
 
 Result<std::string> generate_argon2i(std::string_view password, const GenerateOptions& opts) {

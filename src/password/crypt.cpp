@@ -29,9 +29,6 @@ constexpr std::size_t kShaCryptSaltChars = 16;
 constexpr std::size_t kMd5CryptSaltChars = 8;
 constexpr std::size_t kDesSaltChars = 2;
 constexpr std::size_t kMinBlowfishLength = 30;  // Dovecot's "is this bcrypt" check
-// yescrypt needs 128 * r * N bytes; libxcrypt writes r = 32. Used to estimate
-// memory from the N in a stored $y$ string.
-constexpr unsigned long long kYescryptAssumedR = 32;
 
 // Runs crypt_rn with heap state (struct crypt_data is 32 KiB) and wipes it.
 // nullopt when libxcrypt rejects the setting.
@@ -56,6 +53,96 @@ int itoa64_index(char c) {
     return -1;
 }
 
+// yescrypt's variable-length number: the first character says how many
+// follow (0..47 alone, then ranges needing 1, 2, ... more characters).
+std::optional<unsigned long long> take_yescrypt_uint(std::string_view& s, unsigned long long min) {
+    if (s.empty()) return std::nullopt;
+    int c = itoa64_index(s[0]);
+    if (c < 0) return std::nullopt;
+    s.remove_prefix(1);
+    unsigned long long value = min;
+    unsigned start = 0, end = 47, chars = 1, bits = 0;
+    while (static_cast<unsigned>(c) > end) {
+        value += static_cast<unsigned long long>(end + 1 - start) << bits;
+        start = end + 1;
+        end = start + (62 - end) / 2;
+        ++chars;
+        bits += 6;
+    }
+    value += static_cast<unsigned long long>(static_cast<unsigned>(c) - start) << bits;
+    while (--chars) {
+        if (s.empty() || (c = itoa64_index(s[0])) < 0) return std::nullopt;
+        s.remove_prefix(1);
+        bits -= 6;
+        value += static_cast<unsigned long long>(c) << bits;
+    }
+    if (value > UINT32_MAX) return std::nullopt;
+    return value;
+}
+
+// scrypt's fixed 30-bit numbers: five characters, least significant first.
+std::optional<unsigned long long> take_scrypt_uint30(std::string_view& s) {
+    if (s.size() < 5) return std::nullopt;
+    unsigned long long value = 0;
+    for (std::size_t i = 0; i < 5; ++i) {
+        const int c = itoa64_index(s[i]);
+        if (c < 0) return std::nullopt;
+        value |= static_cast<unsigned long long>(c) << (6 * i);
+    }
+    s.remove_prefix(5);
+    return value;
+}
+
+// scrypt ("$7$"), yescrypt ("$y$") and GOST yescrypt ("$gy$") settings: the
+// memory (128 * r * N bytes) under the memory cap, and the passes over it
+// (p, times t + 1 for yescrypt) under the same cap as argon2's passes. Hash
+// upgrades (g) and ROMs, which crypt(3) never writes, are refused outright.
+std::optional<std::string> memory_hard_problem(std::string_view s, const CostLimits& limits) {
+    unsigned long long n_log2 = 0, r = 0, p = 1, t = 0;
+    if (s.starts_with("$7$")) {
+        s.remove_prefix(3);
+        if (s.empty() || itoa64_index(s[0]) < 1) return "malformed scrypt parameters";
+        n_log2 = static_cast<unsigned long long>(itoa64_index(s[0]));
+        s.remove_prefix(1);
+        const auto rr = take_scrypt_uint30(s);
+        const auto pp = rr ? take_scrypt_uint30(s) : std::nullopt;
+        if (!rr || !pp) return "malformed scrypt parameters";
+        r = *rr;
+        p = *pp;
+    } else {
+        s.remove_prefix(s[1] == 'y' ? 3 : 4);
+        const auto flavor = take_yescrypt_uint(s, 0);
+        const auto n = flavor ? take_yescrypt_uint(s, 1) : std::nullopt;
+        const auto rr = n ? take_yescrypt_uint(s, 1) : std::nullopt;
+        if (!rr || *n > 63) return "malformed yescrypt parameters";
+        n_log2 = *n;
+        r = *rr;
+        if (!s.empty() && s[0] != '$') {
+            const auto have = take_yescrypt_uint(s, 1);
+            if (!have) return "malformed yescrypt parameters";
+            if ((*have & ~3ull) != 0) return "yescrypt hash upgrades and ROMs are not supported";
+            if (*have & 1) {
+                const auto pp = take_yescrypt_uint(s, 2);
+                if (!pp) return "malformed yescrypt parameters";
+                p = *pp;
+            }
+            if (*have & 2) {
+                const auto tt = take_yescrypt_uint(s, 1);
+                if (!tt) return "malformed yescrypt parameters";
+                t = *tt;
+            }
+        }
+    }
+    if (r == 0 || p == 0 || n_log2 == 0) return "memory-hard crypt parameters out of range";
+    if (n_log2 > 40) return "memory-hard crypt memory cost exceeds the limit";
+    // 128 * r * 2^n bytes, in KiB (rounded up below N = 8), saturating.
+    const unsigned long long kib_per_r = n_log2 >= 3 ? 1ull << (n_log2 - 3) : 1;
+    const unsigned long long kib = r > ~0ull / kib_per_r ? ~0ull : r * kib_per_r;
+    if (over_limit(kib, limits.max_argon2_memory_kib)) return "memory-hard crypt memory cost exceeds the limit";
+    if (p > kMaxMemoryHardPasses || (t + 1) > kMaxMemoryHardPasses / p) return "memory-hard crypt time cost exceeds the limit";
+    return std::nullopt;
+}
+
 // Refuses stored strings whose work factor exceeds the caller's caps.
 std::optional<std::string> cost_problem(std::string_view s, const CostLimits& limits) {
     if (s.size() >= 7 && s[0] == '$' && s[1] == '2' && s[3] == '$') {
@@ -75,13 +162,41 @@ std::optional<std::string> cost_problem(std::string_view s, const CostLimits& li
             return "sha-crypt rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
         return std::nullopt;
     }
-    if (s.starts_with("$y$") || s.starts_with("$gy$")) {
-        const std::string_view params = s.substr(s[1] == 'y' ? 3 : 4);
-        if (params.size() < 2) return "malformed yescrypt parameters";
-        const int n_log2 = itoa64_index(params[1]) + 1;
-        if (n_log2 <= 0 || n_log2 > 40) return "malformed yescrypt parameters";
-        const unsigned long long kib = (128ull * kYescryptAssumedR << n_log2) / 1024;
-        if (over_limit(kib, limits.max_argon2_memory_kib)) return "yescrypt memory cost exceeds the limit";
+    if (s.starts_with("$y$") || s.starts_with("$gy$") || s.starts_with("$7$")) return memory_hard_problem(s, limits);
+    if (s.starts_with("$sha1$")) {
+        // NetBSD's sha1crypt: "$sha1$ROUNDS$salt$hash", one HMAC-SHA1 per round.
+        const std::string_view rest = s.substr(6);
+        unsigned long long rounds = 0;
+        const auto end = rest.find('$');
+        if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
+            return "malformed sha1crypt rounds";
+        if (rounds > UINT32_MAX || over_limit(rounds, limits.max_sha_crypt_rounds))
+            return "sha1crypt rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
+        return std::nullopt;
+    }
+    if (s.starts_with("$md5$rounds=") || s.starts_with("$md5,rounds=")) {
+        // Sun MD5: 4096 rounds plus the stated extra.
+        const std::string_view rest = s.substr(12);
+        unsigned long long rounds = 0;
+        const auto end = rest.find('$');
+        if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
+            return "malformed Sun MD5 rounds";
+        if (rounds > UINT32_MAX || over_limit(rounds + 4096, limits.max_sha_crypt_rounds))
+            return "Sun MD5 rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
+        return std::nullopt;
+    }
+    if (s.starts_with("_")) {
+        // BSDi extended DES: "_" then a 24-bit count of DES encryptions in four
+        // characters, least significant first.
+        if (s.size() < 5) return "malformed extended DES count";
+        unsigned long long count = 0;
+        for (std::size_t i = 0; i < 4; ++i) {
+            const int v = itoa64_index(s[1 + i]);
+            if (v < 0) return "malformed extended DES count";
+            count |= static_cast<unsigned long long>(v) << (6 * i);
+        }
+        if (over_limit(count, limits.max_sha_crypt_rounds))
+            return "extended DES count " + std::to_string(count) + " exceeds the limit";
     }
     return std::nullopt;
 }

@@ -33,6 +33,10 @@ inline VerifyOutcome mismatch(std::string detail = {}) { return {Verdict::Mismat
 // True when a limit is set (non-zero) and value exceeds it.
 inline bool over_limit(unsigned long long value, unsigned long long limit) { return limit != 0 && value > limit; }
 
+// Passes over memory a stored argon2, scrypt or yescrypt string may ask for
+// (no CostLimits field covers time; far above any sane setting).
+constexpr unsigned long long kMaxMemoryHardPasses = 1024;
+
 // Parses a decimal number made of digits only; false on overflow, empty or any other char.
 bool parse_decimal(std::string_view text, unsigned long long& out);
 

@@ -2,8 +2,10 @@
 // rules, cost limits, generate round trips, credential conversion (§4) and
 // malformed input (reference password-schemes.md).
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "password/scheme.hpp"
@@ -255,6 +257,69 @@ TEST_CASE("cost limits refuse expensive stored strings") {
     CHECK(V(kBlfPassword, "password", {}, lim) == Verdict::Match);
 }
 
+TEST_CASE("every crypt(3) format's work factor is read and capped") {
+    // Made with libxcrypt's crypt(); each row: stored, the cap that still
+    // admits it, which cap.
+    enum Cap { Rounds, MemoryKib };
+    struct Row {
+        const char* stored;
+        unsigned long long fits;
+        Cap cap;
+    };
+    const Row rows[] = {
+        {"{CRYPT}$sha1$5000$abcdefgh$ixpkRjwacG7WVuV2C0xFdEKx1PjF", 5000, Rounds},
+        {"{CRYPT}$md5,rounds=1000$abcdefgh$$WO4f/Dvxfhq.W0hJeRFJq0", 5096, Rounds},  // 4096 + 1000
+        {"{CRYPT}$md5$rounds=1000$abcdefgh$$uZuFRL4Nhf9tcF6bTzB9..", 5096, Rounds},
+        {"{CRYPT}_J9..abcdIPPmXD22F8s", 725, Rounds},
+        // 128 * r * N bytes: N = 2^14, r = 8 -> 16 MiB.
+        {"{CRYPT}$7$C6..../....SodiumChloride$6OIeehEnzbyu949sLkdyNyp6EorTTZ52ToM3ucR5RK7", 16384, MemoryKib},
+        // N = 2^12, r = 32 -> 16 MiB; N = 2^15 -> 128 MiB.
+        {"{CRYPT}$y$j9T$abcdefghijklmnop$7asOTx5b6Exfl3myM6K0pLBn.I2hsEvu7G0F7NMfaO.", 16384, MemoryKib},
+        {"{CRYPT}$y$jCT$abcdefghijklmnop$LNB8HEUht56dBsdxm7gXqOI1IkwUNCi0emOyZSzsh1C", 131072, MemoryKib},
+        {"{CRYPT}$gy$j9T$abcdefghijklmnop$oW7qUwrflOfLjQTs4u5j/CooIGb7njfg6ZrarX34ag5", 16384, MemoryKib},
+        // yescrypt with p = 2 and t = 2, with p = 3, with t = 1.
+        {"{CRYPT}$y$j9T0./$abcdefghijklmnop$r.jkRQ01Yr7XUYfuOvN.p/4tFtXrMC4EkxL61JaPyY8", 16384, MemoryKib},
+        {"{CRYPT}$y$j9T./$abcdefghijklmnop$V8exP1sY41QDhCcvlZOBdJOrfQKMUxMuTnguPPOhVy7", 16384, MemoryKib},
+        {"{CRYPT}$y$j9T/.$abcdefghijklmnop$5Sw59kopmnO.smUHaZQQZEwLDXpRVIgFsiGlrocoe/7", 16384, MemoryKib},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.stored);
+        CHECK(V(r.stored, "password") == Verdict::Match);
+        CHECK(V(r.stored, "passwort") == Verdict::Mismatch);
+        CHECK(is_costly(r.stored, {}));
+        CostLimits lim;
+        (r.cap == Rounds ? lim.max_sha_crypt_rounds : lim.max_argon2_memory_kib) = r.fits;
+        CHECK(V(r.stored, "password", {}, lim) == Verdict::Match);
+        (r.cap == Rounds ? lim.max_sha_crypt_rounds : lim.max_argon2_memory_kib) = r.fits - 1;
+        CHECK(V(r.stored, "password", {}, lim) == Verdict::Invalid);
+        CHECK(verify(r.stored, "password", {}, lim).detail.find("exceed") != std::string::npos);
+    }
+}
+
+TEST_CASE("argon2 with many lanes is right and runs on the calling thread") {
+    // Made with libargon2's argon2_hash, which runs the lanes on threads.
+    CHECK(V("{ARGON2ID}$argon2id$v=19$m=256,t=2,p=32$c2FsdHNhbHRzYWx0MTIzNA$8gjxQqa5f1S1R/GobUxSCxqmEbSGqOOxNBArN2Ko8Jk",
+            "password") == Verdict::Match);
+    CHECK(V("{ARGON2I}$argon2i$v=16$m=512,t=3,p=8$c2FsdHNhbHRzYWx0MTIzNA$bdq02QkP4WOWGSRX66E2vzAdHX8SQy245u/VL3Q0Zhc",
+            "password") == Verdict::Match);
+    CHECK(V("{ARGON2I}$argon2i$v=16$m=512,t=3,p=8$c2FsdHNhbHRzYWx0MTIzNA$bdq02QkP4WOWGSRX66E2vzAdHX8SQy245u/VL3Q0Zhc",
+            "Password") == Verdict::Mismatch);
+    // libargon2's argon2_verify would start a thread per lane for each slice
+    // of each pass: 4 * 64 * 32 = 8,192 threads here. Thread ids are handed
+    // out in sequence, so a thread started after the hash gets an id at least
+    // that much above one started before it if the hash started threads.
+    auto new_thread_id = [] {
+        pid_t id = 0;
+        std::thread([&id] { id = gettid(); }).join();
+        return id;
+    };
+    const pid_t before = new_thread_id();
+    CHECK(V("{ARGON2ID}$argon2id$v=19$m=256,t=64,p=32$c2FsdHNhbHRzYWx0MTIzNA$8gjxQqa5f1S1R/GobUxSCxqmEbSGqOOxNBArN2Ko8Jk",
+            "password") == Verdict::Mismatch);
+    const pid_t after = new_thread_id();
+    CHECK(after - before < 4096);
+}
+
 TEST_CASE("huge or malformed work factors are refused, not run") {
     const char* cases[] = {
         "{SHA512-CRYPT}$6$rounds=99999999999$saltsalt$hash",
@@ -271,6 +336,21 @@ TEST_CASE("huge or malformed work factors are refused, not run") {
         "{PBKDF2}$1$salt$0$c1d45a90ed133258665b69fb37d9062882c8aa59",
         "{SCRAM-SHA-256}99999999999,c2FsdA==,AAAA,AAAA",
         "{OTP}sha1 99999999999 abcdef 0123456789abcdef",
+        // libxcrypt's other variable-cost formats.
+        "{CRYPT}$sha1$4294967295$abcdefgh$ixpkRjwacG7WVuV2C0xFdEKx1PjF",
+        "{CRYPT}$sha1$-1$abcdefgh$ixpkRjwacG7WVuV2C0xFdEKx1PjF",
+        "{CRYPT}$sha1$ 5000$abcdefgh$ixpkRjwacG7WVuV2C0xFdEKx1PjF",
+        "{CRYPT}$md5,rounds=4294967295$abcdefgh$$WO4f/Dvxfhq.W0hJeRFJq0",
+        "{CRYPT}$md5$rounds=+1000$abcdefgh$$uZuFRL4Nhf9tcF6bTzB9..",
+        "{CRYPT}$7$C6..../zzzzzSodiumChloride$6OIeehEnzbyu949sLkdyNyp6EorTTZ52ToM3ucR5RK7",
+        "{CRYPT}$7$Czzzzz/....SodiumChloride$6OIeehEnzbyu949sLkdyNyp6EorTTZ52ToM3ucR5RK7",
+        "{CRYPT}$7$z6..../....SodiumChloride$6OIeehEnzbyu949sLkdyNyp6EorTTZ52ToM3ucR5RK7",
+        "{CRYPT}$y$j9T.zzzz$abcdefghijklmnop$7asOTx5b6Exfl3myM6K0pLBn.I2hsEvu7G0F7NMfaO.",
+        "{CRYPT}$y$j9T/zzzz$abcdefghijklmnop$7asOTx5b6Exfl3myM6K0pLBn.I2hsEvu7G0F7NMfaO.",
+        "{CRYPT}$y$j9zzzzz$abcdefghijklmnop$7asOTx5b6Exfl3myM6K0pLBn.I2hsEvu7G0F7NMfaO.",
+        "{CRYPT}$y$j9T2..$abcdefghijklmnop$7asOTx5b6Exfl3myM6K0pLBn.I2hsEvu7G0F7NMfaO.",
+        "{CRYPT}$gy$j9T/zzzz$abcdefghijklmnop$oW7qUwrflOfLjQTs4u5j/CooIGb7njfg6ZrarX34ag5",
+        "{ARGON2ID}$argon2id$v=19$m=1024,t=1025,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
     };
     for (const char* c : cases) {
         CAPTURE(c);
