@@ -8,7 +8,9 @@
 //
 // A backend derives from ConnectionPool<Conn> and says how to open a
 // connection to one target (open()) and how it names itself (describe()).
-// Conn needs `bool connected() const`.
+// Conn needs `bool connected() const`; a Conn with `bool gathering() const`
+// (requests waiting for a common write) gets shared requests first while
+// it says so.
 //
 // Every pool is listed in live_pools() while it exists, for the metrics
 // endpoint (connections open and busy, up/down, connects, failures, losses).
@@ -47,6 +49,11 @@ struct PoolStats {
     std::uint64_t connects = 0;          // connections opened (first ones and reconnects)
     std::uint64_t connect_failures = 0;  // attempts that reached no target
     std::uint64_t lost = 0;              // connections that broke in use
+    // ldap only (has_wire): messages sent to the servers, and the writes
+    // that carried them (the requests of one loop turn share a write).
+    bool has_wire = false;
+    std::uint64_t messages = 0;
+    std::uint64_t writes = 0;
 };
 
 class PoolStatsSource {
@@ -101,6 +108,8 @@ public:
 
     // How the pool names itself in log lines ("mysql 127.0.0.1/postfix").
     virtual std::string describe() const = 0;
+    // What a backend counts beyond the common figures.
+    virtual void add_stats(PoolStats&) const {}
 
     PoolStats stats() const override {
         PoolStats st;
@@ -116,6 +125,7 @@ public:
         st.connects = connects_;
         st.connect_failures = connect_failures_;
         st.lost = lost_;
+        add_stats(st);
         return st;
     }
 
@@ -188,7 +198,15 @@ private:
         // the waiter it overtook goes back to its old place, not the end.
         std::uint64_t ticket = 0;
         for (;;) {
-            // An open connection nobody uses first; shared: else the least used one below the cap.
+            // Shared: a connection whose requests of this loop turn still
+            // wait for their common write (Conn::gathering(), where Conn
+            // gathers writes) takes one more. Then an open connection nobody
+            // uses; shared: else the least used one below the cap.
+            if constexpr (requires(const Conn& c) { c.gathering(); }) {
+                if (shared)
+                    for (auto& s : slots_)
+                        if (!s.busy && open_slot(s) && s.users < cap && s.conn->gathering()) co_return claim(&s, true);
+            }
             Slot* best = nullptr;
             for (auto& s : slots_) {
                 if (s.busy || !open_slot(s) || (shared ? s.users >= cap : s.users > 0)) continue;

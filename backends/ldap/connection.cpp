@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <unordered_map>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
@@ -49,8 +51,62 @@ struct ConnectJob {
     bool sasl_bind = false;  // authenticate with the file's SASL settings
 };
 
+// Requests gathered for one write. A Sockbuf layer on top of every other
+// (above TLS, so one TLS record carries them all): while `gather` is set,
+// libldap's writes land in `pending` and count as sent; the connection's
+// flush, posted to run after the handlers that are ready now, writes them to
+// the layers below in one call. Requests made in the same turn of the event
+// loop thus cost slapd and posternd one write and one wake-up between them.
+// Lives as long as the Sockbuf (freed by its remove hook, i.e. by
+// ldap_unbind_ext).
+struct WriteGather {
+    Sockbuf_IO_Desc* below = nullptr;  // this layer's descriptor; writes go to its next
+    std::string pending;
+    bool gather = true;
+
+    // Writes everything pending to the layers below (blocking socket, as
+    // libldap's own writes); false when the connection broke.
+    bool flush() {
+        std::size_t done = 0;
+        while (done < pending.size()) {
+            const ber_slen_t n = LBER_SBIOD_WRITE_NEXT(below, pending.data() + done, pending.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            done += static_cast<std::size_t>(n);
+        }
+        pending.clear();
+        return true;
+    }
+
+    static int setup(Sockbuf_IO_Desc* d, void* arg) {
+        auto* g = new (std::nothrow) WriteGather;
+        if (!g) return -1;
+        g->below = d;
+        d->sbiod_pvt = g;
+        *static_cast<WriteGather**>(arg) = g;
+        return 0;
+    }
+    static int remove(Sockbuf_IO_Desc* d) {
+        delete static_cast<WriteGather*>(d->sbiod_pvt);
+        d->sbiod_pvt = nullptr;
+        return 0;
+    }
+    static int ctrl(Sockbuf_IO_Desc* d, int opt, void* arg) { return LBER_SBIOD_CTRL_NEXT(d, opt, arg); }
+    static ber_slen_t read(Sockbuf_IO_Desc* d, void* buf, ber_len_t len) { return LBER_SBIOD_READ_NEXT(d, buf, len); }
+    static ber_slen_t write(Sockbuf_IO_Desc* d, void* buf, ber_len_t len) {
+        auto* g = static_cast<WriteGather*>(d->sbiod_pvt);
+        if (!g || !g->gather) return LBER_SBIOD_WRITE_NEXT(d, buf, len);
+        g->pending.append(static_cast<const char*>(buf), len);
+        return static_cast<ber_slen_t>(len);
+    }
+};
+
+Sockbuf_IO gather_io = {WriteGather::setup, WriteGather::remove, WriteGather::ctrl,
+                        WriteGather::read,  WriteGather::write,  nullptr};
+
 struct ConnectOutcome {
     LDAP* ld = nullptr;
+    WriteGather* gather = nullptr;
     std::string error;
 };
 
@@ -180,6 +236,8 @@ ConnectOutcome connect_blocking(const ConnectJob& job) {
     if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
         ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, nullptr) != 0)
         return fail("cannot add a read buffer to the connection");
+    if (ber_sockbuf_add_io(sb, &gather_io, LBER_SBIOD_LEVEL_APPLICATION, &out.gather) != 0)
+        return fail("cannot add a write buffer to the connection");
     out.ld = ld;
     return out;
 }
@@ -272,13 +330,16 @@ private:
 }  // namespace
 
 struct Connection::Core {
-    explicit Core(asio::any_io_executor ex) : sd(std::move(ex)) {}
+    Core(asio::any_io_executor ex, std::shared_ptr<WireCounts> c) : sd(std::move(ex)), counts(std::move(c)) {}
     ~Core() { shut("connection closed"); }
 
     asio::posix::stream_descriptor sd;
     LDAP* ld = nullptr;
+    WriteGather* gather = nullptr;  // ld's write layer; valid while ld is
+    std::shared_ptr<WireCounts> counts;  // may be null
     Waiter::Registry waiting;  // by message id
     bool reading = false;                       // the reader runs
+    bool flush_posted = false;                  // requests wait in `gather` for the posted flush
     bool closed = false;                        // shut() ran: never opened again
     bool loss_seen = false;
 
@@ -290,10 +351,13 @@ struct Connection::Core {
             sd.close(ignored);
         }
         if (ld) {
-            // Sends an unbind without waiting for anything; frees what
-            // libldap holds for the requests still outstanding.
+            // Sends an unbind without waiting for anything (straight through:
+            // the requests still gathered are failed below anyway); frees
+            // what libldap holds for the requests still outstanding.
+            if (gather) gather->gather = false;
             ldap_unbind_ext(ld, nullptr, nullptr);
             ld = nullptr;
+            gather = nullptr;
         }
         auto failed = std::move(waiting);
         waiting.clear();
@@ -339,6 +403,21 @@ struct Connection::Core {
             finish(*w, std::move(r));
         }
         ldap_msgfree(chain);
+    }
+
+    // Called after each request libldap accepted: its bytes wait in the
+    // gather layer for a flush that runs once the handlers ready now have
+    // run (they may add more requests to the same write).
+    static void sent(const std::shared_ptr<Core>& self) {
+        if (self->counts) ++self->counts->messages;
+        if (self->flush_posted) return;
+        self->flush_posted = true;
+        asio::post(self->sd.get_executor(), [self] {
+            self->flush_posted = false;
+            if (!self->ld || !self->gather || self->gather->pending.empty()) return;
+            if (!self->gather->flush()) return self->shut(std::string("write: ") + std::strerror(errno));
+            if (self->counts) ++self->counts->writes;
+        });
     }
 
     // Takes every answer libldap has complete; false when the connection broke.
@@ -415,7 +494,7 @@ struct Connection::Core {
         }
         // The deadline: this request alone is given up (its Waiter leaves
         // the list as the frame ends).
-        if (c.ld) ldap_abandon_ext(c.ld, msgid, nullptr, nullptr);
+        if (c.ld && ldap_abandon_ext(c.ld, msgid, nullptr, nullptr) == LDAP_SUCCESS) sent(self);
         OpResult r;
         r.status = OpResult::Status::Timeout;
         r.error = "operation timed out";
@@ -425,7 +504,10 @@ struct Connection::Core {
     // The outcome of a request just sent: `rc` of the ldap_*_ext call, and
     // the answer to `msgid` when it went out.
     static asio::awaitable<OpResult> answer(std::shared_ptr<Core> self, int rc, int msgid, Deadline deadline) {
-        if (rc == LDAP_SUCCESS) co_return co_await await(std::move(self), msgid, deadline);
+        if (rc == LDAP_SUCCESS) {
+            sent(self);
+            co_return co_await await(std::move(self), msgid, deadline);
+        }
         // Not sent: a broken connection, or a request the library refused.
         if (connection_error(rc)) {
             self->shut(err_text(rc));
@@ -439,13 +521,16 @@ struct Connection::Core {
     }
 };
 
-Connection::Connection(asio::any_io_executor ex) : core_(std::make_shared<Core>(std::move(ex))) {}
+Connection::Connection(asio::any_io_executor ex, std::shared_ptr<WireCounts> counts)
+    : core_(std::make_shared<Core>(std::move(ex), counts)), counts_(std::move(counts)) {}
 
 Connection::~Connection() { close(); }
 
 void Connection::close() { core_->shut("connection closed"); }
 
 bool Connection::connected() const { return core_->ld != nullptr; }
+
+bool Connection::gathering() const { return core_->flush_posted; }
 
 bool Connection::first_to_see_loss() {
     if (connected() || core_->loss_seen) return false;
@@ -458,7 +543,7 @@ asio::awaitable<Result<void>> Connection::connect(BlockingPool& pool, std::share
     close();
     // A fresh core: a reader of the old one may not have seen it closed yet.
     // Only `core` is used past the co_await: the Connection may be gone.
-    core_ = std::make_shared<Core>(core_->sd.get_executor());
+    core_ = std::make_shared<Core>(core_->sd.get_executor(), counts_);
     auto core = core_;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto cap = std::max(kMinConnectTime, file->connect_timeout);
@@ -470,10 +555,12 @@ asio::awaitable<Result<void>> Connection::connect(BlockingPool& pool, std::share
     if (!outcome->ld) co_return fail(outcome->error);
     if (core->closed) {
         // Closed meanwhile: this handle is nobody's.
+        outcome->gather->gather = false;
         ldap_unbind_ext(outcome->ld, nullptr, nullptr);
         co_return fail("closed while connecting");
     }
     core->ld = outcome->ld;
+    core->gather = outcome->gather;
     int fd = -1;
     if (ldap_get_option(core->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
         core->shut("no descriptor");
@@ -581,10 +668,16 @@ std::string Pool::describe() const {
     return s + (role_ == Role::Bind ? " (auth binds)" : "");
 }
 
+void Pool::add_stats(PoolStats& st) const {
+    st.has_wire = true;
+    st.messages = counts_->messages;
+    st.writes = counts_->writes;
+}
+
 asio::awaitable<Pool::Opened> Pool::open(std::size_t index, Deadline deadline) {
     Opened o;
     o.label = file_->uris[index];
-    auto conn = std::make_unique<Connection>(executor());
+    auto conn = std::make_unique<Connection>(executor(), counts_);
     // The service account's SASL bind is part of the connect step.
     const bool sasl = role_ == Role::Lookup && file_->sasl_bind;
     auto r = co_await conn->connect(*blocking_, file_, o.label, deadline, sasl);

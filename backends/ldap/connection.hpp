@@ -12,7 +12,9 @@
 // carries several requests at once (lookup pools; bind pools one at a time,
 // as a bind changes the connection's identity). A request past its deadline
 // abandons its message id alone; a broken connection fails every request on
-// it (Status::Lost) and is closed.
+// it (Status::Lost) and is closed. Requests made in one turn of the event
+// loop leave in one write: a layer on top of libldap's Sockbuf holds them
+// until a flush posted behind the handlers that are ready now.
 //
 // Threading: event loop only, except the connect step (see connect()).
 #pragma once
@@ -22,6 +24,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -77,9 +80,17 @@ struct Modification {
     std::vector<std::string> values;
 };
 
+// Messages sent and the writes that carried them, summed over a pool's
+// connections (old and new) for the metrics.
+struct WireCounts {
+    std::uint64_t messages = 0;
+    std::uint64_t writes = 0;
+};
+
 class Connection {
 public:
-    explicit Connection(asio::any_io_executor ex);
+    // `counts`, when given, is where this connection adds what it sends.
+    explicit Connection(asio::any_io_executor ex, std::shared_ptr<WireCounts> counts = {});
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -101,6 +112,9 @@ public:
     asio::awaitable<OpResult> modify(std::string dn, std::vector<Modification> mods, Deadline deadline);
 
     bool connected() const;
+    // Requests sent in this turn of the event loop wait for their common
+    // write: one more sent now shares it (the pool's first choice).
+    bool gathering() const;
     // True the first time it is asked after the connection broke: the
     // requests that were on it all see Lost, the pool counts one loss.
     bool first_to_see_loss();
@@ -113,6 +127,7 @@ public:
 
 private:
     std::shared_ptr<Core> core_;
+    std::shared_ptr<WireCounts> counts_;
 };
 
 struct PoolSettings {
@@ -149,6 +164,7 @@ public:
 
     const LdapFile& file() const { return *file_; }
     std::string describe() const override;
+    void add_stats(PoolStats& st) const override;
 
 private:
     asio::awaitable<Opened> open(std::size_t index, Deadline deadline) override;
@@ -163,6 +179,7 @@ private:
     std::shared_ptr<const LdapFile> file_;
     PoolSettings settings_;
     Role role_;
+    std::shared_ptr<WireCounts> counts_ = std::make_shared<WireCounts>();
 };
 
 }  // namespace postern::backend::ldap

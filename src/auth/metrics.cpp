@@ -140,6 +140,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                      "Connection attempts of an sql or ldap pool that reached no server", r);
     pool_lost_ = &family(BuildCounter(), "postern_backend_pool_connections_lost_total",
                          "Connections of an sql or ldap pool that broke in use", r);
+    ldap_messages_ = &family(BuildCounter(), "postern_ldap_messages_total",
+                             "Requests an ldap pool sent to its servers (searches, binds, modifies, abandons)", r);
+    ldap_writes_ = &family(BuildCounter(), "postern_ldap_writes_total",
+                           "Socket writes that carried them (requests of one event-loop turn share one)", r);
     http_sockets_ = &family(BuildGauge(), "postern_http_connections",
                             "Connections of the HTTP client (http passdb) open now", r).Add({});
     http_transfers_ = &family(BuildCounter(), "postern_http_requests_total", "HTTP requests finished", r).Add({});
@@ -257,8 +261,8 @@ void Metrics::config_reload(std::uint64_t generation, bool ok) {
 void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const http::Stats& http) {
     struct Sum {
         std::string kind, name;
-        double size = 0, open = 0, busy = 0, connects = 0, failures = 0, lost = 0;
-        bool up = false;
+        double size = 0, open = 0, busy = 0, connects = 0, failures = 0, lost = 0, messages = 0, writes = 0;
+        bool up = false, wire = false;
     };
     std::unordered_map<std::string, Sum> now;
     for (const auto& p : pools) {
@@ -271,6 +275,9 @@ void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const 
         s.connects += static_cast<double>(p.connects);
         s.failures += static_cast<double>(p.connect_failures);
         s.lost += static_cast<double>(p.lost);
+        s.messages += static_cast<double>(p.messages);
+        s.writes += static_cast<double>(p.writes);
+        s.wire = s.wire || p.has_wire;
         s.up = s.up || !p.down;
     }
     // Series of pools that are gone (a reload dropped them) go too.
@@ -287,6 +294,8 @@ void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const 
         pool_connects_->Remove(ps.connects);
         pool_connect_failures_->Remove(ps.failures);
         pool_lost_->Remove(ps.lost);
+        if (ps.messages) ldap_messages_->Remove(ps.messages);
+        if (ps.writes) ldap_writes_->Remove(ps.writes);
         it = pool_series_.erase(it);
     }
     for (const auto& [key, s] : now) {
@@ -298,6 +307,11 @@ void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const 
                                               &pool_up_->Add(l), &pool_connects_->Add(l),
                                               &pool_connect_failures_->Add(l), &pool_lost_->Add(l)})
                      .first;
+            if (s.wire) {
+                const prometheus::Labels wl{{"pool", s.name}};
+                it->second.messages = &ldap_messages_->Add(wl);
+                it->second.writes = &ldap_writes_->Add(wl);
+            }
         }
         auto& ps = it->second;
         ps.size->Set(s.size);
@@ -307,6 +321,8 @@ void Metrics::backend_pools(const std::vector<backend::PoolStats>& pools, const 
         advance(ps.connects, s.connects);
         advance(ps.failures, s.failures);
         advance(ps.lost, s.lost);
+        if (ps.messages) advance(ps.messages, s.messages);
+        if (ps.writes) advance(ps.writes, s.writes);
     }
     http_sockets_->Set(static_cast<double>(http.sockets));
     advance(http_transfers_, static_cast<double>(http.transfers));

@@ -121,9 +121,11 @@ private:
     prometheus::Gauge *config_generation_, *reload_success_, *reload_time_;
     prometheus::Family<prometheus::Gauge> *pool_size_, *pool_open_, *pool_busy_conns_, *pool_up_;
     prometheus::Family<prometheus::Counter> *pool_connects_, *pool_connect_failures_, *pool_lost_;
+    prometheus::Family<prometheus::Counter> *ldap_messages_, *ldap_writes_;
     struct PoolSeries {
         prometheus::Gauge *size, *open, *busy, *up;
         prometheus::Counter *connects, *failures, *lost;
+        prometheus::Counter *messages = nullptr, *writes = nullptr;  // ldap pools only
     };
     std::unordered_map<std::string, PoolSeries> pool_series_;  // by kind and name
     std::unordered_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> listener_series_;

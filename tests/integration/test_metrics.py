@@ -18,7 +18,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import (b64, ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, make_config, passwd_line,
+from harness import (b64, plain_payload, ALICE_PASSWORD, WRONG_PASSWORD, DaemonTestCase, make_config, passwd_line,
                      require_binaries, run_cli, toml_str, write_file, free_tcp_port, save_log, EX_CONFIG, POSTERND,
                      POSTERN)
 
@@ -485,28 +485,39 @@ class PoolMetricsTest(DaemonTestCase):
 @require_binaries
 class LdapPoolMetricsTest(DaemonTestCase):
     """An ldap pool against a real slapd: up with connections open, then
-    down (temp_fail, pool_up 0) once slapd is gone."""
+    down (temp_fail, pool_up 0) once slapd is gone; and its messages and
+    writes."""
 
-    def test_ldap_pool_up_then_down(self):
+    def start_ldap(self, n, passdb_extra):
+        """slapd with n users, posternd with an ldap passdb on it and a
+        metrics socket; the users, slapd, the auth and metrics sockets."""
         from ldap_support import Slapd, ldap_conf, make_users, slapd_missing
         if slapd_missing():
             self.skipTest(slapd_missing())
-        users = make_users(n=4, argon2_count=0)
+        users = make_users(n=n, argon2_count=0)
         slapd = Slapd(self.tmp, users)
         self.addCleanup(slapd.stop)
         slapd.start()
         conf = self.path("dovecot-ldap.conf.ext")
         write_file(conf, ldap_conf(slapd))
         sock, msock = self.path("auth"), self.path("metrics")
-        passdb = f'\n[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\ntimeout = "2s"\npool_size = 2\n'
+        passdb = f'\n[[passdb]]\ndriver = "ldap"\nargs = {toml_str(conf)}\n{passdb_extra}'
         self.start_daemon(make_config(sock) + metrics_extra(path=msock) + passdb)
+        return users, slapd, sock, msock
+
+    def series(self, msock, name, labels):
+        """The value of the one series `name{labels}` (labels: a regex)."""
+        _, _, body = http_get(msock)
+        got = re.findall(rf'^{name}\{{{labels}\}} (\S+)$', body, re.M)
+        self.assertEqual(len(got), 1, f"{name}:\n{body}")
+        return float(got[0])
+
+    def test_ldap_pool_up_then_down(self):
+        users, slapd, sock, msock = self.start_ldap(4, 'timeout = "2s"\npool_size = 2\n')
         user = next(u for u in users if u.active and u.scheme == "PLAIN" and len(u.mails) == 1)
 
         def series(name):
-            _, _, body = http_get(msock)
-            got = re.findall(rf'^{name}\{{kind="ldap",pool="[^"]*"\}} (\S+)$', body, re.M)
-            self.assertEqual(len(got), 1, f"{name}:\n{body}")
-            return float(got[0])
+            return self.series(msock, name, 'kind="ldap",pool="[^"]*"')
 
         c = self.connect(sock)
         c.auth_plain(1, user.login, user.password)
@@ -526,6 +537,34 @@ class LdapPoolMetricsTest(DaemonTestCase):
         self.assertIn("code=temp_fail", r)
         self.assertEqual(series("postern_backend_pool_up"), 0)
         self.assertGreaterEqual(series("postern_backend_pool_connect_failures_total"), 1)
+
+    def test_requests_of_one_turn_share_a_write(self):
+        """Twelve logins sent in one packet: twelve searches on the one
+        pooled connection, which leave in a few writes, not twelve."""
+        # 60 users: 15 with a cleartext userPassword.
+        users, _, sock, msock = self.start_ldap(60, 'timeout = "5s"\npool_size = 1\npipeline = 16\n')
+        plain = [u for u in users if u.active and u.scheme == "PLAIN" and len(u.mails) == 1]
+        self.assertGreaterEqual(len(plain), 13)
+
+        def series(name):
+            return self.series(msock, name, 'pool="[^"]*"')
+
+        c = self.connect(sock)
+        c.auth_plain(1, plain[0].login, plain[0].password)  # connects and binds the pool's connection
+        self.assert_ok(c.reply(timeout=15), 1, plain[0].login)
+        messages, writes = series("postern_ldap_messages_total"), series("postern_ldap_writes_total")
+        self.assertGreaterEqual(messages, 2)  # the service bind and the search
+        self.assertGreaterEqual(writes, 1)
+        burst = plain[1:13]
+        c.send("".join(f"AUTH\t{i}\tPLAIN\tservice=smtp\tnologin\t"
+                       f"resp={b64(plain_payload(u.login, u.password))}\n" for i, u in enumerate(burst, 10)))
+        replies = [c.reply(timeout=15) for _ in burst]
+        self.assertEqual(sorted(r[0] for r in replies), ["OK"] * len(burst), replies)
+        sent = series("postern_ldap_messages_total") - messages
+        wrote = series("postern_ldap_writes_total") - writes
+        self.assertEqual(sent, len(burst))
+        self.assertGreaterEqual(wrote, 1)
+        self.assertLessEqual(wrote, 4, f"{len(burst)} searches took {wrote:.0f} writes")
 
 
 @require_binaries
