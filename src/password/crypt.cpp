@@ -80,17 +80,31 @@ std::optional<unsigned long long> take_yescrypt_uint(std::string_view& s, unsign
     return value;
 }
 
-// scrypt's fixed 30-bit numbers: five characters, least significant first.
-std::optional<unsigned long long> take_scrypt_uint30(std::string_view& s) {
-    if (s.size() < 5) return std::nullopt;
+// A fixed-width number of `chars` characters, least significant first
+// (scrypt's 30-bit r and p: 5; extended DES's 24-bit count: 4).
+std::optional<unsigned long long> take_itoa64_le(std::string_view& s, std::size_t chars) {
+    if (s.size() < chars) return std::nullopt;
     unsigned long long value = 0;
-    for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < chars; ++i) {
         const int c = itoa64_index(s[i]);
         if (c < 0) return std::nullopt;
         value |= static_cast<unsigned long long>(c) << (6 * i);
     }
-    s.remove_prefix(5);
+    s.remove_prefix(chars);
     return value;
+}
+
+// "ROUNDS$..." at the start of `rest`: refused when malformed, above the
+// format's own maximum, or when base + ROUNDS exceeds the sha-crypt cap.
+std::optional<std::string> rounds_problem(std::string_view rest, const char* what, unsigned long long format_max,
+                                          unsigned long long base, const CostLimits& limits) {
+    const auto end = rest.find('$');
+    unsigned long long rounds = 0;
+    if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
+        return std::string("malformed ") + what + " rounds";
+    if (rounds > format_max || over_limit(base + rounds, limits.max_sha_crypt_rounds))
+        return std::string(what) + " rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
+    return std::nullopt;
 }
 
 // scrypt ("$7$"), yescrypt ("$y$") and GOST yescrypt ("$gy$") settings: the
@@ -104,8 +118,8 @@ std::optional<std::string> memory_hard_problem(std::string_view s, const CostLim
         if (s.empty() || itoa64_index(s[0]) < 1) return "malformed scrypt parameters";
         n_log2 = static_cast<unsigned long long>(itoa64_index(s[0]));
         s.remove_prefix(1);
-        const auto rr = take_scrypt_uint30(s);
-        const auto pp = rr ? take_scrypt_uint30(s) : std::nullopt;
+        const auto rr = take_itoa64_le(s, 5);
+        const auto pp = rr ? take_itoa64_le(s, 5) : std::nullopt;
         if (!rr || !pp) return "malformed scrypt parameters";
         r = *rr;
         p = *pp;
@@ -152,51 +166,21 @@ std::optional<std::string> cost_problem(std::string_view s, const CostLimits& li
             return "bcrypt cost " + std::to_string(cost) + " exceeds the limit";
         return std::nullopt;
     }
-    if (s.starts_with("$5$rounds=") || s.starts_with("$6$rounds=")) {
-        const std::string_view rest = s.substr(10);
-        const auto end = rest.find('$');
-        unsigned long long rounds = 0;
-        if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
-            return "malformed sha-crypt rounds";
-        if (rounds > kMaxShaCryptRounds || over_limit(rounds, limits.max_sha_crypt_rounds))
-            return "sha-crypt rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
-        return std::nullopt;
-    }
+    if (s.starts_with("$5$rounds=") || s.starts_with("$6$rounds="))
+        return rounds_problem(s.substr(10), "sha-crypt", kMaxShaCryptRounds, 0, limits);
     if (s.starts_with("$y$") || s.starts_with("$gy$") || s.starts_with("$7$")) return memory_hard_problem(s, limits);
-    if (s.starts_with("$sha1$")) {
-        // NetBSD's sha1crypt: "$sha1$ROUNDS$salt$hash", one HMAC-SHA1 per round.
-        const std::string_view rest = s.substr(6);
-        unsigned long long rounds = 0;
-        const auto end = rest.find('$');
-        if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
-            return "malformed sha1crypt rounds";
-        if (rounds > UINT32_MAX || over_limit(rounds, limits.max_sha_crypt_rounds))
-            return "sha1crypt rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
-        return std::nullopt;
-    }
-    if (s.starts_with("$md5$rounds=") || s.starts_with("$md5,rounds=")) {
-        // Sun MD5: 4096 rounds plus the stated extra.
-        const std::string_view rest = s.substr(12);
-        unsigned long long rounds = 0;
-        const auto end = rest.find('$');
-        if (end == std::string_view::npos || !parse_decimal(rest.substr(0, end), rounds))
-            return "malformed Sun MD5 rounds";
-        if (rounds > UINT32_MAX || over_limit(rounds + 4096, limits.max_sha_crypt_rounds))
-            return "Sun MD5 rounds " + std::string(rest.substr(0, end)) + " exceed the limit";
-        return std::nullopt;
-    }
+    // NetBSD's sha1crypt: "$sha1$ROUNDS$salt$hash", one HMAC-SHA1 per round.
+    if (s.starts_with("$sha1$")) return rounds_problem(s.substr(6), "sha1crypt", UINT32_MAX, 0, limits);
+    // Sun MD5: 4096 rounds plus the stated extra.
+    if (s.starts_with("$md5$rounds=") || s.starts_with("$md5,rounds="))
+        return rounds_problem(s.substr(12), "Sun MD5", UINT32_MAX, 4096, limits);
     if (s.starts_with("_")) {
-        // BSDi extended DES: "_" then a 24-bit count of DES encryptions in four
-        // characters, least significant first.
-        if (s.size() < 5) return "malformed extended DES count";
-        unsigned long long count = 0;
-        for (std::size_t i = 0; i < 4; ++i) {
-            const int v = itoa64_index(s[1 + i]);
-            if (v < 0) return "malformed extended DES count";
-            count |= static_cast<unsigned long long>(v) << (6 * i);
-        }
-        if (over_limit(count, limits.max_sha_crypt_rounds))
-            return "extended DES count " + std::to_string(count) + " exceeds the limit";
+        // BSDi extended DES: "_" then a 24-bit count of DES encryptions.
+        std::string_view rest = s.substr(1);
+        const auto count = take_itoa64_le(rest, 4);
+        if (!count) return "malformed extended DES count";
+        if (over_limit(*count, limits.max_sha_crypt_rounds))
+            return "extended DES count " + std::to_string(*count) + " exceeds the limit";
     }
     return std::nullopt;
 }
