@@ -23,7 +23,7 @@ asio::awaitable<StoredVerdict> verify_stored(BlockingPool& pool, std::string sto
     const bool weak = password::is_weak(stored, ctx);
     const bool costly = password::is_costly(stored, ctx);
     // A named job, moved in (g++ 12 and closure temporaries).
-    auto job = [stored = Secret(std::move(stored)), pw = std::move(typed), ctx]() {
+    auto job = [stored = Secret(std::move(stored)), pw = std::move(typed), ctx = std::move(ctx)]() {
         return password::verify(stored.view(), pw.view(), ctx);
     };
     auto out = co_await run_costly(pool, costly, std::move(job));

@@ -22,14 +22,18 @@ std::optional<std::uint32_t> parse_id(std::string_view text) {
 // reply limit; false when the field was left out. The key is escaped too: a
 // key from a backend must not be able to start a new field or line.
 bool append_field(std::string& line, std::string_view raw_key, std::string_view value) {
-    const std::string key = tab_escape(raw_key);
-    const std::string escaped = tab_escape(value);
-    if (line.size() + 2 + key.size() + escaped.size() > kMaxReplyLine) return false;
+    // Escaped in place; a field that would take the line past its limit is
+    // taken back out (the limit counts a '=' even where none is written).
+    const std::size_t before = line.size();
     line += '\t';
-    line += key;
-    if (!escaped.empty()) {
+    tab_escape_to(line, raw_key);
+    if (!value.empty()) {
         line += '=';
-        line += escaped;
+        tab_escape_to(line, value);
+    }
+    if (line.size() + (value.empty() ? 1 : 0) > kMaxReplyLine) {
+        line.resize(before);
+        return false;
     }
     return true;
 }
@@ -183,7 +187,12 @@ std::string format_cont(std::uint32_t id, std::string_view base64_data, std::str
 }
 
 std::string format_ok(std::uint32_t id, std::string_view user, const Fields& fields) {
-    std::string out = "OK\t" + std::to_string(id) + "\tuser=" + tab_escape(user);
+    std::string out;
+    out.reserve(32 + user.size());  // the usual reply (no fields) in one allocation
+    out += "OK\t";
+    out += std::to_string(id);
+    out += "\tuser=";
+    tab_escape_to(out, user);
     for (const auto& [k, v] : fields)
         if (!append_field(out, k, v)) break;
     out += '\n';

@@ -11,13 +11,13 @@ constexpr std::string_view kNeedsEscape("\0\x01\t\r\n", 5);
 
 }  // namespace
 
-std::string tab_escape(std::string_view value) {
-    // Most values need no escape: one copy, then the rest from the first
+void tab_escape_to(std::string& out, std::string_view value) {
+    // Most values need no escape: one append, then the rest from the first
     // character that does.
     std::size_t i = value.find_first_of(kNeedsEscape);
-    std::string out(value.substr(0, i));
-    if (i == std::string_view::npos) return out;
-    out.reserve(value.size() + 8);
+    out.append(value.substr(0, i));
+    if (i == std::string_view::npos) return;
+    out.reserve(out.size() + value.size() - i + 8);
     for (; i < value.size(); ++i) {
         const char c = value[i];
         switch (c) {
@@ -29,6 +29,11 @@ std::string tab_escape(std::string_view value) {
             default: out += c;
         }
     }
+}
+
+std::string tab_escape(std::string_view value) {
+    std::string out;
+    tab_escape_to(out, value);
     return out;
 }
 

@@ -15,6 +15,8 @@
 namespace postern::protocol {
 
 std::string tab_escape(std::string_view value);
+// tab_escape, appended to `out`.
+void tab_escape_to(std::string& out, std::string_view value);
 std::string tab_unescape(std::string_view field);
 
 // Splits on raw TAB, then unescapes each field.

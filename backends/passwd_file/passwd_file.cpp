@@ -214,6 +214,7 @@ std::optional<std::string> lookup_key(const Settings& st, const auth::RequestInf
 
 // The request's entry in a loaded table, built from its line, or nullopt.
 std::optional<Entry> find_entry(const Settings& st, const passwd_file::Table& table, const auth::RequestInfo& req) {
+    if (st.username_format == "%u") return table.find(req.user);  // the default: no copy of the name
     auto key = lookup_key(st, req);
     if (!key) return std::nullopt;
     return table.find(*key);
@@ -331,11 +332,12 @@ public:
     asio::awaitable<PassResult> verify_plain(auth::RequestPtr req, Secret password) override {
         auto found = co_await find(req);
         if (!found.entry) co_return not_found<PassResult>(found);
-        const Entry& e = *found.entry;
+        Entry& e = *found.entry;  // built for this request: its password can be moved into the check
         if (auth::has_field(e.extra, "nopassword")) co_return passdb_answer<PassResult>(e, *req);
         if (!e.password || e.password->empty())
             co_return passdb_answer<PassResult>(e, *req, PassStatus::Mismatch, "no password in passwd-file entry");
-        const auto v = co_await verify_stored(*pool_, *e.password, std::move(password), stored_context(st_, *req));
+        const auto v =
+            co_await verify_stored(*pool_, std::move(*e.password), std::move(password), stored_context(st_, *req));
         auto r = passdb_answer<PassResult>(e, *req, v.status, v.detail);
         if (v.operator_error) log::error("passwd-file {}: line {}: {}", log::safe(st_.path), e.line, v.detail);
         r.scheme = v.scheme;

@@ -9,6 +9,7 @@
 #include <asio/co_spawn.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -248,7 +249,14 @@ bool Engine::valid_name(std::string_view raw) const {
 
 std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
     if (!valid_name(raw)) return std::nullopt;
+    // The two formats nearly every configuration has, without the expander's
+    // copies: one string per login.
     if (cfg_.username_format == "%u") return std::string(raw);
+    if (cfg_.username_format == "%Lu") {
+        std::string out(raw);
+        for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return out;
+    }
     auto r = expand(cfg_.username_format, [raw](std::string_view n) -> std::optional<std::string> {
         if (n == "user") return std::string(raw);
         if (n == "username") return user_part(raw);

@@ -254,7 +254,8 @@ asio::awaitable<Request::PassdbOutcome> Request::passdb_call(mech::Step step) {
     PassdbOutcome out;
     typed_user_ = step.user;
     if (step.kind == mech::Step::Kind::VerifyPlain) {
-        backend::PassResult r = co_await verify_step(step.user, step.authzid, std::move(step.password));
+        backend::PassResult r =
+            co_await verify_step(std::move(step.user), std::move(step.authzid), std::move(step.password));
         out.status = r.status;
         out.answer.user = std::move(r.user);
         out.extra = std::move(r.extra);
@@ -277,10 +278,10 @@ asio::awaitable<Request::PassdbOutcome> Request::passdb_call(mech::Step step) {
     co_return out;
 }
 
-RequestPtr Request::info(const std::string& user, const std::string& original) const {
+RequestPtr Request::info(std::string user, std::string original) const {
     auto i = std::make_shared<RequestInfo>();
-    i->user = user;
-    i->original_user = original;
+    i->user = std::move(user);
+    i->original_user = std::move(original);
     i->mech = std::string(info_.name);
     i->client_pid = origin_.client_pid;
     i->params = params_;
@@ -302,8 +303,9 @@ asio::awaitable<backend::PassResult> Request::verify_step(std::string login, std
     if (target.empty()) {
         auto user = engine_.normalize_user(login);
         if (!user) co_return backend::PassResult::unknown_user();  // user stays empty: never a valid name
-        backend::PassResult r = co_await engine_.verify_plain(info(*user, login), std::move(password));
-        if (r.user.empty()) r.user = *user;
+        RequestPtr req = info(std::move(*user), std::move(login));
+        backend::PassResult r = co_await engine_.verify_plain(req, std::move(password));
+        if (r.user.empty()) r.user = req->user;
         co_return r;
     }
     if (!engine_.has_master_passdb()) {

@@ -86,7 +86,7 @@ private:
     asio::awaitable<PassdbOutcome> passdb_call(mech::Step step);
     asio::awaitable<backend::PassResult> verify_step(std::string login, std::string target, Secret password);
     asio::awaitable<backend::PassResult> master_login(std::string master_name, std::string target, Secret password);
-    RequestPtr info(const std::string& user, const std::string& original) const;
+    RequestPtr info(std::string user, std::string original) const;
     void send_cont(std::string_view data, std::string_view channel_binding = {});
     void on_timeout();  // request_timeout passed (see the top of this file)
     asio::awaitable<void> finish_fail(std::string reason, bool temp, bool nodelay);

@@ -481,6 +481,15 @@ TEST_CASE("format_ok / format_fail: reply length cap kMaxReplyLine") {
         check_cap(fail);
         CHECK(fail.find("FAIL\t1\tkey0=value") == 0);
     }
+    SUBCASE("a field that ends exactly at the cap is kept, one byte more is not") {
+        // "FAIL\t1" + "\tk=" + value: 9 bytes before the value.
+        const std::string fits(kMaxReplyLine - 9, 'v');
+        const std::string line = format_fail(1, {{"k", fits}});
+        CHECK(line.size() - 1 == kMaxReplyLine);
+        CHECK(line.find("\tk=" + fits) != std::string::npos);
+        const std::string over = format_fail(1, {{"k", fits + "v"}, {"after", "1"}});
+        CHECK(over == "FAIL\t1\n");
+    }
     SUBCASE("fields that only fit before escaping") {
         // 5000 TABs are 10000 bytes once escaped.
         const std::string tabs(5000, '\t');
