@@ -6,7 +6,8 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build g++ pkg-config libasio-dev libtomlplusplus-dev libcli11-dev doctest-dev
     libexpected-dev libfmt-dev libssl-dev libcrypt-dev libargon2-dev libsodium-dev libpam0g-dev libdb-dev
-    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev libsystemd-dev ccache prometheus-cpp-dev libhiredis-dev)
+    libmariadb-dev libpq-dev libldap2-dev libcurl4-openssl-dev nlohmann-json3-dev libsystemd-dev ccache prometheus-cpp-dev libhiredis-dev
+    libjemalloc-dev)
 # tests/check_deps.sh checks that each of these can do its job. swaks's DIGEST-MD5
 # goes through Authen::SASL's Perl code, which needs Digest::HMAC_MD5
 # (libdigest-hmac-perl: only suggested, and apt runs without recommends here).

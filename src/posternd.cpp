@@ -28,6 +28,16 @@
 #include "util/loop_thread.hpp"
 #include "util/systemd.hpp"
 
+#ifdef POSTERN_JEMALLOC
+// Read by jemalloc at its start (meson links it where available). A reload
+// frees the old passwd-file table at once; its pages go back to the system
+// within about a second rather than jemalloc's default ten.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
+
 using namespace postern;
 
 namespace {

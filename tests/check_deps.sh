@@ -95,6 +95,12 @@ check_hiredis() {
     [[ -e /usr/include/hiredis/hiredis.h ]] || { echo "hiredis/hiredis.h not found"; return 1; }
 }
 
+# posternd's allocator (meson links it when pkg-config finds it).
+check_jemalloc() {
+    pkg-config --exists jemalloc || { echo "pkg-config finds no jemalloc"; return 1; }
+    [[ -e /usr/include/jemalloc/jemalloc.h ]] || { echo "jemalloc/jemalloc.h not found"; return 1; }
+}
+
 # tests/util/redis_test.cpp and test_cluster.py start private redis-servers:
 # no persistence, a unix socket and a loopback port in a temporary directory.
 check_redis() {
@@ -354,6 +360,7 @@ EOF
 check build "meson ninja-build g++ pkg-config" check_build
 check libsystemd libsystemd-dev check_libsystemd
 check hiredis libhiredis-dev check_hiredis
+check jemalloc libjemalloc-dev check_jemalloc
 check redis-server redis-server check_redis
 check systemd-socket-activate systemd check_socket_activate
 check debian-packaging "dpkg-dev debhelper lintian fakeroot debootstrap" check_packaging
