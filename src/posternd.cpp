@@ -35,6 +35,7 @@
 extern "C" {
 extern const char* malloc_conf;
 const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
+int mallctl(const char* name, void* oldp, std::size_t* oldlenp, void* newp, std::size_t newlen);
 }
 #endif
 
@@ -290,6 +291,14 @@ int main(int argc, char** argv) {
         return kExitOsErr;
     }
     if (!run_user.empty()) say("running as user " + run_user + (run_group.empty() ? "" : ", group " + run_group));
+#ifdef POSTERN_JEMALLOC
+    // jemalloc purges freed pages on its decay schedule from its own threads
+    // (started here: after the PAM workers' fork, without root), so memory
+    // freed while the daemon is idle, the old table after a passwd-file
+    // reload, leaves the process then and not at the next allocation.
+    if (bool on = true; mallctl("background_thread", nullptr, nullptr, &on, sizeof on) != 0)
+        log::warning("jemalloc: background threads not started; freed memory is returned at the next allocation");
+#endif
     d.dropped_root = !run_user.empty() && ::geteuid() != 0;
 
     asio::signal_set stop_signals(io, SIGINT, SIGTERM);

@@ -6,9 +6,10 @@ import re
 import time
 import unittest
 
-from harness import (ALICE_PASSWORD, FIXTURES, LONGNAME_PASSWORD, NEW_PASSWORD,
+from harness import (ALICE_PASSWORD, ASAN_RUNTIME, FIXTURES, LONGNAME_PASSWORD, NEW_PASSWORD,
                      WRONG_PASSWORD, DaemonTestCase, fields_dict, make_config,
                      passwd_line, require_binaries, write_file)
+from test_master import rss_kib
 
 RELOAD_WAIT = 3.0   # the daemon re-reads a changed file within ~2 s
 
@@ -143,6 +144,41 @@ class ReloadTest(DaemonTestCase):
         self.assertEqual(fields[0], "OK", f"appended user not found after {RELOAD_WAIT}s")
         c.auth_plain(300, "alice", ALICE_PASSWORD)
         self.assert_ok(c.reply(), 300, "alice")
+
+    @unittest.skipIf(ASAN_RUNTIME, "ASan keeps freed memory in its quarantine, so RSS does not fall")
+    def test_replaced_large_file_gives_its_memory_back(self):
+        # 200,000 users (about 14 MB): the table is most of the daemon's
+        # memory. Once a small file has replaced it and a login has seen the
+        # new one, the old table's memory must leave the process within
+        # seconds, not stay resident beside the new one.
+        users = self.path("users")
+        with open(users, "w", encoding="utf-8") as f:
+            f.write(passwd_line("alice", "{PLAIN}" + ALICE_PASSWORD))
+            for i in range(200000):
+                f.write(f"u{i:07d}@example.org:{{PLAIN}}pw{i:07d}-x:5000:5000::/var/vmail/u{i:07d}::\n")
+        size_kib = os.path.getsize(users) // 1024
+        sock = self.path("auth")
+        daemon = self.start_daemon(make_config(sock, users))
+        c = self.connect(sock)
+        c.auth_plain(1, "alice", ALICE_PASSWORD)
+        self.assert_ok(c.reply(), 1, "alice")
+        loaded = rss_kib(daemon.proc.pid)
+        st = os.stat(users)
+        tmp = users + ".new"
+        write_file(tmp, passwd_line("alice", "{PLAIN}" + NEW_PASSWORD))
+        os.utime(tmp, (st.st_atime + 5, st.st_mtime + 5))
+        os.replace(tmp, users)
+        fields = self.wait_for(c, "alice", NEW_PASSWORD, "OK", 100)
+        self.assertEqual(fields[0], "OK", f"new file not read after {RELOAD_WAIT}s")
+        deadline = time.monotonic() + 5
+        while True:
+            now = rss_kib(daemon.proc.pid)
+            if loaded - now >= size_kib or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        print(f"\n  {size_kib} KiB file: RSS {loaded} KiB loaded, {now} KiB after the swap", flush=True)
+        self.assertGreaterEqual(loaded - now, size_kib,
+                                f"RSS fell from {loaded} to {now} KiB only, for a {size_kib} KiB table")
 
 
 if __name__ == "__main__":
