@@ -6,6 +6,7 @@
 
 #include "password/scheme.hpp"
 #include "util/var_expand.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::backend::ldap {
 
@@ -17,14 +18,8 @@ constexpr long kMaxTimeoutSeconds = 300;
 using conf::fail_at;
 using conf::trim;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 bool parse_bool(const RawSetting& s) {
-    const std::string v = lower(s.value);
+    const std::string v = lowercase(s.value);
     if (v == "yes" || v == "true" || v == "1") return true;
     if (v == "no" || v == "false" || v == "0" || v.empty()) return false;
     fail_at(s.file, s.line, s.key, "expected yes or no, got \"" + s.value + "\"");
@@ -82,7 +77,7 @@ std::vector<std::string> parse_uris(const RawSetting& s, bool hosts) {
             out.push_back("ldap://" + w);
             continue;
         }
-        const std::string l = lower(w);
+        const std::string l = lowercase(w);
         if (l.rfind("ldap://", 0) != 0 && l.rfind("ldaps://", 0) != 0 && l.rfind("ldapi://", 0) != 0)
             fail_at(s.file, s.line, s.key, "\"" + w.substr(0, 80) + "\" is not an ldap://, ldaps:// or ldapi:// URI");
         out.push_back(w);
@@ -147,7 +142,7 @@ std::vector<std::string> attributes_of(const std::vector<AttrMapping>& map) {
     }
     std::vector<std::string> unique;
     for (auto& a : out) {
-        const bool seen = std::any_of(unique.begin(), unique.end(), [&](const std::string& u) { return lower(u) == lower(a); });
+        const bool seen = std::any_of(unique.begin(), unique.end(), [&](const std::string& u) { return lowercase(u) == lowercase(a); });
         if (!seen && !a.empty()) unique.push_back(std::move(a));
     }
     return unique;
@@ -181,7 +176,7 @@ LdapFile parse_ldap_settings(const std::vector<RawSetting>& raw, const std::stri
         } else if (k == "tls_cipher_suite") {
             f.tls_cipher_suite = s.value;
         } else if (k == "tls_require_cert") {
-            const std::string v = lower(s.value);
+            const std::string v = lowercase(s.value);
             if (v == "never") f.tls_require_cert = RequireCert::Never;
             else if (v == "allow") f.tls_require_cert = RequireCert::Allow;
             else if (v == "try") f.tls_require_cert = RequireCert::Try;
@@ -193,13 +188,13 @@ LdapFile parse_ldap_settings(const std::vector<RawSetting>& raw, const std::stri
             f.base = s.value;
             have_base = true;
         } else if (k == "scope") {
-            const std::string v = lower(s.value);
+            const std::string v = lowercase(s.value);
             if (v == "base") f.scope = Scope::Base;
             else if (v == "onelevel" || v == "one") f.scope = Scope::OneLevel;
             else if (v == "subtree" || v == "sub") f.scope = Scope::Subtree;
             else fail_at(s.file, s.line, k, "expected base, onelevel or subtree");
         } else if (k == "deref") {
-            const std::string v = lower(s.value);
+            const std::string v = lowercase(s.value);
             if (v == "never") f.deref = Deref::Never;
             else if (v == "searching") f.deref = Deref::Searching;
             else if (v == "finding") f.deref = Deref::Finding;

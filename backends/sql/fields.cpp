@@ -7,16 +7,11 @@
 
 #include "auth/request_info.hpp"
 #include "util/var_expand.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::backend::sql {
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 std::optional<std::string> field_of(const Fields& f, std::string_view name) {
     for (auto it = f.rbegin(); it != f.rend(); ++it)
@@ -30,9 +25,9 @@ void erase_field(Fields& f, std::string_view name) {
 
 // The column named `name` (case-insensitively): its index, or npos.
 std::size_t column_index(const std::vector<std::string>& columns, std::string_view name) {
-    const std::string want = lower(name);
+    const std::string want = lowercase(name);
     for (std::size_t i = 0; i < columns.size(); ++i)
-        if (lower(columns[i]) == want) return i;
+        if (lowercase(columns[i]) == want) return i;
     return std::string::npos;
 }
 
@@ -77,7 +72,7 @@ Result<void> apply_pass_fields(PassRow& out, const FieldTemplates& fields, const
     // extra_fields, where user/username/domain and userdb_* are kept too).
     Fields imported;
     for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
-        const std::string name = lower(columns[i]);
+        const std::string name = lowercase(columns[i]);
         if (row[i] && import_all && name != "password" && name != "password_noscheme")
             imported.emplace_back(name, *row[i]);
     }
@@ -87,14 +82,14 @@ Result<void> apply_pass_fields(PassRow& out, const FieldTemplates& fields, const
             if (i == std::string::npos || i >= row.size()) return std::nullopt;
             return row[i] ? *row[i] : std::string("yes");  // Dovecot's auth_fields_add(NULL)
         }
-        if (n.starts_with("passdb:")) return field_of(imported, lower(n.substr(7))).value_or(std::string());
-        if (n.starts_with("userdb:")) return field_of(out.userdb, lower(n.substr(7))).value_or(std::string());
+        if (n.starts_with("passdb:")) return field_of(imported, lowercase(n.substr(7))).value_or(std::string());
+        if (n.starts_with("userdb:")) return field_of(out.userdb, lowercase(n.substr(7))).value_or(std::string());
         return request(n);
     };
     auto values = expand_all(fields, vars);
     if (!values) return tl::unexpected(values.error());
     for (auto& [raw_name, value] : *values) {
-        auto [name, suffix] = split_suffix(lower(raw_name));
+        auto [name, suffix] = split_suffix(lowercase(raw_name));
         const bool to_userdb = name.starts_with("userdb_") && name.size() > 7;
         Fields& where = to_userdb ? out.userdb : out.extra;
         const std::string key = to_userdb ? name.substr(7) : name;
@@ -121,14 +116,14 @@ Result<void> apply_user_fields(UserRow& out, const FieldTemplates& fields, const
             if (i == std::string::npos || i >= row.size() || !row[i]) return std::nullopt;  // NULL: not a field
             return *row[i];
         }
-        if (n.starts_with("userdb:")) return field_of(out.fields, lower(n.substr(7))).value_or(std::string());
+        if (n.starts_with("userdb:")) return field_of(out.fields, lowercase(n.substr(7))).value_or(std::string());
         if (n.starts_with("passdb:")) return std::string();
         return request(n);
     };
     auto values = expand_all(fields, vars);
     if (!values) return tl::unexpected(values.error());
     for (auto& [raw_name, value] : *values) {
-        auto [name, suffix] = split_suffix(lower(raw_name));
+        auto [name, suffix] = split_suffix(lowercase(raw_name));
         if (name == "user") {
             if (suffix != Suffix::Remove && !value.empty()) out.user = std::move(value);
             continue;
@@ -144,7 +139,7 @@ PassRow pass_row(const std::vector<std::string>& columns, const Row& row, std::s
                  bool import_all) {
     PassRow out(request_user);
     for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
-        const std::string name = lower(columns[i]);
+        const std::string name = lowercase(columns[i]);
         if (name == "password" || name == "password_noscheme") out.password_column = true;
         if (row[i] && import_all) out.add(name, *row[i]);  // NULL: the field is not set
     }
@@ -155,7 +150,7 @@ UserRow user_row(const std::vector<std::string>& columns, const Row& row, bool i
     UserRow out;
     for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
         if (!row[i] || !import_all) continue;
-        const std::string name = lower(columns[i]);
+        const std::string name = lowercase(columns[i]);
         if (name == "user") {
             out.user = *row[i];
             continue;
@@ -170,7 +165,7 @@ std::optional<std::string> iterate_user(const std::vector<std::string>& columns,
     std::optional<std::string> user, username, domain;
     for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
         if (!row[i]) continue;
-        const std::string name = lower(columns[i]);
+        const std::string name = lowercase(columns[i]);
         if (name == "user") user = row[i];
         else if (name == "username") username = row[i];
         else if (name == "domain") domain = row[i];

@@ -15,6 +15,7 @@
 #include "backends/sql/sql.hpp"
 #include "backends/sync_call.hpp"
 #include "password/scheme.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::backend {
 
@@ -26,12 +27,6 @@ using sql::QueryResult;
 constexpr std::chrono::seconds kStoreTimeout{30};
 // PostfixAdmin's column width for addresses.
 constexpr std::size_t kMaxAddress = 255;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 class SqlStore final : public UserStore {
 public:
@@ -62,7 +57,7 @@ public:
     }
 
     StoreResult add(const StoredUser& u) override {
-        std::string user = lower(u.user);
+        std::string user = lowercase(u.user);
         auto parts = split(user);
         if (!parts) return {StoreStatus::Invalid, "a PostfixAdmin mailbox name is local_part@domain"};
         const auto& [local, domain] = *parts;
@@ -97,7 +92,7 @@ public:
     }
 
     StoreResult set_password(std::string_view user_in, const std::string& stored) override {
-        const std::string user = lower(user_in);
+        const std::string user = lowercase(user_in);
         auto vars = sql::named_values({{"user", user}, {"password", stored_form(stored)}});
         auto m = q("SELECT username FROM mailbox WHERE username = '%{user}'", vars);
         if (!m.ok()) return m.result;
@@ -108,7 +103,7 @@ public:
     }
 
     StoreResult remove(std::string_view user_in) override {
-        const std::string user = lower(user_in);
+        const std::string user = lowercase(user_in);
         auto vars = sql::named_values({{"user", user}});
         auto m = q("SELECT username FROM mailbox WHERE username = '%{user}'", vars);
         if (!m.ok()) return m.result;
@@ -120,7 +115,7 @@ public:
     }
 
     StoreResult show(std::string_view user_in, StoredUser& out) override {
-        const std::string user = lower(user_in);
+        const std::string user = lowercase(user_in);
         auto vars = sql::named_values({{"user", user}});
         auto m = q("SELECT username, password, name, maildir, quota, domain, active FROM mailbox WHERE username = '%{user}'", vars);
         if (!m.ok()) return m.result;

@@ -9,7 +9,6 @@
 #include <asio/co_spawn.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -18,6 +17,7 @@
 #include <stdexcept>
 
 #include "auth/dovecot24_fields.hpp"
+#include "util/encoding.hpp"
 #include "util/var_expand.hpp"
 #include "password/scheme.hpp"
 #include "protocol/mech/jwt.hpp"
@@ -252,11 +252,7 @@ std::optional<std::string> Engine::normalize_user(std::string_view raw) const {
     // The two formats nearly every configuration has, without the expander's
     // copies: one string per login.
     if (cfg_.username_format == "%u") return std::string(raw);
-    if (cfg_.username_format == "%Lu") {
-        std::string out(raw);
-        for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        return out;
-    }
+    if (cfg_.username_format == "%Lu") return lowercase(raw);
     auto r = expand(cfg_.username_format, [raw](std::string_view n) -> std::optional<std::string> {
         if (n == "user") return std::string(raw);
         if (n == "username") return user_part(raw);

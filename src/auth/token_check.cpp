@@ -9,6 +9,7 @@
 
 #include "util/json.hpp"
 #include "util/log.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::auth {
 
@@ -31,8 +32,7 @@ std::optional<long> TokenCheck::max_age(std::string_view cc) {
         cc = comma == std::string_view::npos ? std::string_view() : cc.substr(comma + 1);
         while (!d.empty() && d.front() == ' ') d.remove_prefix(1);
         while (!d.empty() && d.back() == ' ') d.remove_suffix(1);
-        std::string lower(d);
-        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const std::string lower = lowercase(d);
         if (lower == "no-store" || lower == "no-cache") return 0L;
         if (!lower.starts_with("max-age=")) continue;
         long v = 0;

@@ -20,15 +20,10 @@
 #include "cli/common.hpp"
 #include "password/scheme.hpp"
 #include "util/secret.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::cli {
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 // One CSV record (RFC 4180 quoting, no line breaks inside fields).
 bool split_csv(std::string_view line, std::vector<std::string>& out, std::string& error) {
@@ -121,9 +116,9 @@ ParsedImport parse_import(std::string_view text, std::string_view format, bool h
             }
             if (!csv_header_seen) {
                 csv_header_seen = true;
-                const std::string first = lower(cells[0]);
+                const std::string first = lowercase(cells[0]);
                 if (first == "user" || first == "username") {
-                    for (auto& c : cells) columns.push_back(lower(c));
+                    for (auto& c : cells) columns.push_back(lowercase(c));
                     continue;
                 }
                 columns = {"user", "password", "uid", "gid", "home"};

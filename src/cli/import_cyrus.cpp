@@ -1,5 +1,6 @@
 // Cyrus SASL application config + saslauthd defaults -> postern.conf.
 #include "cli/import_cyrus.hpp"
+#include "util/encoding.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -22,11 +23,6 @@ std::string trim(std::string_view s) {
     if (b == std::string_view::npos) return {};
     const auto e = s.find_last_not_of(" \t\r");
     return std::string(s.substr(b, e - b + 1));
-}
-
-std::string lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
 }
 
 std::string upper(std::string s) {
@@ -61,7 +57,7 @@ std::map<std::string, Setting> parse_cyrus(const std::string& path, const std::s
         const auto colon = line.find(':');
         if (colon == std::string::npos || colon == 0)
             throw std::runtime_error(path + ":" + std::to_string(n) + ": expected \"option: value\"");
-        const std::string key = lower(trim(std::string_view(line).substr(0, colon)));
+        const std::string key = lowercase(trim(std::string_view(line).substr(0, colon)));
         out[key] = Setting{trim(std::string_view(line).substr(colon + 1)), n};
     }
     return out;
@@ -180,7 +176,7 @@ std::optional<Passdb> sql_passdb(Ctx& c, const std::map<std::string, Setting>& c
         return it == cy.end() ? nullptr : &it->second;
     };
     const Setting* engine = get("sql_engine");
-    const std::string eng = engine ? lower(engine->value) : std::string("mysql");
+    const std::string eng = engine ? lowercase(engine->value) : std::string("mysql");
     std::string driver;
     if (eng == "mysql") driver = "mysql";
     else if (eng == "pgsql" || eng == "postgresql") driver = "pgsql";
@@ -220,8 +216,8 @@ std::optional<Passdb> sql_passdb(Ctx& c, const std::map<std::string, Setting>& c
     if (const Setting* db = get("sql_database")) connect += "dbname=" + connect_value(db->value) + " ";
     if (const Setting* u = get("sql_user")) connect += "user=" + connect_value(u->value) + " ";
     if (const Setting* pw = get("sql_passwd")) connect += "password=" + connect_value(pw->value) + " ";
-    if (const Setting* ssl = get("sql_usessl"); ssl && (lower(ssl->value) == "yes" || lower(ssl->value) == "on" ||
-                                                         lower(ssl->value) == "true" || ssl->value == "1")) {
+    if (const Setting* ssl = get("sql_usessl"); ssl && (lowercase(ssl->value) == "yes" || lowercase(ssl->value) == "on" ||
+                                                         lowercase(ssl->value) == "true" || ssl->value == "1")) {
         if (driver == "pgsql") connect += "sslmode=require ";
         else c.left(file, ssl->line, "sql_usessl", "TLS to MySQL/MariaDB: add ssl_ca= (and ssl_verify_server_cert=) to connect by hand");
     }
@@ -315,7 +311,7 @@ SaslauthdInfo read_saslauthd(Ctx& c) {
             }
         }
     }
-    if (auto it = vars.find("START"); it != vars.end() && lower(it->second.value) != "yes")
+    if (auto it = vars.find("START"); it != vars.end() && lowercase(it->second.value) != "yes")
         c.out.notes.push_back(c.where(c.in.saslauthd_path, it->second.line) + ": START: saslauthd was not started ("
                               + it->second.value + "); imported all the same");
     return s;
@@ -428,11 +424,11 @@ Output translate(const Input& in) {
 
     std::vector<Passdb> passdbs;
     const Setting* method = get("pwcheck_method");
-    const std::vector<std::string> methods = method ? words(lower(method->value)) : std::vector<std::string>{"auxprop"};
+    const std::vector<std::string> methods = method ? words(lowercase(method->value)) : std::vector<std::string>{"auxprop"};
     for (const auto& m : methods) {
         if (m == "auxprop" || m == "auxprop-hashed") {
             const Setting* plugin = get("auxprop_plugin");
-            const std::vector<std::string> plugins = plugin ? words(lower(plugin->value)) : std::vector<std::string>{"sasldb"};
+            const std::vector<std::string> plugins = plugin ? words(lowercase(plugin->value)) : std::vector<std::string>{"sasldb"};
             for (const auto& pl : plugins) {
                 if (pl == "sasldb") {
                     const Setting* path = get("sasldb_path");
@@ -452,7 +448,7 @@ Output translate(const Input& in) {
                 if (sd.mechs.empty())
                     c.left(in.saslauthd_path, 0, "MECHANISMS", "no saslauthd mechanism set");
                 for (const auto& mech : sd.mechs)
-                    if (auto p = saslauthd_passdb(c, sd, lower(mech))) passdbs.push_back(std::move(*p));
+                    if (auto p = saslauthd_passdb(c, sd, lowercase(mech))) passdbs.push_back(std::move(*p));
             }
         } else {
             c.left(in.app_path, method ? method->line : 0, "pwcheck_method", "\"" + m + "\" is not served");

@@ -8,15 +8,11 @@
 #include <set>
 
 #include "util/var_expand.hpp"
+#include "util/encoding.hpp"
 
 namespace postern::cli::dovecot {
 
 namespace {
-
-std::string lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -56,13 +52,13 @@ std::string toml(std::string_view s) {
 }
 
 bool yes(const std::string& v) {
-    const auto l = lower(trim(v));
+    const auto l = lowercase(trim(v));
     return l == "yes" || l == "y" || l == "true" || l == "1";
 }
 
 // Dovecot's time values: "2 secs", "1 hour", "500 ms", "0". Milliseconds.
 std::optional<long long> parse_time(const std::string& v) {
-    const std::string t = lower(trim(v));
+    const std::string t = lowercase(trim(v));
     std::size_t i = 0;
     while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
     if (i == 0 || i > 12) return std::nullopt;
@@ -84,7 +80,7 @@ std::optional<long long> parse_time(const std::string& v) {
 
 // Dovecot's sizes: "10M", "1 G", "4096", "0". Bytes.
 std::optional<long long> parse_size(const std::string& v) {
-    const std::string t = lower(trim(v));
+    const std::string t = lowercase(trim(v));
     std::size_t i = 0;
     while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
     if (i == 0 || i > 12) return std::nullopt;
@@ -155,13 +151,13 @@ bool handle_common(Ctx& c, const Node& s, const Node& db, bool passdb) {
     if (s.key == "driver" || s.key == "args" || s.key == "name" || s.key == "master" || s.key == "pass" ||
         s.key == "auth_verbose" || s.key == "use_cache" || s.key == "use_worker")
         return true;
-    if (s.key == "skip" && lower(s.value) == "never") return true;
-    if (s.key == "result_success" && (lower(s.value) == (passdb ? "return-ok" : "return-ok") ||
+    if (s.key == "skip" && lowercase(s.value) == "never") return true;
+    if (s.key == "result_success" && (lowercase(s.value) == (passdb ? "return-ok" : "return-ok") ||
                                       (passdb && db.setting("master") && yes(db.setting("master")->value) &&
-                                       lower(s.value) == "continue")))
+                                       lowercase(s.value) == "continue")))
         return true;
-    if (s.key == "result_failure" && lower(s.value) == "continue") return true;
-    if (s.key == "result_internalfail" && lower(s.value) == "continue") return true;
+    if (s.key == "result_failure" && lowercase(s.value) == "continue") return true;
+    if (s.key == "result_internalfail" && lowercase(s.value) == "continue") return true;
     if (s.key == "deny") {
         if (!yes(s.value)) return true;
         c.left(s, "deny passdbs (users refused by a list) are not served");
@@ -383,7 +379,7 @@ std::optional<Db> sql_inline(Ctx& c, const Node& db, bool passdb) {
         c.left(db, "an sql passdb/userdb without sql_driver");
         return std::nullopt;
     }
-    const std::string driver = lower(trim(driver_node->value));
+    const std::string driver = lowercase(trim(driver_node->value));
     if (driver != "mysql" && driver != "pgsql") {
         c.left(*driver_node, "sql_driver " + driver + " is not served (mysql and pgsql are)");
         return std::nullopt;
@@ -673,8 +669,8 @@ std::optional<Db> plain_driver(Ctx& c, const Node& db, const std::string& driver
 
 std::optional<Db> database(Ctx& c, const Node& db, bool passdb) {
     std::string driver;
-    if (const Node* d = db.setting("driver")) driver = lower(d->value);
-    else if (c.tree.is_24()) driver = lower(db.name);
+    if (const Node* d = db.setting("driver")) driver = lowercase(d->value);
+    else if (c.tree.is_24()) driver = lowercase(db.name);
     if (driver.empty()) {
         c.left(db, "no driver");
         return std::nullopt;
@@ -773,7 +769,7 @@ std::optional<Listener> listener(Ctx& c, const Node& l) {
                             : "";
     for (const auto& s : l.children) {
         if (s.key == "type") {
-            const std::string t = lower(s.value);
+            const std::string t = lowercase(s.value);
             if (t == "auth" || t == "client") role = "client";
             else if (t == "login") role = "login";
             else if (t == "master") role = "master";
@@ -992,7 +988,7 @@ Output translate(const Tree& tree, const std::string& source, const std::string&
             if (passdb && m && yes(m->value)) {
                 const Node* pass = n.setting("pass");
                 const Node* rs = n.setting("result_success");
-                if (!(pass && yes(pass->value)) && !(rs && lower(rs->value) == "continue")) {
+                if (!(pass && yes(pass->value)) && !(rs && lowercase(rs->value) == "continue")) {
                     master_without_pass = true;
                     c.note(n, "master passdb without pass = yes (2.4: result_success = continue): postern still "
                               "checks that the target user exists in the passdbs");

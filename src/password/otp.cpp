@@ -51,12 +51,6 @@ bool parse_algo(std::string_view name, Hash& h) {
     return true;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 }  // namespace
 
 VerifyOutcome verify_otp(std::string_view raw, std::string_view password, const VerifyEnv&) {
@@ -70,14 +64,14 @@ VerifyOutcome verify_otp(std::string_view raw, std::string_view password, const 
     }
     Hash h;
     unsigned long long seq = 0;
-    const std::string seed = lower(fields[2]);
-    if (!parse_algo(lower(fields[0]), h) || !parse_decimal(fields[1], seq) || seed.empty() ||
+    const std::string seed = lowercase(fields[2]);
+    if (!parse_algo(lowercase(fields[0]), h) || !parse_decimal(fields[1], seq) || seed.empty() ||
         seed.size() > kMaxSeedLength || fields[3].size() != 16 || !hex_decode(fields[3]))
         return invalid("Invalid OTP data in passdb");
     for (char c : seed)
         if (!std::isalnum(static_cast<unsigned char>(c))) return invalid("Invalid OTP data in passdb");
     if (seq > kMaxOtpSequence) return invalid("OTP sequence number in passdb is too large");
-    return match_if(ct_equal(hex_encode(otp_hash(h, seed, password, seq)), lower(fields[3])));
+    return match_if(ct_equal(hex_encode(otp_hash(h, seed, password, seq)), lowercase(fields[3])));
 }
 
 Result<std::string> generate_otp(std::string_view password, const GenerateOptions&) {

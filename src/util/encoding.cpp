@@ -2,6 +2,7 @@
 #include "util/encoding.hpp"
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 
@@ -113,5 +114,11 @@ std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max
     return v;
 }
 
+
+std::string lowercase(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
 
 }  // namespace postern

@@ -1,4 +1,5 @@
-// Base64 (RFC 4648, standard alphabet) and hex encoders/decoders.
+// Base64 (RFC 4648, standard alphabet) and hex encoders/decoders, and small
+// text helpers.
 // Decoders are strict: they return nullopt on any character outside the
 // alphabet, bad padding or a truncated group, and never throw.
 #pragma once
@@ -15,6 +16,9 @@ std::optional<std::string> base64_decode(std::string_view text, bool allow_unpad
 
 std::string hex_encode(std::string_view raw);  // lowercase
 std::optional<std::string> hex_decode(std::string_view text);  // either case
+
+// A copy with A-Z turned to a-z (tolower in the C locale posternd runs in).
+std::string lowercase(std::string_view text);
 
 // Parses a decimal unsigned 32-bit number; no sign, no spaces, no overflow.
 std::optional<unsigned long> parse_uint(std::string_view text, unsigned long max = 0xffffffffUL);
