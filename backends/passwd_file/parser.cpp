@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "util/encoding.hpp"
@@ -183,14 +184,24 @@ Table Table::parse(std::string text, IdResolver resolver) {
     Table t;
     t.text_ = std::move(text);
     const std::string_view all(t.text_);
-    // About one line per 60 bytes; the index grows as needed.
-    t.slots_.reserve(all.size() / 60 + 16);
-    util::advise_huge_pages(t.slots_.data(), t.slots_.capacity() * sizeof(Slot));
-    std::size_t cap = 64;
-    while (cap < t.slots_.capacity() * 2) cap *= 2;
+    // Sized once from the number of lines, so the index is never rebuilt
+    // while loading and stays under half full.
+    std::size_t lines = 1;
+    for (const char* p = all.data(); (p = static_cast<const char*>(std::memchr(p, '\n', all.data() + all.size() - p)));
+         ++p)
+        ++lines;
+    t.offsets_.reserve(lines);
+    util::advise_huge_pages(t.offsets_.data(), t.offsets_.capacity() * sizeof(std::uint32_t));
+    std::size_t cap = 16;
+    while (cap < lines * 2) cap *= 2;
     t.index_.reserve(cap);
-    util::advise_huge_pages(t.index_.data(), cap * sizeof(std::uint64_t));
-    t.index_.assign(cap, kEmpty);
+    util::advise_huge_pages(t.index_.data(), cap * sizeof(Bucket));
+    t.index_.assign(cap, Bucket{});
+    // Lines usually share one uid/gid pair (or a few): the last pair seen
+    // is checked before the map.
+    std::unordered_map<std::uint64_t, std::uint32_t> id_numbers;
+    std::uint64_t last_pair = ~std::uint64_t{0};
+    std::uint32_t last_ids = 0;
     std::set<std::string> vars;
     auto record = [&vars](std::string_view name) -> std::optional<std::string> {
         vars.emplace(name);
@@ -205,16 +216,24 @@ Table Table::parse(std::string text, IdResolver resolver) {
         std::string_view line = all.substr(pos, nl - pos);
         const std::size_t offset = pos;
         pos = nl + 1;
+        if (nl > 0xffffffffU || lineno > 0xffffffffU) {
+            t.warnings.push_back({lineno, "file past 4 GiB: this line and the rest skipped"});
+            break;
+        }
         auto c = check_line(line, lineno, t.warnings, resolver);
         if (!c) continue;
-        Slot s{static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(line.size()),
-               static_cast<std::uint32_t>(lineno), static_cast<std::uint32_t>(c->user.size()), c->uid, c->gid};
-        t.slots_.push_back(s);
-        if (!t.insert(static_cast<std::uint32_t>(t.slots_.size() - 1))) {
-            t.slots_.pop_back();
+        const std::uint64_t pair = (static_cast<std::uint64_t>(c->uid) << 32) | c->gid;
+        if (pair != last_pair) {
+            const auto [it, added] = id_numbers.try_emplace(pair, static_cast<std::uint32_t>(t.ids_.size()));
+            if (added) t.ids_.emplace_back(c->uid, c->gid);
+            last_pair = pair;
+            last_ids = it->second;
+        }
+        if (!t.insert(c->user, static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(lineno), last_ids)) {
             t.warnings.push_back({lineno, "duplicate user (the first entry is used); line skipped"});
             continue;
         }
+        t.offsets_.push_back(static_cast<std::uint32_t>(offset));
         if (fields_may_expand(line)) {
             const Entry e = build_entry(line, lineno, c->uid, c->gid);
             for (const auto* fields : {&e.extra, &e.userdb})
@@ -222,32 +241,30 @@ Table Table::parse(std::string text, IdResolver resolver) {
                     if (kv.second.find('%') != std::string::npos) (void)util::expand(kv.second, record);
         }
     }
-    if (t.slots_.capacity() > t.slots_.size() + t.slots_.size() / 8) {
-        // shrink_to_fit, into memory advised like the first.
-        std::vector<Slot> fit;
-        fit.reserve(t.slots_.size());
-        util::advise_huge_pages(fit.data(), fit.capacity() * sizeof(Slot));
-        fit.assign(t.slots_.begin(), t.slots_.end());
-        t.slots_.swap(fit);
-    }
     t.field_vars.assign(vars.begin(), vars.end());
     return t;
 }
 
-std::string_view Table::user_at(std::size_t i) const {
-    const Slot& s = slots_[i];
-    return std::string_view(text_).substr(s.offset, s.user_length);
+// The valid line that starts at `offset`, without its line end.
+std::string_view Table::line_from(std::uint32_t offset) const {
+    std::string_view line = std::string_view(text_).substr(offset);
+    const auto nl = line.find('\n');
+    if (nl != std::string_view::npos) line = line.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
 }
 
-std::string_view Table::line_at(std::size_t i) const {
-    const Slot& s = slots_[i];
-    return std::string_view(text_).substr(s.offset, s.length);
+std::string_view Table::user_at(std::size_t i) const {
+    const std::string_view line = line_from(offsets_[i]);
+    return line.substr(0, line.find(':'));
 }
+
+std::string_view Table::line_at(std::size_t i) const { return line_from(offsets_[i]); }
 
 std::optional<std::string_view> Table::line_of(std::string_view user) const {
-    const std::uint32_t slot = slot_of(user);
-    if (slot == kNone) return std::nullopt;
-    return line_at(slot);
+    const Bucket* b = bucket_of(user);
+    if (!b) return std::nullopt;
+    return line_from(b->offset);
 }
 
 std::optional<std::vector<std::string>> changed_users(const Table& before, const Table& after, std::size_t limit) {
@@ -268,67 +285,63 @@ std::optional<std::vector<std::string>> changed_users(const Table& before, const
 
 std::vector<std::string> Table::users() const {
     std::vector<std::string> out;
-    out.reserve(slots_.size());
-    for (std::size_t i = 0; i < slots_.size(); ++i) out.emplace_back(user_at(i));
+    out.reserve(offsets_.size());
+    for (std::size_t i = 0; i < offsets_.size(); ++i) out.emplace_back(user_at(i));
     return out;
 }
 
-// An index entry: the upper half of the name's hash (its tag) and the slot
-// number. A probe compares tags first, so a lookup touches a slot and its
-// line in the text (each a cache miss in a big file) only for the entry
+namespace {
+
+// Whether `user` can be a name in the file: not empty, and without the
+// field or line ends that would let a match run past a name into its line.
+bool plain_name(std::string_view user) {
+    for (const char c : user)
+        if (c == ':' || c == '\n' || c == '\r') return false;
+    return !user.empty();
+}
+
+// Whether the text at `at` is the user name `user` (a plain_name): the
+// name, then the end of its field (':'), of its line or of the text.
+bool name_at(std::string_view text, std::size_t at, std::string_view user) {
+    if (text.compare(at, user.size(), user) != 0) return false;
+    const std::size_t end = at + user.size();
+    return end == text.size() || text[end] == ':' || text[end] == '\n' || text[end] == '\r';
+}
+
+}  // namespace
+
+// A probe compares tags first, so a lookup reads the text only at the line
 // that is most likely its own.
-std::uint64_t Table::index_entry(std::size_t hash, std::uint32_t slot) {
-    return (static_cast<std::uint64_t>(hash >> 32) << 32) | slot;
-}
-
-std::uint32_t Table::slot_of(std::string_view user) const {
-    if (index_.empty()) return kNone;
+const Table::Bucket* Table::bucket_of(std::string_view user) const {
+    if (index_.empty() || !plain_name(user)) return nullptr;
     const std::size_t mask = index_.size() - 1;
     const std::size_t h = hash_name(user);
-    const std::uint64_t tag = index_entry(h, 0);
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-        const std::uint64_t e = index_[i];
-        if (e == kEmpty) return kNone;
-        const auto slot = static_cast<std::uint32_t>(e);
-        if ((e & ~std::uint64_t{0xffffffffU}) == tag && user_at(slot) == user) return slot;
+        const Bucket& b = index_[i];
+        if (b.lineno == 0) return nullptr;
+        if (b.tag == tag && name_at(text_, b.offset, user)) return &b;
     }
 }
 
-// Adds slot `slot` to the index; false if its user is already there.
-bool Table::insert(std::uint32_t slot) {
-    if ((slots_.size()) * 2 > index_.size()) {
-        // Keep the load under one half: rebuild twice as large.
-        std::vector<std::uint64_t> bigger;
-        bigger.reserve(index_.size() * 2);
-        util::advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(std::uint64_t));
-        bigger.assign(index_.size() * 2, kEmpty);
-        const std::size_t mask = bigger.size() - 1;
-        for (std::uint64_t e : index_) {
-            if (e == kEmpty) continue;
-            std::size_t i = hash_name(user_at(static_cast<std::uint32_t>(e))) & mask;
-            while (bigger[i] != kEmpty) i = (i + 1) & mask;
-            bigger[i] = e;
-        }
-        index_ = std::move(bigger);
-    }
-    const std::string_view user = user_at(slot);
+// Adds the line of `user` at `offset`; false if the user is already there.
+// The index was sized for every line of the text, so it never fills.
+bool Table::insert(std::string_view user, std::uint32_t offset, std::uint32_t lineno, std::uint32_t ids) {
     const std::size_t mask = index_.size() - 1;
     const std::size_t h = hash_name(user);
-    const std::uint64_t entry = index_entry(h, slot);
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
     std::size_t i = h & mask;
-    for (; index_[i] != kEmpty; i = (i + 1) & mask) {
-        const std::uint64_t e = index_[i];
-        if ((e >> 32) == (entry >> 32) && user_at(static_cast<std::uint32_t>(e)) == user) return false;
-    }
-    index_[i] = entry;
+    for (; index_[i].lineno != 0; i = (i + 1) & mask)
+        if (index_[i].tag == tag && name_at(text_, index_[i].offset, user)) return false;
+    index_[i] = Bucket{tag, offset, lineno, ids};
     return true;
 }
 
 std::optional<Entry> Table::find(std::string_view user) const {
-    const std::uint32_t slot = slot_of(user);
-    if (slot == kNone) return std::nullopt;
-    const Slot& s = slots_[slot];
-    return build_entry(std::string_view(text_).substr(s.offset, s.length), s.lineno, s.uid, s.gid);
+    const Bucket* b = bucket_of(user);
+    if (!b) return std::nullopt;
+    const auto& [uid, gid] = ids_[b->ids];
+    return build_entry(line_from(b->offset), b->lineno, uid, gid);
 }
 
 }  // namespace postern::backend::passwd_file

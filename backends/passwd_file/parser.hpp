@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "auth/params.hpp"
@@ -32,12 +33,14 @@ struct ParseWarning {
 using IdResolver = std::optional<unsigned long> (*)(std::string_view name, bool group);
 std::optional<unsigned long> resolve_system_id(std::string_view name, bool group);
 
-// A loaded file, kept compact: the file's text as read, one small slot per
-// valid line (offset, length, line number, resolved uid/gid) in file order,
-// and an open-addressing index from user name to slot whose entries carry
-// part of the name's hash, so that probing past other users reads no text.
-// An Entry is built from its line when a user is looked up, so a
-// million-user file costs little more than its own size in memory.
+// A loaded file, kept compact: the file's text as read, the offset of each
+// valid line in file order, and an open-addressing index whose 16-byte
+// buckets hold all a lookup needs besides the line itself: part of the
+// name's hash (so that probing past other users reads no text), the line's
+// offset and number, and its resolved uid/gid (as a number into a small
+// table of distinct pairs). A lookup reads one bucket, then the line. An
+// Entry is built from its line when a user is looked up, so a million-user
+// file costs little more than its own size in memory.
 class Table {
 public:
     Table() = default;
@@ -46,8 +49,8 @@ public:
     static Table parse(std::string text, IdResolver resolver = resolve_system_id);
 
     std::optional<Entry> find(std::string_view user) const;
-    bool contains(std::string_view user) const { return slot_of(user) != kNone; }
-    std::size_t size() const { return slots_.size(); }
+    bool contains(std::string_view user) const { return bucket_of(user) != nullptr; }
+    std::size_t size() const { return offsets_.size(); }
     // The i-th user in file order (iteration), and its whole line.
     std::string_view user_at(std::size_t i) const;
     std::string_view line_at(std::size_t i) const;
@@ -61,22 +64,20 @@ public:
     std::vector<std::string> field_vars;
 
 private:
-    static constexpr std::uint32_t kNone = 0xffffffffU;
-    struct Slot {
-        std::uint32_t offset, length;  // the line in text_
-        std::uint32_t lineno;
-        std::uint32_t user_length;     // the user name starts the line
-        std::uint32_t uid, gid;        // resolved; 0: not given
+    struct Bucket {
+        std::uint32_t tag;     // upper half of the name's hash
+        std::uint32_t offset;  // the line in text_
+        std::uint32_t lineno;  // 0: empty bucket
+        std::uint32_t ids;     // the line's uid/gid: ids_[ids]
     };
-    // Empty index entry: no slot is numbered 0xffffffff.
-    static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
-    static std::uint64_t index_entry(std::size_t hash, std::uint32_t slot);
-    std::uint32_t slot_of(std::string_view user) const;
-    bool insert(std::uint32_t slot);
+    const Bucket* bucket_of(std::string_view user) const;
+    bool insert(std::string_view user, std::uint32_t offset, std::uint32_t lineno, std::uint32_t ids);
+    std::string_view line_from(std::uint32_t offset) const;
 
     std::string text_;
-    std::vector<Slot> slots_;
-    std::vector<std::uint64_t> index_;  // hash tag and slot number, or kEmpty; size a power of two
+    std::vector<std::uint32_t> offsets_;                  // valid lines, file order
+    std::vector<Bucket> index_;                           // size a power of two, under half full
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> ids_;  // distinct (uid, gid); 0: not given
 };
 
 // The users whose lines differ between two loads of a file (added, removed

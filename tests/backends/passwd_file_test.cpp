@@ -305,6 +305,44 @@ TEST_CASE("passwd-file: huge inputs") {
         CHECK(user(t, "user12345").password == "{PLAIN}pw12345");
         CHECK(user(t, "user12345").line == 12346);
     }
+    SUBCASE("every user is found with its own ids, line and password, between comments and duplicates") {
+        std::string text;
+        for (int i = 0; i < 5000; ++i) {
+            text += "u" + std::to_string(i) + ":{PLAIN}p" + std::to_string(i) + ":" + std::to_string(1000 + i % 7) + ":" +
+                    std::to_string(2000 + i % 3) + "\n";
+            if (i % 100 == 0) text += "# comment\nu" + std::to_string(i) + ":{PLAIN}dup\n";
+        }
+        const Table t = Table::parse(text, fake_ids);
+        REQUIRE(t.size() == 5000);
+        CHECK(t.warnings.size() == 50);
+        std::size_t line = 0;
+        for (int i = 0; i < 5000; ++i) {
+            line += 1;
+            const Entry e = user(t, "u" + std::to_string(i));
+            CHECK(e.password == "{PLAIN}p" + std::to_string(i));
+            CHECK(e.uid == std::to_string(1000 + i % 7));
+            CHECK(e.gid == std::to_string(2000 + i % 3));
+            CHECK(e.line == line);
+            if (i % 100 == 0) line += 2;
+        }
+        CHECK_FALSE(t.contains("u5000"));
+    }
+}
+
+TEST_CASE("passwd-file: a looked-up name holding a field or line end finds nobody") {
+    const Table t = Table::parse("alice:{PLAIN}x:1000:1000\r\nbob\nzed:{PLAIN}z", fake_ids);
+    REQUIRE(t.size() == 3);
+    for (const std::string& n : {"alice:{PLAIN}x"s, "alice:"s, "alice\r"s, "alice\r\n"s, "bob\nzed"s, "bob\n"s, ""s,
+                                "alic"s, "alicee"s, "zed:{PLAIN}z"s, "alice\0"s, "zed\0"s}) {
+        CAPTURE(n);
+        CHECK_FALSE(t.contains(n));
+        CHECK_FALSE(t.find(n).has_value());
+        CHECK_FALSE(t.line_of(n).has_value());
+    }
+    CHECK(t.line_of("alice") == "alice:{PLAIN}x:1000:1000");
+    CHECK(t.line_of("bob") == "bob");
+    CHECK(t.line_of("zed") == "zed:{PLAIN}z");
+    CHECK(t.users() == std::vector<std::string>{"alice", "bob", "zed"});
 }
 
 TEST_CASE("passwd-file: the users a re-read changed") {
