@@ -197,20 +197,21 @@ def measured_run(loadgen, sock, conns, inflight, duration, warmup, creds, label,
 
 def print_cpu(summary, first_column, db_words):
     """CPU per 1,000 logins (from measured_run) of the directory or database
-    server ("db") and the auth server, for both servers, per case."""
+    server ("db") and the auth server, for each server measured (postern,
+    a baseline build when there is one, Dovecot), per case."""
     print(f"\nCPU per 1,000 logins, ms (medians): {db_words} and the auth server")
     by = {tuple(r["label"].split("/", 1)): r for r in summary}
     cases = list(dict.fromkeys(case for _, case in by))
+    servers = ["postern"] + (["baseline"] if any(srv == "baseline" for srv, _ in by) else []) + ["dovecot"]
     width = max([len(first_column)] + [len(c) for c in cases])
-    print(f"{first_column:<{width}} {'postern db':>10} {'auth':>7} | {'dovecot db':>10} {'auth':>7}")
+    print(f"{first_column:<{width}} " + " | ".join(f"{srv + ' db':>11} {'auth':>7}" for srv in servers))
 
     def cpu(srv, case, key):
         r = by.get((srv, case))
         return f"{float(r[key]):.0f}" if r and key in r else "-"
     for case in cases:
-        print(f"{case:<{width}} {cpu('postern', case, 'db_cpu_ms_per_1k'):>10} "
-              f"{cpu('postern', case, 'auth_cpu_ms_per_1k'):>7} | {cpu('dovecot', case, 'db_cpu_ms_per_1k'):>10} "
-              f"{cpu('dovecot', case, 'auth_cpu_ms_per_1k'):>7}")
+        print(f"{case:<{width}} " + " | ".join(
+            f"{cpu(srv, case, 'db_cpu_ms_per_1k'):>11} {cpu(srv, case, 'auth_cpu_ms_per_1k'):>7}" for srv in servers))
 
 
 def medians(results):
@@ -274,3 +275,10 @@ def print_summary(results, first_column):
         ratio = (f"{float(p['auths_per_s']) / float(d['auths_per_s']):.2f}"
                  if p and d and float(d["auths_per_s"]) > 0 else "-")
         print(f"{case:<{width}} {cell('postern', case)} | {cell('dovecot', case)} | {ratio}")
+    if any(srv == "baseline" for srv, _ in by):
+        print(f"\nbaseline build (BENCH_BASELINE), same runs; ratio = postern / baseline auths/s")
+        for case in cases:
+            p, b = by.get(("postern", case)), by.get(("baseline", case))
+            ratio = (f"{float(p['auths_per_s']) / float(b['auths_per_s']):.2f}"
+                     if p and b and float(b["auths_per_s"]) > 0 else "-")
+            print(f"{case:<{width}} {cell('baseline', case)} | {ratio}")

@@ -15,6 +15,13 @@
 #   BENCH_POOL=8              pool_size of the sql passdb (and Dovecot's maxconns)
 #   BENCH_SERVERS="postern dovecot"   Dovecot 2.3's auth service on the same file,
 #                             when dovecot-core and dovecot-mysql/-pgsql are installed
+#   BENCH_BASELINE=DIR        also a posternd from the build DIR (an older
+#                             commit, say), in the same rotation: its auths/s
+#                             and the database's CPU per login beside this build's
+#   BENCH_PASSWORD_QUERY=...  another password_query for every server, e.g. one
+#                             that reads no table ("SELECT '%u' AS user, NULL AS
+#                             password, 'Y' AS nopassword"): what any statement
+#                             costs the database, the floor under the join
 #   BENCH_REPEAT=3            runs per case; the servers take turns, the summary shows medians
 #   BENCH_LOADS="1x1 32x1"    connections x in flight per connection
 #   BENCH_KEEP=1              keep the temp dir (configs, logs)
@@ -90,15 +97,17 @@ def load_mailboxes(server, tmp):
             f.write("\n".join(lines) + "\n")
 
 
+POSTFIXADMIN_QUERY = ("SELECT m.username AS user, m.password FROM mailbox m JOIN domain d ON d.domain = m.domain "
+                      "WHERE m.username = '%u' AND m.active = '1' AND d.active = '1'")
+
+
 def write_sql_conf(tmp, server, pool):
     sqlconf = os.path.join(tmp, f"{server.driver}.conf.ext")
     with open(sqlconf, "w", encoding="ascii") as f:
         f.write(f"driver = {server.driver}\n"
                 f"connect = {server.connect_string(maxconns=pool)}\n"
                 "default_pass_scheme = SHA512-CRYPT\n"
-                "password_query = SELECT m.username AS user, m.password FROM mailbox m "
-                "JOIN domain d ON d.domain = m.domain WHERE m.username = '%u' "
-                "AND m.active = '1' AND d.active = '1'\n")
+                "password_query = " + os.environ.get("BENCH_PASSWORD_QUERY", POSTFIXADMIN_QUERY) + "\n")
     os.chmod(sqlconf, 0o644)
     return sqlconf
 
@@ -108,8 +117,8 @@ def start_dovecot(tmp, server, sqlconf):
                                       f"passdb {{\n  driver = sql\n  args = {sqlconf}\n}}\n")
 
 
-def start_postern(build, tmp, server, pool, sqlconf):
-    return bench_common.start_postern(build, tmp, server.driver, f"""[[passdb]]
+def start_postern(build, tmp, server, pool, sqlconf, name=""):
+    return bench_common.start_postern(build, tmp, f"{name}{server.driver}", f"""[[passdb]]
 driver = "sql"
 args = "{sqlconf}"
 pool_size = {pool}
@@ -155,12 +164,19 @@ def main():
         if os.environ.get("BENCH_LOADS") else LOADS
     pool = int(os.environ.get("BENCH_POOL", "8"))
     servers = os.environ.get("BENCH_SERVERS", "postern dovecot").split()
+    baseline = os.environ.get("BENCH_BASELINE")
+    if baseline:
+        baseline = os.path.abspath(baseline)
+        if not os.access(os.path.join(baseline, "posternd"), os.X_OK):
+            sys.exit(f"sql_bench: BENCH_BASELINE={baseline} has no posternd")
+        servers.insert(1, "baseline")
     tmp = tempfile.mkdtemp(prefix="postern-sqlbench-")
     os.chmod(tmp, 0o755)
     bench_common.print_header("postern sql benchmark")
     print(f"PostfixAdmin schema, {MAILBOXES} mailboxes; pool_size {pool}; "
           f"{warmup}s warm-up + {duration}s measured per run; {repeat} runs per case, servers "
-          f"alternating, medians\n")
+          f"alternating, medians")
+    print(f"password_query = {os.environ.get('BENCH_PASSWORD_QUERY', POSTFIXADMIN_QUERY)}\n")
     results = []
     waits = []
     failed = False
@@ -188,6 +204,8 @@ def main():
                         print(f"dovecot/{driver}: skipped ({why})")
                         continue
                     procs[srv] = start_dovecot(tmp, server, sqlconf)
+                elif srv == "baseline":
+                    procs[srv] = start_postern(baseline, tmp, server, pool, sqlconf, "baseline")
                 else:
                     procs[srv] = start_postern(build, tmp, server, pool, sqlconf)
             for k in range(repeat):
