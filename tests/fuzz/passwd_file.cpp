@@ -29,6 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(e.has_value());
         FUZZ_CHECK(e->user == name);
         FUZZ_CHECK(e->line >= 1);
+        // Its line starts with it; the name with a field or line end after
+        // it is nobody's.
+        FUZZ_CHECK(t.line_of(name) == t.line_at(i));
+        FUZZ_CHECK(t.line_at(i).substr(0, name.size()) == name);
+        FUZZ_CHECK(!t.contains(std::string(name) + ":"));
+        FUZZ_CHECK(!t.contains(std::string(name) + "\n"));
     }
     std::vector<pf::ParseWarning> warnings;
     for (const auto& line : fuzz::split_input(in, '\n')) (void)pf::parse_line(line, 1, warnings, fake_ids);
