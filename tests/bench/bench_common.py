@@ -276,7 +276,7 @@ def print_summary(results, first_column):
                  if p and d and float(d["auths_per_s"]) > 0 else "-")
         print(f"{case:<{width}} {cell('postern', case)} | {cell('dovecot', case)} | {ratio}")
     if any(srv == "baseline" for srv, _ in by):
-        print(f"\nbaseline build (BENCH_BASELINE), same runs; ratio = postern / baseline auths/s")
+        print("\nbaseline build (BENCH_BASELINE), same runs; ratio = postern / baseline auths/s")
         for case in cases:
             p, b = by.get(("postern", case)), by.get(("baseline", case))
             ratio = (f"{float(p['auths_per_s']) / float(b['auths_per_s']):.2f}"
