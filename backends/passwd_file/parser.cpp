@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <functional>
@@ -184,16 +185,24 @@ Table Table::parse(std::string text, IdResolver resolver) {
     Table t;
     t.text_ = std::move(text);
     const std::string_view all(t.text_);
-    // Sized once from the number of lines, so the index is never rebuilt
-    // while loading and stays under half full.
-    std::size_t lines = 1;
-    for (const char* p = all.data(); (p = static_cast<const char*>(std::memchr(p, '\n', all.data() + all.size() - p)));
-         ++p)
-        ++lines;
-    t.offsets_.reserve(lines);
+    // Sized from the lines that may hold a user (not empty, not comments),
+    // so a usual file is indexed without a rebuild and the index stays
+    // under half full; at most one user per 32 bytes of text to begin with,
+    // so that a file of blank or tiny lines costs no more than it needs
+    // (the index grows with the users it really holds).
+    std::size_t candidates = 0;
+    for (std::size_t at = 0; at < all.size();) {
+        const char first = all[at];
+        if (first != '\n' && first != '\r' && first != '#') ++candidates;
+        const void* nl = std::memchr(all.data() + at, '\n', all.size() - at);
+        if (!nl) break;
+        at = static_cast<std::size_t>(static_cast<const char*>(nl) - all.data()) + 1;
+    }
+    const std::size_t expected = std::min(candidates, all.size() / 32 + 16);
+    t.offsets_.reserve(expected);
     util::advise_huge_pages(t.offsets_.data(), t.offsets_.capacity() * sizeof(std::uint32_t));
     std::size_t cap = 16;
-    while (cap < lines * 2) cap *= 2;
+    while (cap < expected * 2) cap *= 2;
     t.index_.reserve(cap);
     util::advise_huge_pages(t.index_.data(), cap * sizeof(Bucket));
     t.index_.assign(cap, Bucket{});
@@ -325,8 +334,23 @@ const Table::Bucket* Table::bucket_of(std::string_view user) const {
 }
 
 // Adds the line of `user` at `offset`; false if the user is already there.
-// The index was sized for every line of the text, so it never fills.
 bool Table::insert(std::string_view user, std::uint32_t offset, std::uint32_t lineno, std::uint32_t ids) {
+    if ((offsets_.size() + 1) * 2 > index_.size()) {
+        // Keep the load under one half: rebuild twice as large.
+        std::vector<Bucket> bigger;
+        bigger.reserve(index_.size() * 2);
+        util::advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(Bucket));
+        bigger.assign(index_.size() * 2, Bucket{});
+        const std::size_t mask = bigger.size() - 1;
+        for (const Bucket& b : index_) {
+            if (b.lineno == 0) continue;
+            const std::string_view line = line_from(b.offset);
+            std::size_t i = hash_name(line.substr(0, line.find(':'))) & mask;
+            while (bigger[i].lineno != 0) i = (i + 1) & mask;
+            bigger[i] = b;
+        }
+        index_ = std::move(bigger);
+    }
     const std::size_t mask = index_.size() - 1;
     const std::size_t h = hash_name(user);
     const auto tag = static_cast<std::uint32_t>(h >> 32);

@@ -57,6 +57,11 @@ public:
     // The line of `user`, if present.
     std::optional<std::string_view> line_of(std::string_view user) const;
     std::vector<std::string> users() const;  // all names in file order (tests, small files)
+    // Bytes the index and the line offsets take beside the text.
+    std::size_t index_bytes() const {
+        return index_.capacity() * sizeof(Bucket) + offsets_.capacity() * sizeof(std::uint32_t) +
+               ids_.capacity() * sizeof(ids_[0]);
+    }
 
     std::vector<ParseWarning> warnings;
     // Names of the %-variables the entries' fields use (besides the user

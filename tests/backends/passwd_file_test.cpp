@@ -329,6 +329,35 @@ TEST_CASE("passwd-file: huge inputs") {
     }
 }
 
+TEST_CASE("passwd-file: the index grows with the users, not with the lines") {
+    SUBCASE("tiny lines: the index is rebuilt larger as users come") {
+        std::string text;
+        for (int i = 0; i < 40000; ++i) text += "u" + std::to_string(i) + ":\n";
+        const Table t = Table::parse(text, fake_ids);
+        REQUIRE(t.size() == 40000);
+        for (int i = 0; i < 40000; i += 7) CHECK(t.contains("u" + std::to_string(i)));
+        CHECK(user(t, "u39999").line == 40000);
+        CHECK_FALSE(t.contains("u40000"));
+    }
+    SUBCASE("a million blank lines and one user") {
+        const std::string text = std::string(1000000, '\n') + "alice:{PLAIN}x\n";
+        const Table t = Table::parse(text, fake_ids);
+        REQUIRE(t.size() == 1);
+        CHECK(user(t, "alice").line == 1000001);
+        CHECK(t.index_bytes() < 4096);
+    }
+    SUBCASE("half a million whitespace lines and one user: index and offsets within a few times the text") {
+        std::string text;
+        for (int i = 0; i < 500000; ++i) text += "   \n";
+        text += "alice:{PLAIN}x\n";
+        const Table t = Table::parse(text, fake_ids);
+        REQUIRE(t.size() == 1);
+        CHECK(t.contains("alice"));
+        // Sized by the number of lines, they would take 8 times the text.
+        CHECK(t.index_bytes() < 3 * text.size());
+    }
+}
+
 TEST_CASE("passwd-file: a looked-up name holding a field or line end finds nobody") {
     const Table t = Table::parse("alice:{PLAIN}x:1000:1000\r\nbob\nzed:{PLAIN}z", fake_ids);
     REQUIRE(t.size() == 3);
