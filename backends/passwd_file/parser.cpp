@@ -263,10 +263,13 @@ std::string_view Table::line_from(std::uint32_t offset) const {
     return line;
 }
 
-std::string_view Table::user_at(std::size_t i) const {
-    const std::string_view line = line_from(offsets_[i]);
+// The user name of the valid line at `offset`: up to its first ':'.
+std::string_view Table::user_from(std::uint32_t offset) const {
+    const std::string_view line = line_from(offset);
     return line.substr(0, line.find(':'));
 }
+
+std::string_view Table::user_at(std::size_t i) const { return user_from(offsets_[i]); }
 
 std::string_view Table::line_at(std::size_t i) const { return line_from(offsets_[i]); }
 
@@ -344,8 +347,7 @@ bool Table::insert(std::string_view user, std::uint32_t offset, std::uint32_t li
         const std::size_t mask = bigger.size() - 1;
         for (const Bucket& b : index_) {
             if (b.lineno == 0) continue;
-            const std::string_view line = line_from(b.offset);
-            std::size_t i = hash_name(line.substr(0, line.find(':'))) & mask;
+            std::size_t i = hash_name(user_from(b.offset)) & mask;
             while (bigger[i].lineno != 0) i = (i + 1) & mask;
             bigger[i] = b;
         }

@@ -78,6 +78,7 @@ private:
     const Bucket* bucket_of(std::string_view user) const;
     bool insert(std::string_view user, std::uint32_t offset, std::uint32_t lineno, std::uint32_t ids);
     std::string_view line_from(std::uint32_t offset) const;
+    std::string_view user_from(std::uint32_t offset) const;
 
     std::string text_;
     std::vector<std::uint32_t> offsets_;                  // valid lines, file order

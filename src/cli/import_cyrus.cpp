@@ -216,8 +216,9 @@ std::optional<Passdb> sql_passdb(Ctx& c, const std::map<std::string, Setting>& c
     if (const Setting* db = get("sql_database")) connect += "dbname=" + connect_value(db->value) + " ";
     if (const Setting* u = get("sql_user")) connect += "user=" + connect_value(u->value) + " ";
     if (const Setting* pw = get("sql_passwd")) connect += "password=" + connect_value(pw->value) + " ";
-    if (const Setting* ssl = get("sql_usessl"); ssl && (lowercase(ssl->value) == "yes" || lowercase(ssl->value) == "on" ||
-                                                         lowercase(ssl->value) == "true" || ssl->value == "1")) {
+    const Setting* ssl = get("sql_usessl");
+    const std::string usessl = ssl ? lowercase(ssl->value) : std::string();
+    if (usessl == "yes" || usessl == "on" || usessl == "true" || usessl == "1") {
         if (driver == "pgsql") connect += "sslmode=require ";
         else c.left(file, ssl->line, "sql_usessl", "TLS to MySQL/MariaDB: add ssl_ca= (and ssl_verify_server_cert=) to connect by hand");
     }

@@ -151,13 +151,14 @@ bool handle_common(Ctx& c, const Node& s, const Node& db, bool passdb) {
     if (s.key == "driver" || s.key == "args" || s.key == "name" || s.key == "master" || s.key == "pass" ||
         s.key == "auth_verbose" || s.key == "use_cache" || s.key == "use_worker")
         return true;
-    if (s.key == "skip" && lowercase(s.value) == "never") return true;
-    if (s.key == "result_success" && (lowercase(s.value) == (passdb ? "return-ok" : "return-ok") ||
-                                      (passdb && db.setting("master") && yes(db.setting("master")->value) &&
-                                       lowercase(s.value) == "continue")))
+    const std::string value = lowercase(s.value);
+    if (s.key == "skip" && value == "never") return true;
+    if (s.key == "result_success" &&
+        (value == "return-ok" ||
+         (passdb && db.setting("master") && yes(db.setting("master")->value) && value == "continue")))
         return true;
-    if (s.key == "result_failure" && lowercase(s.value) == "continue") return true;
-    if (s.key == "result_internalfail" && lowercase(s.value) == "continue") return true;
+    if (s.key == "result_failure" && value == "continue") return true;
+    if (s.key == "result_internalfail" && value == "continue") return true;
     if (s.key == "deny") {
         if (!yes(s.value)) return true;
         c.left(s, "deny passdbs (users refused by a list) are not served");
